@@ -1,0 +1,42 @@
+# `make run`: set up what is missing, then start the GUI on the bundled recording.
+# `make test`: set up, start the virtual sound card, run the tests.  `make bench`: the speed table.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+PYQT   ?= PyQt6==6.11.0
+DEMO   := recordings/demo.wav
+
+.PHONY: run test bench lint setup system-deps clean
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PYQT)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+$(DEMO): scripts/make_demo.py | $(VENV)/.installed
+	$(PY) scripts/make_demo.py $@
+
+run: setup $(DEMO)
+	$(VENV)/bin/rtdstft-gui $(DEMO) $(ARGS)
+
+test: setup $(DEMO)
+	@eval "$$(bash scripts/pulse.sh start)"; \
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	bash scripts/pulse.sh stop; exit $$rc
+
+bench: setup
+	$(VENV)/bin/rtdstft bench $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check rtdstft gui tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,10 @@
+"""rtdstft: a streaming, differentiable STFT with learnable per-frame window lengths.
+
+The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is imported lazily by
+:mod:`rtdstft.audio`, and the desktop application lives in the separate package ``rtdstft_gui``.
+"""
+
+from .transform import DSTFT
+
+__all__ = ["DSTFT"]
+__version__ = "0.1.0"
