@@ -4,7 +4,9 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 :mod:`rtdstft.audio`, and the desktop application lives in the separate package ``rtdstft_gui``.
 """
 
+from .adapt import WindowFit, fit_window
+from .entropy import entropy
 from .transform import DSTFT
 
-__all__ = ["DSTFT"]
+__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit"]
 __version__ = "0.1.0"
