@@ -6,7 +6,8 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 
 from .adapt import WindowFit, fit_window
 from .entropy import entropy
+from .stream import StreamOutput, StreamingDSTFT
 from .transform import DSTFT
 
-__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit"]
+__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput"]
 __version__ = "0.1.0"

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .windows import NORMALIZATIONS, frame_offsets, hann_window, hann_window_derivative
 
-__all__ = ["DSTFT", "frame_signal", "overlap_add"]
+__all__ = ["DSTFT", "frame_signal", "overlap_add", "overlap_add_frames"]
 
 
 def frame_signal(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
@@ -42,10 +42,10 @@ def frame_signal(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     return xp.unfold(-1, n_fft, hop_length)
 
 
-def overlap_add(frames: torch.Tensor, hop_length: int, length: int) -> torch.Tensor:
-    """Σ_n frames[..., n, j] placed at sample n·H - N/2 + j, cropped to [0, length).
+def overlap_add_frames(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """Σ_n frames[..., n, j] placed at n·H + j: [B, F, N] -> [B, (F - 1)·H + N] (padded coordinates).
 
-    frames: [B, F, N] -> [B, length]. Loops over the ceil(N/H) chunks of a frame, never over frames.
+    Loops over the ceil(N/H) chunks of a frame, never over frames.
     """
     b, n_frames, n_fft = frames.shape
     chunks = -(-n_fft // hop_length)
@@ -55,7 +55,13 @@ def overlap_add(frames: torch.Tensor, hop_length: int, length: int) -> torch.Ten
     out = frames.new_zeros(b, n_frames + chunks - 1, hop_length)
     for i in range(chunks):
         out[:, i : i + n_frames] += parts[:, :, i]
-    return out.reshape(b, -1)[:, n_fft // 2 : n_fft // 2 + length]
+    return out.reshape(b, -1)[:, : (n_frames - 1) * hop_length + n_fft]
+
+
+def overlap_add(frames: torch.Tensor, hop_length: int, length: int) -> torch.Tensor:
+    """Overlap-add of centred frames [B, F, N] (frame n centred at sample n·H), cropped to [B, length]."""
+    n_fft = frames.shape[-1]
+    return overlap_add_frames(frames, hop_length)[:, n_fft // 2 : n_fft // 2 + length]
 
 
 class _DSTFTFunction(torch.autograd.Function):

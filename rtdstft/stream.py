@@ -1,0 +1,445 @@
+r"""StreamingDSTFT: samples in, frames + θ out, overlap-add audio out.
+
+Samples arrive in blocks of any size. Frame n (centre c_n = n·H, support c_n - N/2 .. c_n + N/2 - 1,
+zeros before the first sample) is complete once sample c_n + N/2 - 1 has arrived. Frames are processed
+in blocks of K (``block_frames``): for each block the :class:`~rtdstft.online.OnlineAdapter` picks θ
+(or the fixed θ is used when ``adapt=False``), and the block is emitted with that θ. What is emitted is
+exactly the offline :class:`~rtdstft.DSTFT` of the same samples with the emitted θ sequence (DESIGN §3).
+
+Resynthesis is the weighted overlap-add of DESIGN §2 applied to the emitted spectra
+(x̂ = Σ w·irfft(S) / Σ w²). Sample k is final once no later frame touches it. ``process`` returns as
+many audio samples as it was given, delayed by a constant ``latency``
+
+    latency = N + (K - 1)·H - 1   samples,
+
+the worst case between a sample's arrival and its last frame's emission; so the concatenated
+``.audio`` of all calls is ``latency`` zeros followed by the input, to float precision, whatever θ did.
+``flush()`` completes the last frames with zeros and returns the tail (``latency`` more samples).
+
+Analysis latency (a frame's centre to its emission): at most N/2 + (K - 1)·H samples.
+
+NaN and ±inf input samples are replaced by 0 before anything sees them, and counted.
+
+Threading: one thread calls process / flush / reset. ``configure`` may be called from any thread; the
+change takes effect at the next block boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .entropy import ENTROPY_KINDS
+from .online import OnlineAdapter
+from .transform import _check_int, overlap_add_frames
+from .windows import frame_offsets, hann_window
+
+__all__ = ["StreamingDSTFT", "StreamOutput"]
+
+
+@dataclass
+class StreamOutput:
+    """What one call of ``process`` / ``flush`` produced.
+
+    spec: complex64 [F_out, N/2 + 1], one row per emitted frame (complex128 for dtype=float64).
+    win_length: float [F_out], θ of each frame in samples.
+    frame_index: int64 [F_out], n of each frame (its centre is sample n·H).
+    time: float64 [F_out], frame centres in seconds (n·H / sample_rate).
+    audio: float [len(block)] (flush: the tail), the resynthesis delayed by ``latency`` samples.
+    nonfinite: NaN/inf input samples replaced by 0 in this call.
+    """
+
+    spec: np.ndarray
+    win_length: np.ndarray
+    frame_index: np.ndarray
+    time: np.ndarray
+    audio: np.ndarray
+    nonfinite: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frame_index.shape[0])
+
+
+_LIVE = ("adapt", "win_length", "win_min", "win_max", "lr", "smoothness", "entropy", "alpha",
+         "radius", "steps")
+
+
+class StreamingDSTFT:
+    """Streaming, adaptive DSTFT with exact overlap-add resynthesis.
+
+    Args:
+        sample_rate: Hz (> 0), only used for times and latencies in seconds.
+        n_fft: N, frame support and FFT size (even, >= 4).
+        hop_length: H, samples between frames, 1 <= H <= N/2.
+        adapt: True to adapt θ online; False to use ``win_length`` for every frame.
+        win_length: the fixed θ (adapt=False) and the starting θ (adapt=True), samples;
+            default sqrt(win_min · win_max).
+        win_min: smallest θ, samples, in (H, win_max]; default min(2H, N). Above H, every sample
+            lies inside some window, which keeps the resynthesis exact.
+        win_max: largest θ, samples, in [win_min, N]; default N.
+        block_frames: K, frames per adaptation block (>= 1). Latency grows with K·H.
+        steps: gradient steps per block after the bracketing search (>= 0).
+        lr: gradient step in log θ (> 0).
+        smoothness: λ >= 0, weight of (log θ_b - log θ_{b-1})² between blocks.
+        entropy: "shannon" | "renyi";  alpha: Rényi order (> 0, != 1);  radius: r >= 0 frames.
+        normalization: window gain, "l1" (default) or "peak".
+        device: torch device of the transform ("cpu", "cuda", ...). dtype: float32 | float64.
+    """
+
+    def __init__(
+        self,
+        sample_rate: float = 48000,
+        n_fft: int = 2048,
+        hop_length: int = 256,
+        adapt: bool = True,
+        win_length: float | None = None,
+        win_min: float | None = None,
+        win_max: float | None = None,
+        block_frames: int = 8,
+        steps: int = 1,
+        lr: float = 0.1,
+        smoothness: float = 0.02,
+        entropy: str = "shannon",
+        alpha: float = 3.0,
+        radius: int = 4,
+        normalization: str = "l1",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if not (isinstance(sample_rate, (int, float)) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
+        self.sample_rate = float(sample_rate)
+        self.n_fft = _check_int("n_fft", n_fft, 4, even=True)
+        self.hop_length = _check_int("hop_length", hop_length, 1)
+        if self.hop_length > self.n_fft // 2:
+            raise ValueError(
+                f"hop_length must be in [1, n_fft/2 = {self.n_fft // 2}], got {self.hop_length}"
+            )
+        self.block_frames = _check_int("block_frames", block_frames, 1)
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        if normalization not in ("l1", "peak"):
+            raise ValueError(f"normalization must be 'l1' or 'peak', got {normalization!r}")
+        self.normalization = normalization
+        try:
+            self.device = torch.device(device)
+            torch.empty(0, device=self.device)
+        except (RuntimeError, AssertionError) as e:
+            raise ValueError(f"device {device!r} is not available: {e}") from None
+        self.dtype = dtype
+        self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        self._lock = threading.Lock()
+        self._pending: dict = {}
+        self._settings = dict(adapt=True, win_length=None, win_min=None, win_max=None, lr=lr,
+                              smoothness=smoothness, entropy=entropy, alpha=alpha, radius=radius,
+                              steps=steps)
+        self._settings.update(
+            self._validated(dict(adapt=adapt, win_length=win_length, win_min=win_min, win_max=win_max,
+                                 lr=lr, smoothness=smoothness, entropy=entropy, alpha=alpha,
+                                 radius=radius, steps=steps), initial=True)
+        )
+        self._adapter = OnlineAdapter(
+            self.n_fft, radius=self._settings["radius"], kind=self._settings["entropy"],
+            alpha=self._settings["alpha"], smoothness=self._settings["smoothness"],
+            lr=self._settings["lr"], steps=self._settings["steps"], normalization=normalization,
+            device=self.device, dtype=dtype,
+        )
+        self._offsets = frame_offsets(self.n_fft, self.device, dtype)
+        self.nonfinite_count = 0
+        self.reset()
+
+    # ---- settings -------------------------------------------------------------------------------
+
+    def _validated(self, changes: dict, initial: bool = False) -> dict:
+        unknown = set(changes) - set(_LIVE)
+        if unknown:
+            raise ValueError(
+                f"cannot change {sorted(unknown)} on a running stream; live settings are {_LIVE} "
+                "(n_fft, hop_length, sample_rate need a new StreamingDSTFT)"
+            )
+        s = {**self._settings, **changes}
+        n, h = self.n_fft, self.hop_length
+        win_max = float(n if s["win_max"] is None else s["win_max"])
+        win_min = float(min(2 * h, win_max) if s["win_min"] is None else s["win_min"])
+        if not (h < win_max <= n):
+            raise ValueError(f"win_max must be in (hop_length = {h}, n_fft = {n}], got {win_max:g}")
+        if not (h < win_min <= win_max):
+            raise ValueError(
+                f"win_min must be in (hop_length = {h}, win_max = {win_max:g}], got {win_min:g}"
+            )
+        wl = s["win_length"]
+        wl = math.sqrt(win_min * win_max) if wl is None else float(wl)
+        if not (win_min <= wl <= win_max):
+            raise ValueError(
+                f"win_length must be in [win_min, win_max] = [{win_min:g}, {win_max:g}], got {wl:g}"
+            )
+        if s["entropy"] not in ENTROPY_KINDS:
+            raise ValueError(f"entropy must be one of {ENTROPY_KINDS}, got {s['entropy']!r}")
+        if not (s["alpha"] > 0 and s["alpha"] != 1):
+            raise ValueError(f"alpha must be > 0 and != 1, got {s['alpha']!r}")
+        if not s["lr"] > 0:
+            raise ValueError(f"lr must be > 0, got {s['lr']!r}")
+        if not s["smoothness"] >= 0:
+            raise ValueError(f"smoothness must be >= 0, got {s['smoothness']!r}")
+        for name in ("radius", "steps"):
+            v = s[name]
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        out = {k: s[k] for k in _LIVE}
+        out.update(win_min=win_min, win_max=win_max, win_length=wl, adapt=bool(s["adapt"]),
+                   radius=int(s["radius"]), steps=int(s["steps"]), alpha=float(s["alpha"]),
+                   lr=float(s["lr"]), smoothness=float(s["smoothness"]))
+        if not initial:
+            out = {k: out[k] for k in changes} | {"win_min": win_min, "win_max": win_max}
+            if "win_length" in changes or not (win_min <= self._settings["win_length"] <= win_max):
+                out["win_length"] = wl
+        return out
+
+    def configure(self, **changes) -> None:
+        """Changes live settings (names as in the constructor); applied at the next block.
+
+        Raises ValueError naming the parameter and its valid range; nothing changes then.
+        """
+        with self._lock:
+            merged = {**self._pending, **changes}
+            self._validated(merged)
+            self._pending = merged
+
+    @property
+    def settings(self) -> dict:
+        """The settings in force, including changes waiting for the next block."""
+        with self._lock:
+            return {**self._settings, **self._validated(dict(self._pending))} if self._pending \
+                else dict(self._settings)
+
+    def __getattr__(self, name):
+        if name in _LIVE:
+            return self.settings[name]
+        raise AttributeError(name)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            changes = self._validated(self._pending)
+            self._pending = {}
+        self._settings.update(changes)
+        a = self._adapter
+        if "radius" in changes and changes["radius"] != a.radius:
+            a.radius = changes["radius"]
+        a.kind, a.alpha = self._settings["entropy"], self._settings["alpha"]
+        a.smoothness, a.lr, a.steps = (self._settings["smoothness"], self._settings["lr"],
+                                       self._settings["steps"])
+        if "win_length" in changes or not self._settings["adapt"]:
+            self._theta = self._settings["win_length"]
+        self._theta = min(max(self._theta, self._settings["win_min"]), self._settings["win_max"])
+
+    # ---- geometry -------------------------------------------------------------------------------
+
+    @property
+    def latency(self) -> int:
+        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1."""
+        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1
+
+    @property
+    def analysis_latency(self) -> int:
+        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H."""
+        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length
+
+    @property
+    def frames_emitted(self) -> int:
+        return self._next_frame
+
+    @property
+    def samples_in(self) -> int:
+        return self._samples_in
+
+    def reset(self) -> None:
+        """Starts a new stream: clears buffers and context; θ returns to the configured start."""
+        self._apply_pending()
+        n = self.n_fft
+        self._buf = np.zeros(4 * n + 8 * self.block_frames * self.hop_length, self._np_dtype)
+        self._buf_start = 0  # padded index of _buf[0]; padded index p = sample index + N/2
+        self._buf_len = n // 2  # the N/2 leading zeros of center=True
+        self._acc_num = np.zeros(2 * n + self.block_frames * self.hop_length, self._np_dtype)
+        self._acc_den = np.zeros_like(self._acc_num)
+        self._acc_start = 0  # padded index of _acc_num[0]
+        self._final = 0  # padded index up to which the resynthesis is final
+        self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
+        self._ready_start = 0  # sample index of _ready[0]
+        self._samples_in = 0
+        self._samples_out = 0
+        self._next_frame = 0
+        self._theta = self._settings["win_length"]
+        self._adapter.reset()
+
+    # ---- processing -----------------------------------------------------------------------------
+
+    def _append(self, block: np.ndarray) -> None:
+        need = self._buf_len + block.shape[0]
+        if need > self._buf.shape[0]:
+            grown = np.zeros(max(need, 2 * self._buf.shape[0]), self._np_dtype)
+            grown[: self._buf_len] = self._buf[: self._buf_len]
+            self._buf = grown
+        self._buf[self._buf_len : need] = block
+        self._buf_len = need
+
+    def _frames_ready(self) -> int:
+        """Frames whose samples have all arrived: n·H + N <= padded count."""
+        padded = self._buf_start + self._buf_len
+        return max(0, (padded - self.n_fft) // self.hop_length + 1)
+
+    def _run_blocks(self, last_frame: int, partial: bool):
+        """Emits blocks of K frames up to frame ``last_frame`` (exclusive); the last one may be short
+        when ``partial``. Returns lists of (spec, θ, first frame index) per block."""
+        k, h, n = self.block_frames, self.hop_length, self.n_fft
+        out = []
+        while self._next_frame < last_frame:
+            count = min(k, last_frame - self._next_frame)
+            if count < k and not partial:
+                break
+            self._apply_pending()
+            n0 = self._next_frame
+            lo = n0 * h - self._buf_start
+            seg = torch.from_numpy(self._buf[lo : lo + (count - 1) * h + n]).to(self.device)
+            frames = seg.unfold(0, n, h)
+            if self._settings["adapt"]:
+                s = self._settings
+                theta, spec = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
+                w = hann_window(torch.tensor([theta], device=self.device, dtype=self.dtype), n,
+                                self.normalization, self._offsets)
+            else:
+                theta = self._theta
+                w = hann_window(torch.tensor([theta], device=self.device, dtype=self.dtype), n,
+                                self.normalization, self._offsets)
+                spec = torch.fft.rfft(frames * w)
+                self._adapter.push_context(spec)
+            self._theta = theta
+            self._overlap_add(spec, w, n0, count)
+            out.append((spec, theta, n0, count))
+            self._next_frame += count
+        # Samples before the next frame's support are final; drop input no frame needs any more.
+        self._final = self._next_frame * h
+        drop = self._next_frame * h - self._buf_start
+        if drop > 0:
+            keep = self._buf_len - drop
+            self._buf[:keep] = self._buf[drop : self._buf_len]
+            self._buf_start += drop
+            self._buf_len = keep
+        return out
+
+    def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, n0: int, count: int) -> None:
+        """Adds w·irfft(S) and w² of ``count`` frames starting at frame n0 to the accumulators."""
+        h, n = self.hop_length, self.n_fft
+        y = torch.fft.irfft(spec, n=n) * w
+        span = (count - 1) * h + n
+        seg_num = overlap_add_frames(y.unsqueeze(0), h)[0]
+        seg_den = overlap_add_frames((w * w).expand(1, count, n), h)[0]
+        start = n0 * h - self._acc_start
+        end = start + span
+        if end > self._acc_num.shape[0]:
+            self._grow_acc(end)
+        self._acc_num[start:end] += seg_num.cpu().numpy()
+        self._acc_den[start:end] += seg_den.cpu().numpy()
+
+    def _grow_acc(self, end: int) -> None:
+        grown = np.zeros(max(end, 2 * self._acc_num.shape[0]), self._np_dtype)
+        grown2 = np.zeros_like(grown)
+        grown[: self._acc_num.shape[0]] = self._acc_num
+        grown2[: self._acc_den.shape[0]] = self._acc_den
+        self._acc_num, self._acc_den = grown, grown2
+
+    def _collect_final(self) -> None:
+        """Moves final resynthesised samples from the accumulators to the ready queue."""
+        m = self._final - self._acc_start
+        if m <= 0:
+            return
+        num, den = self._acc_num[:m], self._acc_den[:m]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_hat = np.where(den > 0, num / np.where(den > 0, den, 1), 0).astype(self._np_dtype)
+        # Padded indices below N/2 are the zeros before the first sample: not part of the signal.
+        skip = max(0, self.n_fft // 2 - self._acc_start)
+        self._ready = np.concatenate([self._ready, x_hat[skip:]])
+        rest = self._acc_num.shape[0] - m
+        self._acc_num[:rest] = self._acc_num[m:]
+        self._acc_den[:rest] = self._acc_den[m:]
+        self._acc_num[rest:] = 0
+        self._acc_den[rest:] = 0
+        self._acc_start = self._final
+
+    def _take_audio(self, count: int) -> np.ndarray:
+        """The next ``count`` output samples: input delayed by ``latency``."""
+        out = np.zeros(count, self._np_dtype)
+        first = self._samples_out - self.latency  # sample index of out[0]
+        lead = min(count, max(0, -first))
+        take = count - lead
+        if take:
+            avail = self._ready.shape[0]
+            if take > avail:  # cannot happen by construction of latency
+                raise RuntimeError("resynthesis ran ahead of the analysis")
+            out[lead:] = self._ready[:take]
+            self._ready = self._ready[take:]
+            self._ready_start += take
+        self._samples_out += count
+        return out
+
+    def _package(self, blocks, audio: np.ndarray, nonfinite: int) -> StreamOutput:
+        m = self.n_fft // 2 + 1
+        cdtype = np.complex64 if self.dtype == torch.float32 else np.complex128
+        if blocks:
+            spec = torch.cat([b[0] for b in blocks]).cpu().numpy()
+            theta = np.concatenate([np.full(b[3], b[1], self._np_dtype) for b in blocks])
+            index = np.concatenate([np.arange(b[2], b[2] + b[3], dtype=np.int64) for b in blocks])
+        else:
+            spec = np.zeros((0, m), cdtype)
+            theta = np.zeros(0, self._np_dtype)
+            index = np.zeros(0, np.int64)
+        times = index * (self.hop_length / self.sample_rate)
+        return StreamOutput(spec, theta, index, times, audio, nonfinite)
+
+    def process(self, block) -> StreamOutput:
+        """Feeds samples and returns what became ready.
+
+        block: 1-D array-like of samples (any length, float; NaN/inf are replaced by 0 and counted).
+        Returns a StreamOutput whose ``audio`` has len(block) samples.
+        """
+        x = np.asarray(block)
+        if x.ndim != 1:
+            raise ValueError(f"block must be 1-D (samples,), got shape {x.shape}")
+        if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.floating) or
+                                      np.issubdtype(x.dtype, np.integer)):
+            raise TypeError(f"block must hold real samples, got dtype {x.dtype}")
+        x = x.astype(self._np_dtype, copy=False)
+        bad = ~np.isfinite(x)
+        nonfinite = int(bad.sum())
+        if nonfinite:
+            x = np.where(bad, 0, x).astype(self._np_dtype)
+            self.nonfinite_count += nonfinite
+        self._append(x)
+        self._samples_in += x.shape[0]
+        blocks = self._run_blocks(self._frames_ready(), partial=False)
+        self._collect_final()
+        return self._package(blocks, self._take_audio(x.shape[0]), nonfinite)
+
+    def flush(self) -> StreamOutput:
+        """Ends the stream: emits the remaining frames (zeros after the last sample), returns them
+        and the last ``latency`` samples of audio, then resets for a new stream."""
+        t = self._samples_in
+        last = 1 + t // self.hop_length
+        need = (last - 1) * self.hop_length + self.n_fft - (self._buf_start + self._buf_len)
+        if need > 0:
+            self._append(np.zeros(need, self._np_dtype))
+        blocks = self._run_blocks(last, partial=True)
+        self._final = t + self.n_fft // 2  # every input sample is final now
+        self._collect_final()
+        remaining = t + self.latency - self._samples_out
+        out = self._package(blocks, self._take_audio(remaining), 0)
+        self.reset()
+        return out
+
+
