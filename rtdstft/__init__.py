@@ -6,7 +6,7 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 
 from .adapt import WindowFit, fit_window
 from .entropy import entropy
-from .stream import StreamOutput, StreamingDSTFT
+from .stream import StreamingDSTFT, StreamOutput
 from .transform import DSTFT
 
 __all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput"]

@@ -35,7 +35,7 @@ import torch
 
 from .entropy import ENTROPY_KINDS
 from .online import OnlineAdapter
-from .transform import _check_int, overlap_add_frames
+from .transform import _check_int
 from .windows import frame_offsets, hann_window
 
 __all__ = ["StreamingDSTFT", "StreamOutput"]
@@ -65,8 +65,18 @@ class StreamOutput:
         return int(self.frame_index.shape[0])
 
 
-_LIVE = ("adapt", "win_length", "win_min", "win_max", "lr", "smoothness", "entropy", "alpha",
-         "radius", "steps")
+_LIVE = (
+    "adapt",
+    "win_length",
+    "win_min",
+    "win_max",
+    "lr",
+    "smoothness",
+    "entropy",
+    "alpha",
+    "radius",
+    "steps",
+)
 
 
 class StreamingDSTFT:
@@ -117,9 +127,7 @@ class StreamingDSTFT:
         self.n_fft = _check_int("n_fft", n_fft, 4, even=True)
         self.hop_length = _check_int("hop_length", hop_length, 1)
         if self.hop_length > self.n_fft // 2:
-            raise ValueError(
-                f"hop_length must be in [1, n_fft/2 = {self.n_fft // 2}], got {self.hop_length}"
-            )
+            raise ValueError(f"hop_length must be in [1, n_fft/2 = {self.n_fft // 2}], got {self.hop_length}")
         self.block_frames = _check_int("block_frames", block_frames, 1)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -135,19 +143,46 @@ class StreamingDSTFT:
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
         self._lock = threading.Lock()
         self._pending: dict = {}
-        self._settings = dict(adapt=True, win_length=None, win_min=None, win_max=None, lr=lr,
-                              smoothness=smoothness, entropy=entropy, alpha=alpha, radius=radius,
-                              steps=steps)
+        self._settings = dict(
+            adapt=True,
+            win_length=None,
+            win_min=None,
+            win_max=None,
+            lr=lr,
+            smoothness=smoothness,
+            entropy=entropy,
+            alpha=alpha,
+            radius=radius,
+            steps=steps,
+        )
         self._settings.update(
-            self._validated(dict(adapt=adapt, win_length=win_length, win_min=win_min, win_max=win_max,
-                                 lr=lr, smoothness=smoothness, entropy=entropy, alpha=alpha,
-                                 radius=radius, steps=steps), initial=True)
+            self._validated(
+                dict(
+                    adapt=adapt,
+                    win_length=win_length,
+                    win_min=win_min,
+                    win_max=win_max,
+                    lr=lr,
+                    smoothness=smoothness,
+                    entropy=entropy,
+                    alpha=alpha,
+                    radius=radius,
+                    steps=steps,
+                ),
+                initial=True,
+            )
         )
         self._adapter = OnlineAdapter(
-            self.n_fft, radius=self._settings["radius"], kind=self._settings["entropy"],
-            alpha=self._settings["alpha"], smoothness=self._settings["smoothness"],
-            lr=self._settings["lr"], steps=self._settings["steps"], normalization=normalization,
-            device=self.device, dtype=dtype,
+            self.n_fft,
+            radius=self._settings["radius"],
+            kind=self._settings["entropy"],
+            alpha=self._settings["alpha"],
+            smoothness=self._settings["smoothness"],
+            lr=self._settings["lr"],
+            steps=self._settings["steps"],
+            normalization=normalization,
+            device=self.device,
+            dtype=dtype,
         )
         self._offsets = frame_offsets(self.n_fft, self.device, dtype)
         self.nonfinite_count = 0
@@ -169,9 +204,7 @@ class StreamingDSTFT:
         if not (h < win_max <= n):
             raise ValueError(f"win_max must be in (hop_length = {h}, n_fft = {n}], got {win_max:g}")
         if not (h < win_min <= win_max):
-            raise ValueError(
-                f"win_min must be in (hop_length = {h}, win_max = {win_max:g}], got {win_min:g}"
-            )
+            raise ValueError(f"win_min must be in (hop_length = {h}, win_max = {win_max:g}], got {win_min:g}")
         wl = s["win_length"]
         wl = math.sqrt(win_min * win_max) if wl is None else float(wl)
         if not (win_min <= wl <= win_max):
@@ -191,9 +224,17 @@ class StreamingDSTFT:
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
         out = {k: s[k] for k in _LIVE}
-        out.update(win_min=win_min, win_max=win_max, win_length=wl, adapt=bool(s["adapt"]),
-                   radius=int(s["radius"]), steps=int(s["steps"]), alpha=float(s["alpha"]),
-                   lr=float(s["lr"]), smoothness=float(s["smoothness"]))
+        out.update(
+            win_min=win_min,
+            win_max=win_max,
+            win_length=wl,
+            adapt=bool(s["adapt"]),
+            radius=int(s["radius"]),
+            steps=int(s["steps"]),
+            alpha=float(s["alpha"]),
+            lr=float(s["lr"]),
+            smoothness=float(s["smoothness"]),
+        )
         if not initial:
             out = {k: out[k] for k in changes} | {"win_min": win_min, "win_max": win_max}
             if "win_length" in changes or not (win_min <= self._settings["win_length"] <= win_max):
@@ -214,8 +255,11 @@ class StreamingDSTFT:
     def settings(self) -> dict:
         """The settings in force, including changes waiting for the next block."""
         with self._lock:
-            return {**self._settings, **self._validated(dict(self._pending))} if self._pending \
+            return (
+                {**self._settings, **self._validated(dict(self._pending))}
+                if self._pending
                 else dict(self._settings)
+            )
 
     def __getattr__(self, name):
         if name in _LIVE:
@@ -232,9 +276,14 @@ class StreamingDSTFT:
         a = self._adapter
         if "radius" in changes and changes["radius"] != a.radius:
             a.radius = changes["radius"]
-        a.kind, a.alpha = self._settings["entropy"], self._settings["alpha"]
-        a.smoothness, a.lr, a.steps = (self._settings["smoothness"], self._settings["lr"],
-                                       self._settings["steps"])
+        if (a.kind, a.alpha) != (self._settings["entropy"], self._settings["alpha"]):
+            a.kind, a.alpha = self._settings["entropy"], self._settings["alpha"]
+            a.refresh_context()
+        a.smoothness, a.lr, a.steps = (
+            self._settings["smoothness"],
+            self._settings["lr"],
+            self._settings["steps"],
+        )
         if "win_length" in changes or not self._settings["adapt"]:
             self._theta = self._settings["win_length"]
         self._theta = min(max(self._theta, self._settings["win_min"]), self._settings["win_max"])
@@ -266,9 +315,9 @@ class StreamingDSTFT:
         self._buf = np.zeros(4 * n + 8 * self.block_frames * self.hop_length, self._np_dtype)
         self._buf_start = 0  # padded index of _buf[0]; padded index p = sample index + N/2
         self._buf_len = n // 2  # the N/2 leading zeros of center=True
-        self._acc_num = np.zeros(2 * n + self.block_frames * self.hop_length, self._np_dtype)
-        self._acc_den = np.zeros_like(self._acc_num)
-        self._acc_start = 0  # padded index of _acc_num[0]
+        # Overlap-add accumulators, row 0: Σ w·irfft(S), row 1: Σ w², in padded sample coordinates.
+        self._acc = np.zeros((2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
+        self._acc_start = 0  # padded index of _acc[:, 0]
         self._final = 0  # padded index up to which the resynthesis is final
         self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
         self._ready_start = 0  # sample index of _ready[0]
@@ -311,12 +360,20 @@ class StreamingDSTFT:
             if self._settings["adapt"]:
                 s = self._settings
                 theta, spec = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
-                w = hann_window(torch.tensor([theta], device=self.device, dtype=self.dtype), n,
-                                self.normalization, self._offsets)
+                w = hann_window(
+                    torch.tensor([theta], device=self.device, dtype=self.dtype),
+                    n,
+                    self.normalization,
+                    self._offsets,
+                )
             else:
                 theta = self._theta
-                w = hann_window(torch.tensor([theta], device=self.device, dtype=self.dtype), n,
-                                self.normalization, self._offsets)
+                w = hann_window(
+                    torch.tensor([theta], device=self.device, dtype=self.dtype),
+                    n,
+                    self.normalization,
+                    self._offsets,
+                )
                 spec = torch.fft.rfft(frames * w)
                 self._adapter.push_context(spec)
             self._theta = theta
@@ -336,40 +393,35 @@ class StreamingDSTFT:
     def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, n0: int, count: int) -> None:
         """Adds w·irfft(S) and w² of ``count`` frames starting at frame n0 to the accumulators."""
         h, n = self.hop_length, self.n_fft
-        y = torch.fft.irfft(spec, n=n) * w
-        span = (count - 1) * h + n
-        seg_num = overlap_add_frames(y.unsqueeze(0), h)[0]
-        seg_den = overlap_add_frames((w * w).expand(1, count, n), h)[0]
+        yw = (torch.fft.irfft(spec, n=n) * w).cpu().numpy()
+        w2 = np.square(w.cpu().numpy()[0])
         start = n0 * h - self._acc_start
-        end = start + span
-        if end > self._acc_num.shape[0]:
-            self._grow_acc(end)
-        self._acc_num[start:end] += seg_num.cpu().numpy()
-        self._acc_den[start:end] += seg_den.cpu().numpy()
-
-    def _grow_acc(self, end: int) -> None:
-        grown = np.zeros(max(end, 2 * self._acc_num.shape[0]), self._np_dtype)
-        grown2 = np.zeros_like(grown)
-        grown[: self._acc_num.shape[0]] = self._acc_num
-        grown2[: self._acc_den.shape[0]] = self._acc_den
-        self._acc_num, self._acc_den = grown, grown2
+        end = start + count * h + n  # one hop of slack for the chunked add below
+        if end > self._acc.shape[1]:
+            grown = np.zeros((2, max(end, 2 * self._acc.shape[1])), self._np_dtype)
+            grown[:, : self._acc.shape[1]] = self._acc
+            self._acc = grown
+        num, den = self._acc[0, start:end], self._acc[1, start:end]
+        # Loop over the N/H chunks of a frame, never over frames: chunk j of every frame lands on
+        # consecutive, non-overlapping hops of the output.
+        for j in range(0, n, h):
+            width = min(h, n - j)
+            num[j : j + count * h].reshape(count, h)[:, :width] += yw[:, j : j + width]
+            den[j : j + count * h].reshape(count, h)[:, :width] += w2[j : j + width]
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
         m = self._final - self._acc_start
         if m <= 0:
             return
-        num, den = self._acc_num[:m], self._acc_den[:m]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_hat = np.where(den > 0, num / np.where(den > 0, den, 1), 0).astype(self._np_dtype)
+        num, den = self._acc[0, :m], self._acc[1, :m]
+        x_hat = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         # Padded indices below N/2 are the zeros before the first sample: not part of the signal.
         skip = max(0, self.n_fft // 2 - self._acc_start)
         self._ready = np.concatenate([self._ready, x_hat[skip:]])
-        rest = self._acc_num.shape[0] - m
-        self._acc_num[:rest] = self._acc_num[m:]
-        self._acc_den[:rest] = self._acc_den[m:]
-        self._acc_num[rest:] = 0
-        self._acc_den[rest:] = 0
+        rest = self._acc.shape[1] - m
+        self._acc[:, :rest] = self._acc[:, m:]
+        self._acc[:, rest:] = 0
         self._acc_start = self._final
 
     def _take_audio(self, count: int) -> np.ndarray:
@@ -411,8 +463,9 @@ class StreamingDSTFT:
         x = np.asarray(block)
         if x.ndim != 1:
             raise ValueError(f"block must be 1-D (samples,), got shape {x.shape}")
-        if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.floating) or
-                                      np.issubdtype(x.dtype, np.integer)):
+        if np.iscomplexobj(x) or not (
+            np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+        ):
             raise TypeError(f"block must hold real samples, got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
         bad = ~np.isfinite(x)
@@ -441,5 +494,3 @@ class StreamingDSTFT:
         out = self._package(blocks, self._take_audio(remaining), 0)
         self.reset()
         return out
-
-

@@ -104,8 +104,10 @@ class _DSTFTFunction(torch.autograd.Function):
 
 
 def _check_int(name: str, value, low: int, even: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)) and not (
-        isinstance(value, Real) and float(value).is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, torch.SymInt))
+        and not (isinstance(value, Real) and float(value).is_integer())
     ):
         raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
     value = int(value)
@@ -195,9 +197,7 @@ class DSTFT(torch.nn.Module):
 
     def frame_times(self, length: int, sample_rate: float = 1.0) -> torch.Tensor:
         """Frame centres n·H / sample_rate, [F]."""
-        return torch.arange(self.num_frames(length), dtype=torch.float64) * (
-            self.hop_length / sample_rate
-        )
+        return torch.arange(self.num_frames(length), dtype=torch.float64) * (self.hop_length / sample_rate)
 
     def check_win_length(self, win_length, batch_shape: tuple, n_frames: int, like: torch.Tensor):
         """θ as a tensor of x's dtype and device, shape [..., F] (broadcastable), bounds checked."""

@@ -36,7 +36,10 @@ def frame_offsets(n_fft: int, device=None, dtype=torch.float32) -> torch.Tensor:
 
 
 def hann_window(
-    win_length: torch.Tensor, n_fft: int, normalization: str = "l1", offsets: torch.Tensor | None = None
+    win_length: torch.Tensor,
+    n_fft: int,
+    normalization: str = "l1",
+    offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Windows for every frame at once.
 
@@ -54,12 +57,17 @@ def hann_window(
     theta = win_length.unsqueeze(-1)
     phase = offsets * (math.pi / theta)  # [..., N]
     inside = phase.abs() < (math.pi / 2)
-    w = torch.where(inside, torch.cos(phase).square(), torch.zeros((), dtype=phase.dtype, device=phase.device))
+    w = torch.where(
+        inside, torch.cos(phase).square(), torch.zeros((), dtype=phase.dtype, device=phase.device)
+    )
     return w * window_gain(theta, n_fft, normalization)
 
 
 def hann_window_derivative(
-    win_length: torch.Tensor, n_fft: int, normalization: str = "l1", offsets: torch.Tensor | None = None
+    win_length: torch.Tensor,
+    n_fft: int,
+    normalization: str = "l1",
+    offsets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(w, ∂w/∂θ), both [..., N], for hand-written backward passes.
 
