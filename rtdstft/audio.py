@@ -1,0 +1,980 @@
+"""Audio sources and sinks: microphone and loudspeaker (sounddevice over PortAudio), file replay and
+recording (soundfile over libsndfile).
+
+Every source delivers mono float32 samples, shape ``(n,)``, at its ``sample_rate`` (Hz), through the
+same two calls: ``read(n)`` (up to ``n`` samples) and ``read_available()`` (what is ready now).
+
+Real-time rules, kept by every class here:
+
+- A PortAudio callback only copies between the device buffer and a :class:`SampleRing` (with a
+  mono mix-down into a preallocated buffer where needed) and counts status flags. It never runs
+  torch, never allocates an array, never takes a lock, never blocks.
+- Everything else (reading the ring, files, recording) runs on the caller's thread.
+- A device that stops mid-stream is reported, never raised from a callback: ``error`` is set and
+  ``on_error(error)`` is called (from PortAudio's thread, or from the thread that noticed a stall).
+
+This module imports numpy only; sounddevice and soundfile are imported when a function or class
+that needs them is first used, so ``import rtdstft`` works without PortAudio or libsndfile.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .ringbuffer import SampleRing
+
+__all__ = [
+    "STANDARD_SAMPLE_RATES",
+    "AudioDeviceError",
+    "AudioFileError",
+    "FileSource",
+    "MicrophoneSource",
+    "OutputSink",
+    "Recorder",
+    "format_devices",
+    "list_devices",
+    "supported_sample_rates",
+    "timestamped_path",
+]
+
+#: The rates probed when a device refuses the one asked for (Hz).
+STANDARD_SAMPLE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400,
+                         192000)  # fmt: skip
+
+# libsndfile sf_command code: rewrite the header after every write, so that a killed process leaves
+# a file whose header states the samples that reached the disk.
+_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+
+
+class AudioDeviceError(ValueError):
+    """A device that does not exist, refuses the settings asked for, or stopped mid-stream."""
+
+
+class AudioFileError(ValueError):
+    """An audio file that is missing, unreadable, or not audio; the message names the path."""
+
+
+# -- lazy imports ------------------------------------------------
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except ImportError as exc:
+        raise AudioDeviceError(
+            "sounddevice is not installed (pip install 'rtdstft[audio]')"
+        ) from exc
+    except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
+        raise AudioDeviceError(
+            f"PortAudio is not available ({exc}); install libportaudio2"
+        ) from exc
+    return sounddevice
+
+
+def _soundfile() -> Any:
+    try:
+        import soundfile
+    except ImportError as exc:
+        raise AudioFileError("soundfile is not installed (pip install 'rtdstft[audio]')") from exc
+    except OSError as exc:
+        raise AudioFileError(f"libsndfile is not available ({exc}); install libsndfile1") from exc
+    return soundfile
+
+
+# -- parameter checks ------------------------------------------------
+
+
+def _check_rate_value(sample_rate: float) -> float:
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+        or not math.isfinite(sample_rate)
+        or sample_rate <= 0
+    ):
+        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
+
+
+def _check_blocksize(blocksize: int) -> int:
+    if isinstance(blocksize, bool) or not isinstance(blocksize, (int, np.integer)) or blocksize < 0:
+        raise ValueError(
+            "blocksize must be an integer >= 0 (samples; 0 lets PortAudio choose), "
+            f"got {blocksize!r}"
+        )
+    return int(blocksize)
+
+
+def _check_latency(latency: str | float) -> str | float:
+    if latency in ("low", "high"):
+        return latency
+    if (
+        isinstance(latency, bool)
+        or not isinstance(latency, (int, float))
+        or not math.isfinite(latency)
+        or latency < 0
+    ):
+        raise ValueError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
+    return float(latency)
+
+
+def _ring_for(ring_seconds: float, sample_rate: float) -> SampleRing:
+    if not isinstance(ring_seconds, (int, float)) or not ring_seconds > 0:
+        raise ValueError(f"ring_seconds must be > 0 (seconds), got {ring_seconds!r}")
+    return SampleRing(max(1, int(round(ring_seconds * sample_rate))))
+
+
+# -- devices ------------------------------------------------
+
+
+def _default_index(sd: Any, kind: str) -> int:
+    try:
+        return int(sd.query_devices(kind=kind)["index"])
+    except (sd.PortAudioError, ValueError):
+        return -1
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """The audio devices PortAudio sees, as plain dicts.
+
+    Returns:
+        One dict per device, in PortAudio's order, with keys ``index`` (int), ``name`` (str),
+        ``hostapi`` (str, e.g. ``'ALSA'``), ``max_input_channels``, ``max_output_channels`` (int),
+        ``default_samplerate`` (float, Hz), ``is_default_input``, ``is_default_output`` (bool).
+
+    Raises:
+        AudioDeviceError: PortAudio (or sounddevice) is not installed.
+    """
+    sd = _sounddevice()
+    default_in, default_out = _default_index(sd, "input"), _default_index(sd, "output")
+    hostapis = sd.query_hostapis()
+    return [
+        {
+            "index": index,
+            "name": str(info["name"]),
+            "hostapi": str(hostapis[info["hostapi"]]["name"]),
+            "max_input_channels": int(info["max_input_channels"]),
+            "max_output_channels": int(info["max_output_channels"]),
+            "default_samplerate": float(info["default_samplerate"]),
+            "is_default_input": index == default_in,
+            "is_default_output": index == default_out,
+        }
+        for index, info in enumerate(sd.query_devices())
+    ]
+
+
+def format_devices(devices: list[dict[str, Any]] | None = None) -> str:
+    """A table of ``devices`` (default: :func:`list_devices`) for ``rtdstft devices``.
+
+    The first column marks the default input ``>``, the default output ``<``, both ``*``.
+    """
+    devices = list_devices() if devices is None else devices
+    if not devices:
+        return "no audio devices found"
+    lines = ["    index  in  out     rate  name (host API)"]
+    for d in devices:
+        mark = {(True, True): "*", (True, False): ">", (False, True): "<"}.get(
+            (d["is_default_input"], d["is_default_output"]), " "
+        )
+        lines.append(
+            f"{mark} {d['index']:>7} {d['max_input_channels']:>3} {d['max_output_channels']:>4}"
+            f" {d['default_samplerate']:>8.0f}  {d['name']} ({d['hostapi']})"
+        )
+    lines.append("> default input, < default output, * both; in/out: channels, rate: default Hz")
+    return "\n".join(lines)
+
+
+def _device_list_text(sd: Any, kind: str) -> str:
+    key = f"max_{kind}_channels"
+    names = [f"{i}: {d['name']!r}" for i, d in enumerate(sd.query_devices()) if d[key] > 0]
+    return ", ".join(names) if names else "none"
+
+
+def _resolve_device(sd: Any, device: int | str | None, kind: str) -> int:
+    """The PortAudio index of ``device`` (None: the default; int: an index; str: a name or a
+    case-insensitive unique substring of one) among the devices with ``kind`` channels."""
+    key = f"max_{kind}_channels"
+    infos = list(sd.query_devices())
+    if device is None:
+        index = _default_index(sd, kind)
+        if index < 0:
+            raise AudioDeviceError(
+                f"there is no default {kind} device; {kind} devices: {_device_list_text(sd, kind)}"
+            )
+        return index
+    if isinstance(device, (int, np.integer)) and not isinstance(device, bool):
+        if not 0 <= device < len(infos) or infos[device][key] < 1:
+            raise AudioDeviceError(
+                f"device={device!r} is not an {kind} device; {kind} devices: "
+                f"{_device_list_text(sd, kind)}"
+            )
+        return int(device)
+    if isinstance(device, str):
+        wanted = device.strip().lower()
+        candidates = [(i, d["name"]) for i, d in enumerate(infos) if d[key] > 0]
+        exact = [i for i, name in candidates if name.lower() == wanted]
+        matches = exact or [i for i, name in candidates if wanted in name.lower()]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise AudioDeviceError(
+                f"device={device!r}: no {kind} device has that name; {kind} devices: "
+                f"{_device_list_text(sd, kind)}"
+            )
+        names = ", ".join(f"{i}: {infos[i]['name']!r}" for i in matches)
+        raise AudioDeviceError(
+            f"device={device!r} matches several {kind} devices ({names}); give an index or a "
+            "longer name"
+        )
+    raise TypeError(f"device must be None, an index (int) or a name (str), got {device!r}")
+
+
+def _check_settings(sd: Any, kind: str) -> Callable[..., None]:
+    return sd.check_input_settings if kind == "input" else sd.check_output_settings
+
+
+def _rates_accepted(sd: Any, index: int, kind: str, channels: int) -> list[int]:
+    check = _check_settings(sd, kind)
+    accepted = []
+    for rate in STANDARD_SAMPLE_RATES:
+        try:
+            check(device=index, channels=channels, dtype="float32", samplerate=rate)
+        except (sd.PortAudioError, ValueError):
+            continue
+        accepted.append(rate)
+    return accepted
+
+
+def supported_sample_rates(
+    device: int | str | None = None, kind: str = "input", channels: int = 1
+) -> list[int]:
+    """The rates of :data:`STANDARD_SAMPLE_RATES` (Hz) that ``device`` accepts for ``channels``
+    float32 channels of ``kind`` (``'input'`` or ``'output'``), found by asking PortAudio."""
+    if kind not in ("input", "output"):
+        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+    sd = _sounddevice()
+    return _rates_accepted(sd, _resolve_device(sd, device, kind), kind, channels)
+
+
+def _check_stream_settings(
+    sd: Any, index: int, kind: str, channels: int, sample_rate: float
+) -> None:
+    """Raise AudioDeviceError naming the rates the device accepts if it refuses ``sample_rate``."""
+    try:
+        _check_settings(sd, kind)(
+            device=index, channels=channels, dtype="float32", samplerate=sample_rate
+        )
+    except (sd.PortAudioError, ValueError) as exc:
+        name = sd.query_devices(index)["name"]
+        accepted = _rates_accepted(sd, index, kind, channels)
+        offer = ", ".join(str(r) for r in accepted) if accepted else "none of the standard rates"
+        raise AudioDeviceError(
+            f"sample_rate={sample_rate!r} Hz is refused by {kind} device {index} ({name!r}) "
+            f"with {channels} channel(s): {exc}. Rates it accepts (Hz): {offer}"
+        ) from exc
+
+
+_S = TypeVar("_S", bound="_Stream")
+
+
+class _Stream:
+    """What MicrophoneSource and OutputSink share: a PortAudio stream around a SampleRing, its
+    lifecycle, and the reporting of a device that stops on its own."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        device: int | str | None,
+        sample_rate: float,
+        blocksize: int,
+        latency: str | float,
+        channels: int | None,
+        ring_seconds: float,
+        on_error: Callable[[AudioDeviceError], None] | None,
+        stall_timeout: float,
+    ) -> None:
+        sd = _sounddevice()
+        self.sample_rate = _check_rate_value(sample_rate)
+        self.blocksize = _check_blocksize(blocksize)
+        self.requested_latency = _check_latency(latency)
+        if not stall_timeout > 0:
+            raise ValueError(f"stall_timeout must be > 0 (seconds), got {stall_timeout!r}")
+        self.stall_timeout = float(stall_timeout)
+        self.device = _resolve_device(sd, device, self.kind)
+        info = sd.query_devices(self.device)
+        self.device_name: str = info["name"]
+        self.max_channels = int(info[f"max_{self.kind}_channels"])
+        self.channels = self._choose_channels(channels)
+        _check_stream_settings(sd, self.device, self.kind, self.channels, self.sample_rate)
+        self.ring = _ring_for(ring_seconds, self.sample_rate)
+        self.on_error = on_error
+        self.error: AudioDeviceError | None = None
+        self.callbacks = 0
+        self._abort = sd.CallbackAbort
+        self._callback_error: BaseException | None = None
+        self._stopping = True
+        self._closed = False
+        self._last_callback = time.monotonic()
+        stream_class = sd.InputStream if self.kind == "input" else sd.OutputStream
+        try:
+            self._stream = stream_class(
+                samplerate=self.sample_rate,
+                blocksize=self.blocksize,
+                device=self.device,
+                channels=self.channels,
+                dtype="float32",
+                latency=self.requested_latency,
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(
+                f"cannot open {self.kind} device {self.device} ({self.device_name!r}) at "
+                f"{self.sample_rate} Hz, {self.channels} channel(s): {exc}"
+            ) from exc
+
+    def _choose_channels(self, channels: int | None) -> int:
+        if channels is None:
+            return min(2, self.max_channels) if self.kind == "input" else 1
+        if (
+            isinstance(channels, bool)
+            or not isinstance(channels, int)
+            or not (1 <= channels <= self.max_channels)
+        ):
+            if getattr(self, "channel", None) is not None:
+                raise ValueError(
+                    f"channel must be in 0..{self.max_channels - 1} for {self.kind} device "
+                    f"{self.device} ({self.device_name!r}), got {self.channel!r}"
+                )
+            raise ValueError(
+                f"channels must be an integer in 1..{self.max_channels} for {self.kind} device "
+                f"{self.device} ({self.device_name!r}), got {channels!r}"
+            )
+        return channels
+
+    def _callback(self, data: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        try:
+            self._last_callback = time.monotonic()
+            self.callbacks += 1
+            self._copy(data, frames, status)
+        except Exception as exc:  # a bug here must stop the stream and be reported, not vanish
+            self._callback_error = exc
+            raise self._abort from exc
+
+    def _copy(self, data: np.ndarray, frames: int, status: Any) -> None:
+        raise NotImplementedError
+
+    def _finished(self) -> None:
+        """PortAudio's finished callback: after stop()/close() it is expected, otherwise the device
+        went away (or the callback failed) and that is reported."""
+        if self._stopping:
+            return
+        reason = f": {self._callback_error!r}" if self._callback_error is not None else ""
+        self._report(
+            f"{self.kind} device {self.device} ({self.device_name!r}) stopped unexpectedly{reason}"
+        )
+
+    def _report(self, message: str) -> None:
+        if self.error is not None:
+            return
+        self.error = AudioDeviceError(message)
+        if self.on_error is not None:
+            self.on_error(self.error)
+
+    def check(self) -> AudioDeviceError | None:
+        """Look for a stream that stopped delivering callbacks (a device that vanished without
+        PortAudio noticing) and report it; returns ``error`` (None while all is well)."""
+        if self.error is None and not self._stopping and not self._closed:
+            idle = time.monotonic() - self._last_callback
+            if idle > self.stall_timeout:
+                self._report(
+                    f"{self.kind} device {self.device} ({self.device_name!r}) delivered no audio "
+                    f"for {idle:.1f} s (stall_timeout={self.stall_timeout} s)"
+                )
+        return self.error
+
+    @property
+    def active(self) -> bool:
+        """True while the stream runs (started, not stopped, no error)."""
+        return not self._closed and self.error is None and bool(self._stream.active)
+
+    @property
+    def dropped(self) -> int:
+        """Samples the ring refused because it was full (its reader did not keep up); the newest
+        are the ones refused."""
+        return self.ring.overruns
+
+    @property
+    def latency(self) -> float:
+        """The latency PortAudio reports for the open stream (seconds)."""
+        return float(self._stream.latency)
+
+    def start(self) -> None:
+        """Start the stream (callbacks begin). Raises AudioDeviceError if PortAudio refuses."""
+        if self._closed:
+            raise AudioDeviceError(f"the {self.kind} stream is closed; create a new one")
+        if self._stream.active:
+            return
+        sd = _sounddevice()
+        self.error = None
+        self._callback_error = None
+        self._last_callback = time.monotonic()
+        self._stopping = False
+        try:
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            self._stopping = True
+            raise AudioDeviceError(
+                f"cannot start {self.kind} device {self.device} ({self.device_name!r}): {exc}"
+            ) from exc
+
+    def stop(self) -> None:
+        """Stop the stream after the buffers queued in PortAudio are done. Never raises: a
+        failure to stop (a device already gone) is stored in ``error``."""
+        if self._closed or self._stopping:
+            self._stopping = True
+            return
+        self._stopping = True
+        try:
+            self._stream.stop()
+        except Exception as exc:  # noqa: BLE001 - a vanished device must not crash the caller
+            self._report(f"stopping {self.kind} device {self.device}: {exc}")
+
+    def close(self) -> None:
+        """Stop and release the device; idempotent, never raises (see :meth:`stop`)."""
+        if self._closed:
+            return
+        self.stop()
+        self._closed = True
+        try:
+            self._stream.close()
+        except Exception as exc:  # noqa: BLE001
+            self._report(f"closing {self.kind} device {self.device}: {exc}")
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_stream", None) is not None:
+            self.close()
+
+
+class MicrophoneSource(_Stream):
+    """Live input from a PortAudio device, delivered as mono float32 samples.
+
+    The PortAudio callback copies each block (mixed down to mono, or one chosen channel) into a
+    :class:`SampleRing` and counts input overflows; the caller's thread takes the samples out with
+    :meth:`read` / :meth:`read_available`.
+
+    Args:
+        device: ``None`` for the default input device, an index from :func:`list_devices`, or a
+            name (exact, else a case-insensitive substring matching exactly one input device).
+        sample_rate: Hz (default 48000). A rate the device refuses raises
+            :class:`AudioDeviceError` naming the standard rates it accepts.
+        blocksize: samples per callback; 0 (default) lets PortAudio choose, possibly varying from
+            callback to callback, which gives the lowest latency.
+        latency: ``'low'`` (default), ``'high'``, or a suggested latency in seconds.
+        channel: ``None`` (default) averages all opened channels to mono; an int picks that
+            channel (0-based) alone.
+        channels: how many channels to open for the mix-down (default ``min(2, device max)``);
+            ignored when ``channel`` is given (then ``channel + 1`` are opened).
+        ring_seconds: capacity of the ring between callback and reader (seconds, default 10).
+        on_error: called once with the :class:`AudioDeviceError` when the device stops on its own
+            or stalls (from PortAudio's thread, or from the thread that calls ``read``).
+        stall_timeout: seconds without a callback while running that count as a lost device
+            (checked on each ``read``; default 2).
+
+    Attributes:
+        overruns: callbacks whose status reported an input overflow (samples PortAudio lost
+            before the callback saw them).
+        dropped: samples the ring refused because the reader was too slow (newest refused).
+        error: ``None``, or the :class:`AudioDeviceError` that stopped the stream.
+    """
+
+    kind = "input"
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        sample_rate: float = 48000,
+        blocksize: int = 0,
+        latency: str | float = "low",
+        channel: int | None = None,
+        channels: int | None = None,
+        ring_seconds: float = 10.0,
+        on_error: Callable[[AudioDeviceError], None] | None = None,
+        stall_timeout: float = 2.0,
+    ) -> None:
+        if channel is not None:
+            if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
+                raise ValueError(f"channel must be None or an integer >= 0, got {channel!r}")
+            channels = channel + 1
+        self.channel = channel
+        self.overruns = 0
+        super().__init__(
+            device, sample_rate, blocksize, latency, channels, ring_seconds, on_error, stall_timeout
+        )
+        self._gain = np.float32(1.0 / self.channels)
+        # The mix-down target; one second covers any block PortAudio hands over in practice.
+        self._mix = np.zeros(max(self.blocksize, int(self.sample_rate)), dtype=np.float32)
+
+    def _copy(self, indata: np.ndarray, frames: int, status: Any) -> None:
+        if status.input_overflow:
+            self.overruns += 1
+        if self.channel is not None:
+            self.ring.write(indata[:, self.channel])
+        elif self.channels == 1:
+            self.ring.write(indata[:, 0])
+        else:
+            if frames > self._mix.shape[0]:  # never seen; costs one allocation if it happens
+                self._mix = np.zeros(frames, dtype=np.float32)
+            mix = self._mix[:frames]
+            np.sum(indata, axis=1, out=mix)
+            mix *= self._gain
+            self.ring.write(mix)
+
+    @property
+    def available(self) -> int:
+        """Samples captured and not yet read."""
+        return self.ring.available
+
+    def read(self, n: int | None = None) -> np.ndarray:
+        """Up to ``n`` captured samples (all if None), float32 ``(k,)``, oldest first; never
+        blocks. Also checks for a stalled device (see ``stall_timeout``)."""
+        self.check()
+        return self.ring.read(n)
+
+    def read_available(self) -> np.ndarray:
+        """Every captured sample not yet read, float32 ``(k,)``; never blocks."""
+        return self.read(None)
+
+
+class OutputSink(_Stream):
+    """Playback of mono float32 samples through a PortAudio device.
+
+    :meth:`write` puts samples into a :class:`SampleRing`; the PortAudio callback copies them out
+    (to every output channel) and, when the ring runs dry, plays zeros.
+
+    Args:
+        device, sample_rate, blocksize, latency, ring_seconds, on_error, stall_timeout: as for
+            :class:`MicrophoneSource` (``ring_seconds`` default 4 s: what ``write`` can queue).
+        channels: output channels to open (default 1); the mono signal goes to all of them.
+
+    Attributes:
+        underruns: times the ring ran dry while playing (each gap counts once; the callback
+            filled zeros). Silence before the first ``write`` and after :meth:`drain` is not
+            counted.
+        device_underflows: callbacks whose status reported an output underflow.
+        dropped: samples :meth:`write` refused because the ring was full (``block=False``).
+    """
+
+    kind = "output"
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        sample_rate: float = 48000,
+        blocksize: int = 0,
+        latency: str | float = "low",
+        channels: int | None = None,
+        ring_seconds: float = 4.0,
+        on_error: Callable[[AudioDeviceError], None] | None = None,
+        stall_timeout: float = 2.0,
+    ) -> None:
+        self.underruns = 0
+        self.device_underflows = 0
+        self._starved = True
+        self._draining = False
+        super().__init__(
+            device, sample_rate, blocksize, latency, channels, ring_seconds, on_error, stall_timeout
+        )
+
+    def _copy(self, outdata: np.ndarray, frames: int, status: Any) -> None:
+        if status.output_underflow:
+            self.device_underflows += 1
+        column = outdata[:, 0]
+        got = self.ring.read(frames, out=column).shape[0]
+        if got < frames:
+            column[got:] = 0.0
+            # A gap starts when the ring runs dry after playing (this block or the last one).
+            if (got or not self._starved) and not self._draining:
+                self.underruns += 1
+            self._starved = True
+        else:
+            self._starved = False
+        if outdata.shape[1] > 1:
+            outdata[:, 1:] = outdata[:, :1]
+
+    @property
+    def pending(self) -> int:
+        """Samples written and not yet handed to PortAudio."""
+        return self.ring.available
+
+    def write(self, samples: np.ndarray, block: bool = False, timeout: float | None = None) -> int:
+        """Queue mono samples for playback.
+
+        Args:
+            samples: shape ``(n,)``, converted to float32 (values beyond ±1 are the device's to
+                clip).
+            block: ``False`` (default) stores what fits now and drops the rest (counted in
+                ``dropped``); ``True`` waits for room until all are stored, the stream stops, or
+                ``timeout`` seconds pass.
+            timeout: seconds to wait at most when ``block`` (None: no limit).
+
+        Returns:
+            Samples stored.
+        """
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"samples must have shape (n,), got {x.shape}")
+        self._draining = False
+        if not block:
+            return self.ring.write(x)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stored = 0
+        while stored < x.shape[0]:
+            room = self.ring.free
+            if room:
+                stored += self.ring.write(x[stored : stored + room])
+                continue
+            self.check()
+            if not self.active or (deadline is not None and time.monotonic() > deadline):
+                break
+            time.sleep(min(0.01, self.ring.capacity / self.sample_rate / 4))
+        return stored
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until everything written has been played (ring empty, then the stream latency).
+
+        Returns False if ``timeout`` seconds passed or the stream stopped first. The silence that
+        follows is not an underrun.
+        """
+        self._draining = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.ring.available:
+            self.check()
+            if not self.active or (deadline is not None and time.monotonic() > deadline):
+                return False
+            time.sleep(0.005)
+        time.sleep(self.latency)
+        return True
+
+
+class FileSource:
+    """Mono float32 samples from an audio file (WAV, FLAC, OGG, ... whatever libsndfile reads),
+    replayed either at the pace of the wall clock or as fast as asked.
+
+    Args:
+        path: the file.
+        channel: ``None`` (default) averages all channels to mono; an int picks one (0-based).
+        sample_rate: ``None`` (default) uses the file's rate. No resampling is done: a different
+            rate raises ValueError naming the file's.
+        realtime: ``True`` (default): :meth:`read_available` / :meth:`pull` return the samples that
+            the wall clock says are due (``speed`` × elapsed time × ``sample_rate``) since
+            :meth:`start` or the first pull. ``False``: :meth:`read_available` returns the next
+            ``blocksize`` samples at once.
+        speed: replay speed in real-time mode (> 0; 2.0 = twice as fast). Default 1.0.
+        loop: at the end of the file, go on from its start (forever). Default False.
+        blocksize: samples returned by :meth:`read_available` when not ``realtime`` (default 1024).
+        clock: a function returning seconds (default ``time.monotonic``); tests may substitute one.
+
+    :meth:`read` is never paced: it returns the next ``n`` samples (fewer only at the end of a
+    file that does not loop). Positions are in samples (:meth:`tell`, ``frames``) or seconds
+    (``position``, ``duration``, :meth:`seek`).
+
+    Raises:
+        AudioFileError: the file is missing, unreadable, not audio, or holds no samples.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        channel: int | None = None,
+        sample_rate: float | None = None,
+        realtime: bool = True,
+        speed: float = 1.0,
+        loop: bool = False,
+        blocksize: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        sf = _soundfile()
+        self.path = Path(path)
+        if not self.path.exists():
+            raise AudioFileError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise AudioFileError(f"{self.path}: is a directory, not an audio file")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (RuntimeError, OSError) as exc:
+            raise AudioFileError(f"{self.path}: not a readable audio file ({exc})") from exc
+        self._error_types = (RuntimeError, OSError)
+        self.sample_rate: int = int(self._file.samplerate)
+        self.file_channels: int = int(self._file.channels)
+        self.frames: int = int(self._file.frames)
+        self.format: str = str(self._file.format)
+        if self.frames <= 0:
+            self._file.close()
+            raise AudioFileError(f"{self.path}: contains no samples")
+        if channel is not None and (
+            isinstance(channel, bool)
+            or not isinstance(channel, int)
+            or not 0 <= channel < self.file_channels
+        ):
+            self._file.close()
+            raise ValueError(
+                f"channel must be None (mix-down) or in 0..{self.file_channels - 1} for "
+                f"{self.path}, got {channel!r}"
+            )
+        if sample_rate is not None and _check_rate_value(sample_rate) != self.sample_rate:
+            self._file.close()
+            raise ValueError(
+                f"sample_rate={sample_rate!r} Hz differs from the {self.sample_rate} Hz of "
+                f"{self.path}; FileSource does not resample (pass None)"
+            )
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a finite number > 0, got {speed!r}")
+        self.channel = channel
+        self.realtime = bool(realtime)
+        self.speed = float(speed)
+        self.loop = bool(loop)
+        self.blocksize = _check_blocksize(blocksize) or 1024
+        self.loops = 0
+        self._clock = clock
+        self._t0: float | None = None
+        self._paced = 0
+        self._paused = False
+        self._eof = False
+
+    # -- positions ------------------------------------------------------------------------------
+
+    @property
+    def duration(self) -> float:
+        """Length of the file (seconds)."""
+        return self.frames / self.sample_rate
+
+    def tell(self) -> int:
+        """The index of the next sample to be returned (samples from the start of the file)."""
+        return int(self._file.tell())
+
+    @property
+    def position(self) -> float:
+        """The time of the next sample to be returned (seconds from the start of the file)."""
+        return self.tell() / self.sample_rate
+
+    @property
+    def finished(self) -> bool:
+        """True once a file that does not loop has been read to its end."""
+        return self._eof
+
+    def seek(self, seconds: float) -> None:
+        """Go to ``seconds`` from the start (0 .. ``duration``); restarts the real-time clock."""
+        if not (isinstance(seconds, (int, float)) and 0 <= seconds <= self.duration):
+            raise ValueError(
+                f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}"
+            )
+        try:
+            self._file.seek(min(int(round(seconds * self.sample_rate)), self.frames))
+        except self._error_types as exc:
+            raise AudioFileError(f"{self.path}: cannot seek ({exc})") from exc
+        self._eof = False
+        if self._t0 is not None and not self._paused:
+            self.start()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _read(self, n: int) -> np.ndarray:
+        out = np.empty(n, dtype=np.float32)
+        got = 0
+        wrapped_empty = False
+        while got < n:
+            try:
+                chunk = self._file.read(n - got, dtype="float32", always_2d=True)
+            except self._error_types as exc:
+                raise AudioFileError(f"{self.path}: read failed ({exc})") from exc
+            k = chunk.shape[0]
+            if k == 0:
+                if not self.loop or wrapped_empty:
+                    self._eof = True
+                    break
+                self._file.seek(0)
+                self.loops += 1
+                wrapped_empty = True
+                continue
+            wrapped_empty = False
+            if self.channel is not None:
+                out[got : got + k] = chunk[:, self.channel]
+            elif self.file_channels == 1:
+                out[got : got + k] = chunk[:, 0]
+            else:
+                np.mean(chunk, axis=1, out=out[got : got + k])
+            got += k
+        return out[:got]
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` samples, float32 ``(k,)``, not paced; ``k < n`` only at the end of a
+        file that does not loop (then 0 once finished)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an integer >= 0 (samples), got {n!r}")
+        out = self._read(int(n))
+        self._paced += out.shape[0]
+        return out
+
+    def start(self) -> None:
+        """Start (or restart, or resume) the real-time clock from the current position."""
+        self._t0 = self._clock()
+        self._paced = 0
+        self._paused = False
+
+    def stop(self) -> None:
+        """Pause real-time replay: :meth:`pull` returns nothing until :meth:`start`."""
+        self._paused = True
+
+    @property
+    def due(self) -> int:
+        """Samples the wall clock says are due now in real-time mode (0 if paused or finished)."""
+        if self._paused or self._eof or self._t0 is None:
+            return 0
+        elapsed = self._clock() - self._t0
+        # Rounded, not floored: 0.1 s at 8 kHz must be 800 samples, not 799.99... -> 799.
+        return max(0, round(elapsed * self.speed * self.sample_rate) - self._paced)
+
+    def pull(self, max_samples: int | None = None) -> np.ndarray:
+        """Real-time replay: the samples due by the clock (at most ``max_samples``; the rest stay
+        due), float32 ``(k,)``. The first pull starts the clock and returns nothing."""
+        if self._t0 is None:
+            self.start()
+        n = self.due
+        if max_samples is not None:
+            n = min(n, max(0, int(max_samples)))
+        out = self._read(n)
+        self._paced += n
+        return out
+
+    def read_available(self) -> np.ndarray:
+        """What is ready now: :meth:`pull` when ``realtime``, else the next ``blocksize``
+        samples."""
+        return self.pull() if self.realtime else self.read(self.blocksize)
+
+    def close(self) -> None:
+        """Close the file; idempotent."""
+        self._file.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Recorder:
+    """Writes audio to a file block by block, so a killed process leaves a valid file.
+
+    Each :meth:`write` appends the block, has libsndfile rewrite the header's length fields, and
+    flushes, so a process that dies loses at most the block being written. Call it from the
+    thread that reads the ring, never from an audio callback (it does file I/O).
+
+    Args:
+        path: the file to create (overwritten if it exists; missing folders are created). The
+            format comes from the extension (``.wav``, ``.flac``, ``.ogg``, ...) unless ``format``
+            is given.
+        sample_rate: Hz.
+        channels: channels per sample frame (default 1).
+        subtype: libsndfile subtype, e.g. ``'PCM_16'`` (default), ``'PCM_24'``, ``'FLOAT'``;
+            ``None`` takes the format's default (``'VORBIS'`` for OGG).
+        format: libsndfile major format (``'WAV'``, ``'FLAC'``, ...); default from the extension.
+
+    Attributes:
+        frames: sample frames written so far.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        sample_rate: int,
+        channels: int = 1,
+        subtype: str | None = "PCM_16",
+        format: str | None = None,
+    ) -> None:
+        sf = _soundfile()
+        self.path = Path(path)
+        rate = _check_rate_value(sample_rate)
+        if not isinstance(rate, int):
+            raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+        self.sample_rate = rate
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
+        self.channels = channels
+        fmt = (format or self.path.suffix.lstrip(".")).upper()
+        if fmt not in sf.available_formats():
+            raise AudioFileError(
+                f"{self.path}: unknown audio format {fmt!r}; formats: "
+                f"{', '.join(sorted(sf.available_formats()))}"
+            )
+        if subtype is not None and not sf.check_format(fmt, subtype.upper()):
+            raise ValueError(
+                f"subtype={subtype!r} is not valid for {fmt}; subtypes: "
+                f"{', '.join(sorted(sf.available_subtypes(fmt)))}"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = sf.SoundFile(str(self.path), "w", rate, channels, subtype, format=fmt)
+        except (RuntimeError, OSError) as exc:
+            raise AudioFileError(f"{self.path}: cannot create ({exc})") from exc
+        self.subtype = str(self._file.subtype)
+        # soundfile has no public call for this; without it a killed WAV says it holds 0 samples.
+        sf._snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)
+        self.frames = 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds written so far."""
+        return self.frames / self.sample_rate
+
+    def write(self, block: np.ndarray) -> None:
+        """Append a block: shape ``(n,)`` (mono) or ``(n, channels)``, float (±1 full scale;
+        beyond is clipped by integer subtypes) or int. Flushes before returning."""
+        x = np.asarray(block)
+        if x.ndim == 1 and self.channels == 1:
+            pass
+        elif x.ndim != 2 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}"
+            )
+        if x.dtype.kind not in "fi":
+            x = x.astype(np.float32)
+        self._file.write(x)
+        self._file.flush()
+        self.frames += x.shape[0]
+
+    def close(self) -> None:
+        """Finish the file; idempotent."""
+        self._file.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def timestamped_path(folder: str | Path, prefix: str = "rec", suffix: str = ".wav") -> Path:
+    """``folder/rec-YYYYmmdd-HHMMSS.wav`` for the local time now; ``-2``, ``-3``, ... is appended
+    before the suffix if that name is taken. The folder is not created."""
+    stem = f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
+    path = Path(folder) / f"{stem}{suffix}"
+    n = 2
+    while path.exists():
+        path = Path(folder) / f"{stem}-{n}{suffix}"
+        n += 1
+    return path

@@ -1,0 +1,78 @@
+"""Shared by the audio tests: is PulseAudio reachable, test signals, and spectral peaks."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+@functools.lru_cache(maxsize=1)
+def pulse_status() -> tuple[bool, str]:
+    """(reachable, why not): PULSE_SERVER must be set and `pactl info` must answer."""
+    server = os.environ.get("PULSE_SERVER")
+    if not server:
+        return False, (
+            "PulseAudio not reachable: PULSE_SERVER is unset "
+            '(run `eval "$(bash scripts/pulse.sh start)"` first, as `make test` does)'
+        )
+    if shutil.which("pactl") is None:
+        return False, "PulseAudio not reachable: pactl is not installed"
+    try:
+        done = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False, f"PulseAudio not reachable: `pactl info` timed out (PULSE_SERVER={server})"
+    if done.returncode != 0:
+        return False, (
+            f"PulseAudio not reachable: `pactl info` failed (PULSE_SERVER={server}): "
+            f"{done.stderr.strip()}"
+        )
+    return True, ""
+
+
+def audio_test(test: F) -> F:
+    """Mark a test `audio` and skip it, saying why, when PulseAudio is not reachable."""
+    ok, reason = pulse_status()
+    return pytest.mark.audio(pytest.mark.skipif(not ok, reason=reason)(test))
+
+
+def linear_chirp(
+    f0: float, f1: float, seconds: float, sample_rate: int, amplitude: float = 0.5
+) -> np.ndarray:
+    """float32 (round(seconds * sample_rate),): sin of phase 2π(f0 t + (f1 - f0) t² / 2T)."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
+    return (amplitude * np.sin(phase)).astype(np.float32)
+
+
+def tone(freq: float, seconds: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
+    """float32 sine of ``freq`` Hz, (round(seconds * sample_rate),)."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def block_peaks(
+    x: np.ndarray, sample_rate: int, block: int = 2048, hop: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block (Hann window): start time (s), peak frequency (Hz, parabolic interpolation) and
+    peak absolute sample value."""
+    starts = np.arange(0, max(len(x) - block, 0) + 1, hop)
+    window = np.hanning(block)
+    freqs, levels = [], []
+    for s in starts:
+        seg = x[s : s + block]
+        spec = np.abs(np.fft.rfft(seg * window))
+        k = int(np.clip(np.argmax(spec), 1, len(spec) - 2))
+        a, b, c = np.log(spec[k - 1 : k + 2] + 1e-12)
+        shift = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c != 0 else 0.0
+        freqs.append((k + shift) * sample_rate / block)
+        levels.append(np.max(np.abs(seg)))
+    return starts / sample_rate, np.array(freqs), np.array(levels)
