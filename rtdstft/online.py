@@ -27,6 +27,7 @@ Cost per block: (C + 2·steps) · K real FFTs of size N plus O(C·K·N) elementw
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -83,133 +84,139 @@ class OnlineAdapter:
 
     def reset(self) -> None:
         """Forgets the emitted context (the start of a new stream): r frames of silence."""
-        r = self._radius
-        self._ctx_power = torch.zeros(r, self.n_fft // 2 + 1, device=self.device, dtype=self.dtype)
-        self._ctx_z = np.zeros(r)
-        self._ctx_q = np.zeros(r)
+        c = 2 * self._radius
+        self._ctx_power = torch.zeros(c, self.n_fft // 2 + 1, device=self.device, dtype=self.dtype)
+        self._ctx_z = np.zeros(c)
+        self._ctx_q = np.zeros(c)
 
     def _mask(self, k: int) -> np.ndarray:
-        """A[i, j] = 1 where sequence column j (r context frames, then the block) lies in the
-        neighbourhood of block frame i, [K, r + K]."""
+        """A[i, j] = 1 where sequence column j lies in the neighbourhood of scored frame i, [r + K, 2r + K].
+
+        The sequence is the last 2r emitted frames, then the block's K frames. The scored frames are
+        the last r emitted ones (their neighbourhoods reach into the block, so the block's θ changes
+        their entropy) and the block's own.
+        """
         if k not in self._masks:
             r = self._radius
-            i = np.arange(k)[:, None] + r
-            j = np.arange(r + k)[None, :]
+            i = np.arange(r + k)[:, None] + r
+            j = np.arange(2 * r + k)[None, :]
             self._masks[k] = (np.abs(j - i) <= r).astype(np.float64)
         return self._masks[k]
 
-    def _columns(self, power: torch.Tensor):
-        """Per-frame sums over bins as float64 numpy, Z = Σ P and Q = Σ P log P (Shannon) or Σ P^α,
-        and log P (Shannon, kept for the gradient; None for Rényi)."""
-        z = power.sum(-1)
+    def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev: float) -> _Candidates:
+        """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT."""
+        theta = torch.from_numpy(np.exp(log_theta)).to(self.device, self.dtype)
+        w = hann_window(theta, self.n_fft, self.normalization, self._offsets_u)  # [C, N]
+        spec = torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))  # [C, K, M]
+        power = _power(spec)
+        z_col = _np(power.sum(-1))
         log_power = None
         if self.kind == "shannon":
             log_power = _log(power)
-            q = (power * log_power).sum(-1)
+            q_col = _np((power * log_power).sum(-1))
         else:
-            q = power.pow(self.alpha).sum(-1)
-        return z.cpu().double().numpy(), q.cpu().double().numpy(), log_power
-
-    def _local_entropy(self, z_blk: np.ndarray, q_blk: np.ndarray):
-        """H_r for the block's frames. z_blk, q_blk: [C, K] -> (H [C, K], Z, Q neighbourhood sums).
-
-        The small per-frame math runs in numpy: a handful of [C, r + K] arrays, where torch's
-        per-operation overhead would dominate.
-        """
-        mask = self._mask(z_blk.shape[-1])
-        z = np.concatenate([np.broadcast_to(self._ctx_z, (z_blk.shape[0], self._radius)), z_blk], -1) @ mask.T
-        q = np.concatenate([np.broadcast_to(self._ctx_q, (q_blk.shape[0], self._radius)), q_blk], -1) @ mask.T
-        zs = np.maximum(z, _TINY)
+            q_col = _np(power.pow(self.alpha).sum(-1))
+        # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
+        # overhead would dominate. Neighbourhood sums = the fixed context's part + the block's part.
+        r2 = 2 * self._radius
+        mask = self._mask(frames.shape[0])
+        z = np.maximum(z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T, _TINY)
+        q = q_col @ mask[:, r2:].T + self._ctx_q @ mask[:, :r2].T
         if self.kind == "shannon":
-            h = np.log(zs) - q / zs
+            h = np.log(z) - q / z
         else:
-            h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(zs)) / (1.0 - self.alpha)
-        return h, zs, q
+            h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
+        obj = h.mean(-1) + self.smoothness * (log_theta - log_prev) ** 2
+        return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, obj)
 
-    def _spectra(self, frames: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """S for every θ in theta [C] and frame in frames [K, N]: [C, K, M]."""
-        w = hann_window(theta, self.n_fft, self.normalization, self._offsets_u)
-        return torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))
-
-    def _gradient(
-        self, frames, spec, power, log_power, theta, z, q, log_theta: float, log_prev: float
-    ) -> float:
-        """dJ/d log θ at one θ (a [1] tensor); spec, power, log_power [K, M]; z, q [K] neighbourhood sums."""
+    def _gradient(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float) -> float:
+        """dJ/d log θ at candidate i (see the module docstring for the formulas)."""
+        theta = cand.theta[i : i + 1]
         _, dw = hann_window_derivative(theta, self.n_fft, self.normalization, self._offsets_u)
         dspec = torch.fft.rfft(frames * dw)
-        dpower = 2.0 * (spec * dspec.conj()).real
-        mask = self._mask(frames.shape[0])[:, self._radius :]  # the context does not move with θ
-        dz = dpower.sum(-1).cpu().double().numpy() @ mask.T
+        dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
+        mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
+        z, q = cand.z[i], cand.q[i]
+        dz = _np(dpower.sum(-1)) @ mask.T
         if self.kind == "shannon":
-            dq = ((log_power + 1.0) * dpower).sum(-1).cpu().double().numpy() @ mask.T
+            dq = _np(((cand.log_power[i] + 1.0) * dpower).sum(-1)) @ mask.T
             dh = (dz - dq + q * dz / z) / z
         else:
-            da = (self.alpha * power.pow(self.alpha - 1.0) * dpower).sum(-1).cpu().double().numpy()
-            dh = ((da @ mask.T) / np.maximum(q, _TINY) - self.alpha * dz / z) / (1.0 - self.alpha)
-        return float(theta) * float(dh.mean()) + 2.0 * self.smoothness * (log_theta - log_prev)
+            da = _np((cand.power[i].pow(self.alpha - 1.0) * dpower).sum(-1)) @ mask.T
+            dh = (self.alpha * da / np.maximum(q, _TINY) - self.alpha * dz / z) / (1.0 - self.alpha)
+        return math.exp(cand.log_theta[i]) * float(dh.mean()) + 2.0 * self.smoothness * (
+            cand.log_theta[i] - log_prev
+        )
 
     def step(self, frames: torch.Tensor, theta_prev: float, win_min: float, win_max: float):
-        """Chooses θ for one block and returns (θ, S [K, M]); S becomes context for the next block.
+        """Chooses θ for one block; returns (θ, S [K, M], w [1, N]); S becomes context.
 
         frames: [K, N] real, the block's frames (zero padded at the ends of the stream).
         theta_prev: θ of the previous block (samples). win_min, win_max: bounds (samples).
         """
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = min(max(math.log(theta_prev), lo), hi)
-        log_cand = np.clip(log_prev + self._deltas, lo, hi)
-        theta_cand = torch.from_numpy(np.exp(log_cand)).to(self.device, self.dtype)
-        spec = self._spectra(frames, theta_cand)
-        power = _power(spec)
-        z_blk, q_blk, log_power = self._columns(power)
-        h, z, q = self._local_entropy(z_blk, q_blk)
-        obj = h.mean(-1) + self.smoothness * (log_cand - log_prev) ** 2
-        best = int(np.argmin(obj))
-        best_obj, best_log = float(obj[best]), float(log_cand[best])
-        best_theta, best_spec, best_power = theta_cand[best : best + 1], spec[best], power[best]
-        best_log_power = None if log_power is None else log_power[best]
-        best_z, best_q = z[best], q[best]
+        best = self._evaluate(frames, np.clip(log_prev + self._deltas, lo, hi), log_prev)
+        i = int(np.argmin(best.obj))
         eta = self.lr
         for _ in range(self.steps):
-            grad = self._gradient(
-                frames, best_spec, best_power, best_log_power, best_theta, best_z, best_q, best_log, log_prev
-            )
+            grad = self._gradient(frames, best, i, log_prev)
             if grad == 0.0 or not math.isfinite(grad):
                 break
-            trial_log = min(max(best_log - math.copysign(eta, grad), lo), hi)
-            trial_theta = torch.full((1,), math.exp(trial_log), device=self.device, dtype=self.dtype)
-            trial_spec = self._spectra(frames, trial_theta)[0]
-            trial_power = _power(trial_spec)
-            tz_blk, tq_blk, trial_log_power = self._columns(trial_power.unsqueeze(0))
-            th, tz, tq = self._local_entropy(tz_blk, tq_blk)
-            trial_obj = float(th.mean()) + self.smoothness * (trial_log - log_prev) ** 2
-            if trial_obj < best_obj:
-                best_obj, best_log, best_theta = trial_obj, trial_log, trial_theta
-                best_spec, best_power, best_z, best_q = trial_spec, trial_power, tz[0], tq[0]
-                best_log_power = None if trial_log_power is None else trial_log_power[0]
+            trial_log = min(max(best.log_theta[i] - math.copysign(eta, grad), lo), hi)
+            trial = self._evaluate(frames, np.array([trial_log]), log_prev)
+            if trial.obj[0] < best.obj[i]:
+                best, i = trial, 0
             else:
                 eta *= 0.5
-        self._push(best_power)
-        return float(best_theta), best_spec
+        self._push(best.power[i], best.z_col[i], best.q_col[i])
+        return float(best.theta[i]), best.spec[i], best.w[i : i + 1]
 
     def push_context(self, spec: torch.Tensor) -> None:
         """Appends emitted frames S [K, M] (chosen elsewhere, e.g. a fixed θ) to the context."""
-        self._push(_power(spec))
+        if self._radius:
+            power = _power(spec)
+            z_col, q_col = self._columns(power)
+            self._push(power, z_col, q_col)
 
-    def _push(self, power: torch.Tensor) -> None:
-        """Keeps the per-frame sums of the last r emitted frames (recomputed if the kind changes)."""
-        r = self._radius
-        if r == 0:
+    def _columns(self, power: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi), numpy [..., F]."""
+        q = (power * _log(power)).sum(-1) if self.kind == "shannon" else power.pow(self.alpha).sum(-1)
+        return _np(power.sum(-1)), _np(q)
+
+    def _push(self, power: torch.Tensor, z_col: np.ndarray, q_col: np.ndarray) -> None:
+        """Keeps the last r emitted frames: their power spectra and per-frame sums."""
+        c = 2 * self._radius
+        if c == 0:
             return
-        z, q, _ = self._columns(power.unsqueeze(0))
-        self._ctx_power = torch.cat([self._ctx_power, power])[-r:]
-        self._ctx_z = np.concatenate([self._ctx_z, z[0]])[-r:]
-        self._ctx_q = np.concatenate([self._ctx_q, q[0]])[-r:]
+        self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
+        self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
+        self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
 
     def refresh_context(self) -> None:
         """Recomputes the context sums after the entropy kind or α changed."""
         if self._radius:
-            z, q, _ = self._columns(self._ctx_power.unsqueeze(0))
-            self._ctx_z, self._ctx_q = z[0], q[0]
+            self._ctx_z, self._ctx_q = self._columns(self._ctx_power)
+
+
+class _Candidates(NamedTuple):
+    """One batched evaluation: C values of θ over a block of K frames."""
+
+    log_theta: np.ndarray  # [C]
+    theta: torch.Tensor  # [C]
+    w: torch.Tensor  # [C, N]
+    spec: torch.Tensor  # [C, K, M]
+    power: torch.Tensor  # [C, K, M]
+    log_power: torch.Tensor | None  # [C, K, M] (Shannon)
+    z_col: np.ndarray  # [C, K] per-frame Σ P
+    q_col: np.ndarray  # [C, K] per-frame Σ P log P or Σ P^α
+    z: np.ndarray  # [C, K] neighbourhood sums
+    q: np.ndarray  # [C, K]
+    obj: np.ndarray  # [C] J
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.cpu().numpy()
 
 
 _TINY = np.finfo(np.float64).tiny
@@ -221,14 +228,12 @@ def _power(spec: torch.Tensor) -> torch.Tensor:
 
 
 def _log(power: torch.Tensor) -> torch.Tensor:
-    """log P with log 0 := 0 (so that P log P = 0 there).
+    """log(P + tiny): finite everywhere, so that P log P = 0 where P = 0.
 
-    On the CPU numpy's vectorised log is about three times faster than torch's for float32, and this
-    is the adapter's most expensive elementwise operation; the result shares memory with a tensor.
+    On the CPU numpy's vectorised log is about twice as fast as torch's for float32, and this is the
+    adapter's most expensive elementwise operation; the result shares memory with a tensor.
     """
+    tiny = torch.finfo(power.dtype).tiny
     if power.device.type == "cpu":
-        p = power.numpy()
-        out = np.zeros_like(p)
-        np.log(p, out=out, where=p > 0)
-        return torch.from_numpy(out)
-    return torch.log(power.clamp_min(torch.finfo(power.dtype).tiny))
+        return torch.from_numpy(np.log(power.numpy() + tiny))
+    return torch.log(power + tiny)

@@ -94,9 +94,11 @@ def voiced(seconds: float, sr: float, f0: float = 120.0, seed: int = 1) -> np.nd
     return (0.5 * out / (np.abs(out).max() + 1e-12)).astype(np.float32)
 
 
-def scene(parts, sr: float) -> np.ndarray:
+def scene(parts, sr: float, noise_db: float = -80.0, seed: int = 0) -> np.ndarray:
     """Concatenates named parts, e.g. [("clicks", 2.0), ("tones", 2.0), ("chirp", 1.5), ("voiced", 2)]
-    or (array, None) for a given signal, with 50 ms of silence between them."""
+    or (array, None) for a given signal, with 50 ms of silence between them, over a white noise floor
+    of ``noise_db`` dB re full scale (a real microphone's hiss: without it, frames between clicks
+    would hold exact zeros, whose entropy is 0 by convention and would flatter short windows)."""
     makers = {
         "clicks": click_train,
         "tones": steady_tones,
@@ -109,7 +111,9 @@ def scene(parts, sr: float) -> np.ndarray:
     for name, seconds in parts:
         out.append(name if seconds is None else makers[name](seconds, sr))
         out.append(gap)
-    return np.concatenate(out).astype(np.float32)
+    x = np.concatenate(out)
+    x = x + 10 ** (noise_db / 20) * np.random.default_rng(seed).standard_normal(x.shape[0])
+    return x.astype(np.float32)
 
 
 def stream_all(engine: StreamingDSTFT, x: np.ndarray, block: int = 1024):

@@ -343,6 +343,7 @@ class StreamingDSTFT:
         padded = self._buf_start + self._buf_len
         return max(0, (padded - self.n_fft) // self.hop_length + 1)
 
+    @torch.inference_mode()
     def _run_blocks(self, last_frame: int, partial: bool):
         """Emits blocks of K frames up to frame ``last_frame`` (exclusive); the last one may be short
         when ``partial``. Returns lists of (spec, θ, first frame index) per block."""
@@ -359,17 +360,11 @@ class StreamingDSTFT:
             frames = seg.unfold(0, n, h)
             if self._settings["adapt"]:
                 s = self._settings
-                theta, spec = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
-                w = hann_window(
-                    torch.tensor([theta], device=self.device, dtype=self.dtype),
-                    n,
-                    self.normalization,
-                    self._offsets,
-                )
+                theta, spec, w = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
             else:
                 theta = self._theta
                 w = hann_window(
-                    torch.tensor([theta], device=self.device, dtype=self.dtype),
+                    torch.full((1,), theta, device=self.device, dtype=self.dtype),
                     n,
                     self.normalization,
                     self._offsets,

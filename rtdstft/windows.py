@@ -23,13 +23,6 @@ import torch
 NORMALIZATIONS = ("l1", "peak")
 
 
-def window_gain(win_length: torch.Tensor, n_fft: int, normalization: str) -> torch.Tensor | float:
-    """g(θ): N/θ for "l1", 1 for "peak"; broadcasts like ``win_length``."""
-    if normalization == "l1":
-        return n_fft / win_length
-    return 1.0
-
-
 def frame_offsets(n_fft: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """u = j - N/2 for j = 0..N-1, shape [N]."""
     return torch.arange(n_fft, device=device, dtype=dtype) - n_fft // 2
@@ -57,10 +50,8 @@ def hann_window(
     theta = win_length.unsqueeze(-1)
     phase = offsets * (math.pi / theta)  # [..., N]
     inside = phase.abs() < (math.pi / 2)
-    w = torch.where(
-        inside, torch.cos(phase).square(), torch.zeros((), dtype=phase.dtype, device=phase.device)
-    )
-    return w * window_gain(theta, n_fft, normalization)
+    w = torch.where(inside, torch.cos(phase).square(), 0.0)
+    return w * (n_fft / theta) if normalization == "l1" else w
 
 
 def hann_window_derivative(
