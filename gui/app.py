@@ -1,0 +1,123 @@
+"""``rtdstft-gui``: start the application.
+
+    rtdstft-gui [FILE | --mic [DEVICE]] [--n-fft N] [--hop H] [--no-adapt]
+                [--screenshot PATH --exit-after SECONDS]
+
+With no source it replays the last file opened, or on first start the bundled demo recording.
+``--screenshot PATH`` saves the whole window to PATH after ``--exit-after`` seconds (default 3)
+and exits with status 0 (1 if the PNG could not be written); ``--exit-after`` alone just quits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from .controls import HOPS, N_FFTS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rtdstft-gui", description="Live adaptive spectrogram.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("file", nargs="?", help="audio file to replay (WAV, FLAC, OGG)")
+    src.add_argument(
+        "--mic",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="listen to an input device (index or name; default device if omitted)",
+    )
+    p.add_argument("--rate", type=int, default=48000, help="microphone sample rate, Hz")
+    p.add_argument("--n-fft", type=int, choices=N_FFTS, help="FFT size N (samples)")
+    p.add_argument("--hop", type=int, choices=HOPS, help="hop H (samples)")
+    p.add_argument("--no-adapt", action="store_true", help="fixed window length (no adaptation)")
+    p.add_argument("--screenshot", metavar="PATH", help="save the window to PATH, then exit")
+    p.add_argument(
+        "--exit-after",
+        type=float,
+        metavar="SECONDS",
+        help="quit after this many seconds (with --screenshot: default 3)",
+    )
+    p.add_argument("--settings", metavar="INI", help="settings file (default: the user's)")
+    args = p.parse_args(argv)
+    if args.screenshot and args.exit_after is None:
+        args.exit_after = 3.0
+    if args.exit_after is not None and not args.exit_after > 0:
+        p.error("--exit-after must be > 0 seconds")
+    return args
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark theme: the picture is the brightest thing on the screen."""
+    c = QtGui.QColor
+    pal = QtGui.QPalette()
+    role = QtGui.QPalette.ColorRole
+    for r, col in (
+        (role.Window, "#1b1b21"),
+        (role.WindowText, "#dcdce4"),
+        (role.Base, "#141419"),
+        (role.AlternateBase, "#202028"),
+        (role.Text, "#dcdce4"),
+        (role.Button, "#26262e"),
+        (role.ButtonText, "#dcdce4"),
+        (role.Highlight, "#7e57c2"),
+        (role.HighlightedText, "#ffffff"),
+        (role.ToolTipBase, "#26262e"),
+        (role.ToolTipText, "#dcdce4"),
+        (role.PlaceholderText, "#808088"),
+    ):
+        pal.setColor(r, c(col))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        pal.setColor(QtGui.QPalette.ColorGroup.Disabled, r, c("#6a6a74"))
+    return pal
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("rtdstft-gui")
+    app.setOrganizationName("rtdstft")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+
+    from .window import DEMO, MainWindow  # after QApplication: the window imports torch
+
+    overrides = {}
+    if args.n_fft:
+        overrides["n_fft"] = args.n_fft
+    if args.hop:
+        overrides["hop_length"] = args.hop
+    if args.no_adapt:
+        overrides["adapt"] = False
+    window = MainWindow(settings_path=args.settings, overrides=overrides)
+    window.show()
+    if args.mic is not None:
+        device = args.mic if args.mic else None
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        window.open_mic(device, args.rate)
+    else:
+        window.open_file(args.file or window.last_file() or DEMO)
+
+    status = {"code": 0}
+    if args.exit_after is not None:
+
+        def finish() -> None:
+            if args.screenshot:
+                window.redraw()
+                app.processEvents()
+                if not window.grab().save(args.screenshot, "PNG"):
+                    print(f"rtdstft-gui: cannot write {args.screenshot}", file=sys.stderr)
+                    status["code"] = 1
+            window.close()
+            app.exit(status["code"])
+
+        QtCore.QTimer.singleShot(int(args.exit_after * 1000), finish)
+    code = app.exec()
+    return status["code"] or code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

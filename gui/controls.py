@@ -1,0 +1,380 @@
+"""The side panels: analysis settings (reach the engine), display settings (reach the views), and
+input/output devices. Each panel emits what changed and keeps its own QSettings group.
+
+Window lengths are set in samples (what the engine takes) and shown in ms beside the field.
+"""
+
+from __future__ import annotations
+
+from PyQt6 import QtCore, QtWidgets
+
+from .settings import read
+from .spectrogram import COLORMAPS
+
+N_FFTS = (256, 512, 1024, 2048, 4096, 8192)
+HOPS = (64, 128, 256, 512, 1024)
+ENTROPIES = (("Shannon", "shannon"), ("Rényi", "renyi"))
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000, 96000)
+
+
+def _spin(
+    lo: float, hi: float, value: float, step: float, decimals: int | None = None, suffix: str = ""
+) -> QtWidgets.QAbstractSpinBox:
+    if decimals is None:
+        box = QtWidgets.QSpinBox()
+    else:
+        box = QtWidgets.QDoubleSpinBox()
+        box.setDecimals(decimals)
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    box.setKeyboardTracking(False)  # act on Enter / arrows, not on every typed digit
+    return box
+
+
+def _combo(items) -> QtWidgets.QComboBox:
+    box = QtWidgets.QComboBox()
+    for label, data in items:
+        box.addItem(label, data)
+    return box
+
+
+def _select(box: QtWidgets.QComboBox, data) -> None:
+    i = box.findData(data)
+    if i >= 0:
+        box.setCurrentIndex(i)
+
+
+class AnalysisPanel(QtWidgets.QGroupBox):
+    """n_fft, hop, θ bounds, adaptation on/off (off: a fixed θ), learning rate, smoothness, entropy
+    kind (Shannon, Rényi α) and neighbourhood radius.
+
+    Signals:
+        changed(dict): engine settings (StreamingDSTFT names) whose value the user changed.
+    """
+
+    changed = QtCore.pyqtSignal(dict)
+    GROUP = "analysis"
+
+    def __init__(self, defaults: dict, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Analysis", parent)
+        self.defaults = defaults
+        self.sample_rate = 48000.0
+        self.n_fft = _combo((str(n), n) for n in N_FFTS)
+        self.hop = _combo((str(h), h) for h in HOPS)
+        self.adapt = QtWidgets.QCheckBox("adapt θ online")
+        self.win_length = _spin(16, 8192, 1024, 32)
+        self.win_min = _spin(16, 8192, 512, 32)
+        self.win_max = _spin(16, 8192, 2048, 32)
+        self.lr = _spin(0.001, 2.0, float(defaults.get("lr") or 0.1), 0.01, 3)
+        self.smoothness = _spin(0.0, 10.0, float(defaults.get("smoothness") or 0.02), 0.01, 3)
+        self.entropy = _combo(ENTROPIES)
+        self.alpha = _spin(0.1, 20.0, float(defaults.get("alpha") or 3.0), 0.5, 2)
+        self.radius = _spin(0, 32, int(defaults.get("radius") or 4), 1, suffix=" frames")
+        self._ms = {}
+        form = QtWidgets.QFormLayout(self)
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("FFT size N", self.n_fft)
+        form.addRow("hop H", self.hop)
+        form.addRow(self.adapt)
+        for label, box in (("fixed θ", self.win_length), ("θ min", self.win_min), ("θ max", self.win_max)):
+            row = QtWidgets.QHBoxLayout()
+            row.addWidget(box, 1)
+            self._ms[box] = QtWidgets.QLabel()
+            self._ms[box].setMinimumWidth(58)
+            row.addWidget(self._ms[box])
+            form.addRow(label, row)
+            box.valueChanged.connect(self._update_ms)
+        form.addRow("learning rate", self.lr)
+        form.addRow("smoothness λ", self.smoothness)
+        form.addRow("entropy", self.entropy)
+        form.addRow("Rényi α", self.alpha)
+        form.addRow("radius r", self.radius)
+        self.set_values(self.initial_values())
+        self._connect()
+
+    def initial_values(self) -> dict:
+        """Values on first start: the engine's defaults, with θ bounds 2H .. N, fixed θ N/2."""
+        d = self.defaults
+        n, h = int(d.get("n_fft") or 2048), int(d.get("hop_length") or 256)
+        return {
+            "n_fft": n,
+            "hop_length": h,
+            "adapt": True,
+            "win_length": n // 2,
+            "win_min": 2 * h,
+            "win_max": n,
+            "lr": self.lr.value(),
+            "smoothness": self.smoothness.value(),
+            "entropy": "shannon",
+            "alpha": self.alpha.value(),
+            "radius": self.radius.value(),
+        }
+
+    def _connect(self) -> None:
+        self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
+        self.hop.currentIndexChanged.connect(lambda: self._geometry("hop_length"))
+        self.adapt.toggled.connect(lambda on: self._emit("adapt"))
+        for key in ("win_length", "win_min", "win_max", "lr", "smoothness", "alpha", "radius"):
+            getattr(self, key).valueChanged.connect(lambda _v, k=key: self._emit(k))
+        self.entropy.currentIndexChanged.connect(lambda: self._emit("entropy"))
+
+    def values(self) -> dict:
+        """All settings, StreamingDSTFT names and units (samples)."""
+        return {
+            "n_fft": self.n_fft.currentData(),
+            "hop_length": self.hop.currentData(),
+            "adapt": self.adapt.isChecked(),
+            "win_length": float(self.win_length.value()),
+            "win_min": float(self.win_min.value()),
+            "win_max": float(self.win_max.value()),
+            "lr": self.lr.value(),
+            "smoothness": self.smoothness.value(),
+            "entropy": self.entropy.currentData(),
+            "alpha": self.alpha.value(),
+            "radius": self.radius.value(),
+        }
+
+    def set_values(self, v: dict) -> None:
+        """Show ``v`` without emitting ``changed``."""
+        blockers = [QtCore.QSignalBlocker(w) for w in self.findChildren(QtWidgets.QWidget)]
+        _select(self.n_fft, int(v["n_fft"]))
+        _select(self.hop, int(v["hop_length"]))
+        self.adapt.setChecked(bool(v["adapt"]))
+        for key in ("win_length", "win_min", "win_max", "radius"):
+            getattr(self, key).setValue(int(round(float(v[key]))))
+        for key in ("lr", "smoothness", "alpha"):
+            getattr(self, key).setValue(float(v[key]))
+        _select(self.entropy, v["entropy"])
+        del blockers
+        self._limit()
+        self._update_ms()
+        self._enable()
+
+    def set_sample_rate(self, sample_rate: float) -> None:
+        self.sample_rate = float(sample_rate)
+        self._update_ms()
+
+    def _limit(self) -> None:
+        """θ lies in (H, N]: keep the fields inside that range."""
+        n, h = self.n_fft.currentData(), self.hop.currentData()
+        for box in (self.win_length, self.win_min, self.win_max):
+            with QtCore.QSignalBlocker(box):
+                box.setRange(h + 1, n)
+
+    def _update_ms(self) -> None:
+        for box, label in self._ms.items():
+            label.setText(f"{1000 * box.value() / self.sample_rate:.1f} ms")
+
+    def _enable(self) -> None:
+        self.win_length.setEnabled(not self.adapt.isChecked())
+        for w in (self.win_min, self.win_max, self.lr, self.smoothness, self.entropy, self.radius):
+            w.setEnabled(self.adapt.isChecked())
+        self.alpha.setEnabled(self.adapt.isChecked() and self.entropy.currentData() == "renyi")
+
+    def _geometry(self, key: str) -> None:
+        n, h = self.n_fft.currentData(), self.hop.currentData()
+        if h > n // 2:  # a hop beyond half the frame leaves samples outside every window
+            with QtCore.QSignalBlocker(self.hop):
+                _select(self.hop, max(x for x in HOPS if x <= n // 2))
+        self._limit()
+        self.changed.emit(
+            {k: self.values()[k] for k in ("n_fft", "hop_length", "win_length", "win_min", "win_max")}
+        )
+
+    def _emit(self, key: str) -> None:
+        self._enable()
+        if key in ("win_length", "win_min", "win_max"):
+            self._order_windows(key)
+            v = self.values()
+            self.changed.emit({k: v[k] for k in ("win_length", "win_min", "win_max")})
+            return
+        self.changed.emit({key: self.values()[key]})
+
+    def _order_windows(self, key: str) -> None:
+        """Keep θ min <= fixed θ <= θ max (the engine refuses anything else): the field the
+        user moved wins, the others follow it."""
+        lo, wl, hi = self.win_min, self.win_length, self.win_max
+        with QtCore.QSignalBlocker(lo), QtCore.QSignalBlocker(wl), QtCore.QSignalBlocker(hi):
+            if key == "win_length":
+                lo.setValue(min(lo.value(), wl.value()))
+                hi.setValue(max(hi.value(), wl.value()))
+            elif key == "win_min":
+                hi.setValue(max(hi.value(), lo.value()))
+                wl.setValue(min(max(wl.value(), lo.value()), hi.value()))
+            else:
+                lo.setValue(min(lo.value(), hi.value()))
+                wl.setValue(min(max(wl.value(), lo.value()), hi.value()))
+        self._update_ms()
+
+    def save(self, s: QtCore.QSettings) -> None:
+        for key, value in self.values().items():
+            s.setValue(f"{self.GROUP}/{key}", value)
+
+    def restore(self, s: QtCore.QSettings) -> None:
+        base = self.initial_values()
+        self.set_values({k: read(s, f"{self.GROUP}/{k}", d) for k, d in base.items()})
+
+
+class DisplayPanel(QtWidgets.QGroupBox):
+    """dB floor and ceiling, colour map, time span, linear/log frequency axis, freeze.
+
+    Signals:
+        changed(dict): keys ``floor``, ``ceiling`` (dBFS), ``colormap``, ``span`` (s), ``log``,
+            ``freeze``, whichever changed.
+    """
+
+    changed = QtCore.pyqtSignal(dict)
+    GROUP = "display"
+    DEFAULTS = {"floor": -100.0, "ceiling": 0.0, "colormap": "magma", "span": 10.0, "log": False}
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Display", parent)
+        self.floor = _spin(-200, 0, -100, 5, 0, " dBFS")
+        self.ceiling = _spin(-120, 40, 0, 5, 0, " dBFS")
+        self.colormap = _combo((c, c) for c in COLORMAPS)
+        self.span = _spin(1, 120, 10, 1, 1, " s")
+        self.log = QtWidgets.QCheckBox("log frequency axis")
+        self.freeze = QtWidgets.QCheckBox("freeze picture")
+        form = QtWidgets.QFormLayout(self)
+        form.addRow("floor", self.floor)
+        form.addRow("ceiling", self.ceiling)
+        form.addRow("colours", self.colormap)
+        form.addRow("time span", self.span)
+        form.addRow(self.log)
+        form.addRow(self.freeze)
+        self.floor.valueChanged.connect(lambda: self._levels("floor"))
+        self.ceiling.valueChanged.connect(lambda: self._levels("ceiling"))
+        self.colormap.currentIndexChanged.connect(lambda: self._emit("colormap"))
+        self.span.valueChanged.connect(lambda: self._emit("span"))
+        self.log.toggled.connect(lambda: self._emit("log"))
+        self.freeze.toggled.connect(lambda: self._emit("freeze"))
+
+    def values(self) -> dict:
+        return {
+            "floor": self.floor.value(),
+            "ceiling": self.ceiling.value(),
+            "colormap": self.colormap.currentData(),
+            "span": self.span.value(),
+            "log": self.log.isChecked(),
+            "freeze": self.freeze.isChecked(),
+        }
+
+    def _levels(self, key: str) -> None:
+        if self.floor.value() >= self.ceiling.value() - 5:  # keep a usable range
+            other = self.ceiling if key == "floor" else self.floor
+            with QtCore.QSignalBlocker(other):
+                other.setValue(self.floor.value() + 5 if key == "floor" else self.ceiling.value() - 5)
+        self.changed.emit({"floor": self.floor.value(), "ceiling": self.ceiling.value()})
+
+    def _emit(self, key: str) -> None:
+        self.changed.emit({key: self.values()[key]})
+
+    def save(self, s: QtCore.QSettings) -> None:
+        for key in self.DEFAULTS:
+            s.setValue(f"{self.GROUP}/{key}", self.values()[key])
+
+    def restore(self, s: QtCore.QSettings) -> None:
+        v = {k: read(s, f"{self.GROUP}/{k}", d) for k, d in self.DEFAULTS.items()}
+        with QtCore.QSignalBlocker(self.floor), QtCore.QSignalBlocker(self.ceiling):
+            self.floor.setValue(v["floor"])
+            self.ceiling.setValue(v["ceiling"])
+        with QtCore.QSignalBlocker(self.colormap):
+            _select(self.colormap, v["colormap"] if v["colormap"] in COLORMAPS else "magma")
+        with QtCore.QSignalBlocker(self.span):
+            self.span.setValue(v["span"])
+        with QtCore.QSignalBlocker(self.log):
+            self.log.setChecked(v["log"])
+
+
+class DevicePanel(QtWidgets.QGroupBox):
+    """Microphone (device, sample rate, start) and monitoring (output device, what, on/off).
+
+    Signals:
+        listen(object, int): start the microphone (device index or None, sample rate Hz).
+        monitor(object, object): (output device index or None, "resynthesis" | "raw" | None=off).
+    """
+
+    listen = QtCore.pyqtSignal(object, int)
+    monitor = QtCore.pyqtSignal(object, object)
+    GROUP = "devices"
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Input and monitoring", parent)
+        self.input = QtWidgets.QComboBox()
+        self.rate = _combo((f"{r} Hz", r) for r in SAMPLE_RATES)
+        self.listen_button = QtWidgets.QPushButton("Listen to microphone")
+        self.no_input = QtWidgets.QLabel()
+        self.no_input.setWordWrap(True)
+        self.no_input.setStyleSheet("color: #ff8a65;")
+        self.output = QtWidgets.QComboBox()
+        self.what = _combo((("resynthesis", "resynthesis"), ("raw input", "raw")))
+        self.monitor_box = QtWidgets.QCheckBox("monitor on output")
+        form = QtWidgets.QFormLayout(self)
+        form.addRow("input", self.input)
+        form.addRow("rate", self.rate)
+        form.addRow(self.listen_button)
+        form.addRow(self.no_input)
+        form.addRow("output", self.output)
+        form.addRow("play", self.what)
+        form.addRow(self.monitor_box)
+        self.listen_button.clicked.connect(self._listen)
+        self.monitor_box.toggled.connect(lambda: self._monitor())
+        self.what.currentIndexChanged.connect(lambda: self._monitor())
+        self.output.currentIndexChanged.connect(lambda: self._monitor())
+        _select(self.rate, 48000)
+
+    def set_devices(self, devices: list[dict], error: str = "") -> None:
+        """Fill the pickers from :func:`rtdstft.audio.list_devices`; say so when there is no
+        input (``error`` explains why, e.g. PortAudio missing)."""
+        for box, key, default_key in (
+            (self.input, "max_input_channels", "is_default_input"),
+            (self.output, "max_output_channels", "is_default_output"),
+        ):
+            with QtCore.QSignalBlocker(box):
+                box.clear()
+                for d in devices:
+                    if d[key] > 0:
+                        mark = " (default)" if d[default_key] else ""
+                        box.addItem(f"{d['index']}: {d['name']}{mark}", d["index"])
+        has_input = self.input.count() > 0
+        self.input.setEnabled(has_input)
+        self.listen_button.setEnabled(has_input)
+        self.no_input.setVisible(not has_input)
+        self.no_input.setText("" if has_input else f"No input device found. {error}".strip())
+        self.output.setEnabled(self.output.count() > 0)
+        self.monitor_box.setEnabled(self.output.count() > 0)
+
+    def select_input(self, device) -> None:
+        """Pick ``device`` (an index, or a name or part of one) in the input list, if there."""
+        for i in range(self.input.count()):
+            if device == self.input.itemData(i) or (
+                isinstance(device, str) and device.lower() in self.input.itemText(i).lower()
+            ):
+                self.input.setCurrentIndex(i)
+                return
+
+    def _listen(self) -> None:
+        self.listen.emit(self.input.currentData(), int(self.rate.currentData()))
+
+    def _monitor(self) -> None:
+        on = self.monitor_box.isChecked()
+        self.monitor.emit(self.output.currentData(), self.what.currentData() if on else None)
+
+    def save(self, s: QtCore.QSettings) -> None:
+        s.setValue(f"{self.GROUP}/input", self.input.currentText())
+        s.setValue(f"{self.GROUP}/rate", self.rate.currentData())
+        s.setValue(f"{self.GROUP}/output", self.output.currentText())
+        s.setValue(f"{self.GROUP}/monitor_what", self.what.currentData())
+
+    def restore(self, s: QtCore.QSettings) -> None:
+        for box, key in ((self.input, "input"), (self.output, "output")):
+            i = box.findText(read(s, f"{self.GROUP}/{key}", ""))
+            if i >= 0:
+                with QtCore.QSignalBlocker(box):
+                    box.setCurrentIndex(i)
+        _select(self.rate, read(s, f"{self.GROUP}/rate", 48000))
+        with QtCore.QSignalBlocker(self.what):
+            _select(self.what, read(s, f"{self.GROUP}/monitor_what", "resynthesis"))

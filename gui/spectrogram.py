@@ -1,0 +1,405 @@
+"""The scrolling spectrogram: finished columns drawn into a ring image, the screen scrolls by offset.
+
+Storage is a ring of ``width`` columns (Friture's design): the dB values of each column (bins, for
+the cursor readout and for recolouring) and the same column as 32-bit colour pixels in a QImage that
+shares its memory with a numpy array. ``append`` writes only the new columns, through a 256-entry
+lookup table with fixed levels, so its cost is proportional to the new columns times the rows,
+never to the whole picture; no array is rolled. ``paint`` shows the ring from the write position
+in two blits (older part, then newer part).
+
+Rows are display rows: with a linear axis one row per FFT bin; with a log axis ``LOG_ROWS`` rows
+log-spaced from ``LOG_F_MIN`` to Nyquist, each showing the loudest bin it covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+COLORMAPS = ("viridis", "magma", "inferno", "gray")
+LOG_F_MIN = 20.0
+
+
+def lookup_table(name: str) -> np.ndarray:
+    """256 colours of a colour map as opaque 0xAARRGGBB uint32 (QImage.Format_RGB32 pixels)."""
+    if name == "gray":
+        rgb = np.repeat(np.arange(256, dtype=np.uint32)[:, None], 3, axis=1)
+    elif name in COLORMAPS:
+        rgb = pg.colormap.get(name).getLookupTable(nPts=256, alpha=False).astype(np.uint32)
+    else:
+        raise ValueError(f"colour map must be one of {', '.join(COLORMAPS)}, got {name!r}")
+    return (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32)
+
+
+def log_f_min(n_bins: int, sample_rate: float) -> float:
+    """Lowest frequency (Hz) of the log axis: 20 Hz, or half a bin when bins are wider."""
+    return max(LOG_F_MIN, sample_rate / 2 / (n_bins - 1) / 2)
+
+
+def row_bins(n_bins: int, sample_rate: float, rows: int, log: bool) -> np.ndarray:
+    """First FFT bin of each of ``rows`` display rows (non-decreasing), for ``np.maximum.reduceat``:
+    a row shows the loudest bin it covers, so a one-bin ridge never falls between screen pixels."""
+    nyquist = sample_rate / 2
+    df = nyquist / (n_bins - 1)
+    if log:
+        edges = np.geomspace(log_f_min(n_bins, sample_rate), nyquist, rows + 1)[:-1]
+    else:
+        edges = (np.arange(rows) - 0.5) * (n_bins / rows) * df
+    return np.clip(np.ceil(edges / df - 1e-9).astype(np.int64), 0, n_bins - 1)
+
+
+class RingImage(QtWidgets.QGraphicsObject):
+    """A picture of ``width`` columns by ``rows`` display rows, item coordinates x = column,
+    y = row. Each column is the loudest of ``group`` consecutive frames (so that a one-frame click
+    survives when there are more frames than screen pixels); frames wait in a small pending
+    buffer until their group is complete.
+
+    Columns are appended at the right; the oldest leaves at the left. The item's transform (set by
+    :class:`SpectrogramView`) maps columns to seconds and rows to Hz (or log10 Hz).
+    """
+
+    def __init__(
+        self, width: int, n_bins: int, sample_rate: float, rows: int, log: bool, group: int = 1
+    ) -> None:
+        super().__init__()
+        self.width = int(width)
+        self.n_bins = int(n_bins)
+        self.sample_rate = float(sample_rate)
+        self.group = int(group)
+        self.floor, self.ceiling = -100.0, 0.0
+        self.lut = lookup_table("viridis")
+        self.db = np.full((self.width, self.n_bins), -200.0, dtype=np.float32)
+        self.theta = np.full(self.width, np.nan, dtype=np.float32)
+        self.time = np.full(self.width, np.nan, dtype=np.float64)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._n_pending = 0
+        self.pos = 0  # ring index of the next column to write = the oldest column shown
+        self.count = 0  # columns ever written (since the last clear)
+        self.paints = 0
+        self.set_rows(rows, log)
+
+    # -- geometry ---------------------------------------------------------------------------------
+
+    @property
+    def rows(self) -> int:
+        return len(self._starts)
+
+    def set_rows(self, rows: int, log: bool) -> None:
+        """Change the display rows (count, linear or log) and redraw from the stored dB."""
+        self.log = bool(log)
+        rows = int(rows) if log else min(int(rows), self.n_bins)
+        self._starts = row_bins(self.n_bins, self.sample_rate, max(rows, 8), self.log)
+        self._pixels = np.zeros((self.rows, self.width), dtype=np.uint32)
+        self._image = pg.functions.ndarray_to_qimage(self._pixels, QtGui.QImage.Format.Format_RGB32)
+        self.prepareGeometryChange()
+        self.recolor()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 (Qt's name)
+        return QtCore.QRectF(0, 0, self.width, self.rows)
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def _colour(self, db: np.ndarray) -> np.ndarray:
+        """dB columns [k, bins] -> pixels [rows, k] through the fixed levels and the 256-entry LUT."""
+        rows = np.maximum.reduceat(db, self._starts, axis=1)
+        scale = 255.0 / max(self.ceiling - self.floor, 1e-6)
+        idx = np.clip((rows - self.floor) * scale, 0, 255)
+        return self.lut[np.nan_to_num(idx, nan=0.0).astype(np.uint8)].T
+
+    def append(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
+        """Add frames (dB [k, bins], θ [k] in samples, time [k] in s); cost O(k · rows)."""
+        if len(time) == 0:
+            return
+        self._pending.append((db, theta, time))
+        self._n_pending += len(time)
+        if self._n_pending < self.group:
+            return
+        db, theta, time = (np.concatenate(a) for a in zip(*self._pending, strict=True))
+        whole = (len(time) // self.group) * self.group
+        rest = slice(whole, None)
+        self._pending = [(db[rest], theta[rest], time[rest])] if whole < len(time) else []
+        self._n_pending = len(time) - whole
+        if self.group > 1:
+            g = self.group
+            db = db[:whole].reshape(-1, g, self.n_bins).max(axis=1)
+            theta = theta[:whole].reshape(-1, g).min(axis=1)  # the shortest window of the group
+            time = time[:whole].reshape(-1, g).mean(axis=1)
+        self._write(db, theta, time)
+
+    def _write(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
+        k = len(time)
+        if k > self.width:
+            db, theta, time = db[-self.width :], theta[-self.width :], time[-self.width :]
+            k = self.width
+        first = min(k, self.width - self.pos)
+        for src, dst in (
+            (slice(0, first), slice(self.pos, self.pos + first)),
+            (slice(first, k), slice(0, k - first)),
+        ):
+            if src.start == src.stop:
+                continue
+            self.db[dst] = db[src]
+            self.theta[dst] = theta[src]
+            self.time[dst] = time[src]
+            self._pixels[:, dst] = self._colour(db[src])
+        self.pos = (self.pos + k) % self.width
+        self.count += k
+        self.update()
+
+    def recolor(self) -> None:
+        """Redraw every column from the stored dB (after a change of levels, map or rows)."""
+        self._pixels[:] = self._colour(self.db)
+        self.update()
+
+    def set_levels(self, floor: float, ceiling: float) -> None:
+        self.floor, self.ceiling = float(floor), float(ceiling)
+        self.recolor()
+
+    def set_colormap(self, name: str) -> None:
+        self.lut = lookup_table(name)
+        self.recolor()
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def image(self) -> np.ndarray:
+        """The picture as shown: pixels [rows, width] uint32, row 0 = lowest frequency, column 0 =
+        oldest."""
+        return np.concatenate([self._pixels[:, self.pos :], self._pixels[:, : self.pos]], axis=1)
+
+    def shown_times(self) -> np.ndarray:
+        """Time (s) of each shown column, oldest first (NaN where nothing was written yet)."""
+        return np.concatenate([self.time[self.pos :], self.time[: self.pos]])
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def paint(self, painter: QtGui.QPainter, *args) -> None:
+        self.paints += 1
+        w, p, h = self.width, self.pos, self.rows
+        if p < w:
+            painter.drawImage(QtCore.QRectF(0, 0, w - p, h), self._image, QtCore.QRectF(p, 0, w - p, h))
+        if p > 0:
+            painter.drawImage(QtCore.QRectF(w - p, 0, p, h), self._image, QtCore.QRectF(0, 0, p, h))
+
+
+class SpectrogramView(pg.GraphicsLayoutWidget):
+    """Spectrogram (dB, Hz against s) with its colour bar, and the θ track under it on the same
+    time axis. Receives finished frames through :meth:`append`; pulls nothing.
+
+    The picture has about one column per screen pixel and one row per screen pixel (frames and
+    bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
+
+    Signals:
+        hovered(dict): under the mouse: ``time`` s, ``freq`` Hz, ``db`` dBFS, ``theta_ms``; or {}.
+    """
+
+    hovered = QtCore.pyqtSignal(dict)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        from .theta import ThetaTrack  # one concept per module; the view composes them
+
+        self.setBackground("#101014")
+        self.ci.layout.setContentsMargins(4, 6, 4, 4)
+        self.ci.layout.setHorizontalSpacing(6)
+        self.plot = self.addPlot(row=0, col=0)
+        self.plot.setLabel("left", "frequency", units="Hz")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.getAxis("bottom").setStyle(showValues=False)
+        self.plot.getAxis("bottom").setHeight(6)
+        self.colorbar = pg.ColorBarItem(
+            values=(-100, 0),
+            width=14,
+            label="dBFS",
+            interactive=False,
+            colorMap=pg.colormap.get("viridis"),
+            colorMapMenu=False,
+        )
+        self.addItem(self.colorbar, row=0, col=1)
+        self.theta = ThetaTrack(1, 1.0)
+        self.addItem(self.theta, row=1, col=0)
+        self.theta.setXLink(self.plot)
+        self.ci.layout.setRowStretchFactor(0, 3)
+        self.ci.layout.setRowStretchFactor(1, 1)
+        for p in (self.plot, self.theta):
+            p.getAxis("left").setWidth(64)
+        self.image: RingImage | None = None
+        self.span = 10.0
+        self.cmap = "viridis"
+        self.log = False
+        self.levels = (-100.0, 0.0)
+        self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
+        self._latest = 0.0
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def _pixels(self) -> tuple[int, int]:
+        """Width and height of the spectrogram's plotting area in device pixels (at least 64)."""
+        r = self.plot.vb.sceneBoundingRect()
+        ratio = self.devicePixelRatioF()
+        return max(64, int(r.width() * ratio)), max(64, int(r.height() * ratio))
+
+    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float | None = None) -> None:
+        """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples)
+        whose first frame will be at ``time0`` (s; default: where the last picture ended)."""
+        if time0 is not None:
+            self._latest = float(time0)
+        self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
+        frames = max(2, int(round(self.span * sample_rate / hop)))
+        px_w, px_h = self._pixels()
+        group = max(1, -(-frames // px_w))
+        if self.image is not None:
+            self.plot.removeItem(self.image)
+        self.image = RingImage(-(-frames // group), n_fft // 2 + 1, sample_rate, px_h, self.log, group)
+        self.image.set_levels(*self.levels)
+        self.image.set_colormap(self.cmap)
+        self.plot.addItem(self.image)
+        self.theta.reset(frames, sample_rate)
+        self._set_yaxis()
+        self._place(self._latest)
+        self.scroll_to(self._latest + self.span)
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(ev)
+        if getattr(self, "image", None) is None:  # pyqtgraph resizes during its own __init__
+            return
+        px_w, px_h = self._pixels()
+        frames = self.theta.width
+        if max(1, -(-frames // px_w)) != self.image.group:
+            self.reset(self.sample_rate, self.n_fft, self.hop)
+        elif abs(px_h - self.image.rows) > 0.1 * self.image.rows:
+            self.image.set_rows(px_h, self.log)
+            self._set_yaxis()
+            self._place(self._latest)
+
+    def set_span(self, seconds: float) -> None:
+        self.span = float(seconds)
+        if self.image is not None:
+            self.reset(self.sample_rate, self.n_fft, self.hop)
+
+    def set_levels(self, floor: float, ceiling: float) -> None:
+        self.levels = (float(floor), float(ceiling))
+        self.colorbar.setLevels(self.levels)
+        if self.image is not None:
+            self.image.set_levels(*self.levels)
+
+    def set_colormap(self, name: str) -> None:
+        lookup_table(name)  # validates the name
+        self.cmap = name
+        if name == "gray":
+            self.colorbar.setColorMap(pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)]))
+        else:
+            self.colorbar.setColorMap(pg.colormap.get(name))
+        if self.image is not None:
+            self.image.set_colormap(name)
+
+    def set_log(self, log: bool) -> None:
+        self.log = bool(log)
+        if self.image is not None:
+            self.image.set_rows(self._pixels()[1], self.log)
+            self._set_yaxis()
+            self._place(self._latest)
+
+    def _set_yaxis(self) -> None:
+        nyquist = self.sample_rate / 2
+        axis = self.plot.getAxis("left")
+        if self.log:
+            lo = log_f_min(self.image.n_bins, self.sample_rate)
+            ticks = [f for f in (20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4) if lo <= f <= nyquist]
+            axis.setTicks([[(np.log10(f), f"{f / 1000:g}k" if f >= 1000 else f"{f:g}") for f in ticks]])
+            axis.enableAutoSIPrefix(False)
+            axis.setLabel("frequency", units="Hz")
+            self.plot.setYRange(np.log10(lo), np.log10(nyquist), padding=0)
+        else:
+            axis.setTicks(None)
+            axis.enableAutoSIPrefix(True)
+            self.plot.setYRange(0, nyquist, padding=0)
+
+    def _place(self, latest: float) -> None:
+        """Put the ring's newest column at time ``latest`` (s)."""
+        img = self.image
+        self._latest = latest
+        dt = img.group * self.hop / self.sample_rate
+        tr = QtGui.QTransform()
+        nyquist = self.sample_rate / 2
+        if self.log:
+            lo = np.log10(log_f_min(img.n_bins, self.sample_rate))
+            tr.translate(latest - (img.width - 0.5) * dt, lo)
+            tr.scale(dt, (np.log10(nyquist) - lo) / img.rows)
+        else:
+            row_hz = nyquist * img.n_bins / (img.n_bins - 1) / img.rows
+            tr.translate(latest - (img.width - 0.5) * dt, -row_hz / 2)
+            tr.scale(dt, row_hz)
+        img.setTransform(tr)
+
+    def scroll_to(self, right: float) -> None:
+        """Show the span of time that ends at ``right`` (s)."""
+        self.plot.setXRange(right - self.span, right, padding=0)
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def append(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
+        """New finished frames: dB [k, bins] (dBFS), θ [k] (samples), time [k] (s)."""
+        if len(time) == 0:
+            return
+        before = self.image.count
+        self.image.append(db, theta, time)
+        self.theta.append(theta, time)
+        if self.image.count != before:
+            self._place(float(self.image.time[(self.image.pos - 1) % self.image.width]))
+
+    def clear(self) -> None:
+        """Forget the picture (after a seek or a new source); the geometry stays."""
+        self._latest = 0.0
+        if self.image is not None:
+            self.reset(self.sample_rate, self.n_fft, self.hop)
+
+    def picture(self) -> np.ndarray:
+        """The shown picture as pixels [rows, columns] uint32, row 0 = lowest frequency."""
+        return self.image.image()
+
+    def row_of(self, freq: float) -> float:
+        """Display row (fractional) where frequency ``freq`` (Hz) is drawn."""
+        img = self.image
+        nyquist = self.sample_rate / 2
+        if self.log:
+            lo = log_f_min(img.n_bins, self.sample_rate)
+            return img.rows * np.log(freq / lo) / np.log(nyquist / lo)
+        return freq / (nyquist * img.n_bins / (img.n_bins - 1) / img.rows)
+
+    # -- cursor -----------------------------------------------------------------------------------
+
+    def readout(self, time: float, freq: float | None) -> dict:
+        """What the picture holds at (time s, freq Hz): the nearest shown column and FFT bin."""
+        img = self.image
+        if img is None or img.count == 0:
+            return {}
+        dist = np.abs(img.time - time)
+        slot = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
+        if slot < 0 or dist[slot] > img.group * self.hop / self.sample_rate:
+            return {}
+        info = {"time": float(img.time[slot]), "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
+        if freq is not None:
+            b = int(np.clip(round(freq * self.n_fft / self.sample_rate), 0, img.n_bins - 1))
+            info["freq"] = float(freq)
+            info["db"] = float(img.db[slot, b])
+        return info
+
+    def readout_at(self, scene_pos: QtCore.QPointF) -> dict:
+        """:meth:`readout` under a point of the scene (the mouse), {} outside the plots."""
+        if self.image is None:
+            return {}
+        for p in (self.plot, self.theta):
+            if p.vb.sceneBoundingRect().contains(scene_pos):
+                v = p.vb.mapSceneToView(scene_pos)
+                freq = None
+                if p is self.plot:
+                    freq = 10 ** v.y() if self.log else v.y()
+                return self.readout(v.x(), freq)
+        return {}
+
+    def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        self.hovered.emit(self.readout_at(scene_pos))

@@ -1,0 +1,448 @@
+"""The main window: transport bar, spectrogram + θ track + level meter, side panels, status bar.
+
+It wires the parts and owns no DSP: controls post settings to the :class:`EngineWorker`; a 60 Hz
+timer takes the worker's finished frames and hands them to the views. Between the engine's blocks
+(K frames at a time) the time axis scrolls smoothly by the wall clock, lagging one block behind the
+newest column so the right edge never shows a gap.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from rtdstft import audio
+
+from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
+from .meter import LevelMeter
+from .settings import open_settings, read
+from .spectrogram import SpectrogramView
+from .worker import EngineWorker, Frames, Geometry, Stats, engine_defaults
+
+REDRAW_HZ = 60
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "recordings" / "demo.wav"
+AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)"
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(max(seconds, 0.0), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The application window.
+
+    Args:
+        settings_path: INI file of the settings (default: see :mod:`.settings`).
+        recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: the ``recordings/`` folder
+            beside the package, else ``./recordings``).
+        overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
+            applied over the saved ones.
+    """
+
+    def __init__(
+        self,
+        settings_path: str | None = None,
+        recordings_dir: str | None = None,
+        overrides: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("rtdstft — adaptive spectrogram")
+        self.settings = open_settings(settings_path)
+        default_rec = ROOT / "recordings" if (ROOT / "recordings").is_dir() else Path("recordings")
+        self.recordings_dir = Path(recordings_dir) if recordings_dir else default_rec
+        self.stats = Stats()
+        self.error_dialog: QtWidgets.QMessageBox | None = None
+        self.redraws = 0
+        self._arrival = (0.0, 0.0)  # (stream time of the newest column, wall clock when it came)
+        self._right = 0.0
+        self._geometry: Geometry | None = None
+
+        self.analysis = AnalysisPanel(engine_defaults())
+        self.display = DisplayPanel()
+        self.devices = DevicePanel()
+        self.view = SpectrogramView()
+        self.meter = LevelMeter()
+        self._build_transport()
+        self._build_layout()
+        self._build_status()
+        self._build_shortcuts()
+        self.setAcceptDrops(True)
+
+        self._refresh_devices()
+        self._restore()
+        if overrides:
+            self.analysis.set_values({**self.analysis.values(), **overrides})
+        self._apply_display(self.display.values())
+        self.worker = EngineWorker(self.analysis.values())
+        self.worker.stats.connect(self._on_stats)
+        self.worker.message.connect(self._on_message)
+        self.worker.file_error.connect(self._on_file_error)
+        self.worker.opened.connect(self._on_opened)
+        self.analysis.changed.connect(self._on_analysis)
+        self.display.changed.connect(self._apply_display)
+        self.devices.listen.connect(self.open_mic)
+        self.devices.monitor.connect(self.worker.set_monitor)
+        self.worker.set_speed(self.speed.currentData())
+        self.worker.set_loop(self.loop.isChecked())
+        self.worker.start()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start(1000 // REDRAW_HZ)
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def _build_transport(self) -> None:
+        bar = QtWidgets.QToolBar("Transport")
+        bar.setObjectName("transport")
+        bar.setMovable(False)
+        bar.setIconSize(QtCore.QSize(18, 18))
+        self.addToolBar(bar)
+        style = self.style()
+        icon = QtWidgets.QStyle.StandardPixmap
+        self.open_action = bar.addAction(
+            style.standardIcon(icon.SP_DialogOpenButton), "Open…", self.open_dialog
+        )
+        self.open_action.setToolTip("Open an audio file (Ctrl+O)")
+        self.play_action = bar.addAction(style.standardIcon(icon.SP_MediaPause), "Pause", self.toggle_play)
+        self.play_action.setToolTip("Play / pause (Space)")
+        self.seek = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.seek.setRange(0, 1000)
+        self.seek.setMinimumWidth(220)
+        self.seek.setToolTip("Position in the file")
+        self.seek.sliderReleased.connect(self._on_seek)
+        bar.addWidget(self.seek)
+        self.position = QtWidgets.QLabel("0:00.0 / 0:00.0")
+        self.position.setMinimumWidth(110)
+        self.position.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        bar.addWidget(self.position)
+        self.speed = QtWidgets.QComboBox()
+        for s in SPEEDS:
+            self.speed.addItem(f"{s:g}×", s)
+        self.speed.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed.setToolTip("Replay speed")
+        self.speed.currentIndexChanged.connect(lambda: self.worker.set_speed(self.speed.currentData()))
+        bar.addWidget(self.speed)
+        self.loop = QtWidgets.QCheckBox("loop")
+        self.loop.toggled.connect(lambda on: self.worker.set_loop(on))
+        bar.addWidget(self.loop)
+        bar.addSeparator()
+        self.record_action = bar.addAction("● Rec", self.toggle_record)
+        self.record_action.setCheckable(True)
+        self.record_action.setToolTip("Record the raw input to recordings/rec-*.wav (Ctrl+R)")
+        self.freeze_action = bar.addAction("Freeze", lambda: self.display.freeze.toggle())
+        self.freeze_action.setCheckable(True)
+        self.export_action = bar.addAction(
+            style.standardIcon(icon.SP_DialogSaveButton), "Export", self.export_dialog
+        )
+        self.export_action.setToolTip("Export the view to PNG (Ctrl+E)")
+
+    def _build_layout(self) -> None:
+        self.source_label = QtWidgets.QLabel("no source")
+        self.source_label.setStyleSheet("font-weight: 600; color: #e0e0e6;")
+        self.banner = QtWidgets.QLabel()
+        self.banner.setStyleSheet("color: #ff8a65;")
+        self.banner.setVisible(False)
+        self.readout = QtWidgets.QLabel("")
+        self.readout.setStyleSheet("font-family: monospace; color: #c8c8d0;")
+        self.readout.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        header = QtWidgets.QHBoxLayout()
+        header.addWidget(self.source_label)
+        header.addWidget(self.banner, 1)
+        header.addWidget(self.readout)
+        body = QtWidgets.QHBoxLayout()
+        body.setSpacing(2)
+        body.addWidget(self.view, 1)
+        body.addWidget(self.meter)
+        central = QtWidgets.QWidget()
+        outer = QtWidgets.QVBoxLayout(central)
+        outer.setContentsMargins(6, 4, 6, 2)
+        outer.addLayout(header)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+        self.view.hovered.connect(self._on_hover)
+
+        panels = QtWidgets.QWidget()
+        col = QtWidgets.QVBoxLayout(panels)
+        for panel in (self.analysis, self.display, self.devices):
+            col.addWidget(panel)
+        col.addStretch(1)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(panels)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        dock = QtWidgets.QDockWidget("Settings")
+        dock.setObjectName("settings")
+        dock.setWidget(scroll)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        panels.setMinimumWidth(250)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+    def _build_status(self) -> None:
+        bar = self.statusBar()
+        self.status = {}
+        for key, tip in (
+            ("rtf", "engine time / audio time"),
+            ("dropped", "blocks lost"),
+            ("latency", "input to resynthesis (analysis: frame centre to picture)"),
+            ("device", "source"),
+            ("rate", "sample rate"),
+        ):
+            label = QtWidgets.QLabel()
+            label.setToolTip(tip)
+            label.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(label)
+            self.status[key] = label
+
+    def _build_shortcuts(self) -> None:
+        for keys, slot in (
+            ("Space", self.toggle_play),
+            ("Ctrl+O", self.open_dialog),
+            ("Ctrl+E", self.export_dialog),
+            ("Ctrl+R", self.toggle_record),
+        ):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(slot)
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    def open_file(self, path: str | Path) -> None:
+        """Replay ``path``; an unreadable file gives a dialog and leaves the current source."""
+        self.worker.open_file(str(path))
+
+    def open_mic(self, device=None, sample_rate: int = 48000) -> None:
+        self.worker.open_mic(device, sample_rate)
+
+    def open_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open audio file", str(self.recordings_dir), AUDIO_FILTER
+        )
+        if path:
+            self.open_file(path)
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 (Qt's name)
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            self.open_file(files[0])
+            event.acceptProposedAction()
+
+    def _refresh_devices(self) -> None:
+        try:
+            devices, error = audio.list_devices(), ""
+        except audio.AudioDeviceError as exc:
+            devices, error = [], str(exc)
+        self.devices.set_devices(devices, error)
+        self.no_input = ""
+        if not any(d["max_input_channels"] > 0 for d in devices):
+            self.no_input = f"No input device found{': ' + error if error else ''}."
+            self._say(self.no_input)
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def toggle_play(self) -> None:
+        self.worker.set_playing(not self.stats.playing)
+        self.stats.playing = not self.stats.playing
+        self._show_playing()
+
+    def _show_playing(self) -> None:
+        icon = QtWidgets.QStyle.StandardPixmap
+        playing = self.stats.playing
+        self.play_action.setIcon(
+            self.style().standardIcon(icon.SP_MediaPause if playing else icon.SP_MediaPlay)
+        )
+        self.play_action.setText("Pause" if playing else "Play")
+
+    def _on_seek(self) -> None:
+        if self.stats.kind == "file" and self.stats.duration > 0:
+            self.worker.seek(self.seek.value() / 1000 * self.stats.duration)
+
+    def toggle_record(self) -> None:
+        recording = not bool(self.stats.recording)
+        self.worker.set_recording(str(self.recordings_dir) if recording else None)
+        self.stats.recording = "…" if recording else ""
+        self.record_action.setChecked(recording)
+
+    # -- export -----------------------------------------------------------------------------------
+
+    def export_png(self, path: str | Path) -> bool:
+        """Save the spectrogram and θ track as shown to a PNG; True on success."""
+        return self.view.grab().save(str(path), "PNG")
+
+    def export_dialog(self) -> None:
+        default = str(Path.cwd() / f"rtdstft-{time.strftime('%Y%m%d-%H%M%S')}.png")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export view", default, "PNG image (*.png)")
+        if path:
+            ok = self.export_png(path)
+            self.statusBar().showMessage(f"saved {path}" if ok else f"could not write {path}", 5000)
+
+    # -- from the worker --------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Timer: take finished frames and levels from the worker, update the views, scroll."""
+        items, (peak, rms) = self.worker.take()
+        frozen = self.display.freeze.isChecked()
+        for item in items:
+            if isinstance(item, Geometry):
+                self._new_geometry(item)
+            elif not frozen and isinstance(item, Frames):
+                self.view.append(item.db, item.theta, item.time)
+                self._arrival = (float(item.time[-1]), time.monotonic())
+        self.meter.set_level(peak, rms)
+        if not frozen and self._geometry is not None:
+            self._scroll()
+
+    def _scroll(self) -> None:
+        newest, arrived = self._arrival
+        g = self._geometry
+        block = 8 * g.hop / g.sample_rate
+        rate = self.speed.currentData() if self.stats.kind == "file" else 1.0
+        moving = self.stats.playing and newest > 0
+        est = newest - block + ((time.monotonic() - arrived) * rate if moving else block)
+        right = min(max(est, self._right), newest)
+        if right != self._right:
+            self._right = right
+            # Until the picture is full it fills from the left, as a recorder's display does.
+            self.view.scroll_to(max(right, g.time0 + self.view.span))
+            self.redraws += 1
+
+    def _new_geometry(self, g: Geometry) -> None:
+        self._geometry = g
+        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0)
+        self._arrival, self._right = (g.time0, time.monotonic()), g.time0
+        self.analysis.set_sample_rate(g.sample_rate)
+        v = self.analysis.values()
+        self.view.theta.set_bounds(
+            v["win_min"] if v["adapt"] else v["win_length"], v["win_max"] if v["adapt"] else v["win_length"]
+        )
+
+    def _on_stats(self, s: Stats) -> None:
+        recording = self.stats.recording
+        self.stats = s
+        if recording == "…" and not s.recording:  # the worker has not started it yet
+            s.recording = recording
+        self._show_playing()
+        self.record_action.setChecked(bool(s.recording))
+        st = self.status
+        st["rtf"].setText(f"RTF {s.rtf:.3f}")
+        st["dropped"].setText(f"dropped {s.dropped_blocks}")
+        st["latency"].setText(f"latency {s.latency_ms:.0f} ms (analysis {s.analysis_latency_ms:.0f})")
+        st["device"].setText(s.device or "—")
+        st["rate"].setText(f"{s.sample_rate:g} Hz" if s.sample_rate else "")
+        if s.nonfinite:
+            st["dropped"].setText(f"dropped {s.dropped_blocks} · NaN/inf {s.nonfinite}")
+        is_file = s.kind == "file"
+        for w in (self.seek, self.speed, self.loop):
+            w.setEnabled(is_file)
+        if is_file and not self.seek.isSliderDown() and s.duration > 0:
+            with QtCore.QSignalBlocker(self.seek):
+                self.seek.setValue(int(1000 * s.position / s.duration))
+            self.position.setText(f"{_fmt_time(s.position)} / {_fmt_time(s.duration)}")
+        elif not is_file:
+            self.position.setText("live" if s.kind == "mic" else "—")
+
+    def _say(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+        self.statusBar().showMessage(text, 15000)
+
+    def _on_message(self, level: str, text: str) -> None:
+        if level == "error":
+            self._say(text)
+        else:
+            self.statusBar().showMessage(text, 8000)
+
+    def _on_file_error(self, path: str, reason: str) -> None:
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning,
+            "Cannot open file",
+            f"Cannot open {path}",
+            QtWidgets.QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setInformativeText(reason)
+        box.open()  # window-modal, does not block the event loop
+        self.error_dialog = box
+
+    def _on_opened(self, kind: str, name: str) -> None:
+        self._say(self.no_input if kind == "file" else "")
+        if kind == "file":
+            self.settings.setValue("source/last_file", name)
+            self.source_label.setText(Path(name).name)
+        else:
+            self.source_label.setText(f"microphone: {name}")
+
+    def _on_hover(self, info: dict) -> None:
+        if not info:
+            self.readout.setText("")
+            return
+        parts = [f"t {info['time']:7.3f} s"]
+        if "freq" in info:
+            parts += [f"f {info['freq']:7.1f} Hz", f"{info['db']:6.1f} dBFS"]
+        parts.append(f"θ {info['theta_ms']:5.1f} ms")
+        self.readout.setText("   ".join(parts))
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def _on_analysis(self, changes: dict) -> None:
+        self.worker.configure(**changes)
+        v = self.analysis.values()
+        if self._geometry is not None and not {"n_fft", "hop_length"} & set(changes):
+            self.view.theta.set_bounds(
+                v["win_min"] if v["adapt"] else v["win_length"],
+                v["win_max"] if v["adapt"] else v["win_length"],
+            )
+
+    def _apply_display(self, v: dict) -> None:
+        if "floor" in v or "ceiling" in v:
+            self.view.set_levels(v.get("floor", self.view.levels[0]), v.get("ceiling", self.view.levels[1]))
+        if "colormap" in v:
+            self.view.set_colormap(v["colormap"])
+        if "span" in v:
+            self.view.set_span(v["span"])
+            self._right = self._arrival[0]
+        if "log" in v:
+            self.view.set_log(v["log"])
+        if "freeze" in v:
+            self.freeze_action.setChecked(v["freeze"])
+
+    def _restore(self) -> None:
+        s = self.settings
+        for panel in (self.analysis, self.display, self.devices):
+            panel.restore(s)
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 820)
+        with QtCore.QSignalBlocker(self.loop), QtCore.QSignalBlocker(self.speed):
+            self.loop.setChecked(read(s, "transport/loop", False))
+            i = self.speed.findData(read(s, "transport/speed", 1.0))
+            self.speed.setCurrentIndex(i if i >= 0 else SPEEDS.index(1.0))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        for panel in (self.analysis, self.display, self.devices):
+            panel.save(s)
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("transport/loop", self.loop.isChecked())
+        s.setValue("transport/speed", self.speed.currentData())
+        s.sync()
+
+    def last_file(self) -> str | None:
+        path = read(self.settings, "source/last_file", "")
+        return path if path and Path(path).is_file() else None
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.timer.stop()
+        self.save_settings()
+        self.worker.stop()
+        super().closeEvent(event)

@@ -1,0 +1,481 @@
+"""The engine thread: owns the audio source, the StreamingDSTFT, the monitor and the recorder.
+
+Data flow (Friture's): the PortAudio callback (inside :class:`rtdstft.audio.MicrophoneSource`) only
+copies into a ring; this thread takes what is due from the ring or the file, runs the transform,
+and appends finished frames (dB columns, θ, times) and input levels to a locked queue; the GUI
+thread drains that queue at each redraw (:meth:`EngineWorker.take`). The GUI never touches the
+engine: it posts commands (:meth:`EngineWorker.post` and the setters), which run here between
+blocks. So a slow GUI only lets the queue grow (audio is never lost), and a slow engine shows up as
+dropped blocks (the ring refuses samples, a file replay skips ahead), never as a frozen window.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore
+
+from rtdstft import audio
+
+#: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
+LIVE_KEYS = ("adapt", "win_length", "win_min", "win_max", "lr", "smoothness", "entropy", "alpha", "radius")
+#: Engine settings that need a new engine.
+GEOMETRY_KEYS = ("n_fft", "hop_length")
+#: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.
+MAX_BACKLOG_S = 0.5
+DB_EPS = 1e-10
+
+
+def engine_class():
+    """rtdstft.StreamingDSTFT, imported when first needed (torch loads with it)."""
+    from rtdstft import StreamingDSTFT
+
+    return StreamingDSTFT
+
+
+def engine_defaults() -> dict:
+    """The engine's own defaults for the live settings (None where it derives them)."""
+    params = inspect.signature(engine_class()).parameters
+    return {k: params[k].default for k in (*LIVE_KEYS, *GEOMETRY_KEYS) if k in params}
+
+
+@dataclass
+class Geometry:
+    """A new stream starts: the GUI resets its picture. ``time0`` is the stream time (s) of the
+    first frame to come."""
+
+    sample_rate: float
+    n_fft: int
+    hop: int
+    time0: float = 0.0
+
+
+@dataclass
+class Frames:
+    """Finished frames: dB full scale [k, n_fft/2+1] float32, θ [k] (samples), time [k] (s)."""
+
+    db: np.ndarray
+    theta: np.ndarray
+    time: np.ndarray
+
+
+@dataclass
+class Stats:
+    """What the status bar and transport show; sent about 8 times a second."""
+
+    rtf: float = 0.0
+    dropped_blocks: int = 0
+    latency_ms: float = 0.0
+    analysis_latency_ms: float = 0.0
+    device: str = ""
+    sample_rate: float = 0.0
+    kind: str = ""  # "file" | "mic" | ""
+    position: float = 0.0
+    duration: float = 0.0
+    playing: bool = False
+    nonfinite: int = 0
+    recording: str = ""
+    monitoring: str = ""
+    settings: dict = field(default_factory=dict)
+
+
+class EngineWorker(QtCore.QThread):
+    """Runs the source and the engine in its own thread; see the module docstring.
+
+    Signals (queued to the GUI thread):
+        stats(Stats): the periodic status.
+        message(str, str): (level, text), level "info" | "error"; errors of devices and settings.
+        file_error(str, str): (path, reason) when a file cannot be opened: the GUI shows a dialog.
+        opened(str, str): (kind, name) when a source was opened.
+    """
+
+    stats = QtCore.pyqtSignal(object)
+    message = QtCore.pyqtSignal(str, str)
+    file_error = QtCore.pyqtSignal(str, str)
+    opened = QtCore.pyqtSignal(str, str)
+
+    def __init__(self, params: dict | None = None, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.params = {"n_fft": 2048, "hop_length": 256, **(params or {})}
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._out_lock = threading.Lock()
+        self._out: collections.deque = collections.deque()
+        self._level = (0.0, 0.0)  # (peak, rms) of the input since the last take
+        self._quit = False
+        self.engine = None
+        self.source = None
+        self.kind = ""
+        self.playing = False
+        self.speed = 1.0
+        self.loop = False
+        self.sink = None
+        self.monitor_what = "resynthesis"
+        self.recorder = None
+        self.dropped_blocks = 0
+        self.nonfinite = 0
+        self._time0 = self._next_time = 0.0
+        self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
+        self._last_stats = 0.0
+
+    # -- the GUI's side ---------------------------------------------------------------------------
+
+    def post(self, command: Callable[[], None]) -> None:
+        """Run ``command()`` in the worker thread before the next block."""
+        self._commands.put(command)
+        self._wake.set()
+
+    def take(self) -> tuple[list, tuple[float, float]]:
+        """Everything finished since the last call (Geometry and Frames items, in order) and the
+        input level (peak, rms) over that time; called by the GUI at each redraw."""
+        with self._out_lock:
+            items = list(self._out)
+            self._out.clear()
+            level, self._level = self._level, (0.0, 0.0)
+        return items, level
+
+    def stop(self) -> None:
+        """End the thread (closes the source, the monitor and the recorder) and wait for it."""
+        self._quit = True
+        self._wake.set()
+        self.wait(5000)
+
+    def open_file(self, path: str) -> None:
+        self.post(lambda: self._open_file(path))
+
+    def open_mic(self, device: int | str | None, sample_rate: float) -> None:
+        self.post(lambda: self._open_mic(device, sample_rate))
+
+    def configure(self, **settings) -> None:
+        """Change engine settings (any of LIVE_KEYS and GEOMETRY_KEYS); live where possible."""
+        self.post(lambda: self._configure(settings))
+
+    def set_playing(self, playing: bool) -> None:
+        self.post(lambda: self._set_playing(playing))
+
+    def seek(self, seconds: float) -> None:
+        self.post(lambda: self._seek(seconds))
+
+    def set_speed(self, speed: float) -> None:
+        self.post(lambda: self._set_speed(speed))
+
+    def set_loop(self, loop: bool) -> None:
+        self.post(lambda: self._set_loop(loop))
+
+    def set_monitor(self, device: int | str | None, what: str | None) -> None:
+        """Play ``what`` ("resynthesis" | "raw") to output ``device``; ``what=None`` stops."""
+        self.post(lambda: self._set_monitor(device, what))
+
+    def set_recording(self, folder: str | None) -> None:
+        """Record the raw input to a timestamped WAV in ``folder``; None stops."""
+        self.post(lambda: self._set_recording(folder))
+
+    def call(self, fn: Callable[[EngineWorker], object], timeout: float = 5.0) -> object:
+        """Run ``fn(worker)`` in the worker thread and return its result (for tests and tools)."""
+        box: list = []
+        done = threading.Event()
+
+        def run() -> None:
+            box.append(fn(self))
+            done.set()
+
+        self.post(run)
+        if not done.wait(timeout):
+            raise TimeoutError("the engine thread did not answer")
+        return box[0]
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        import torch
+
+        # One intra-op thread: the engine's blocks are small, and on a 2-core machine a second
+        # torch thread fights the GUI thread and makes the transform ~10× slower.
+        torch.set_num_threads(1)
+        try:
+            while not self._quit:
+                self._run_commands()
+                try:
+                    worked = self._step() if self.source is not None else False
+                except Exception as exc:  # noqa: BLE001 - the window must outlive a failing stream
+                    self.message.emit("error", f"stream stopped: {type(exc).__name__}: {exc}")
+                    self._close_source()
+                    worked = False
+                self._send_stats()
+                if not worked:
+                    self._wake.wait(0.004)
+                    self._wake.clear()
+        finally:
+            self._close_source()
+            self._set_monitor(None, None)
+            self._set_recording(None)
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command()
+            except (ValueError, audio.AudioDeviceError, audio.AudioFileError) as exc:
+                self.message.emit("error", str(exc))
+
+    def _step(self) -> bool:
+        """Take what is due from the source, transform it, hand the frames over. True if any."""
+        source = self.source
+        if self.kind == "mic":
+            if source.error is not None:
+                self._lost(source.error)
+                return False
+            block = source.read_available()
+        else:
+            if not self.playing:
+                return False
+            backlog = source.due
+            limit = int(MAX_BACKLOG_S * source.sample_rate)
+            if backlog > limit:  # the engine fell behind: skip ahead rather than lag for ever
+                source.read(backlog - limit // 4)
+                self.dropped_blocks += 1
+            block = source.pull()
+        if block.size == 0:
+            if self.kind == "file" and source.finished:
+                self._finish_file()
+            return False
+        t0 = time.perf_counter()
+        out = self.engine.process(block)
+        self._busy.append((time.perf_counter() - t0, block.size / source.sample_rate))
+        self.nonfinite += int(out.nonfinite)
+        self._emit(out, block)
+        self._monitor(block, out.audio)
+        if self.recorder is not None:
+            self.recorder.write(block)
+        return True
+
+    def _emit(self, out, block: np.ndarray | None) -> None:
+        frames = None
+        if len(out.frame_index):
+            n_fft = self.engine_n_fft
+            mag = np.abs(out.spec) * (4.0 / n_fft)
+            db = (20.0 * np.log10(mag + DB_EPS)).astype(np.float32)
+            frames = Frames(
+                db,
+                np.asarray(out.win_length, dtype=np.float32),
+                self._time0 + np.asarray(out.time, dtype=np.float64),
+            )
+            self._next_time = float(frames.time[-1]) + self.params["hop_length"] / self.source.sample_rate
+        level = None
+        if block is not None and block.size:
+            finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            level = (float(np.max(np.abs(finite))), float(np.sqrt(np.mean(finite**2))))
+        with self._out_lock:
+            if frames is not None:
+                self._out.append(frames)
+            if level is not None:
+                self._level = (max(self._level[0], level[0]), max(self._level[1], level[1]))
+
+    def _push(self, item: object) -> None:
+        with self._out_lock:
+            self._out.append(item)
+
+    # -- engine -----------------------------------------------------------------------------------
+
+    @property
+    def engine_n_fft(self) -> int:
+        return int(self.params["n_fft"])
+
+    def _new_engine(self, sample_rate: float, time0: float = 0.0) -> None:
+        settings = {k: v for k, v in self.params.items() if v is not None}
+        self.engine = engine_class()(sample_rate=sample_rate, **settings)
+        self._time0 = self._next_time = time0
+        self._busy.clear()
+        self._push(Geometry(sample_rate, self.engine_n_fft, int(self.params["hop_length"]), time0))
+
+    def _configure(self, settings: dict) -> None:
+        unknown = set(settings) - set(LIVE_KEYS) - set(GEOMETRY_KEYS)
+        if unknown:
+            raise ValueError(f"unknown engine setting(s): {', '.join(sorted(unknown))}")
+        geometry = any(k in GEOMETRY_KEYS and settings[k] != self.params.get(k) for k in settings)
+        old = dict(self.params)
+        self.params.update(settings)
+        if self.engine is None:
+            return
+        try:
+            if geometry:
+                self._new_engine(self.source.sample_rate, self._stream_time())
+            else:
+                self.engine.configure(**settings)
+        except ValueError:
+            self.params = old
+            raise
+
+    def _stream_time(self) -> float:
+        """Stream time (s) where a new engine's first frame goes: the file position, or for a
+        live input just after the last frame shown."""
+        if self.kind == "file":
+            return self.source.position
+        return self._next_time
+
+    def engine_settings(self) -> dict:
+        """The running engine's settings as it reports them (worker thread only)."""
+        e = self.engine
+        if e is None:
+            return {}
+        return {**e.settings, "n_fft": e.n_fft, "hop_length": e.hop_length, "sample_rate": e.sample_rate}
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.source, self.kind, self.playing = None, "", False
+
+    def _open_file(self, path: str) -> None:
+        try:
+            source = audio.FileSource(path, realtime=True, speed=self.speed, loop=self.loop)
+        except (audio.AudioFileError, ValueError, OSError) as exc:
+            self.file_error.emit(str(path), str(exc))
+            return
+        self._close_source()
+        self.source, self.kind = source, "file"
+        self._new_engine(source.sample_rate, 0.0)
+        self.source.start()
+        self.playing = True
+        self.opened.emit("file", str(path))
+
+    def _open_mic(self, device: int | str | None, sample_rate: float) -> None:
+        try:
+            source = audio.MicrophoneSource(device, sample_rate=sample_rate, latency="low")
+            source.start()
+        except (audio.AudioDeviceError, ValueError) as exc:
+            self.message.emit("error", f"no input: {exc}")
+            return
+        self._close_source()
+        self.source, self.kind = source, "mic"
+        self._new_engine(source.sample_rate, 0.0)
+        self.playing = True
+        self.opened.emit("mic", source.device_name)
+
+    def _lost(self, error: Exception) -> None:
+        self.message.emit("error", f"input stopped: {error}")
+        self._close_source()
+
+    def _finish_file(self) -> None:
+        self._emit(self.engine.flush(), None)
+        self.playing = False
+
+    def _set_playing(self, playing: bool) -> None:
+        if self.source is None:
+            return
+        if self.kind == "file":
+            if playing and self.source.finished:
+                self._seek(0.0)
+            (self.source.start if playing else self.source.stop)()
+        elif playing:
+            self.source.ring.clear()  # what came while paused is not shown
+            self.source.start()
+        else:
+            self.source.stop()
+        self.playing = playing
+
+    def _seek(self, seconds: float) -> None:
+        if self.kind != "file":
+            return
+        seconds = float(np.clip(seconds, 0.0, self.source.duration))
+        self.source.seek(seconds)
+        self._new_engine(self.source.sample_rate, seconds)
+        if self.playing:
+            self.source.start()
+
+    def _set_speed(self, speed: float) -> None:
+        if not 0.25 <= speed <= 4.0:
+            raise ValueError(f"speed must be in 0.25..4 (× real time), got {speed!r}")
+        self.speed = float(speed)
+        if self.kind == "file":
+            self.source.speed = self.speed
+            if self.playing:
+                self.source.start()  # restart the clock so the new pace counts from now
+
+    def _set_loop(self, loop: bool) -> None:
+        self.loop = bool(loop)
+        if self.kind == "file":
+            self.source.loop = self.loop
+
+    # -- monitor and recorder ---------------------------------------------------------------------
+
+    def _set_monitor(self, device: int | str | None, what: str | None) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+        if what is None or self.source is None:
+            return
+        if what not in ("resynthesis", "raw"):
+            raise ValueError(f"monitor must be 'resynthesis' or 'raw', got {what!r}")
+        self.monitor_what = what
+        try:
+            self.sink = audio.OutputSink(device, sample_rate=self.source.sample_rate)
+            self.sink.start()
+        except (audio.AudioDeviceError, ValueError) as exc:
+            self.sink = None
+            self.message.emit("error", f"monitor: {exc}")
+
+    def _monitor(self, block: np.ndarray, resynthesis: np.ndarray) -> None:
+        if self.sink is None or (self.kind == "file" and self.speed != 1.0):
+            return
+        if self.sink.error is not None:
+            self.message.emit("error", f"monitor stopped: {self.sink.error}")
+            self._set_monitor(None, None)
+            return
+        self.sink.write(resynthesis if self.monitor_what == "resynthesis" else block)
+
+    def _set_recording(self, folder: str | None) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.message.emit("info", f"recorded {self.recorder.duration:.1f} s to {self.recorder.path}")
+            self.recorder = None
+        if folder is None or self.source is None:
+            return
+        path = audio.timestamped_path(Path(folder))
+        self.recorder = audio.Recorder(path, int(round(self.source.sample_rate)))
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def _send_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < 0.125:
+            return
+        self._last_stats = now
+        s = Stats(
+            dropped_blocks=self.dropped_blocks,
+            nonfinite=self.nonfinite,
+            kind=self.kind,
+            playing=self.playing,
+            settings=self.engine_settings(),
+        )
+        if self._busy:
+            work, audio_s = np.sum(self._busy, axis=0)
+            s.rtf = float(work / max(audio_s, 1e-9))
+        src = self.source
+        if src is not None:
+            s.sample_rate = float(src.sample_rate)
+            if self.engine is not None:
+                s.latency_ms = 1000.0 * self.engine.latency / src.sample_rate
+                s.analysis_latency_ms = 1000.0 * self.engine.analysis_latency / src.sample_rate
+            if self.kind == "file":
+                s.device, s.position, s.duration = src.path.name, src.position, src.duration
+            else:
+                s.device = src.device_name
+                s.dropped_blocks += src.ring.overrun_events + src.overruns
+        if self.recorder is not None:
+            s.recording = str(self.recorder.path)
+        if self.sink is not None:
+            s.monitoring = f"{self.monitor_what} → {self.sink.device_name}"
+        self.stats.emit(s)

@@ -1,0 +1,510 @@
+"""The desktop application, offscreen with pytest-qt (issue 4, "must hold" lines 1, 2, 5, 6).
+
+Every test drives a real MainWindow: the worker thread runs the real StreamingDSTFT on synthetic
+files written here, and the checks read the picture the window shows (its pixels mapped back
+through the colour table), the θ track and the engine's settings as the worker reports them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+from PyQt6 import QtCore, QtGui, QtWidgets  # noqa: E402
+from rtdstft_gui.spectrogram import lookup_table  # noqa: E402
+from rtdstft_gui.window import MainWindow  # noqa: E402
+
+from rtdstft import audio  # noqa: E402
+
+SR = 16000
+WAIT_MS = 20000
+
+
+# -- synthetic recordings ------------------------------------------------------------------------
+
+CLICKS = (0.25, 0.5, 0.75)
+TONE_HZ = 1000.0
+CHIRP = (2.0, 3.0, 500.0, 6000.0)  # start s, end s, f0 Hz, f1 Hz
+
+
+def scene(sr: int = SR) -> np.ndarray:
+    """0-1 s clicks at CLICKS, 1-2 s a 1 kHz tone (amplitude 0.5), 2-3 s a fast linear chirp,
+    3-4 s a slow one (1 -> 1.5 kHz, whose best window lies between the bounds)."""
+    x = np.zeros(4 * sr, dtype=np.float32)
+    for c in CLICKS:
+        x[int(c * sr)] = 0.9
+    t = np.arange(sr) / sr
+    x[sr : 2 * sr] = 0.5 * np.sin(2 * np.pi * TONE_HZ * t)
+    t0, t1, f0, f1 = CHIRP
+    x[2 * sr : 3 * sr] = 0.5 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * (t1 - t0))))
+    x[3 * sr :] = 0.5 * np.sin(2 * np.pi * (1000 * t + 500 * t**2 / 2))
+    return x
+
+
+def chirp_freq(t: float) -> float:
+    t0, t1, f0, f1 = CHIRP
+    return f0 + (f1 - f0) * (t - t0) / (t1 - t0)
+
+
+@pytest.fixture(scope="module")
+def scene_wav(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("gui") / "scene.wav"
+    sf.write(path, scene(), SR, subtype="FLOAT")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tone_wav(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("gui") / "tone.wav"
+    t = np.arange(2 * SR) / SR
+    sf.write(path, (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), SR)
+    return str(path)
+
+
+# -- the window ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """make_window(**kw) -> a shown MainWindow with its settings and recordings in tmp_path."""
+    windows = []
+
+    def make(settings: str | None = None, **kw) -> MainWindow:
+        w = MainWindow(
+            settings_path=settings or str(tmp_path / "settings.ini"),
+            recordings_dir=str(tmp_path / "recordings"),
+            **kw,
+        )
+        qtbot.addWidget(w)
+        w.resize(1360, 820)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+
+
+def engine(w: MainWindow) -> dict:
+    """The running engine's settings, read in the worker thread."""
+    return w.worker.call(lambda wk: wk.engine_settings())
+
+
+def levels(w: MainWindow) -> np.ndarray:
+    """The shown picture as colour-table indices 0..255 [rows, columns], row 0 = lowest."""
+    lut = lookup_table(w.view.cmap)
+    order = np.argsort(lut)
+    pix = w.view.picture()
+    return order[np.clip(np.searchsorted(lut[order], pix), 0, 255)]
+
+
+def column_times(w: MainWindow) -> np.ndarray:
+    return w.view.image.shown_times()
+
+
+def replay(qtbot, w: MainWindow, path: str, until: float, speed: float = 4.0) -> None:
+    """Replay ``path`` from its start at ``speed``× and wait until the picture reaches ``until`` s."""
+    w.speed.setCurrentIndex(w.speed.findData(speed))
+    w.open_file(path)
+    qtbot.waitUntil(
+        lambda: w.view.image is not None and w.view.image.count > 0 and np.nanmax(column_times(w)) >= until,
+        timeout=WAIT_MS,
+    )
+
+
+def restart(qtbot, w: MainWindow, until: float) -> None:
+    """Seek to 0 (a fresh engine, a fresh picture) and wait until the picture reaches ``until``."""
+    old = w.view.image
+    w.worker.seek(0.0)
+    w.worker.set_playing(True)
+    qtbot.waitUntil(
+        lambda: w.view.image is not old and w.view.image.count > 0 and np.nanmax(column_times(w)) >= until,
+        timeout=WAIT_MS,
+    )
+
+
+def freq_row(w: MainWindow, f: float) -> int:
+    return int(round(w.view.row_of(f)))
+
+
+# -- 2. a synthetic file through the whole application -------------------------------------------
+
+
+def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_window, scene_wav):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=2.95)
+    lv = levels(w).astype(float)
+    times = column_times(w)
+    rows = lv.shape[0]
+
+    # The chirp's ridge: in every column of 2.1-2.9 s the loudest row is the chirp's frequency.
+    for c in np.flatnonzero((times > 2.1) & (times < 2.9)):
+        expected = freq_row(w, chirp_freq(times[c]))
+        assert abs(int(np.argmax(lv[:, c])) - expected) <= max(3, rows // 60), times[c]
+
+    # The clicks: broadband columns at the click times, quiet columns between them.
+    broadband = lv[rows // 10 :, :].mean(axis=0)
+    hop_s = w.view.hop / w.view.sample_rate * w.view.image.group
+    for c in CLICKS:
+        near = np.abs(times - c) <= 1.5 * hop_s
+        assert broadband[near].max() > 120, c
+    between = (np.abs(times - 0.375) < 0.04) | (np.abs(times - 0.625) < 0.04)
+    assert broadband[between].max() < 40
+
+    # θ: short on the clicks, long on the tone.
+    t_ms, theta = w.view.theta.shown()
+    on_clicks = np.concatenate([theta[np.abs(t_ms - c) < 0.02] for c in CLICKS])
+    on_tone = theta[(t_ms > 1.3) & (t_ms < 1.9)]
+    assert on_clicks.min() < 0.6 * np.median(on_tone)
+    assert np.median(on_tone) > 0.8 * 1000 * engine(w)["win_max"] / SR
+
+
+# -- 1. every control reaches the engine and changes the picture ---------------------------------
+
+
+ANALYSIS_CHANGES = [
+    # (widget, value, engine key, expected engine value, needs adapt off, needs Rényi)
+    ("n_fft", 1024, "n_fft", 1024, False, False),
+    ("hop", 128, "hop_length", 128, False, False),
+    ("adapt", False, "adapt", False, False, False),
+    ("win_length", 400, "win_length", 400.0, True, False),
+    ("win_min", 1200, "win_min", 1200.0, False, False),
+    ("win_max", 900, "win_max", 900.0, False, False),
+    ("lr", 0.6, "lr", 0.6, False, False),
+    ("smoothness", 2.0, "smoothness", 2.0, False, False),
+    ("entropy", "renyi", "entropy", "renyi", False, False),
+    ("alpha", 0.5, "alpha", 0.5, False, True),
+    ("radius", 0, "radius", 0, False, False),
+]
+
+
+def _set(widget, value) -> None:
+    if isinstance(widget, QtWidgets.QComboBox):
+        widget.setCurrentIndex(widget.findData(value))
+    elif isinstance(widget, QtWidgets.QCheckBox):
+        widget.setChecked(value)
+    else:
+        widget.setValue(value)
+
+
+@pytest.mark.parametrize(
+    "name,value,key,expected,fixed,renyi", ANALYSIS_CHANGES, ids=[c[0] for c in ANALYSIS_CHANGES]
+)
+def test_analysis_control_reaches_engine_and_changes_picture(
+    qtbot, make_window, scene_wav, name, value, key, expected, fixed, renyi
+):
+    w = make_window()
+    w.loop.setChecked(False)
+    if fixed:
+        w.analysis.adapt.setChecked(False)
+    if renyi:
+        _set(w.analysis.entropy, "renyi")
+    replay(qtbot, w, scene_wav, until=3.9)
+    before_pix, before_theta = levels(w), w.view.theta.shown()[1]
+    assert engine(w)[key] != expected
+
+    _set(getattr(w.analysis, name), value)
+    qtbot.waitUntil(lambda: engine(w)[key] == pytest.approx(expected), timeout=WAIT_MS)
+    restart(qtbot, w, until=3.9)
+    after_pix, after_theta = levels(w), w.view.theta.shown()[1]
+    changed = (
+        before_pix.shape != after_pix.shape
+        or np.any(before_pix != after_pix)
+        or not np.array_equal(before_theta, after_theta, equal_nan=True)
+    )
+    assert changed, f"{name} reached the engine but the picture did not change"
+
+
+def test_display_controls_change_the_picture(qtbot, make_window, scene_wav):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=2.9)
+    w.worker.set_playing(False)
+    qtbot.wait(100)
+    w.redraw()
+    base = w.view.picture().copy()
+    d = w.display
+    for widget, value in (
+        (d.floor, -60.0),
+        (d.ceiling, -20.0),
+        (d.colormap, "gray"),
+        (d.colormap, "viridis"),
+        (d.colormap, "inferno"),
+        (d.log, True),
+    ):
+        _set(widget, value)
+        now = w.view.picture()
+        assert now.shape != base.shape or np.any(now != base), widget
+        base = now.copy()
+    width = w.view.image.width
+    _set(d.span, 5.0)
+    assert w.view.image.width < width and w.view.span == 5.0
+
+
+def test_freeze_holds_the_picture_while_replay_goes_on(qtbot, make_window, scene_wav):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=1.0, speed=1.0)
+    w.freeze_action.trigger()
+    assert w.display.freeze.isChecked()
+    frozen = w.view.picture().copy()
+    position = w.stats.position
+    qtbot.waitUntil(lambda: w.stats.position > position + 0.3, timeout=WAIT_MS)
+    assert np.array_equal(w.view.picture(), frozen)
+    w.display.freeze.setChecked(False)
+    qtbot.waitUntil(lambda: not np.array_equal(w.view.picture(), frozen), timeout=WAIT_MS)
+
+
+def test_transport_pause_seek_speed_loop(qtbot, make_window, scene_wav):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=0.3, speed=1.0)
+    # Space pauses: the position stops.
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_Space)
+    qtbot.wait(300)  # the command, then a status report or two
+    assert not w.stats.playing
+    paused_at = w.stats.position
+    qtbot.wait(400)
+    assert w.stats.position == pytest.approx(paused_at, abs=1e-3)
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: w.stats.playing and w.stats.position > paused_at + 0.05, timeout=WAIT_MS)
+    # The seek slider: release at 2/3 of the file; the picture restarts there.
+    w.seek.setValue(667)
+    w.seek.sliderReleased.emit()
+    qtbot.waitUntil(lambda: w.view.image.count > 0 and np.nanmin(column_times(w)) >= 1.9, timeout=WAIT_MS)
+    # Speed: the replay position advances at 1× and 4× the wall clock (modulo the loop).
+    w.loop.setChecked(True)
+
+    def rate() -> float:
+        qtbot.wait(300)  # let the new pace and a status report arrive
+        clock = QtCore.QElapsedTimer()
+        clock.start()
+        p0 = w.stats.position
+        qtbot.wait(600)
+        return ((w.stats.position - p0) % 4.0) / (clock.elapsed() / 1000)
+
+    assert 0.6 < rate() < 1.4
+    w.speed.setCurrentIndex(w.speed.findData(4.0))
+    assert 2.8 < rate() < 5.2
+    # Loop: past the end the replay goes on from the start.
+    qtbot.waitUntil(lambda: np.nanmax(column_times(w)) > 4.5, timeout=WAIT_MS)
+    assert w.stats.playing and w.stats.position < 4.0
+
+
+def test_cursor_readout_shows_the_tone_frequency(qtbot, make_window, tone_wav):
+    w = make_window()
+    replay(qtbot, w, tone_wav, until=1.5)
+    w.worker.set_playing(False)
+    qtbot.wait(100)
+    w.redraw()
+    t = float(np.nanmedian(column_times(w)))
+    scene_pos = w.view.plot.vb.mapViewToScene(QtCore.QPointF(t, TONE_HZ))
+    view_pos = w.view.mapFromScene(scene_pos)
+    qtbot.mouseMove(w.view.viewport(), view_pos)
+    qtbot.waitUntil(lambda: "Hz" in w.readout.text(), timeout=5000)
+    text = w.readout.text()
+    freq = float(text.split("f ")[1].split(" Hz")[0])
+    db = float(text.split("Hz")[1].split("dBFS")[0])
+    assert abs(freq - TONE_HZ) < 25, text
+    assert db > -12, text  # amplitude 0.5 is -6 dBFS at the peak
+    assert "θ" in text and "ms" in text
+    info = w.view.readout(t, TONE_HZ)
+    assert info["db"] == pytest.approx(-6.0, abs=1.5)
+
+
+def test_keys_open_export_record(qtbot, make_window, scene_wav, tone_wav, tmp_path, monkeypatch):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=0.5, speed=1.0)
+    # Ctrl+O: the open dialog, then the chosen file replays.
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (tone_wav, ""))
+    )
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_O, QtCore.Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.source_label.text() == "tone.wav", timeout=WAIT_MS)
+    # Ctrl+E: export the view to PNG.
+    png = tmp_path / "export.png"
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(png), ""))
+    )
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_E, QtCore.Qt.KeyboardModifier.ControlModifier)
+    image = QtGui.QImage(str(png))
+    assert not image.isNull() and image.width() > 200
+    # Ctrl+R: record the raw input to recordings/rec-*.wav, written as it goes; again stops.
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
+    rec_dir = tmp_path / "recordings"
+    qtbot.waitUntil(lambda: rec_dir.is_dir() and any(rec_dir.glob("rec-*.wav")), timeout=WAIT_MS)
+    rec = next(rec_dir.glob("rec-*.wav"))
+    qtbot.waitUntil(lambda: sf.info(str(rec)).frames > SR // 4, timeout=WAIT_MS)  # while recording
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.stats.recording, timeout=WAIT_MS)
+    x, rate = sf.read(str(rec))
+    assert rate == SR and len(x) > SR // 4
+    assert 0.3 < np.max(np.abs(x)) < 0.6  # the 0.5 tone, raw
+
+
+def test_drag_and_drop_opens_the_file(qtbot, make_window, scene_wav, tone_wav):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=0.2)
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(tone_wav)])
+    pos = QtCore.QPointF(200, 200)
+    actions = QtCore.Qt.DropAction.CopyAction
+    enter = QtGui.QDragEnterEvent(
+        pos.toPoint(), actions, mime, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    )
+    w.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(
+        pos, actions, mime, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    )
+    w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w.source_label.text() == "tone.wav", timeout=WAIT_MS)
+
+
+# -- 5. errors never crash -----------------------------------------------------------------------
+
+
+def test_no_input_device_says_so_and_file_replay_works(qtbot, make_window, monkeypatch, scene_wav):
+    def no_mic(*a, **k):
+        raise audio.AudioDeviceError("there is no default input device; input devices: none")
+
+    monkeypatch.setattr(audio, "list_devices", lambda: [])
+    monkeypatch.setattr(audio, "MicrophoneSource", no_mic)
+    w = make_window()
+    assert "No input device" in w.banner.text() and w.banner.isVisibleTo(w)
+    assert not w.devices.listen_button.isEnabled()
+    w.open_mic(None, 48000)
+    qtbot.waitUntil(lambda: "no input" in w.banner.text(), timeout=WAIT_MS)
+    replay(qtbot, w, scene_wav, until=1.0)
+    assert "No input device" in w.banner.text()
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not audio" * 100, None], ids=["empty", "text", "missing"])
+def test_unreadable_file_gives_a_dialog_and_the_app_goes_on(qtbot, make_window, scene_wav, tmp_path, content):
+    w = make_window()
+    replay(qtbot, w, scene_wav, until=0.5, speed=1.0)
+    bad = tmp_path / "bad.wav"
+    if content is not None:
+        bad.write_bytes(content)
+    w.open_file(bad)
+    qtbot.waitUntil(lambda: w.error_dialog is not None and w.error_dialog.isVisible(), timeout=WAIT_MS)
+    assert "bad.wav" in w.error_dialog.text()
+    latest = np.nanmax(column_times(w))
+    qtbot.waitUntil(lambda: np.nanmax(column_times(w)) > latest + 0.2, timeout=WAIT_MS)
+    assert w.source_label.text() == "scene.wav"
+    w.error_dialog.accept()
+
+
+class VanishingMic:
+    """A microphone that delivers a tone, then reports the device lost (as MicrophoneSource does
+    when PortAudio's finished callback fires without a stop)."""
+
+    def __init__(self, device=None, sample_rate=48000, **kw):
+        self.sample_rate = sample_rate
+        self.device_name = "fake USB mic"
+        self.error = None
+        self.ring = audio.SampleRing(sample_rate)
+        self.overruns = 0
+        self.reads = 0
+        self.closed = False
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+    def read_available(self):
+        self.reads += 1
+        if self.reads == 60:
+            self.error = audio.AudioDeviceError("input device 3 ('fake USB mic') stopped unexpectedly")
+        t = (np.arange(480) + 480 * self.reads) / self.sample_rate
+        return (0.3 * np.sin(2 * np.pi * 800 * t)).astype(np.float32)
+
+
+def test_device_lost_mid_stream_stops_with_a_message(qtbot, make_window, monkeypatch):
+    monkeypatch.setattr(audio, "MicrophoneSource", VanishingMic)
+    w = make_window()
+    w.open_mic(None, 48000)
+    qtbot.waitUntil(lambda: w.view.image is not None and w.view.image.count > 5, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "input stopped" in w.banner.text(), timeout=WAIT_MS)
+    assert "fake USB mic" in w.banner.text()
+    assert w.worker.call(lambda wk: wk.source) is None
+    assert w.isVisible()
+
+
+def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path):
+    t = np.arange(3 * SR) / SR
+    x = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+    x[int(1.0 * SR) : int(1.2 * SR)] = np.nan
+    x[int(1.5 * SR)] = np.inf
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    w = make_window()
+    replay(qtbot, w, str(path), until=2.9)
+    lv = levels(w)
+    times = column_times(w)
+    row = freq_row(w, TONE_HZ)
+    tone_level = lv[max(row - 2, 0) : row + 3].max(axis=0)
+    after = (times > 1.6) & (times < 2.9)
+    before = (times > 0.2) & (times < 0.9)
+    assert after.sum() > 20
+    assert np.all(tone_level[after] > 200) and np.all(tone_level[before] > 200)
+    assert w.stats.nonfinite >= int(0.2 * SR)
+
+
+# -- 6. settings persist across a restart ----------------------------------------------------------
+
+
+def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav):
+    ini = str(tmp_path / "persist.ini")
+    w = make_window(settings=ini)
+    a, d = w.analysis, w.display
+    _set(a.n_fft, 1024)
+    _set(a.hop, 128)
+    _set(a.adapt, False)
+    _set(a.win_length, 700)
+    _set(a.entropy, "renyi")
+    _set(a.alpha, 2.0)
+    _set(a.smoothness, 0.5)
+    _set(d.colormap, "gray")
+    _set(d.floor, -80.0)
+    _set(d.span, 6.0)
+    _set(d.log, True)
+    w.speed.setCurrentIndex(w.speed.findData(2.0))
+    w.loop.setChecked(True)
+    w.open_file(scene_wav)
+    qtbot.waitUntil(lambda: w.source_label.text() == "scene.wav", timeout=WAIT_MS)
+    assert engine(w)["n_fft"] == 1024
+    w.close()
+
+    w2 = make_window(settings=ini)
+    v = w2.analysis.values()
+    assert (v["n_fft"], v["hop_length"], v["adapt"], v["win_length"]) == (1024, 128, False, 700)
+    assert (v["entropy"], v["alpha"], v["smoothness"]) == ("renyi", 2.0, 0.5)
+    assert w2.display.values() | {"freeze": False} == {
+        "floor": -80.0,
+        "ceiling": 0.0,
+        "colormap": "gray",
+        "span": 6.0,
+        "log": True,
+        "freeze": False,
+    }
+    assert w2.view.cmap == "gray" and w2.view.log and w2.view.span == 6.0
+    assert w2.speed.currentData() == 2.0 and w2.loop.isChecked()
+    assert w2.last_file() == scene_wav
+    w2.open_file(w2.last_file())
+    qtbot.waitUntil(lambda: engine(w2).get("n_fft") == 1024, timeout=WAIT_MS)
+    e = engine(w2)
+    assert (e["hop_length"], e["adapt"], e["win_length"], e["entropy"], e["alpha"]) == (
+        128,
+        False,
+        700.0,
+        "renyi",
+        2.0,
+    )
