@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import rtdstft
-from rtdstft.entropy import entropy
 from rtdstft.scenes import adaptation_report, click_train, scene, steady_tones, stream_all
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
