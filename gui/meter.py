@@ -22,7 +22,7 @@ class LevelMeter(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(34)
+        self.setMinimumWidth(46)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
         self.peak_db = self.rms_db = self.held_db = -math.inf
         self._held_at = 0.0

@@ -23,6 +23,7 @@ class ThetaTrack(pg.PlotItem):
         self.hideButtons()
         self.setMenuEnabled(False)
         self.curve = pg.PlotCurveItem(pen=pg.mkPen("#ffb347", width=1.6), connect="finite")
+        self.curve.setZValue(10)  # above the dashed bounds: θ often sits on one
         self.addItem(self.curve)
         self._bounds = [
             pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=pg.QtCore.Qt.PenStyle.DashLine))
