@@ -68,6 +68,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.win_length = _spin(16, 8192, 1024, 32)
         self.win_min = _spin(16, 8192, 512, 32)
         self.win_max = _spin(16, 8192, 2048, 32)
+        self.steps = _spin(0, 8, int(defaults.get("steps") or 0), 1, suffix=" per block")
         self.lr = _spin(0.001, 2.0, float(defaults.get("lr") or 0.1), 0.01, 3)
         self.smoothness = _spin(0.0, 10.0, float(defaults.get("smoothness") or 0.02), 0.01, 3)
         self.entropy = _combo(ENTROPIES)
@@ -87,6 +88,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             row.addWidget(self._ms[box])
             form.addRow(label, row)
             box.valueChanged.connect(self._update_ms)
+        form.addRow("gradient steps", self.steps)
         form.addRow("learning rate", self.lr)
         form.addRow("smoothness λ", self.smoothness)
         form.addRow("entropy", self.entropy)
@@ -106,6 +108,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             "win_length": n // 2,
             "win_min": 2 * h,
             "win_max": n,
+            "steps": self.steps.value(),
             "lr": self.lr.value(),
             "smoothness": self.smoothness.value(),
             "entropy": "shannon",
@@ -117,7 +120,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
         self.hop.currentIndexChanged.connect(lambda: self._geometry("hop_length"))
         self.adapt.toggled.connect(lambda on: self._emit("adapt"))
-        for key in ("win_length", "win_min", "win_max", "lr", "smoothness", "alpha", "radius"):
+        for key in ("win_length", "win_min", "win_max", "steps", "lr", "smoothness", "alpha", "radius"):
             getattr(self, key).valueChanged.connect(lambda _v, k=key: self._emit(k))
         self.entropy.currentIndexChanged.connect(lambda: self._emit("entropy"))
 
@@ -130,6 +133,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             "win_length": float(self.win_length.value()),
             "win_min": float(self.win_min.value()),
             "win_max": float(self.win_max.value()),
+            "steps": self.steps.value(),
             "lr": self.lr.value(),
             "smoothness": self.smoothness.value(),
             "entropy": self.entropy.currentData(),
@@ -143,7 +147,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         _select(self.n_fft, int(v["n_fft"]))
         _select(self.hop, int(v["hop_length"]))
         self.adapt.setChecked(bool(v["adapt"]))
-        for key in ("win_length", "win_min", "win_max", "radius"):
+        for key in ("win_length", "win_min", "win_max", "steps", "radius"):
             getattr(self, key).setValue(int(round(float(v[key]))))
         for key in ("lr", "smoothness", "alpha"):
             getattr(self, key).setValue(float(v[key]))
@@ -170,8 +174,9 @@ class AnalysisPanel(QtWidgets.QGroupBox):
 
     def _enable(self) -> None:
         self.win_length.setEnabled(not self.adapt.isChecked())
-        for w in (self.win_min, self.win_max, self.lr, self.smoothness, self.entropy, self.radius):
+        for w in (self.win_min, self.win_max, self.steps, self.smoothness, self.entropy, self.radius):
             w.setEnabled(self.adapt.isChecked())
+        self.lr.setEnabled(self.adapt.isChecked() and self.steps.value() > 0)
         self.alpha.setEnabled(self.adapt.isChecked() and self.entropy.currentData() == "renyi")
 
     def _geometry(self, key: str) -> None:

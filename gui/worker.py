@@ -26,7 +26,18 @@ from PyQt6 import QtCore
 from rtdstft import audio
 
 #: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
-LIVE_KEYS = ("adapt", "win_length", "win_min", "win_max", "lr", "smoothness", "entropy", "alpha", "radius")
+LIVE_KEYS = (
+    "adapt",
+    "steps",
+    "win_length",
+    "win_min",
+    "win_max",
+    "lr",
+    "smoothness",
+    "entropy",
+    "alpha",
+    "radius",
+)
 #: Engine settings that need a new engine.
 GEOMETRY_KEYS = ("n_fft", "hop_length")
 #: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.

@@ -168,18 +168,19 @@ def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_win
 
 
 ANALYSIS_CHANGES = [
-    # (widget, value, engine key, expected engine value, needs adapt off, needs Rényi)
-    ("n_fft", 1024, "n_fft", 1024, False, False),
-    ("hop", 128, "hop_length", 128, False, False),
-    ("adapt", False, "adapt", False, False, False),
-    ("win_length", 400, "win_length", 400.0, True, False),
-    ("win_min", 1200, "win_min", 1200.0, False, False),
-    ("win_max", 900, "win_max", 900.0, False, False),
-    ("lr", 0.6, "lr", 0.6, False, False),
-    ("smoothness", 2.0, "smoothness", 2.0, False, False),
-    ("entropy", "renyi", "entropy", "renyi", False, False),
-    ("alpha", 0.5, "alpha", 0.5, False, True),
-    ("radius", 0, "radius", 0, False, False),
+    # (widget, value, engine key, expected engine value, settings made first)
+    ("n_fft", 1024, "n_fft", 1024, {}),
+    ("hop", 128, "hop_length", 128, {}),
+    ("adapt", False, "adapt", False, {}),
+    ("win_length", 400, "win_length", 400.0, {"adapt": False}),
+    ("win_min", 1200, "win_min", 1200.0, {}),
+    ("win_max", 900, "win_max", 900.0, {}),
+    ("steps", 2, "steps", 2, {}),
+    ("lr", 0.02, "lr", 0.02, {"steps": 2}),
+    ("smoothness", 2.0, "smoothness", 2.0, {}),
+    ("entropy", "renyi", "entropy", "renyi", {}),
+    ("alpha", 0.5, "alpha", 0.5, {"entropy": "renyi"}),
+    ("radius", 0, "radius", 0, {}),
 ]
 
 
@@ -193,17 +194,15 @@ def _set(widget, value) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,value,key,expected,fixed,renyi", ANALYSIS_CHANGES, ids=[c[0] for c in ANALYSIS_CHANGES]
+    "name,value,key,expected,first", ANALYSIS_CHANGES, ids=[c[0] for c in ANALYSIS_CHANGES]
 )
 def test_analysis_control_reaches_engine_and_changes_picture(
-    qtbot, make_window, scene_wav, name, value, key, expected, fixed, renyi
+    qtbot, make_window, scene_wav, name, value, key, expected, first
 ):
     w = make_window()
     w.loop.setChecked(False)
-    if fixed:
-        w.analysis.adapt.setChecked(False)
-    if renyi:
-        _set(w.analysis.entropy, "renyi")
+    for widget, v in first.items():
+        _set(getattr(w.analysis, widget), v)
     replay(qtbot, w, scene_wav, until=3.9)
     before_pix, before_theta = levels(w), w.view.theta.shown()[1]
     assert engine(w)[key] != expected
