@@ -1,0 +1,200 @@
+"""fit_window: the constant fit against a brute-force grid on the paper's signals, and the
+time-varying fit on a signal whose character changes (issue 2, lines 5 and 6)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rtdstft import DSTFT, entropy, fit_window
+
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper"
+needs_paper = pytest.mark.skipif(
+    not PAPER.is_dir(), reason="../shared/data not present (a user's clone has no shared data)"
+)
+
+# The paper's settings (../shared/data/README.md): excerpt, n_fft, hop; p = 1, global Shannon.
+PAPER_SIGNALS = {
+    "fan_flutter": (lambda: np.load(PAPER / "fan_flutter.npz")["x"], slice(4000, 10000), 1000, 50),
+    "x_vitesse2": (lambda: np.load(PAPER / "x_vitesse2.npy"), slice(38000, 60000), 1500, 50),
+}
+WIN_MIN = 10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These transforms are small: one thread is as fast, and far faster on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def global_entropy_grid(x: torch.Tensor, t: DSTFT, grid: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """Global Shannon entropy (p = 1) of t(x, θ) for every constant θ in grid [G] -> [G].
+
+    Evaluates a chunk of θ at once as a batch of copies of x with one θ per item."""
+    n_frames = t.num_frames(x.shape[-1])
+    out = []
+    with torch.no_grad():
+        for th in grid.split(chunk):
+            spec = t(x.expand(len(th), -1), th[:, None].expand(-1, n_frames))
+            out.append(entropy(spec, power=1.0))
+    return torch.cat(out)
+
+
+def is_unimodal(values: torch.Tensor) -> bool:
+    """Strictly decreasing up to the minimum and strictly increasing after it."""
+    i = int(values.argmin())
+    return bool((values[: i + 1].diff() < 0).all() and (values[i:].diff() > 0).all())
+
+
+def grid_search(x: torch.Tensor, t: DSTFT) -> int:
+    """The integer θ in [win_min, win_max] of least global entropy.
+
+    Exhaustive near the optimum, coarse elsewhere. First a geometric grid of 5 % spacing over the
+    whole range (the entropy moves with the relative change of θ). Right of its highest point the
+    coarse curve must be unimodal; left of it (very short windows; x_vitesse2 has a second, much
+    higher minimum at win_min) it must stay more than 1 nat above the coarse minimum, ten times the
+    largest change between two adjacent coarse points anywhere, so no dip between coarse points can
+    reach the minimum. Then every integer between the coarse minimum's two neighbours is evaluated:
+    a unimodal curve's integer minimiser lies between them. (On the full integer grids of both paper
+    signals, checked once, the interior has a single local minimum: 243 and 780.)
+    """
+    lo, hi = int(t.win_min), int(t.win_max)
+    coarse = torch.exp(torch.arange(math.log(lo), math.log(hi), 0.05, dtype=torch.float64)).round()
+    coarse = torch.cat([coarse, torch.tensor([float(hi)], dtype=torch.float64)]).unique()
+    h = global_entropy_grid(x, t, coarse)
+    peak = int(h.argmax())
+    assert is_unimodal(h[peak:]), "coarse entropy grid has several interior minima"
+    assert float(h.diff().abs().max()) < 0.1
+    assert bool((h[:peak] > h.min() + 1.0).all())
+    i = int(h.argmin())
+    fine = torch.arange(int(coarse[i - 1]), int(coarse[i + 1]) + 1, dtype=torch.float64)
+    h_fine = global_entropy_grid(x, t, fine)
+    assert is_unimodal(h_fine)
+    return int(fine[h_fine.argmin()])
+
+
+@pytest.fixture(scope="module", params=list(PAPER_SIGNALS))
+def paper_case(request):
+    """(name, x float64 [T], DSTFT, brute-force best integer θ)."""
+    if not PAPER.is_dir():
+        pytest.skip("../shared/data not present (a user's clone has no shared data)")
+    load, excerpt, n_fft, hop = PAPER_SIGNALS[request.param]
+    x = torch.from_numpy(np.ascontiguousarray(load()[excerpt])).double()
+    t = DSTFT(n_fft, hop, win_min=WIN_MIN)
+    return request.param, x, t, grid_search(x, t)
+
+
+def test_grid_optimum_is_interior(paper_case):
+    name, x, t, best = paper_case
+    assert t.win_min < best < t.win_max, name
+
+
+@needs_paper
+def test_constant_fit_with_defaults_lands_on_grid_optimum(paper_case, request):
+    name, x, t, best = paper_case
+    if name == "x_vitesse2":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug: with its default schedule (150 Adam steps, lr 0.1 -> 0.001 in log θ) "
+                "fit_window stops at θ ≈ 795 while the grid optimum is 780: the entropy is flat "
+                "there (1.3e-4 nats over 15 samples) and Adam has not converged",
+            )
+        )
+    theta = fit_window(x, t, mode="constant", power=1.0).win_length
+    assert abs(float(theta) - best) <= 1.0, (name, float(theta), best)
+
+
+@needs_paper
+def test_constant_fit_converged_lands_on_grid_optimum(paper_case):
+    """Run to convergence (300 steps, no early stop), x_vitesse2 lands within a sample too: the
+    objective and its gradient are right, the default schedule is what falls short."""
+    name, x, t, best = paper_case
+    if name != "x_vitesse2":
+        return  # fan_flutter already converges with the defaults (test above)
+    fit = fit_window(x, t, mode="constant", power=1.0, steps=300, tol=0.0)
+    assert abs(float(fit.win_length) - best) <= 1.0, (name, float(fit.win_length), best)
+    h_fit = global_entropy_grid(x, t, fit.win_length.reshape(1))
+    h_best = global_entropy_grid(x, t, torch.tensor([float(best)], dtype=torch.float64))
+    assert float(h_fit) <= float(h_best) + 1e-8
+    assert fit.loss_history[-1] < fit.loss_history[0]
+
+
+def clicks_then_tones(length: int = 8192, seed: int = 0) -> torch.Tensor:
+    """First half: unit clicks every 200 samples; second half: two steady sinusoids (0.031 and
+    0.117 cycles/sample). A faint noise floor (-60 dB) keeps every bin nonzero."""
+    half = length // 2
+    x = torch.zeros(length, dtype=torch.float64)
+    x[100:half:200] = 1.0
+    k = torch.arange(half, length, dtype=torch.float64)
+    x[half:] = 0.5 * torch.sin(2 * math.pi * 0.031 * k) + 0.3 * torch.sin(2 * math.pi * 0.117 * k)
+    gen = torch.Generator().manual_seed(seed)
+    return x + 1e-3 * torch.randn(length, dtype=torch.float64, generator=gen)
+
+
+def mean_local_entropy(x, t, theta, radius=4) -> float:
+    with torch.no_grad():
+        return float(entropy(t(x, theta), radius=radius).mean())
+
+
+def test_time_varying_fit_short_on_clicks_long_on_tones():
+    x = clicks_then_tones()
+    length, half = x.shape[-1], x.shape[-1] // 2
+    t = DSTFT(256, 16)  # θ in [32, 256]
+    fit = fit_window(x, t, mode="time", radius=4, smoothness=0.1)
+    theta = fit.win_length
+    centres = torch.arange(t.num_frames(length)) * t.hop_length
+    # frames whose support (±N/2) lies inside one half
+    on_clicks = theta[(centres >= 128) & (centres <= half - 128)]
+    on_tones = theta[(centres >= half + 128) & (centres <= length - 128)]
+    assert float(on_clicks.median()) < 100 and float(on_clicks.max()) < 130
+    assert float(on_tones.median()) > 220 and float(on_tones.min()) > 180
+
+    grid = torch.exp(torch.linspace(math.log(32), math.log(256), 25, dtype=torch.float64))
+    best_constant = min(mean_local_entropy(x, t, float(g)) for g in grid)
+    fitted = mean_local_entropy(x, t, theta)
+    assert fitted < best_constant - 0.2, (fitted, best_constant)
+    assert fit.loss_history[-1] < fit.loss_history[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the Shannon entropy's gradient is NaN on exactly-zero bins (digital silence), "
+    "so θ becomes NaN after one step and the next transform raises",
+)
+def test_time_varying_fit_on_clicks_in_silence():
+    x = torch.zeros(4096, dtype=torch.float64)
+    x[100::200] = 1.0
+    t = DSTFT(256, 16)
+    theta = fit_window(x, t, mode="time", steps=5).win_length
+    assert bool(torch.isfinite(theta).all())
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(mode="free"), ValueError, r"mode must be one of \('constant', 'time'\)"),
+        (dict(steps=0), ValueError, r"steps must be an integer >= 1"),
+        (dict(lr=0.0), ValueError, r"lr must be > 0"),
+        (dict(final_lr_ratio=2.0), ValueError, r"final_lr_ratio must be in \(0, 1\]"),
+        (dict(smoothness=-1.0), ValueError, r"smoothness must be >= 0"),
+        (dict(radius=-2), ValueError, r"radius must be an integer >= 0"),
+        (dict(init=10.0), ValueError, r"win_length must lie in \[win_min, win_max\] = \[32, 128\]"),
+        (dict(kind="x"), ValueError, r"kind must be one of"),
+    ],
+)
+def test_bad_fit_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fit_window(torch.randn(1000), DSTFT(128, 16, win_min=32), **kwargs)
+
+
+def test_fit_needs_a_dstft():
+    with pytest.raises(TypeError, match=r"transform must be an rtdstft.DSTFT"):
+        fit_window(torch.randn(1000), torch.nn.Identity())
