@@ -1,0 +1,279 @@
+"""The offline speed benchmark behind ``rtdstft bench`` (DESIGN §5).
+
+Input: ``batch`` signals of ``seconds`` s at ``sample_rate`` Hz of white noise, float32, CPU
+(default 8 × 30 s at 16 kHz, N = 1024, H = 256). Every row runs on that same input in the same run,
+and its ``ratio`` is its time over torch.stft's forward:
+
+- ``torch.stft forward``: ``torch.stft(x, N, H, window=hann_window(N), center=True,
+  pad_mode="constant", return_complex=True)``, the reference.
+- ``rtdstft forward`` / ``forward+backward``: :class:`rtdstft.DSTFT` (normalization "l1") with a
+  time-varying θ, random in [2H, N], either shared over the batch ([F]) or one per signal ([B, F]).
+  The backward is ``S.backward(G)`` with a fixed random complex cotangent G (so it times the
+  transform alone); θ requires grad, x does not (learning the window), except in the row marked
+  "x and θ".
+- ``dstft 3.0.0`` (the seed paper's reference implementation, PyPI ``dstft``), when importable:
+  ``dstft.DSTFT(n_fft=N, hop_length=H, window_mode="time", hop_mode="fixed",
+  normalization="paper", win_length_min=2H)`` whose raw per-frame parameter is set so that its
+  θ_n = 2H + (N - 2H)·sigmoid(raw_n) equals our θ exactly; its window is then ours ("paper" is the
+  same L/θ contraction of the Hann window). Its ``forward`` also returns |S| + eps, which it
+  computes whatever one needs; the backward is ``stft.backward(G)`` to its θ parameter.
+  dstft 3.0.0 declares torchaudio but does not import it; it imports matplotlib at import time.
+
+Times are the median over ``repeats`` runs after ``warmup`` runs, in milliseconds. Rows are plain
+dicts ``{"name", "ms", "ratio", "note"}`` so that other benchmarks (streaming) can append theirs and
+:func:`format_table` prints them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from .transform import DSTFT
+
+__all__ = ["machine_info", "run_offline_bench", "format_table", "main"]
+
+REFERENCE = "torch.stft forward"
+
+
+def machine_info() -> dict:
+    """CPU model (from /proc/cpuinfo where there is one), core count, torch version and threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+    """Median wall time of fn() over ``repeats`` calls after ``warmup`` calls, in ms."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _dstft_module(n_fft: int, hop_length: int, theta: torch.Tensor, x: torch.Tensor):
+    """dstft 3.0.0's time-varying DSTFT carrying exactly the window lengths ``theta`` [F]."""
+    import dstft
+
+    win_min = 2.0 * hop_length
+    module = dstft.DSTFT(
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window_mode="time",
+        hop_mode="fixed",
+        normalization="paper",
+        win_length=0.5 * (win_min + n_fft),
+        win_length_min=win_min,
+        win_length_max=float(n_fft),
+    )
+    module.initialize(x)
+    with torch.no_grad():
+        # its θ = win_min + (N - win_min) · sigmoid(raw)
+        p = ((theta.double() - win_min) / (n_fft - win_min)).clamp(1e-6, 1 - 1e-6)
+        module._raw_win_length.copy_(torch.logit(p).reshape(1, -1).to(x.dtype))
+    return module, dstft.__version__
+
+
+def run_offline_bench(
+    batch: int = 8,
+    seconds: float = 30.0,
+    sample_rate: int = 16000,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    threads: int | None = None,
+    repeats: int = 7,
+    warmup: int = 2,
+    with_dstft: bool = True,
+    seed: int = 0,
+) -> list[dict]:
+    """Times torch.stft, rtdstft.DSTFT and (when importable) dstft on one input.
+
+    Args:
+        batch: B signals.
+        seconds, sample_rate: each signal is round(seconds · sample_rate) samples.
+        n_fft, hop_length: N and H in samples.
+        threads: torch.set_num_threads for the run (restored afterwards); default all cores.
+        repeats, warmup: timed and untimed calls per row.
+        with_dstft: also time the dstft package (rows noted "not installed" when it is absent).
+        seed: for the signal, θ and the cotangent.
+
+    Returns:
+        Rows ``{"name": str, "ms": float | None, "ratio": float | None, "note": str}``, the first
+        one torch.stft's forward (ratio 1).
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        return _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_dstft, seed)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_dstft, seed):
+    gen = torch.Generator().manual_seed(seed)
+    length = round(seconds * sample_rate)
+    x = torch.randn(batch, length, generator=gen)
+    t = DSTFT(n_fft, hop_length)
+    n_frames = t.num_frames(length)
+    lo, hi = t.win_min, t.win_max
+    theta = lo + (hi - lo) * torch.rand(n_frames, generator=gen)
+    theta_items = lo + (hi - lo) * torch.rand(batch, n_frames, generator=gen)
+    cot = torch.randn(batch, t.n_bins, n_frames, dtype=torch.complex64, generator=gen)
+    hann = torch.hann_window(n_fft)
+    shape = f"{batch}×{length} samples, N={n_fft}, H={hop_length}, F={n_frames}"
+
+    def stft():
+        return torch.stft(
+            x, n_fft, hop_length, window=hann, center=True, pad_mode="constant", return_complex=True
+        )
+
+    def forward(th):
+        def run():
+            with torch.no_grad():
+                return t(x, th)
+
+        return run
+
+    def forward_backward(th, signal=x):
+        def run():
+            th_ = th.detach().requires_grad_(True)
+            t(signal, th_).backward(cot)
+
+        return run
+
+    x_grad = x.detach().requires_grad_(True)
+    cases = [
+        (REFERENCE, stft, shape),
+        ("rtdstft forward, θ [F] shared", forward(theta), "normalization l1"),
+        ("rtdstft forward+backward, θ [F] shared", forward_backward(theta), "grad to θ"),
+        ("rtdstft forward, θ [B, F] per item", forward(theta_items), ""),
+        ("rtdstft forward+backward, θ [B, F] per item", forward_backward(theta_items), "grad to θ"),
+        (
+            "rtdstft forward+backward, θ [F], x and θ",
+            forward_backward(theta, x_grad),
+            "grad to x and θ",
+        ),
+    ]
+    cases += _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft)
+    rows = []
+    for name, fn, note in cases:
+        ms = None if fn is None else _median_ms(fn, repeats, warmup)
+        rows.append({"name": name, "ms": ms, "ratio": None, "note": note})
+    ref = rows[0]["ms"]
+    for row in rows:
+        row["ratio"] = None if row["ms"] is None else row["ms"] / ref
+    return rows
+
+
+def _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft):
+    """(name, fn or None, note) for dstft's forward and forward+backward."""
+    names = ("dstft forward, θ [F] time-varying", "dstft forward+backward, θ [F] time-varying")
+    if not with_dstft:
+        return [(n, None, "skipped (--no-dstft)") for n in names]
+    try:
+        module, version = _dstft_module(n_fft, hop_length, theta, x)
+    except ImportError as exc:
+        return [(n, None, f"dstft not installed ({exc.name})") for n in names]
+
+    def forward():
+        with torch.no_grad():
+            return module(x)
+
+    def forward_backward():
+        module.zero_grad(set_to_none=True)
+        _, stft = module(x)
+        stft.backward(cot)
+
+    # Same windows, so the same magnitudes (dstft references phase to absolute time).
+    with torch.no_grad():
+        ours = DSTFT(n_fft, hop_length)(x, theta).abs()
+        err = float((module(x)[1].abs() - ours).abs().max() / ours.abs().max())
+    note = f"dstft {version}, also returns the magnitude; magnitudes match ours to {err:.0e}"
+    return [(names[0], forward, note), (names[1], forward_backward, "grad to θ")]
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table of rows: name, ms, ratio, note, then any other keys the rows carry."""
+    columns = ["name", "ms", "ratio", "note"]
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    headers = {"ms": "ms", "ratio": "× torch.stft fwd"}
+
+    def cell(key, value):
+        if value is None:
+            return "–"
+        if key == "ms" and isinstance(value, float):
+            return f"{value:.1f}"
+        if key == "ratio" and isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    lines = [
+        "| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+        "| " + " | ".join("---:" if c in ("ms", "ratio") else "---" for c in columns) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rtdstft bench [--quick] [--json PATH] [--threads N] [--repeats R] [--no-dstft]``."""
+    parser = argparse.ArgumentParser(prog="rtdstft bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 × 1 s input, 2 repeats (smoke test)")
+    parser.add_argument("--json", metavar="PATH", help="also write machine, config and rows as JSON")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (default 7)")
+    parser.add_argument("--no-dstft", action="store_true", help="skip the dstft package's rows")
+    args = parser.parse_args(argv)
+
+    config = {"batch": 8, "seconds": 30.0, "sample_rate": 16000, "n_fft": 1024, "hop_length": 256}
+    config.update(repeats=7, warmup=2)
+    if args.quick:
+        config.update(batch=2, seconds=1.0, repeats=2, warmup=1)
+    if args.repeats is not None:
+        config["repeats"] = args.repeats
+    rows = run_offline_bench(**config, threads=args.threads, with_dstft=not args.no_dstft)
+    machine = machine_info()
+    machine["threads"] = args.threads or os.cpu_count()
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
+        f"{machine['threads']} threads"
+    )
+    print(
+        f"input: {config['batch']} × {config['seconds']:g} s at {config['sample_rate']} Hz, float32, "
+        f"CPU, N={config['n_fft']}, H={config['hop_length']}; median of {config['repeats']} runs"
+    )
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "config": config, "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Smoke test of `rtdstft bench --quick`: the table has its rows and numbers (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from rtdstft.bench import REFERENCE, format_table, main
+
+RTDSTFT_ROWS = [
+    "rtdstft forward, θ [F] shared",
+    "rtdstft forward+backward, θ [F] shared",
+    "rtdstft forward, θ [B, F] per item",
+    "rtdstft forward+backward, θ [B, F] per item",
+]
+DSTFT_ROWS = ["dstft forward, θ [F] time-varying", "dstft forward+backward, θ [F] time-varying"]
+
+
+def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["--quick", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ") and "torch " in out and " threads" in out
+    for name in [REFERENCE, *RTDSTFT_ROWS, *DSTFT_ROWS]:
+        assert f"| {name} |" in out
+
+    report = json.loads(path.read_text())
+    assert report["config"]["batch"] == 2 and report["machine"]["cores"] >= 1
+    rows = {row["name"]: row for row in report["rows"]}
+    assert report["rows"][0]["name"] == REFERENCE and rows[REFERENCE]["ratio"] == 1.0
+    for name in RTDSTFT_ROWS:
+        ms, ratio = rows[name]["ms"], rows[name]["ratio"]
+        assert ms > 0 and math.isclose(ratio, ms / rows[REFERENCE]["ms"])
+    for name in DSTFT_ROWS:  # timed when dstft is installed, else a note says why not
+        assert (rows[name]["ms"] or 0) > 0 or "not installed" in rows[name]["note"]
+
+
+def test_format_table_is_generic():
+    rows = [
+        {"name": "a", "ms": 2.0, "ratio": 1.0, "note": ""},
+        {"name": "stream", "ms": None, "ratio": None, "note": "skipped", "rtf": 0.004},
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0] == "| name | ms | × torch.stft fwd | note | rtf |"
+    assert lines[2] == "| a | 2.0 | 1.00 |  | – |"
+    assert lines[3] == "| stream | – | – | skipped | 0.004 |"
