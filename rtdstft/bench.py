@@ -19,7 +19,8 @@ and its ``ratio`` is its time over torch.stft's forward:
   computes whatever one needs; the backward is ``stft.backward(G)`` to its θ parameter.
   dstft 3.0.0 declares torchaudio but does not import it; it imports matplotlib at import time.
 
-Times are the median over ``repeats`` runs after ``warmup`` runs, in milliseconds. Rows are plain
+Times are the median over ``repeats`` rounds after ``warmup`` rounds, in milliseconds; a round
+calls every row once, so that a passing load on a shared machine hits all rows alike. Rows are plain
 dicts ``{"name", "ms", "ratio", "note"}`` so that other benchmarks (streaming) can append theirs and
 :func:`format_table` prints them all.
 """
@@ -63,16 +64,22 @@ def machine_info() -> dict:
     }
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    """Median wall time of fn() over ``repeats`` calls after ``warmup`` calls, in ms."""
+def _median_ms(fns: list[Callable[[], object] | None], repeats: int, warmup: int) -> list:
+    """Median wall time of each fn() in ms (None for None), over ``repeats`` rounds after ``warmup``.
+
+    The rounds interleave the functions (one call of each per round), so that a load that comes and
+    goes on a shared machine falls on every row alike and the ratios stay meaningful."""
+    live = [fn for fn in fns if fn is not None]
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in live:
+            fn()
+    times: dict[int, list[float]] = {id(fn): [] for fn in live}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for fn in live:
+            start = time.perf_counter()
+            fn()
+            times[id(fn)].append((time.perf_counter() - start) * 1e3)
+    return [None if fn is None else statistics.median(times[id(fn)]) for fn in fns]
 
 
 def _dstft_module(n_fft: int, hop_length: int, theta: torch.Tensor, x: torch.Tensor):
@@ -179,10 +186,11 @@ def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_d
         ),
     ]
     cases += _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft)
-    rows = []
-    for name, fn, note in cases:
-        ms = None if fn is None else _median_ms(fn, repeats, warmup)
-        rows.append({"name": name, "ms": ms, "ratio": None, "note": note})
+    timings = _median_ms([fn for _, fn, _ in cases], repeats, warmup)
+    rows = [
+        {"name": name, "ms": ms, "ratio": None, "note": note}
+        for (name, _, note), ms in zip(cases, timings, strict=True)
+    ]
     ref = rows[0]["ms"]
     for row in rows:
         row["ratio"] = None if row["ms"] is None else row["ms"] / ref
