@@ -1,0 +1,824 @@
+"""The ``rtdstft`` command: ``devices | analyze | resynth | record | bench | reproduce``.
+
+- ``analyze FILE -o PICTURE.png [--csv THETA.csv]``: the whole file through the adaptive streaming
+  engine, block by block; a picture of the spectrogram in dB (time in s, frequency in Hz, colour bar)
+  over the window-length track θ in ms, and optionally θ per frame as CSV.
+- ``resynth IN OUT``: every channel through its own engine, overlap-add resynthesis written to OUT
+  with the engine's latency removed; prints the SNR of the resynthesis against the input.
+- ``record OUT --seconds S``: a microphone to a file, written as it goes.
+- ``devices``: the audio devices PortAudio sees.
+- ``bench`` and ``reproduce``: hand their arguments to :func:`rtdstft.bench.main` and
+  :func:`rtdstft.experiments.main`.
+
+Long jobs draw a progress bar on stderr when it is a terminal (or with ``--progress``). A missing or
+unreadable file, an unknown device or a bad parameter ends the command with one line on stderr,
+``rtdstft: error: ...``, and exit status 2. matplotlib, soundfile and sounddevice are imported only
+by the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "default_fft_size", "Progress"]
+
+PROG = "rtdstft"
+EXIT_ERROR = 2
+#: Most spectrogram columns drawn in the picture; longer files are max-pooled over time to this.
+MAX_COLUMNS = 2400
+#: Frames fed to the engine per read, in units of its adaptation blocks.
+READ_BLOCKS = 8
+
+
+class CommandError(Exception):
+    """A bad parameter or path found by the command itself; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``prog: error: ... (see prog --help)``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
+class _RawFormatter(argparse.RawDescriptionHelpFormatter, _Formatter):
+    """Keeps the top-level description's paragraphs as written."""
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on a stream (stderr by default): ``label [####----]  42%  ETA 0:03``.
+
+    Redrawn in place with ``\\r`` at most every ``interval`` seconds; :meth:`close` draws 100 % (or
+    where it stopped) and ends the line. When ``enabled`` is False nothing is ever written, so logs
+    that are not terminals stay clean.
+
+    Args:
+        total: units of work (samples, frames; > 0).
+        label: what is being done, a few words.
+        enabled: draw at all.
+        stream: where to draw (default ``sys.stderr``).
+        width: characters of the bar.
+        interval: seconds between redraws at most.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        enabled: bool,
+        stream: IO[str] | None = None,
+        width: int = 30,
+        interval: float = 0.1,
+    ) -> None:
+        self.total = max(1, int(total))
+        self.label = label
+        self.enabled = enabled
+        self.stream = sys.stderr if stream is None else stream
+        self.width = width
+        self.interval = interval
+        self.done = 0
+        self._t0 = time.monotonic()
+        self._drawn = -math.inf
+        self._drawn_done = -1
+        self._closed = False
+
+    def update(self, done: int) -> None:
+        """Set the units done so far; redraws if ``interval`` has passed."""
+        self.done = min(int(done), self.total)
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= self.interval:
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        frac = self.done / self.total
+        filled = int(round(frac * self.width))
+        elapsed = now - self._t0
+        if self.done >= self.total:
+            tail = f"{_clock(elapsed)}"
+        elif self.done > 0:
+            tail = f"ETA {_clock(elapsed * (self.total - self.done) / self.done)}"
+        else:
+            tail = "ETA --:--"
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {100 * frac:3.0f}%  {tail}   ")
+        self.stream.flush()
+        self._drawn, self._drawn_done = now, self.done
+
+    def close(self) -> None:
+        """Draw the final state and end the line; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.enabled:
+            if self._drawn_done != self.done:
+                self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return (
+        f"{seconds // 60}:{seconds % 60:02d}"
+        if seconds < 3600
+        else f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+    )
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+# -- argument types ------------------------------------------------------------------------------
+
+
+def _number(text: str, kind: type, test: Callable[[float], bool], what: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not math.isfinite(value) or not test(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v > 0, "an integer >= 1")
+
+
+def _nonneg_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "a number > 0")
+
+
+def _nonneg_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "a number >= 0")
+
+
+def _device(text: str) -> int | str:
+    """An audio device: an index (digits) or a name (anything else)."""
+    return int(text) if text.strip().isdigit() else text
+
+
+# -- engine settings -----------------------------------------------------------------------------
+
+
+def default_fft_size(sample_rate: float) -> tuple[int, int]:
+    """(n_fft, hop) chosen for a sample rate when the options leave them out: 2048/256 at 32 kHz
+    and above, 1024/128 from 16 kHz, 512/64 below (e.g. 8 kHz): frames of 43-64 ms, hop n_fft/8."""
+    n_fft = 2048 if sample_rate >= 32000 else 1024 if sample_rate >= 16000 else 512
+    return n_fft, n_fft // 8
+
+
+def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]:
+    """The StreamingDSTFT arguments from the options, each checked with the option's name and range."""
+    n_fft, hop = default_fft_size(sample_rate)
+    if args.n_fft is not None:
+        n_fft = args.n_fft
+        if n_fft < 4 or n_fft % 2:
+            raise CommandError(f"--n-fft must be an even integer >= 4 (samples), got {n_fft}")
+        hop = max(1, n_fft // 8)
+    if args.hop is not None:
+        hop = args.hop
+    if not 1 <= hop <= n_fft // 2:
+        raise CommandError(
+            f"--hop must be an integer in 1..{n_fft // 2} (samples, at most half of --n-fft {n_fft}), "
+            f"got {hop}"
+        )
+    win_max = float(n_fft if args.win_max is None else args.win_max)
+    if not hop < win_max <= n_fft:
+        raise CommandError(
+            f"--win-max must be in ({hop}, {n_fft}] samples (above --hop, at most --n-fft), got {win_max:g}"
+        )
+    win_min = float(min(2 * hop, win_max) if args.win_min is None else args.win_min)
+    if not hop < win_min <= win_max:
+        raise CommandError(
+            f"--win-min must be in ({hop}, {win_max:g}] samples (above --hop {hop}, at most --win-max "
+            f"{win_max:g}), got {win_min:g}"
+        )
+    if args.win_length is not None and not win_min <= args.win_length <= win_max:
+        raise CommandError(
+            f"--win-length must be in [{win_min:g}, {win_max:g}] samples (--win-min..--win-max), "
+            f"got {args.win_length:g}"
+        )
+    if args.alpha == 1:
+        raise CommandError("--alpha must be > 0 and != 1 (Rényi order), got 1")
+    return dict(
+        sample_rate=sample_rate,
+        n_fft=n_fft,
+        hop_length=hop,
+        adapt=not args.no_adapt,
+        win_length=args.win_length,
+        win_min=win_min,
+        win_max=win_max,
+        block_frames=args.block_frames,
+        steps=args.steps,
+        lr=args.lr,
+        smoothness=args.smoothness,
+        entropy=args.entropy,
+        alpha=args.alpha,
+        radius=args.radius,
+    )
+
+
+def _describe(kw: dict[str, Any]) -> str:
+    sr = kw["sample_rate"]
+    mode = "adaptive" if kw["adapt"] else "fixed"
+    return (
+        f"n_fft {kw['n_fft']}, hop {kw['hop_length']} ({1000 * kw['hop_length'] / sr:.2f} ms), {mode} θ "
+        f"in {1000 * kw['win_min'] / sr:.1f}..{1000 * kw['win_max'] / sr:.1f} ms"
+    )
+
+
+def _open_file(path: str, channel: int | None) -> Any:
+    """A FileSource (not paced) on ``path``, mixed down to mono or on ``channel``."""
+    from .audio import FileSource
+
+    src = FileSource(path, realtime=False)
+    if channel is None:
+        return src
+    count = src.file_channels
+    src.close()
+    if not 0 <= channel < count:
+        raise CommandError(
+            f"--channel must be in 0..{count - 1} for {path} ({count} channel(s)), got {channel}"
+        )
+    return FileSource(path, channel=channel, realtime=False)
+
+
+# -- analyze -------------------------------------------------------------------------------------
+
+
+class _PooledSpectrogram:
+    """|S| of a stream's frames, max-pooled over groups of ``pool`` consecutive frames so that at
+    most ``max_columns`` columns are kept whatever the file's length (preallocated)."""
+
+    def __init__(self, n_frames: int, n_bins: int, max_columns: int = MAX_COLUMNS) -> None:
+        self.n_frames = n_frames
+        self.pool = max(1, -(-n_frames // max_columns))
+        self.mag = np.zeros((-(-n_frames // self.pool), n_bins), np.float32)
+
+    def add(self, frame_index: np.ndarray, spec: np.ndarray) -> None:
+        """Frames ``frame_index`` (consecutive, ascending) with spectra ``spec`` [k, n_bins]."""
+        if frame_index.size == 0:
+            return
+        cols = frame_index // self.pool
+        starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
+        pooled = np.maximum.reduceat(np.abs(spec), starts, axis=0)
+        target = cols[starts]
+        self.mag[target] = np.maximum(self.mag[target], pooled)
+
+
+def _picture_formats() -> dict[str, str]:
+    from matplotlib.figure import Figure
+
+    return Figure().canvas.get_supported_filetypes()
+
+
+def _check_picture_path(path: Path) -> None:
+    formats = _picture_formats()
+    ext = path.suffix.lstrip(".").lower()
+    if ext not in formats:
+        raise CommandError(
+            f"-o {path}: unknown picture format {path.suffix or '(no extension)'!r}; "
+            f"use one of {', '.join('.' + f for f in sorted(formats))}"
+        )
+
+
+def _write_picture(
+    path: Path,
+    image: _PooledSpectrogram,
+    times: np.ndarray,
+    theta: np.ndarray,
+    kw: dict[str, Any],
+    db_range: float,
+    title: str,
+) -> None:
+    """Spectrogram in dB re full scale over the θ track in ms, on one time axis."""
+    from matplotlib.figure import Figure
+
+    sr, n_fft, hop = kw["sample_rate"], kw["n_fft"], kw["hop_length"]
+    # "l1" windows keep a steady sinusoid's peak at A·N/4 whatever θ: 0 dB is a full-scale sine.
+    db = 20 * np.log10(np.maximum(image.mag.T * (4.0 / n_fft), 1e-12))
+    top = float(db.max())
+    duration = image.n_frames * hop / sr
+    x0 = -0.5 * hop / sr
+    x1 = x0 + image.mag.shape[0] * image.pool * hop / sr
+    df = sr / n_fft
+
+    fig = Figure(figsize=(12, 7.5), dpi=110, layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 1.1], width_ratios=[60, 1])
+    ax = fig.add_subplot(grid[0, 0])
+    cax = fig.add_subplot(grid[0, 1])
+    ax_theta = fig.add_subplot(grid[1, 0], sharex=ax)
+    shown = ax.imshow(
+        db,
+        origin="lower",
+        aspect="auto",
+        interpolation="nearest",
+        cmap="magma",
+        vmin=top - db_range,
+        vmax=top,
+        extent=(x0, x1, -0.5 * df, (db.shape[0] - 0.5) * df),
+    )
+    ax.set_ylim(0, sr / 2)
+    ax.set_xlim(0, duration)
+    ax.set_ylabel("frequency (Hz)")
+    ax.tick_params(labelbottom=False)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(shown, cax=cax, label="level (dB re full-scale sine)")
+
+    theta_ms = 1000 * theta / sr
+    ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
+    lo, hi = 1000 * kw["win_min"] / sr, 1000 * kw["win_max"] / sr
+    pad = 0.05 * (hi - lo) or 0.05 * hi
+    ax_theta.set_ylim(lo - pad, hi + pad)
+    ax_theta.set_ylabel("window length θ (ms)")
+    ax_theta.set_xlabel("time (s)")
+    ax_theta.grid(True, alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_rate: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = (
+        f"{n},{t:.6f},{w:.3f},{1000 * w / sample_rate:.4f}"
+        for n, (t, w) in enumerate(zip(times.tolist(), theta.tolist(), strict=True))
+    )
+    with open(path, "w", newline="") as f:
+        f.write("frame,time_s,win_length_samples,win_length_ms\n")
+        f.write("\n".join(rows))
+        f.write("\n")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """``rtdstft analyze``: picture (and CSV) of the adaptive spectrogram of a file."""
+    from .stream import StreamingDSTFT
+
+    picture = Path(args.output)
+    _check_picture_path(picture)
+    with _open_file(args.file, args.channel) as src:
+        kw = _engine_kwargs(args, src.sample_rate)
+        engine = StreamingDSTFT(**kw)
+        n_frames = 1 + src.frames // kw["hop_length"]
+        image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
+        theta = np.full(n_frames, np.nan)
+        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+
+        def take(out: Any) -> None:
+            image.add(out.frame_index, out.spec)
+            theta[out.frame_index] = out.win_length
+
+        with Progress(src.frames, "analyze", _progress_enabled(args)) as bar:
+            while True:
+                x = src.read(block)
+                if x.size == 0:
+                    break
+                take(engine.process(x))
+                bar.update(src.tell())
+            take(engine.flush())
+        sr, channels, frames = src.sample_rate, src.file_channels, src.frames
+    if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
+        raise RuntimeError("the engine did not emit every frame")
+    times = np.arange(n_frames) * (kw["hop_length"] / sr)
+    which = (
+        "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
+    )
+    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(kw)}"
+    _write_picture(picture, image, times, theta, kw, args.db_range, title)
+    print(f"{args.file}: {n_frames} frames; {_describe(kw)}")
+    theta_ms = 1000 * theta / sr
+    print(
+        f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
+        f"wrote {picture}"
+    )
+    if args.csv:
+        _write_theta_csv(Path(args.csv), times, theta, sr)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+# -- resynth -------------------------------------------------------------------------------------
+
+
+def _snr_db(signal_energy: float, error_energy: float) -> float:
+    if error_energy == 0:
+        return math.inf
+    if signal_energy == 0:
+        return -math.inf
+    return 10 * math.log10(signal_energy / error_energy)
+
+
+def cmd_resynth(args: argparse.Namespace) -> int:
+    """``rtdstft resynth``: every channel through its own engine, OUT = the overlap-add output with
+    the engine's latency removed; prints the SNR against the input."""
+    import soundfile
+
+    from .audio import Recorder
+    from .stream import StreamingDSTFT
+
+    src_path, out_path = Path(args.input), Path(args.output)
+    if out_path.exists() and src_path.exists() and out_path.resolve() == src_path.resolve():
+        raise CommandError(f"OUT must differ from IN ({src_path}): the input would be overwritten")
+    first = _open_file(args.input, args.channel)
+    if args.channel is None and first.file_channels > 1:
+        first.close()
+        sources = [_open_file(args.input, c) for c in range(first.file_channels)]
+    else:
+        sources = [first]
+    try:
+        sr, frames = first.sample_rate, first.frames
+        kw = _engine_kwargs(args, sr)
+        engines = [StreamingDSTFT(**kw) for _ in sources]
+        subtype = args.subtype
+        if subtype is None:
+            in_subtype = soundfile.info(str(src_path)).subtype
+            out_format = out_path.suffix.lstrip(".").upper()
+            known = out_format in soundfile.available_formats()
+            subtype = in_subtype if known and soundfile.check_format(out_format, in_subtype) else None
+        latency = engines[0].latency
+        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+        pending = np.zeros((0, len(sources)), np.float64)  # input samples awaiting their resynthesis
+        skip = latency
+        written = 0
+        signal_energy = error_energy = 0.0
+
+        with Recorder(out_path, sr, channels=len(sources), subtype=subtype) as rec:
+
+            def emit(y: np.ndarray) -> None:
+                nonlocal skip, pending, written, signal_energy, error_energy
+                drop = min(skip, y.shape[0])
+                skip -= drop
+                y = y[drop:][: frames - written]
+                if not y.shape[0]:
+                    return
+                x, pending = pending[: y.shape[0]], pending[y.shape[0] :]
+                signal_energy += float(np.sum(np.square(x)))
+                error_energy += float(np.sum(np.square(x - y)))
+                rec.write(y.astype(np.float32) if len(sources) > 1 else y[:, 0].astype(np.float32))
+                written += y.shape[0]
+
+            with Progress(frames, "resynth", _progress_enabled(args)) as bar:
+                while True:
+                    xs = [s.read(block) for s in sources]
+                    if xs[0].size == 0:
+                        break
+                    x = np.stack(xs, axis=1)
+                    pending = np.concatenate([pending, x])
+                    emit(np.stack([e.process(c).audio for e, c in zip(engines, xs, strict=True)], axis=1))
+                    bar.update(sources[0].tell())
+                emit(np.stack([e.flush().audio for e in engines], axis=1))
+    finally:
+        for s in sources:
+            s.close()
+    if written != frames:
+        raise RuntimeError(f"wrote {written} samples of {frames}")
+    snr = _snr_db(signal_energy, error_energy)
+    channels = "mono" if len(sources) == 1 else f"{len(sources)} channels"
+    print(
+        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(kw)}; latency {latency} samples"
+    )
+    print(f"wrote {out_path} ({rec.subtype})")
+    print(f"SNR {snr:.1f} dB (resynthesis against the input, before writing)")
+    return 0
+
+
+# -- record --------------------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """``rtdstft record``: a microphone to OUT for ``--seconds``, written block by block."""
+    from .audio import AudioDeviceError, MicrophoneSource, Recorder
+
+    target = int(round(args.seconds * args.rate))
+    if target < 1:
+        raise CommandError(
+            f"--seconds must be > 0 and give at least one sample at {args.rate} Hz, got {args.seconds:g}"
+        )
+    mic = MicrophoneSource(device=args.device, sample_rate=args.rate, channel=args.channel)
+    try:
+        with Recorder(args.output, args.rate, subtype=args.subtype) as rec:
+            with Progress(target, "record", _progress_enabled(args)) as bar:
+                mic.start()
+                while rec.frames < target:
+                    x = mic.read(target - rec.frames)
+                    if x.size:
+                        rec.write(x)
+                        bar.update(rec.frames)
+                    else:
+                        time.sleep(0.01)
+                    if mic.error is not None:
+                        raise AudioDeviceError(
+                            f"{mic.error}; {args.output} holds the first {rec.duration:.2f} s"
+                        )
+    finally:
+        mic.close()
+    print(
+        f"recorded {rec.duration:.2f} s at {args.rate} Hz from input device {mic.device} "
+        f"({mic.device_name!r}) to {args.output}; samples dropped: {mic.dropped}, "
+        f"input overflows: {mic.overruns}"
+    )
+    return 0
+
+
+# -- devices, bench, reproduce -------------------------------------------------------------------
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """``rtdstft devices``: the table of :func:`rtdstft.audio.format_devices`."""
+    from .audio import format_devices
+
+    print(format_devices())
+    return 0
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    """``bench`` and ``reproduce``: the rest of the command line goes to the module's ``main``."""
+    import importlib
+
+    module = {"bench": "rtdstft.bench", "reproduce": "rtdstft.experiments"}[name]
+    try:
+        target = importlib.import_module(module)
+    except ImportError as exc:
+        raise CommandError(f"`{PROG} {name}` is not available: {exc}") from exc
+    status = target.main(argv)
+    return 0 if status is None else int(status)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+A real-time adaptive spectrogram: a streaming differentiable STFT whose window length θ adapts to
+the signal, frame block by frame block, by lowering a local entropy.
+
+Units: n_fft, hop and window lengths in samples; times in s; θ in the outputs in samples and ms.
+Errors print one line, `rtdstft: error: ...`, and exit with status 2."""
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("engine (StreamingDSTFT)")
+    g.add_argument(
+        "--n-fft",
+        type=int,
+        metavar="N",
+        help="frame support and FFT size, even, samples (default: 2048 at >= 32 kHz, 1024 at >= 16 kHz, "
+        "512 below, e.g. 8 kHz)",
+    )
+    g.add_argument(
+        "--hop",
+        type=int,
+        metavar="H",
+        help="samples between frames, 1..N/2 (default: N/8, i.e. 256 / 128 / 64)",
+    )
+    g.add_argument(
+        "--win-min",
+        type=_positive_float,
+        metavar="S",
+        help="shortest window θ, samples, in (H, win-max] (default: 2H)",
+    )
+    g.add_argument(
+        "--win-max",
+        type=_positive_float,
+        metavar="S",
+        help="longest window θ, samples, in (H, N] (default: N)",
+    )
+    g.add_argument(
+        "--win-length",
+        type=_positive_float,
+        metavar="S",
+        help="the fixed θ with --no-adapt, else the starting θ; samples (default: sqrt(win-min * win-max))",
+    )
+    g.add_argument("--no-adapt", action="store_true", help="keep θ fixed at --win-length (default: adapt)")
+    g.add_argument(
+        "--block-frames",
+        type=_positive_int,
+        default=8,
+        metavar="K",
+        help="frames per adaptation block; latency grows with K*H (default: 8)",
+    )
+    g.add_argument(
+        "--steps",
+        type=_nonneg_int,
+        default=1,
+        help="gradient steps per block after the bracketing search (default: 1)",
+    )
+    g.add_argument(
+        "--entropy",
+        choices=("shannon", "renyi"),
+        default="shannon",
+        help="concentration measure (default: shannon)",
+    )
+    g.add_argument(
+        "--alpha", type=_positive_float, default=3.0, help="Rényi order, > 0 and != 1 (default: 3)"
+    )
+    g.add_argument(
+        "--radius",
+        type=_nonneg_int,
+        default=4,
+        metavar="R",
+        help="local entropy neighbourhood, frames either side (default: 4)",
+    )
+    g.add_argument(
+        "--smoothness",
+        type=_nonneg_float,
+        default=0.02,
+        metavar="LAMBDA",
+        help="penalty on (log θ_b - log θ_b-1)^2 between blocks (default: 0.02)",
+    )
+    g.add_argument("--lr", type=_positive_float, default=0.1, help="gradient step in log θ (default: 0.1)")
+
+
+def _file_options(parser: argparse.ArgumentParser, default_channels: str) -> None:
+    parser.add_argument(
+        "--channel",
+        type=_nonneg_int,
+        metavar="C",
+        help=f"use channel C alone (0-based; default: {default_channels})",
+    )
+    parser.add_argument(
+        "--progress", action="store_true", help="draw a progress bar on stderr even when it is not a terminal"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``rtdstft`` (``bench`` and ``reproduce`` are listed here but their
+    arguments are parsed by their own modules)."""
+    from . import __version__
+
+    parser = _Parser(prog=PROG, description=_DESCRIPTION, formatter_class=_RawFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "devices",
+        help="list the audio devices",
+        formatter_class=_Formatter,
+        description="List the audio devices PortAudio sees: index, input/output channels, "
+        "default rate (Hz), name and host API; > marks the default input.",
+    )
+    p.set_defaults(run=cmd_devices)
+
+    p = sub.add_parser(
+        "analyze",
+        help="adaptive spectrogram picture (and θ CSV) of a file",
+        formatter_class=_Formatter,
+        description="Run the whole FILE (WAV, FLAC, OGG, ... at its own rate) through the adaptive "
+        "streaming engine, block by block, and draw the spectrogram in dB re full scale (time in s, "
+        "frequency in Hz, colour bar in dB) above the window length θ in ms, on the same time axis.",
+    )
+    p.add_argument("file", metavar="FILE", help="the audio file")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PICTURE",
+        help="the picture to write; format from the extension (.png, .pdf, .svg, ...)",
+    )
+    p.add_argument(
+        "--csv",
+        metavar="THETA.csv",
+        help="also write θ per frame: frame,time_s,win_length_samples,win_length_ms",
+    )
+    p.add_argument(
+        "--db-range",
+        type=_positive_float,
+        default=80.0,
+        metavar="DB",
+        help="colour range below the loudest bin, dB (default: 80)",
+    )
+    _file_options(p, "mono mix-down")
+    _engine_options(p)
+    p.set_defaults(run=cmd_analyze)
+
+    p = sub.add_parser(
+        "resynth",
+        help="resynthesise a file through the adaptive engine, print the SNR",
+        formatter_class=_Formatter,
+        description="Run every channel of IN through its own adaptive engine, write the overlap-add "
+        "resynthesis (the engine's latency removed: same length, rate and channels) to OUT, format "
+        "from its extension, and print the SNR in dB of the resynthesis against the input.",
+    )
+    p.add_argument("input", metavar="IN", help="the audio file to resynthesise")
+    p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
+    p.add_argument(
+        "--subtype",
+        metavar="SUBTYPE",
+        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
+        "format takes it, else the format's default)",
+    )
+    _file_options(p, "every channel, each through its own engine")
+    _engine_options(p)
+    p.set_defaults(run=cmd_resynth)
+
+    p = sub.add_parser(
+        "record",
+        help="record a microphone to a file",
+        formatter_class=_Formatter,
+        description="Record mono audio from an input device to OUT, written block by block (a killed "
+        "process leaves a valid file); the format comes from OUT's extension.",
+    )
+    p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
+    p.add_argument(
+        "--seconds",
+        type=_positive_float,
+        required=True,
+        metavar="S",
+        help="how long to record, seconds (> 0)",
+    )
+    p.add_argument(
+        "--device",
+        type=_device,
+        metavar="D",
+        help="input device: an index or (part of) a name from `rtdstft devices` (default: the default input)",
+    )
+    p.add_argument(
+        "--rate", type=_positive_int, default=48000, metavar="R", help="sample rate, Hz (default: 48000)"
+    )
+    p.add_argument(
+        "--channel",
+        type=_nonneg_int,
+        metavar="C",
+        help="record input channel C alone (0-based; default: mono mix-down of the first two)",
+    )
+    p.add_argument(
+        "--subtype", default="PCM_16", metavar="SUBTYPE", help="libsndfile subtype (default: PCM_16)"
+    )
+    p.add_argument(
+        "--progress", action="store_true", help="draw a progress bar on stderr even when it is not a terminal"
+    )
+    p.set_defaults(run=cmd_record)
+
+    for name, text in (
+        ("bench", "speed benchmarks (arguments: `rtdstft bench --help`)"),
+        (
+            "reproduce",
+            "reproduce a seed-paper experiment: fsdd | tracking | grid "
+            "(arguments: `rtdstft reproduce --help`)",
+        ),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``rtdstft`` command line ``argv`` (default ``sys.argv[1:]``); returns the exit status:
+    0 done (``--help`` included), 2 a bad parameter, path or device (one line on stderr), 130
+    interrupted. argparse's exits (and those of ``bench`` / ``reproduce``) become return values."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in ("bench", "reproduce"):
+            return _delegate(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        from .audio import AudioDeviceError, AudioFileError
+
+        try:
+            return args.run(args)
+        except (AudioFileError, AudioDeviceError, ValueError, TypeError, OSError) as exc:
+            raise CommandError(_one_line(exc)) from exc
+    except CommandError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
