@@ -654,15 +654,17 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=_positive_float, default=0.1, help="gradient step in log θ (default: 0.1)")
 
 
-def _file_options(parser: argparse.ArgumentParser, default_channels: str) -> None:
+def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_channels: str) -> None:
     parser.add_argument(
         "--channel",
         type=_nonneg_int,
         metavar="C",
-        help=f"use channel C alone (0-based; default: {default_channels})",
+        help=f"{what} channel C alone (0-based; default: {default_channels})",
     )
     parser.add_argument(
-        "--progress", action="store_true", help="draw a progress bar on stderr even when it is not a terminal"
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr even when it is not a terminal (where it is drawn anyway)",
     )
 
 
@@ -712,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DB",
         help="colour range below the loudest bin, dB (default: 80)",
     )
-    _file_options(p, "mono mix-down")
+    _channel_and_progress(p, "analyze", "mono mix-down")
     _engine_options(p)
     p.set_defaults(run=cmd_analyze)
 
@@ -732,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
         "format takes it, else the format's default)",
     )
-    _file_options(p, "every channel, each through its own engine")
+    _channel_and_progress(p, "resynthesise", "every channel, each through its own engine")
     _engine_options(p)
     p.set_defaults(run=cmd_resynth)
 
@@ -761,17 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_int, default=48000, metavar="R", help="sample rate, Hz (default: 48000)"
     )
     p.add_argument(
-        "--channel",
-        type=_nonneg_int,
-        metavar="C",
-        help="record input channel C alone (0-based; default: mono mix-down of the first two)",
-    )
-    p.add_argument(
         "--subtype", default="PCM_16", metavar="SUBTYPE", help="libsndfile subtype (default: PCM_16)"
     )
-    p.add_argument(
-        "--progress", action="store_true", help="draw a progress bar on stderr even when it is not a terminal"
-    )
+    _channel_and_progress(p, "record input", "mono mix-down of the first two")
     p.set_defaults(run=cmd_record)
 
     for name, text in (

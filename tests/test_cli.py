@@ -8,6 +8,7 @@ Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz a
 from __future__ import annotations
 
 import csv
+import io
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 import soundfile as sf
 from audio_helpers import audio_test, block_peaks, tone
 
-from rtdstft.cli import default_fft_size, main
+from rtdstft.cli import Progress, _PooledSpectrogram, default_fft_size, main
 from rtdstft.scenes import scene
 
 _SCRIPT = Path(sys.executable).with_name("rtdstft")
@@ -320,3 +321,33 @@ def test_record_one_second_of_a_tone_played_into_the_null_sink(tmp_path):
     loud = levels > 0.2
     assert loud.mean() > 0.8, levels
     np.testing.assert_allclose(freqs[loud], 1000.0, atol=5)
+
+
+# -- the pieces behind the picture and the bar ---------------------------------------------------
+
+
+def test_pooled_spectrogram_is_a_max_over_groups_of_frames_whatever_the_blocks():
+    rng = np.random.default_rng(0)
+    n_frames, n_bins = 1000, 17
+    spec = (rng.standard_normal((n_frames, n_bins)) + 1j * rng.standard_normal((n_frames, n_bins))).astype(
+        np.complex64
+    )
+    image = _PooledSpectrogram(n_frames, n_bins, max_columns=300)
+    assert image.pool == 4 and image.mag.shape == (250, n_bins)
+    edges = np.cumsum(rng.integers(1, 40, 100))
+    for lo, hi in zip(np.r_[0, edges], np.r_[edges, n_frames], strict=True):
+        lo, hi = min(lo, n_frames), min(hi, n_frames)
+        image.add(np.arange(lo, hi), spec[lo:hi])
+    np.testing.assert_array_equal(image.mag, np.abs(spec).reshape(250, 4, n_bins).max(axis=1))
+
+
+def test_progress_draws_nothing_when_disabled_and_ends_its_line_when_enabled():
+    quiet, loud = io.StringIO(), io.StringIO()
+    for stream, enabled in ((quiet, False), (loud, True)):
+        with Progress(200, "work", enabled, stream=stream, interval=0) as bar:
+            for done in range(0, 201, 50):
+                bar.update(done)
+    assert quiet.getvalue() == ""
+    text = loud.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1 and text.count("\r") == 5
+    assert "work [" in text and " 50%" in text and "100%" in text and "ETA" in text
