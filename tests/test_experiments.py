@@ -1,0 +1,104 @@
+"""The paper's experiments on cut-down configurations: each pipeline runs and learns."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import rtdstft
+from rtdstft import experiments
+from rtdstft.experiments import common, fsdd, grid_vs_gradient, tracking
+
+DATA = common.DEFAULT_DATA
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason="../shared/data not present (a user's clone has no shared data)"
+)
+
+
+def test_missing_data_names_the_path(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert experiments.main(["tracking", "--data", str(missing)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err
+
+
+def test_unknown_experiment_prints_usage(capsys):
+    assert experiments.main(["nope"]) == 2
+    assert "fsdd|tracking|grid" in capsys.readouterr().err
+
+
+def test_tracker_recovers_two_tones_and_a_chirp():
+    n_fft, hop, length = 512, 32, 8192
+    k = np.arange(length)
+    f = np.stack([np.full(length, 0.1003), 0.2 + 0.05 * k / length])  # cycles/sample
+    x = np.cos(2 * np.pi * 0.1003 * k) + 0.5 * np.cos(2 * np.pi * (0.2 * k + 0.025 * k**2 / length))
+    t = rtdstft.DSTFT(n_fft, hop)
+    spec = t(torch.from_numpy(x), 400.0)
+    centres = np.arange(t.num_frames(length)) * hop
+    inside = (centres >= n_fft // 2) & (centres <= length - n_fft // 2)
+    truth = f[:, centres[inside]].T * n_fft
+    mse, per, gross = tracking.tracking_mse(spec[:, inside], truth)
+    assert mse < 0.01 and gross == 0.0  # bins²: parabolic interpolation is this precise here
+    assert per.shape == (2,)
+    # The tracker is told how many ridges to find, not where: a wrong count of present tones shows.
+    truth_swapped = truth.copy()
+    truth_swapped[:, 0] = truth[:, 0] + 40
+    assert tracking.tracking_mse(spec[:, inside], truth_swapped)[0] > 100
+
+
+@needs_data
+def test_fsdd_pipeline_learns():
+    config = fsdd.FSDDConfig(
+        grid=(128.0,),
+        seeds=(0,),
+        epochs=1,
+        batch_size=16,
+        train_index=(10, 11, 12),
+        val_index=(5,),
+        test_index=(0,),
+        workers=1,
+        threads=2,
+    )
+    rows = fsdd.run(config=config, log=lambda *_: None)
+    assert [r["arm"] for r in rows] == ["grid", "fixed (best on val)", "learned"]
+    learned = rows[-1]["runs"][0]
+    assert learned["steps"] == math.ceil(180 / 16)
+    assert learned["loss_end"] < learned["loss_start"]
+    assert abs(learned["theta"] - learned["theta_start"]) > 1.0
+    assert 64 <= learned["theta"] <= 512
+    fixed = rows[0]["runs"][0]
+    assert fixed["theta"] == pytest.approx(128.0, rel=1e-4)  # the grid arm's θ does not move
+    assert fixed["loss_end"] < fixed["loss_start"]
+    for row in rows:
+        assert 0 <= row["test_acc"] <= 100
+    assert rows[-1]["total_seconds"] > 0
+
+
+@needs_data
+def test_tracking_pipeline_learns():
+    config = tracking.TrackingConfig(steps=15, grid_step=100, powers=(2.0,))
+    rows = tracking.run(config=config, log=lambda *_: None)
+    assert [r["method"].split(",")[0] for r in rows] == ["constant θ"] * 2 + ["time-varying θ"]
+    for row in rows:
+        assert np.isfinite(row["mse"]) and row["mse"] >= 0
+    varying = rows[-1]
+    assert varying["loss_end"] < varying["loss_start"]
+    assert varying["evaluations"] == 15
+    assert varying["theta_max"] - varying["theta_min"] > 1.0  # θ moved, and not uniformly
+    assert rows[1]["theta_min"] in range(100, 1001, 100)  # the oracle is a grid point
+
+
+@needs_data
+def test_grid_vs_gradient_pipeline_finds_the_minimum():
+    config = grid_vs_gradient.GridConfig(
+        signals=(("fan_flutter", 4000, 7000, 400, 50),), inits=("geomean",), grid_step=10, steps=40
+    )
+    rows = grid_vs_gradient.run(config=config, log=lambda *_: None)
+    grid, grad = rows
+    assert grid["evaluations"] == len(range(100, 401, 10))
+    assert grad["loss_end"] < grad["loss_start"]
+    assert abs(grad["theta"] - grad["init"]) > 1.0
+    # A fit that ends in the grid's basin is at least as low as the coarse grid's best point.
+    assert abs(grad["theta"] - grid["theta"]) <= 10
+    assert grad["entropy"] <= grid["entropy"] + 1e-9
