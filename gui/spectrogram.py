@@ -7,6 +7,11 @@ lookup table with fixed levels, so its cost is proportional to the new columns t
 never to the whole picture; no array is rolled. ``paint`` shows the ring from the write position
 in two blits (older part, then newer part).
 
+The time axis is fixed and relative (Friture's): x is seconds before now, from ``-span`` to 0,
+so the axes never change while the picture scrolls. Scrolling only moves two items (the picture
+and the θ curve) with ``setPos``; a paint is then one scaled blit of the ring in two pieces, a
+cached axis picture per axis and the θ polyline, whatever the stream time.
+
 Rows are display rows: with a linear axis one row per FFT bin; with a log axis ``LOG_ROWS`` rows
 log-spaced from ``LOG_F_MIN`` to Nyquist, each showing the loudest bin it covers.
 """
@@ -56,7 +61,8 @@ class RingImage(QtWidgets.QGraphicsObject):
     buffer until their group is complete.
 
     Columns are appended at the right; the oldest leaves at the left. The item's transform (set by
-    :class:`SpectrogramView`) maps columns to seconds and rows to Hz (or log10 Hz).
+    :class:`SpectrogramView`) maps columns to seconds with the newest column at x = 0 and rows to
+    Hz (or log10 Hz); its position (``setPos``) shifts it along the relative time axis.
     """
 
     def __init__(
@@ -186,6 +192,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     """Spectrogram (dB, Hz against s) with its colour bar, and the θ track under it on the same
     time axis. Receives finished frames through :meth:`append`; pulls nothing.
 
+    Times: frames carry their stream time (s since the stream started, monotonic; a looping
+    file counts on). The axis shows x = stream time - :attr:`now` (:meth:`scroll_to` sets
+    ``now``), so it reads "seconds ago" and never changes. The cursor readout gives the time in
+    the file (stream time modulo :attr:`period`, the file's length, when it is set).
+
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
 
@@ -209,6 +220,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.plot.setMenuEnabled(False)
         self.plot.getAxis("bottom").setStyle(showValues=False)
         self.plot.getAxis("bottom").setHeight(6)
+        self.plot.vb.disableAutoRange()
         self.colorbar = pg.ColorBarItem(
             values=(-100, 0),
             width=14,
@@ -221,17 +233,25 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.theta = ThetaTrack(1, 1.0)
         self.addItem(self.theta, row=1, col=0)
         self.theta.setXLink(self.plot)
+        self.theta.vb.disableAutoRange()
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 1)
+        cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
         for p in (self.plot, self.theta):
             p.getAxis("left").setWidth(64)
+            # The axes never change while the picture scrolls, but they are repainted under it
+            # (the θ grid covers the plot): as pixmaps that costs a blit, not re-drawn text.
+            for name in ("left", "bottom", "top", "right"):
+                p.getAxis(name).setCacheMode(cache)
         self.image: RingImage | None = None
         self.span = 10.0
         self.cmap = "viridis"
         self.log = False
         self.levels = (-100.0, 0.0)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
-        self._latest = 0.0
+        self._latest = 0.0  # stream time of the newest column (s)
+        self.now = 0.0  # stream time at the right edge, x = 0 (s)
+        self.period: float | None = None  # length of the replayed file (s), for the readout
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # -- configuration ----------------------------------------------------------------------------
@@ -246,7 +266,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples)
         whose first frame will be at ``time0`` (s; default: where the last picture ended)."""
         if time0 is not None:
-            self._latest = float(time0)
+            self._latest = self.now = float(time0)
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
         frames = max(2, int(round(self.span * sample_rate / hop)))
         px_w, px_h = self._pixels()
@@ -259,8 +279,9 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.theta.reset(frames, sample_rate)
         self._set_yaxis()
-        self._place(self._latest)
-        self.scroll_to(self._latest + self.span)
+        self.plot.setXRange(-self.span, 0, padding=0)
+        self._place()
+        self.scroll_to(self.now)
 
     def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(ev)
@@ -273,7 +294,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         elif abs(px_h - self.image.rows) > 0.1 * self.image.rows:
             self.image.set_rows(px_h, self.log)
             self._set_yaxis()
-            self._place(self._latest)
+            self._place()
 
     def set_span(self, seconds: float) -> None:
         self.span = float(seconds)
@@ -301,7 +322,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if self.image is not None:
             self.image.set_rows(self._pixels()[1], self.log)
             self._set_yaxis()
-            self._place(self._latest)
+            self._place()
 
     def _set_yaxis(self) -> None:
         nyquist = self.sample_rate / 2
@@ -318,26 +339,34 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             axis.enableAutoSIPrefix(True)
             self.plot.setYRange(0, nyquist, padding=0)
 
-    def _place(self, latest: float) -> None:
-        """Put the ring's newest column at time ``latest`` (s)."""
+    def _place(self) -> None:
+        """The picture's transform: columns to seconds with the ring's newest column at x = 0,
+        rows to Hz (or log10 Hz). Changes with the geometry only, never while scrolling."""
         img = self.image
-        self._latest = latest
         dt = img.group * self.hop / self.sample_rate
         tr = QtGui.QTransform()
         nyquist = self.sample_rate / 2
         if self.log:
             lo = np.log10(log_f_min(img.n_bins, self.sample_rate))
-            tr.translate(latest - (img.width - 0.5) * dt, lo)
+            tr.translate(-(img.width - 0.5) * dt, lo)
             tr.scale(dt, (np.log10(nyquist) - lo) / img.rows)
         else:
             row_hz = nyquist * img.n_bins / (img.n_bins - 1) / img.rows
-            tr.translate(latest - (img.width - 0.5) * dt, -row_hz / 2)
+            tr.translate(-(img.width - 0.5) * dt, -row_hz / 2)
             tr.scale(dt, row_hz)
         img.setTransform(tr)
 
-    def scroll_to(self, right: float) -> None:
-        """Show the span of time that ends at ``right`` (s)."""
-        self.plot.setXRange(right - self.span, right, padding=0)
+    def scroll_to(self, now: float) -> None:
+        """Put stream time ``now`` (s) at the right edge: moves the picture and the θ curve, not
+        the axes."""
+        self.now = float(now)
+        if self.image is not None:
+            self.image.setPos(self._latest - self.now, 0.0)
+        self.theta.curve.setPos(-self.now, 0.0)
+
+    def x_of(self, time: float) -> float:
+        """The x coordinate (s relative to :attr:`now`) where stream time ``time`` is drawn."""
+        return float(time) - self.now
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -349,11 +378,12 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.append(db, theta, time)
         self.theta.append(theta, time)
         if self.image.count != before:
-            self._place(float(self.image.time[(self.image.pos - 1) % self.image.width]))
+            self._latest = float(self.image.time[(self.image.pos - 1) % self.image.width])
+            self.image.setPos(self._latest - self.now, 0.0)
 
     def clear(self) -> None:
         """Forget the picture (after a seek or a new source); the geometry stays."""
-        self._latest = 0.0
+        self._latest = self.now = 0.0
         if self.image is not None:
             self.reset(self.sample_rate, self.n_fft, self.hop)
 
@@ -373,7 +403,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     # -- cursor -----------------------------------------------------------------------------------
 
     def readout(self, time: float, freq: float | None) -> dict:
-        """What the picture holds at (time s, freq Hz): the nearest shown column and FFT bin."""
+        """What the picture holds at (stream time s, freq Hz): the nearest shown column and FFT
+        bin. ``time`` in the answer is the column's time in the file (modulo :attr:`period`)."""
         img = self.image
         if img is None or img.count == 0:
             return {}
@@ -381,7 +412,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         slot = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
         if slot < 0 or dist[slot] > img.group * self.hop / self.sample_rate:
             return {}
-        info = {"time": float(img.time[slot]), "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
+        t = float(img.time[slot])
+        if self.period:
+            t %= self.period
+        info = {"time": t, "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
         if freq is not None:
             b = int(np.clip(round(freq * self.n_fft / self.sample_rate), 0, img.n_bins - 1))
             info["freq"] = float(freq)
@@ -398,7 +432,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
                 freq = None
                 if p is self.plot:
                     freq = 10 ** v.y() if self.log else v.y()
-                return self.readout(v.x(), freq)
+                return self.readout(v.x() + self.now, freq)
         return {}
 
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:

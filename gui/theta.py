@@ -1,5 +1,7 @@
 """The θ track: the window length of every shown column, in ms, on the spectrogram's time axis.
 
+The curve's x data are stream times; :class:`~.spectrogram.SpectrogramView` scrolls it onto the
+relative time axis by moving the item (``setPos``), so between new columns nothing is rebuilt.
 Values live in a mirrored ring of 2 × width slots (each value written at ``s`` and ``s + width``),
 so the shown history, oldest first, is always the contiguous view ``[pos, pos + width)``: no copy
 and no roll per update.
@@ -17,12 +19,14 @@ class ThetaTrack(pg.PlotItem):
     def __init__(self, width: int, sample_rate: float) -> None:
         super().__init__()
         self.setLabel("left", "θ", units="ms")
-        self.setLabel("bottom", "time", units="s")
+        self.setLabel("bottom", "time before now", units="s")
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setMenuEnabled(False)
-        self.curve = pg.PlotCurveItem(pen=pg.mkPen("#ffb347", width=1.6), connect="finite")
+        self.curve = pg.PlotCurveItem(
+            pen=pg.mkPen("#ffb347", width=1.6), connect="finite", segmentedLineMode="off"
+        )
         self.curve.setZValue(10)  # above the dashed bounds: θ often sits on one
         self.addItem(self.curve)
         self._bounds = [

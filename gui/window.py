@@ -2,8 +2,8 @@
 
 It wires the parts and owns no DSP: controls post settings to the :class:`EngineWorker`; a 60 Hz
 timer takes the worker's finished frames and hands them to the views. Between the engine's blocks
-(K frames at a time) the time axis scrolls smoothly by the wall clock, lagging one block behind the
-newest column so the right edge never shows a gap.
+(K frames at a time) the picture scrolls smoothly by the wall clock under a fixed "seconds ago"
+axis, lagging one block behind the newest column so the right edge never shows a gap.
 """
 
 from __future__ import annotations
@@ -310,8 +310,7 @@ class MainWindow(QtWidgets.QMainWindow):
         right = min(max(est, self._right), newest)
         if right != self._right:
             self._right = right
-            # Until the picture is full it fills from the left, as a recorder's display does.
-            self.view.scroll_to(max(right, g.time0 + self.view.span))
+            self.view.scroll_to(right)
             self.redraws += 1
 
     def _new_geometry(self, g: Geometry) -> None:
@@ -340,6 +339,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if s.nonfinite:
             st["dropped"].setText(f"dropped {s.dropped_blocks} · NaN/inf {s.nonfinite}")
         is_file = s.kind == "file"
+        self.view.period = s.duration if is_file and s.duration > 0 else None
         for w in (self.seek, self.speed, self.loop):
             w.setEnabled(is_file)
         if is_file and not self.seek.isSliderDown() and s.duration > 0:

@@ -299,7 +299,7 @@ def test_cursor_readout_shows_the_tone_frequency(qtbot, make_window, tone_wav):
     qtbot.wait(100)
     w.redraw()
     t = float(np.nanmedian(column_times(w)))
-    scene_pos = w.view.plot.vb.mapViewToScene(QtCore.QPointF(t, TONE_HZ))
+    scene_pos = w.view.plot.vb.mapViewToScene(QtCore.QPointF(w.view.x_of(t), TONE_HZ))
     view_pos = w.view.mapFromScene(scene_pos)
     qtbot.mouseMove(w.view.viewport(), view_pos)
     qtbot.waitUntil(lambda: "Hz" in w.readout.text(), timeout=5000)
