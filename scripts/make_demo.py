@@ -12,6 +12,10 @@ something to do in every part:
                    syllables with fricative noise
    17.0 - 20.0 s   the tone again, with clicks on it                                    -> θ switches
 
+Under it all lies a faint pink noise floor at about -75 dBFS (RMS), as any real recording has: exact
+digital silence would make the adaptation flicker between the clicks (an all-zero neighbourhood has
+entropy 0 by convention, whatever θ).
+
 Everything comes from a seeded generator, so the file is the same byte for byte on every run.
 Needs numpy only (the WAV is written with the standard library).
 """
@@ -26,6 +30,7 @@ import numpy as np
 
 SAMPLE_RATE = 24_000
 DURATION = 20.0
+NOISE_FLOOR_DBFS = -75.0
 
 
 def _clicks(t0: float, t1: float, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -125,6 +130,15 @@ def _speech(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return 0.25 * voiced + 0.25 * fric * noise
 
 
+def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink noise (power ∝ 1/f above 20 Hz), unit RMS: white noise shaped in the frequency domain."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spec /= np.sqrt(np.maximum(f, 20.0))
+    x = np.fft.irfft(spec, n)
+    return x / np.sqrt(np.mean(x**2))
+
+
 def make_scene(seed: int = 7) -> np.ndarray:
     """The demo scene as float64 samples in [-1, 1] at SAMPLE_RATE."""
     rng = np.random.default_rng(seed)
@@ -149,8 +163,8 @@ def make_scene(seed: int = 7) -> np.ndarray:
     for gap in (17.8, 19.4):  # clicks in two bursts, the tone alone between
         late_clicks[span(gap, gap + 0.8)] = 0
     x += late_clicks
-    x += 1e-4 * rng.standard_normal(n)  # a faint noise floor, as a real recording has
-    return 0.89 * x / np.max(np.abs(x))
+    x = 0.89 * x / np.max(np.abs(x))
+    return x + 10 ** (NOISE_FLOOR_DBFS / 20) * _pink(n, rng)
 
 
 def write_wav(path: Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
