@@ -116,12 +116,12 @@ def fit_window(
     opt = torch.optim.Adam([log_theta], lr=lr)
     decay = final_lr_ratio ** (1.0 / max(int(steps) - 1, 1))
     history: list[float] = []
-    evaluations = 0
+    bracket = None  # mode "constant": ((s_a, g_a), (s_b, g_b)) with g_a < 0 < g_b around a minimum
+    previous = None
     for _ in range(int(steps)):
         opt.zero_grad(set_to_none=True)
         theta = log_theta.exp()
         spec = transform(x, theta)
-        evaluations += 1
         if mode == "constant":
             loss = entropy(spec, kind, alpha, power).sum()
         else:
@@ -130,6 +130,25 @@ def fit_window(
         loss.backward()
         history.append(float(loss.detach()))
         before = log_theta.detach().clone()
+        if mode == "constant":
+            point = (float(before), float(log_theta.grad))
+            if bracket is None and previous is not None:
+                low, high = sorted((previous, point))
+                if low[1] < 0 < high[1]:
+                    bracket = (low, high)
+            elif bracket is not None:
+                bracket = _illinois_update(bracket, point)
+            previous = point
+        if bracket is not None:
+            # The derivative changed sign between two iterates: a minimum lies between them, and
+            # regula falsi (Illinois) on dJ/ds converges to it superlinearly where Adam, whose
+            # steps do not shrink with the gradient, would keep circling a flat optimum.
+            (sa, ga), (sb, gb) = bracket
+            if sb - sa < tol:
+                break
+            with torch.no_grad():
+                log_theta.fill_(sb - gb * (sb - sa) / (gb - ga) if gb != ga else 0.5 * (sa + sb))
+            continue
         opt.step()
         with torch.no_grad():
             log_theta.clamp_(lo, hi)
@@ -138,4 +157,20 @@ def fit_window(
             group["lr"] *= decay
         if moved < tol:
             break
-    return WindowFit(log_theta.detach().exp(), history, evaluations)
+    if bracket is not None:
+        (sa, ga), (sb, gb) = bracket
+        best = min((sa, ga), (sb, gb), key=lambda p: abs(p[1]))[0]
+        log_theta = torch.tensor(best, dtype=x.dtype, device=x.device)
+    return WindowFit(log_theta.detach().exp(), history, len(history))
+
+
+def _illinois_update(bracket, point):
+    """Shrinks a sign bracket ((s_a, g_a), (s_b, g_b)), g_a < 0 < g_b, with a new point (s, g) inside
+    it; the Illinois variant halves the stale end's g so that the bracket shrinks from both sides."""
+    (sa, ga), (sb, gb) = bracket
+    s, g = point
+    if g == 0:
+        return (s, g), (s, g)
+    if g < 0:
+        return (s, g), (sb, gb * 0.5)
+    return (sa, ga * 0.5), (s, g)

@@ -140,7 +140,7 @@ class OnlineAdapter:
     def _gradient(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float) -> float:
         """dJ/d log θ at candidate i (see the module docstring for the formulas)."""
         theta = cand.theta[i : i + 1]
-        _, dw = hann_window_derivative(theta, self.n_fft, self.normalization, self._offsets_u)
+        dw = hann_window_derivative(theta, self.n_fft, self.normalization, self._offsets_u)
         dspec = torch.fft.rfft(frames * dw)
         dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ

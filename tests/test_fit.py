@@ -97,33 +97,23 @@ def test_grid_optimum_is_interior(paper_case):
 
 
 @needs_paper
-def test_constant_fit_with_defaults_lands_on_grid_optimum(paper_case, request):
+def test_constant_fit_with_defaults_lands_on_grid_optimum(paper_case):
     name, x, t, best = paper_case
-    if name == "x_vitesse2":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: with its default schedule (150 Adam steps, lr 0.1 -> 0.001 in log θ) "
-                "fit_window stops at θ ≈ 795 while the grid optimum is 780: the entropy is flat "
-                "there (1.3e-4 nats over 15 samples) and Adam has not converged",
-            )
-        )
-    theta = fit_window(x, t, mode="constant", power=1.0).win_length
-    assert abs(float(theta) - best) <= 1.0, (name, float(theta), best)
+    fit = fit_window(x, t, mode="constant", power=1.0)
+    assert abs(float(fit.win_length) - best) <= 1.0, (name, float(fit.win_length), best)
+    # Far fewer transforms than the grid over every integer θ.
+    assert fit.evaluations <= (t.win_max - t.win_min) / 10, fit.evaluations
+    assert len(fit.loss_history) == fit.evaluations
 
 
 @needs_paper
-def test_constant_fit_converged_lands_on_grid_optimum(paper_case):
-    """Run to convergence (300 steps, no early stop), x_vitesse2 lands within a sample too: the
-    objective and its gradient are right, the default schedule is what falls short."""
+def test_constant_fit_reaches_an_entropy_no_higher_than_the_grid(paper_case):
+    """The fit's θ is real-valued: its entropy is at most the best integer θ's (up to round-off)."""
     name, x, t, best = paper_case
-    if name != "x_vitesse2":
-        return  # fan_flutter already converges with the defaults (test above)
-    fit = fit_window(x, t, mode="constant", power=1.0, steps=300, tol=0.0)
-    assert abs(float(fit.win_length) - best) <= 1.0, (name, float(fit.win_length), best)
+    fit = fit_window(x, t, mode="constant", power=1.0)
     h_fit = global_entropy_grid(x, t, fit.win_length.reshape(1))
     h_best = global_entropy_grid(x, t, torch.tensor([float(best)], dtype=torch.float64))
-    assert float(h_fit) <= float(h_best) + 1e-8
+    assert float(h_fit) <= float(h_best) + 1e-8, name
     assert fit.loss_history[-1] < fit.loss_history[0]
 
 
@@ -164,11 +154,6 @@ def test_time_varying_fit_short_on_clicks_long_on_tones():
     assert fit.loss_history[-1] < fit.loss_history[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the Shannon entropy's gradient is NaN on exactly-zero bins (digital silence), "
-    "so θ becomes NaN after one step and the next transform raises",
-)
 def test_time_varying_fit_on_clicks_in_silence():
     x = torch.zeros(4096, dtype=torch.float64)
     x[100::200] = 1.0
