@@ -32,7 +32,10 @@ test: setup $(DEMO)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	bash scripts/pulse.sh stop; exit $$rc
 
+# The seed paper's reference implementation, for comparison rows only (not a dependency of rtdstft;
+# --no-deps keeps its torchaudio requirement, which it never imports, from pulling a CUDA torch).
 bench: setup
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps dstft==3.0.0
 	$(VENV)/bin/rtdstft bench $(ARGS)
 
 lint: setup

@@ -39,7 +39,14 @@ import torch
 
 from .transform import DSTFT
 
-__all__ = ["machine_info", "run_offline_bench", "format_table", "main"]
+__all__ = [
+    "machine_info",
+    "run_offline_bench",
+    "run_stream_bench",
+    "run_quality_bench",
+    "format_table",
+    "main",
+]
 
 REFERENCE = "torch.stft forward"
 
@@ -165,10 +172,15 @@ def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_d
 
         return run
 
+    # The cotangent takes the output's memory layout, as the gradient of any loss computed from
+    # S would; a layout-mismatched one would time a transposing copy, not the transform.
+    with torch.no_grad():
+        cot_ours = torch.empty_like(t(x, theta)).copy_(cot)
+
     def forward_backward(th, signal=x):
         def run():
             th_ = th.detach().requires_grad_(True)
-            t(signal, th_).backward(cot)
+            t(signal, th_).backward(cot_ours)
 
         return run
 
@@ -211,10 +223,13 @@ def _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft):
         with torch.no_grad():
             return module(x)
 
+    with torch.no_grad():
+        cot_theirs = torch.empty_like(module(x)[1]).copy_(cot)
+
     def forward_backward():
         module.zero_grad(set_to_none=True)
         _, stft = module(x)
-        stft.backward(cot)
+        stft.backward(cot_theirs)
 
     # Same windows, so the same magnitudes (dstft references phase to absolute time).
     with torch.no_grad():
@@ -224,9 +239,116 @@ def _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft):
     return [(names[0], forward, note), (names[1], forward_backward, "grad to θ")]
 
 
+def run_stream_bench(
+    seconds: float = 12.0,
+    sample_rate: int = 48000,
+    n_fft: int = 2048,
+    hop_length: int = 256,
+    block_frames: int = 8,
+    block: int = 1024,
+    repeats: int = 3,
+) -> list[dict]:
+    """Streaming rows (DESIGN §5): real-time factor with adaptation off and on, one torch thread,
+    and the engine's latencies.
+
+    The input is a scene whose character changes (clicks, tones, a fast chirp, a voiced passage, see
+    :mod:`rtdstft.scenes`), fed in blocks of ``block`` samples as an audio callback would deliver
+    them. RTF = wall time of ``process`` over the audio's duration, median of ``repeats`` passes after
+    one warm-up pass.
+    """
+    from .scenes import scene
+    from .stream import StreamingDSTFT
+
+    part = seconds / 4
+    x = scene([("clicks", part), ("tones", part), ("chirp", part), ("voiced", part)], sample_rate)
+    duration = len(x) / sample_rate
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for adapt in (False, True):
+            engine = StreamingDSTFT(sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames)
+            passes = []
+            for _ in range(repeats + 1):
+                engine.reset()
+                start = time.perf_counter()
+                for i in range(0, len(x), block):
+                    engine.process(x[i : i + block])
+                passes.append(time.perf_counter() - start)
+            wall = statistics.median(passes[1:])
+            n_blocks = len(x) / (hop_length * block_frames)
+            rows.append(
+                {
+                    "name": f"streaming, adaptation {'on' if adapt else 'off'}",
+                    "ms": 1e3 * wall / n_blocks,
+                    "ratio": None,
+                    "note": f"ms per block of K={block_frames} frames; {sample_rate / 1000:g} kHz, "
+                    f"N={n_fft}, H={hop_length}, 1 thread",
+                    "real-time factor": round(wall / duration, 4),
+                }
+            )
+        rows.append(
+            {
+                "name": "analysis latency",
+                "ms": 1e3 * engine.analysis_latency / sample_rate,
+                "ratio": None,
+                "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H",
+            }
+        )
+        rows.append(
+            {
+                "name": "resynthesis latency",
+                "ms": 1e3 * engine.latency / sample_rate,
+                "ratio": None,
+                "note": f"{engine.latency} samples = N + (K-1)·H - 1",
+            }
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+    return rows
+
+
+QUALITY_SCENES = {
+    "clicks | tones | chirp | voiced": [("clicks", 1.5), ("tones", 1.5), ("chirp", 1.5), ("voiced", 1.5)],
+    "clicks | tones": [("clicks", 2.0), ("tones", 2.0)],
+    "vibrato | clicks | voiced | clicks": [
+        ("vibrato", 1.5),
+        ("clicks", 1.0),
+        ("voiced", 1.5),
+        ("clicks", 1.0),
+    ],
+}
+
+
+def run_quality_bench(
+    sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, scenes: dict | None = None
+) -> list[dict]:
+    """Adaptation quality (DESIGN §5): mean local entropy (Shannon, p = 2, r = 4, nats) of the best
+    single window in hindsight, of what the engine emits online, and of the per-block oracle (best
+    constant θ per 8-frame block from a 24-point grid), and the share of that gap the engine closes."""
+    from .scenes import adaptation_report, scene
+
+    rows = []
+    for name, parts in (scenes or QUALITY_SCENES).items():
+        r = adaptation_report(
+            scene(parts, sample_rate), sample_rate, n_fft, hop_length, block_frames=8, radius=4
+        )
+        rows.append(
+            {
+                "scene": name,
+                "best fixed": round(r["best_fixed"], 4),
+                "online": round(r["online"], 4),
+                "oracle": round(r["oracle"], 4),
+                "gap closed": round(r["gap_closed"], 3),
+                "best fixed θ": round(r["best_fixed_theta"], 1),
+            }
+        )
+    return rows
+
+
 def format_table(rows: list[dict]) -> str:
     """A Markdown table of rows: name, ms, ratio, note, then any other keys the rows carry."""
-    columns = ["name", "ms", "ratio", "note"]
+    columns = [c for c in ("name", "ms", "ratio", "note") if any(c in row for row in rows)]
     for row in rows:
         columns += [k for k in row if k not in columns]
     headers = {"ms": "ms", "ratio": "× torch.stft fwd"}
@@ -250,14 +372,24 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rtdstft bench [--quick] [--json PATH] [--threads N] [--repeats R] [--no-dstft]``."""
+    """``rtdstft bench [--quick] [--part all|offline|stream|quality] [--json PATH] [--threads N]
+    [--repeats R] [--no-dstft]``."""
     parser = argparse.ArgumentParser(prog="rtdstft bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 × 1 s input, 2 repeats (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="small inputs, 2 repeats (smoke test)")
+    parser.add_argument(
+        "--part", choices=("all", "offline", "stream", "quality"), default="all", help="which tables"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write machine, config and rows as JSON")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads, offline rows (default: all cores)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (default 7)")
     parser.add_argument("--no-dstft", action="store_true", help="skip the dstft package's rows")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
     config = {"batch": 8, "seconds": 30.0, "sample_rate": 16000, "n_fft": 1024, "hop_length": 256}
     config.update(repeats=7, warmup=2)
@@ -265,21 +397,41 @@ def main(argv: list[str] | None = None) -> int:
         config.update(batch=2, seconds=1.0, repeats=2, warmup=1)
     if args.repeats is not None:
         config["repeats"] = args.repeats
-    rows = run_offline_bench(**config, threads=args.threads, with_dstft=not args.no_dstft)
     machine = machine_info()
     machine["threads"] = args.threads or os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-        f"{machine['threads']} threads"
+        f"load average {load:.2f} at start"
     )
-    print(
-        f"input: {config['batch']} × {config['seconds']:g} s at {config['sample_rate']} Hz, float32, "
-        f"CPU, N={config['n_fft']}, H={config['hop_length']}; median of {config['repeats']} runs"
-    )
-    print(format_table(rows))
+    report: dict = {"machine": machine, "config": config}
+    if args.part in ("all", "offline"):
+        rows = run_offline_bench(**config, threads=args.threads, with_dstft=not args.no_dstft)
+        print(
+            f"\noffline: {config['batch']} × {config['seconds']:g} s at {config['sample_rate']} Hz, float32, "
+            f"CPU, {machine['threads']} threads, N={config['n_fft']}, H={config['hop_length']}; "
+            f"median of {config['repeats']} runs"
+        )
+        print(format_table(rows))
+        report["offline"] = rows
+    if args.part in ("all", "stream"):
+        rows = run_stream_bench(seconds=2.0 if args.quick else 12.0, repeats=1 if args.quick else 3)
+        print("\nstreaming: blocks of 1024 samples at 48 kHz, N=2048, H=256, K=8, one torch thread")
+        print(format_table(rows))
+        report["stream"] = rows
+    if args.part in ("all", "quality"):
+        rows = run_quality_bench(
+            scenes={"clicks | tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None
+        )
+        print(
+            "\nadaptation quality: mean local entropy (Shannon, p=2, r=4, nats) at 48 kHz, N=2048, H=256;"
+            " oracle = best constant θ per 8-frame block in hindsight (24-point grid)"
+        )
+        print(format_table(rows))
+        report["quality"] = rows
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "config": config, "rows": rows}, f, indent=2)
+            json.dump(report, f, indent=2)
     return 0
 
 

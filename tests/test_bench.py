@@ -21,18 +21,28 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     assert main(["--quick", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: ") and "torch " in out and " threads" in out
+    for name in ("streaming, adaptation off", "streaming, adaptation on", "analysis latency"):
+        assert f"| {name} |" in out
+    assert "| clicks | tones |" in out
     for name in [REFERENCE, *RTDSTFT_ROWS, *DSTFT_ROWS]:
         assert f"| {name} |" in out
 
     report = json.loads(path.read_text())
     assert report["config"]["batch"] == 2 and report["machine"]["cores"] >= 1
-    rows = {row["name"]: row for row in report["rows"]}
-    assert report["rows"][0]["name"] == REFERENCE and rows[REFERENCE]["ratio"] == 1.0
+    rows = {row["name"]: row for row in report["offline"]}
+    assert report["offline"][0]["name"] == REFERENCE and rows[REFERENCE]["ratio"] == 1.0
     for name in RTDSTFT_ROWS:
         ms, ratio = rows[name]["ms"], rows[name]["ratio"]
         assert ms > 0 and math.isclose(ratio, ms / rows[REFERENCE]["ms"])
     for name in DSTFT_ROWS:  # timed when dstft is installed, else a note says why not
         assert (rows[name]["ms"] or 0) > 0 or "not installed" in rows[name]["note"]
+    stream = {row["name"]: row for row in report["stream"]}
+    for adapt in ("off", "on"):
+        row = stream[f"streaming, adaptation {adapt}"]
+        assert row["ms"] > 0 and row["real-time factor"] > 0
+    assert stream["analysis latency"]["ms"] == 1e3 * (1024 + 7 * 256) / 48000
+    (quality,) = report["quality"]
+    assert quality["online"] < quality["best fixed"]
 
 
 def test_format_table_is_generic():
