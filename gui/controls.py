@@ -10,9 +10,10 @@ from PyQt6 import QtCore, QtWidgets
 
 from .settings import read
 from .spectrogram import COLORMAPS
+from .worker import RATE_KEYS, rate_defaults
 
 N_FFTS = (256, 512, 1024, 2048, 4096, 8192)
-HOPS = (64, 128, 256, 512, 1024)
+HOPS = (32, 64, 128, 256, 512, 1024)
 ENTROPIES = (("Shannon", "shannon"), ("Rényi", "renyi"))
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000, 96000)
@@ -51,6 +52,10 @@ class AnalysisPanel(QtWidgets.QGroupBox):
     """n_fft, hop, θ bounds, adaptation on/off (off: a fixed θ), learning rate, smoothness, entropy
     kind (Shannon, Rényi α) and neighbourhood radius.
 
+    "suit the sample rate" (on by default, key ``auto``): N, H and the θ fields follow
+    :func:`~.worker.rate_defaults` of each new source (θ about 5 .. 85 ms); setting any of them by
+    hand turns it off, so the user's choice stays.
+
     Signals:
         changed(dict): engine settings (StreamingDSTFT names) whose value the user changed.
     """
@@ -65,6 +70,10 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.n_fft = _combo((str(n), n) for n in N_FFTS)
         self.hop = _combo((str(h), h) for h in HOPS)
         self.adapt = QtWidgets.QCheckBox("adapt θ online")
+        self.auto = QtWidgets.QCheckBox("suit N, H, θ to the sample rate")
+        self.auto.setToolTip(
+            "θ from about 5 ms to 85 ms at any sample rate; off once you set N, H or θ yourself"
+        )
         self.win_length = _spin(16, 8192, 1024, 32)
         self.win_min = _spin(16, 8192, 512, 32)
         self.win_max = _spin(16, 8192, 2048, 32)
@@ -77,6 +86,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self._ms = {}
         form = QtWidgets.QFormLayout(self)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow(self.auto)
         form.addRow("FFT size N", self.n_fft)
         form.addRow("hop H", self.hop)
         form.addRow(self.adapt)
@@ -98,16 +108,12 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self._connect()
 
     def initial_values(self) -> dict:
-        """Values on first start: the engine's defaults, with θ bounds 2H .. N, fixed θ N/2."""
-        d = self.defaults
-        n, h = int(d.get("n_fft") or 2048), int(d.get("hop_length") or 256)
+        """Values on first start: suited to the sample rate (see :func:`~.worker.rate_defaults`),
+        the engine's defaults for the rest."""
         return {
-            "n_fft": n,
-            "hop_length": h,
+            **rate_defaults(self.sample_rate),
+            "auto": True,
             "adapt": True,
-            "win_length": n // 2,
-            "win_min": 2 * h,
-            "win_max": n,
             "steps": self.steps.value(),
             "lr": self.lr.value(),
             "smoothness": self.smoothness.value(),
@@ -120,13 +126,15 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
         self.hop.currentIndexChanged.connect(lambda: self._geometry("hop_length"))
         self.adapt.toggled.connect(lambda on: self._emit("adapt"))
+        self.auto.toggled.connect(self._auto_toggled)
         for key in ("win_length", "win_min", "win_max", "steps", "lr", "smoothness", "alpha", "radius"):
             getattr(self, key).valueChanged.connect(lambda _v, k=key: self._emit(k))
         self.entropy.currentIndexChanged.connect(lambda: self._emit("entropy"))
 
     def values(self) -> dict:
-        """All settings, StreamingDSTFT names and units (samples)."""
+        """All settings, StreamingDSTFT names and units (samples), and ``auto``."""
         return {
+            "auto": self.auto.isChecked(),
             "n_fft": self.n_fft.currentData(),
             "hop_length": self.hop.currentData(),
             "adapt": self.adapt.isChecked(),
@@ -146,6 +154,8 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         blockers = [QtCore.QSignalBlocker(w) for w in self.findChildren(QtWidgets.QWidget)]
         _select(self.n_fft, int(v["n_fft"]))
         _select(self.hop, int(v["hop_length"]))
+        self._limit()  # before the θ fields, so that their new values are not clamped to old bounds
+        self.auto.setChecked(bool(v.get("auto", False)))
         self.adapt.setChecked(bool(v["adapt"]))
         for key in ("win_length", "win_min", "win_max", "steps", "radius"):
             getattr(self, key).setValue(int(round(float(v[key]))))
@@ -179,22 +189,34 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.lr.setEnabled(self.adapt.isChecked() and self.steps.value() > 0)
         self.alpha.setEnabled(self.adapt.isChecked() and self.entropy.currentData() == "renyi")
 
+    def _auto_toggled(self, on: bool) -> None:
+        if on:
+            self.set_values({**self.values(), **rate_defaults(self.sample_rate), "auto": True})
+            self.changed.emit({k: self.values()[k] for k in ("auto", *RATE_KEYS)})
+        else:
+            self.changed.emit({"auto": False})
+
+    def _manual(self) -> None:
+        """The user set N, H or θ: the sample rate no longer decides them."""
+        with QtCore.QSignalBlocker(self.auto):
+            self.auto.setChecked(False)
+
     def _geometry(self, key: str) -> None:
+        self._manual()
         n, h = self.n_fft.currentData(), self.hop.currentData()
         if h > n // 2:  # a hop beyond half the frame leaves samples outside every window
             with QtCore.QSignalBlocker(self.hop):
                 _select(self.hop, max(x for x in HOPS if x <= n // 2))
         self._limit()
-        self.changed.emit(
-            {k: self.values()[k] for k in ("n_fft", "hop_length", "win_length", "win_min", "win_max")}
-        )
+        self.changed.emit({k: self.values()[k] for k in ("auto", *RATE_KEYS)})
 
     def _emit(self, key: str) -> None:
         self._enable()
         if key in ("win_length", "win_min", "win_max"):
+            self._manual()
             self._order_windows(key)
             v = self.values()
-            self.changed.emit({k: v[k] for k in ("win_length", "win_min", "win_max")})
+            self.changed.emit({k: v[k] for k in ("auto", "win_length", "win_min", "win_max")})
             return
         self.changed.emit({key: self.values()[key]})
 

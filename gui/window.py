@@ -40,7 +40,8 @@ class MainWindow(QtWidgets.QMainWindow):
         recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: the ``recordings/`` folder
             beside the package, else ``./recordings``).
         overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
-            applied over the saved ones.
+            applied over the saved ones. Giving N or H turns "suit the sample rate" off and puts
+            θ at 2H .. N (fixed θ N/2) unless the θ fields are given too.
     """
 
     def __init__(
@@ -75,7 +76,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_devices()
         self._restore()
         if overrides:
-            self.analysis.set_values({**self.analysis.values(), **overrides})
+            v = {**self.analysis.values(), **overrides}
+            if {"n_fft", "hop_length"} & set(overrides):
+                n, h = int(v["n_fft"]), int(v["hop_length"])
+                v = {**v, "win_length": n // 2, "win_min": 2 * h, "win_max": n, **overrides}
+                v["auto"] = False
+            self.analysis.set_values(v)
         self._apply_display(self.display.values())
         self.worker = EngineWorker(self.analysis.values())
         self.worker.stats.connect(self._on_stats)
@@ -318,6 +324,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
+        if self.analysis.auto.isChecked():  # show what the rate chose
+            self.analysis.set_values({**self.analysis.values(), **g.params, "auto": True})
         v = self.analysis.values()
         self.view.theta.set_bounds(
             v["win_min"] if v["adapt"] else v["win_length"], v["win_max"] if v["adapt"] else v["win_length"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import math
 import queue
 import threading
 import time
@@ -40,6 +41,10 @@ LIVE_KEYS = (
 )
 #: Engine settings that need a new engine.
 GEOMETRY_KEYS = ("n_fft", "hop_length")
+#: Engine settings that :func:`rate_defaults` chooses for a sample rate.
+RATE_KEYS = ("n_fft", "hop_length", "win_length", "win_min", "win_max")
+#: The window lengths (s) that the defaults span at any sample rate: a click to a steady tone.
+THETA_MIN_S, THETA_MAX_S = 0.005, 0.085
 #: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.
 MAX_BACKLOG_S = 0.5
 DB_EPS = 1e-10
@@ -58,15 +63,41 @@ def engine_defaults() -> dict:
     return {k: params[k].default for k in (*LIVE_KEYS, *GEOMETRY_KEYS) if k in params}
 
 
+def rate_defaults(sample_rate: float) -> dict:
+    """N, H and θ (samples) that suit ``sample_rate`` (Hz), so that θ spans about 5 ms (a click)
+    to 85 ms (a steady tone) whatever the rate:
+
+    - θ max = 85 ms, and N the smallest power of two that holds it (256 .. 8192);
+    - H the power of two nearest 2.5 ms (32 .. 1024), θ min = 2H (about 5 ms, the engine's
+      comfortable bound, DESIGN §2);
+    - the fixed θ (adaptation off) = N/2.
+
+    For example 16 kHz: N 2048, H 32, θ 64 .. 1360 (4 .. 85 ms); 24 kHz (the demo): N 2048, H 64,
+    θ 128 .. 2040 (5.3 .. 85 ms); 48 kHz: N 4096, H 128, θ 256 .. 4080 (5.3 .. 85 ms).
+    """
+    sr = float(sample_rate)
+    n = 2 ** min(max(math.ceil(math.log2(THETA_MAX_S * sr)), 8), 13)
+    h = 2 ** min(max(round(math.log2(THETA_MIN_S / 2 * sr)), 5), 10)
+    h = min(h, n // 4)
+    return {
+        "n_fft": n,
+        "hop_length": h,
+        "win_length": float(n // 2),
+        "win_min": float(2 * h),
+        "win_max": float(min(n, round(THETA_MAX_S * sr))),
+    }
+
+
 @dataclass
 class Geometry:
     """A new stream starts: the GUI resets its picture. ``time0`` is the stream time (s) of the
-    first frame to come."""
+    first frame to come; ``params`` the engine settings it was made with."""
 
     sample_rate: float
     n_fft: int
     hop: int
     time0: float = 0.0
+    params: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +147,8 @@ class EngineWorker(QtCore.QThread):
     def __init__(self, params: dict | None = None, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.params = {"n_fft": 2048, "hop_length": 256, **(params or {})}
+        # auto: each new source gets rate_defaults(its sample rate) for RATE_KEYS.
+        self.auto = bool(self.params.pop("auto", False))
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._out_lock = threading.Lock()
@@ -130,6 +163,7 @@ class EngineWorker(QtCore.QThread):
         self.loop = False
         self.sink = None
         self.monitor_what = "resynthesis"
+        self._monitor_to: tuple | None = None  # (device, what) asked for; reopened per source
         self.recorder = None
         self.dropped_blocks = 0
         self.nonfinite = 0
@@ -166,7 +200,8 @@ class EngineWorker(QtCore.QThread):
         self.post(lambda: self._open_mic(device, sample_rate))
 
     def configure(self, **settings) -> None:
-        """Change engine settings (any of LIVE_KEYS and GEOMETRY_KEYS); live where possible."""
+        """Change engine settings (any of LIVE_KEYS and GEOMETRY_KEYS); live where possible.
+        ``auto=True`` makes each new source start with :func:`rate_defaults` for its rate."""
         self.post(lambda: self._configure(settings))
 
     def set_playing(self, playing: bool) -> None:
@@ -308,9 +343,14 @@ class EngineWorker(QtCore.QThread):
         self.engine = engine_class()(sample_rate=sample_rate, **settings)
         self._time0 = self._next_time = time0
         self._busy.clear()
-        self._push(Geometry(sample_rate, self.engine_n_fft, int(self.params["hop_length"]), time0))
+        self._push(
+            Geometry(sample_rate, self.engine_n_fft, int(self.params["hop_length"]), time0, dict(self.params))
+        )
 
     def _configure(self, settings: dict) -> None:
+        settings = dict(settings)
+        if "auto" in settings:
+            self.auto = bool(settings.pop("auto"))
         unknown = set(settings) - set(LIVE_KEYS) - set(GEOMETRY_KEYS)
         if unknown:
             raise ValueError(f"unknown engine setting(s): {', '.join(sorted(unknown))}")
@@ -357,7 +397,9 @@ class EngineWorker(QtCore.QThread):
             return
         self._close_source()
         self.source, self.kind = source, "file"
+        self._suit_rate(source.sample_rate)
         self._new_engine(source.sample_rate, 0.0)
+        self._open_sink()
         self.source.start()
         self.playing = True
         self.opened.emit("file", str(path))
@@ -371,9 +413,15 @@ class EngineWorker(QtCore.QThread):
             return
         self._close_source()
         self.source, self.kind = source, "mic"
+        self._suit_rate(source.sample_rate)
         self._new_engine(source.sample_rate, 0.0)
+        self._open_sink()
         self.playing = True
         self.opened.emit("mic", source.device_name)
+
+    def _suit_rate(self, sample_rate: float) -> None:
+        if self.auto:
+            self.params.update(rate_defaults(sample_rate))
 
     def _lost(self, error: Exception) -> None:
         self.message.emit("error", f"input stopped: {error}")
@@ -423,14 +471,19 @@ class EngineWorker(QtCore.QThread):
     # -- monitor and recorder ---------------------------------------------------------------------
 
     def _set_monitor(self, device: int | str | None, what: str | None) -> None:
+        if what not in (None, "resynthesis", "raw"):
+            raise ValueError(f"monitor must be 'resynthesis' or 'raw', got {what!r}")
+        self._monitor_to = None if what is None else (device, what)
+        self._open_sink()
+
+    def _open_sink(self) -> None:
+        """(Re)open the monitor's output at the source's sample rate, if monitoring is on."""
         if self.sink is not None:
             self.sink.close()
             self.sink = None
-        if what is None or self.source is None:
+        if self._monitor_to is None or self.source is None:
             return
-        if what not in ("resynthesis", "raw"):
-            raise ValueError(f"monitor must be 'resynthesis' or 'raw', got {what!r}")
-        self.monitor_what = what
+        device, self.monitor_what = self._monitor_to
         try:
             self.sink = audio.OutputSink(device, sample_rate=self.source.sample_rate)
             self.sink.start()

@@ -17,6 +17,7 @@ import soundfile as sf  # noqa: E402
 from PyQt6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from rtdstft_gui.spectrogram import lookup_table  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
+from rtdstft_gui.worker import rate_defaults  # noqa: E402
 
 from rtdstft import audio  # noqa: E402
 
@@ -70,10 +71,13 @@ def tone_wav(tmp_path_factory) -> str:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path):
-    """make_window(**kw) -> a shown MainWindow with its settings and recordings in tmp_path."""
+    """make_window(**kw) -> a shown MainWindow with its settings and recordings in tmp_path.
+    N = 2048, H = 256 (θ 512 .. 2048) unless ``overrides`` says otherwise (``{}``: the window's
+    own choice, suited to the sample rate)."""
     windows = []
 
     def make(settings: str | None = None, **kw) -> MainWindow:
+        kw.setdefault("overrides", {"n_fft": 2048, "hop_length": 256})
         w = MainWindow(
             settings_path=settings or str(tmp_path / "settings.ini"),
             recordings_dir=str(tmp_path / "recordings"),
@@ -362,6 +366,44 @@ def test_drag_and_drop_opens_the_file(qtbot, make_window, scene_wav, tone_wav):
     qtbot.waitUntil(lambda: w.source_label.text() == "tone.wav", timeout=WAIT_MS)
 
 
+# -- analysis defaults suit the sample rate ------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 24000, 44100, 48000, 96000])
+def test_rate_defaults_span_5_to_85_ms(rate):
+    d = rate_defaults(rate)
+    n, h = d["n_fft"], d["hop_length"]
+    assert n & (n - 1) == 0 and h & (h - 1) == 0 and h < d["win_min"] <= d["win_max"] <= n
+    assert 3.9 <= 1000 * d["win_min"] / rate <= 6.0
+    assert 1000 * d["win_max"] / rate == pytest.approx(85, abs=0.1)
+    assert d["win_min"] == 2 * h and d["win_length"] == n // 2
+
+
+def test_defaults_follow_the_file_rate_until_the_user_chooses(qtbot, make_window, tmp_path, tone_wav):
+    t = np.arange(24000) / 24000
+    path = tmp_path / "tone24k.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), 24000)
+    w = make_window(overrides={})
+    assert w.analysis.auto.isChecked()
+    w.open_file(path)
+    qtbot.waitUntil(lambda: w.view.sample_rate == 24000, timeout=WAIT_MS)  # the GUI has it too
+    e, shown = engine(w), w.analysis.values()
+    for key, value in rate_defaults(24000).items():  # N 2048, H 64, θ 128 .. 2040 (5.3 .. 85 ms)
+        assert e[key] == value and shown[key] == value, key
+    assert "5.3 ms" in w.analysis._ms[w.analysis.win_min].text()
+
+    # The user picks H: the rate no longer decides, a 16 kHz file keeps the user's choice.
+    _set(w.analysis.hop, 128)
+    assert not w.analysis.auto.isChecked()
+    w.open_file(tone_wav)
+    qtbot.waitUntil(lambda: w.view.sample_rate == SR, timeout=WAIT_MS)
+    assert (engine(w)["n_fft"], engine(w)["hop_length"]) == (2048, 128)
+    # Ticked again: the defaults of the current rate come back.
+    w.analysis.auto.setChecked(True)
+    qtbot.waitUntil(lambda: engine(w)["hop_length"] == rate_defaults(SR)["hop_length"], timeout=WAIT_MS)
+    assert {k: engine(w)[k] for k in rate_defaults(SR)} == rate_defaults(SR)
+
+
 # -- 5. errors never crash -----------------------------------------------------------------------
 
 
@@ -462,7 +504,7 @@ def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path):
 
 def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav):
     ini = str(tmp_path / "persist.ini")
-    w = make_window(settings=ini)
+    w = make_window(settings=ini, overrides={})
     a, d = w.analysis, w.display
     _set(a.n_fft, 1024)
     _set(a.hop, 128)
@@ -482,7 +524,7 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
     assert engine(w)["n_fft"] == 1024
     w.close()
 
-    w2 = make_window(settings=ini)
+    w2 = make_window(settings=ini, overrides={})
     v = w2.analysis.values()
     assert (v["n_fft"], v["hop_length"], v["adapt"], v["win_length"]) == (1024, 128, False, 700)
     assert (v["entropy"], v["alpha"], v["smoothness"]) == ("renyi", 2.0, 0.5)
