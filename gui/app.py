@@ -1,9 +1,11 @@
 """``rtdstft-gui``: start the application.
 
-    rtdstft-gui [FILE | --mic [DEVICE]] [--n-fft N] [--hop H] [--no-adapt]
+    rtdstft-gui [FILE | --mic [DEVICE]] [--n-fft N] [--hop H] [--no-adapt] [--span SECONDS]
                 [--screenshot PATH --exit-after SECONDS]
 
-With no source it replays the last file opened, or on first start the bundled demo recording.
+Without ``--n-fft``/``--hop`` the analysis suits the source's sample rate (θ about 5 .. 85 ms)
+unless the saved settings say otherwise. With no source it replays the last file opened, or on
+first start the bundled demo recording.
 ``--screenshot PATH`` saves the whole window to PATH after ``--exit-after`` seconds (default 3)
 and exits with status 0 (1 if the PNG could not be written); ``--exit-after`` alone just quits.
 """
@@ -33,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-fft", type=int, choices=N_FFTS, help="FFT size N (samples)")
     p.add_argument("--hop", type=int, choices=HOPS, help="hop H (samples)")
     p.add_argument("--no-adapt", action="store_true", help="fixed window length (no adaptation)")
+    p.add_argument("--span", type=float, metavar="SECONDS", help="time shown, 1 to 120 s")
     p.add_argument("--screenshot", metavar="PATH", help="save the window to PATH, then exit")
     p.add_argument(
         "--exit-after",
@@ -44,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.screenshot and args.exit_after is None:
         args.exit_after = 3.0
+    if args.span is not None and not 1 <= args.span <= 120:
+        p.error("--span must be in 1..120 seconds")
     if args.exit_after is not None and not args.exit_after > 0:
         p.error("--exit-after must be > 0 seconds")
     return args
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_adapt:
         overrides["adapt"] = False
     window = MainWindow(settings_path=args.settings, overrides=overrides)
+    if args.span is not None:
+        window.display.span.setValue(args.span)
     window.show()
     if args.mic is not None:
         device = args.mic if args.mic else None

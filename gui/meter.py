@@ -11,6 +11,8 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 FLOOR_DB = -60.0
 HOLD_S = 1.5
 FALL_DB_PER_S = 30.0
+SCALE_DB = (0, -12, -24, -36, -48, -60)
+BAR_X, BAR_W = 6, 12
 
 
 def to_db(x: float) -> float:
@@ -22,7 +24,16 @@ class LevelMeter(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(46)
+        font = self.font()
+        font.setPointSizeF(7)
+        self.setFont(font)
+        # Room for the widest scale label right of the bar, half a line above the 0 dB label, and
+        # the peak readout below the -60 dB label: nothing is clipped whatever the font.
+        fm = QtGui.QFontMetrics(font)
+        self._label_x = BAR_X + BAR_W + 5
+        self._top = fm.ascent() // 2 + 3
+        self._line = fm.height()
+        self.setMinimumWidth(self._label_x + max(fm.horizontalAdvance(str(db)) for db in SCALE_DB) + 4)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Expanding)
         self.peak_db = self.rms_db = self.held_db = -math.inf
         self._held_at = 0.0
@@ -47,9 +58,9 @@ class LevelMeter(QtWidgets.QWidget):
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt's name)
         p = QtGui.QPainter(self)
         p.fillRect(self.rect(), QtGui.QColor("#101014"))
-        top, bottom = 8, self.height() - 20
+        top, bottom = self._top, self.height() - 2 * self._line - 4
         h = bottom - top
-        bar = QtCore.QRectF(6, top, 12, h)
+        bar = QtCore.QRectF(BAR_X, top, BAR_W, h)
         p.fillRect(bar, QtGui.QColor("#23232b"))
         grad = QtGui.QLinearGradient(0, bottom, 0, top)
         grad.setColorAt(0.0, QtGui.QColor("#2e7d32"))
@@ -60,20 +71,20 @@ class LevelMeter(QtWidgets.QWidget):
             if db > FLOOR_DB:
                 y = self._y(db, top, h)
                 p.setOpacity(alpha / 255)
-                p.fillRect(QtCore.QRectF(6, y, 12, bottom - y), grad)
+                p.fillRect(QtCore.QRectF(BAR_X, y, BAR_W, bottom - y), grad)
         p.setOpacity(1.0)
         if self.held_db > FLOOR_DB:
             y = self._y(self.held_db, top, h)
             p.setPen(QtGui.QPen(QtGui.QColor("#e53935" if self.held_db >= -0.5 else "#eeeeee"), 2))
-            p.drawLine(QtCore.QPointF(5, y), QtCore.QPointF(19, y))
+            p.drawLine(QtCore.QPointF(BAR_X - 1, y), QtCore.QPointF(BAR_X + BAR_W + 1, y))
         p.setPen(QtGui.QColor("#8a8a96"))
-        font = p.font()
-        font.setPointSizeF(7)
-        p.setFont(font)
-        for db in (0, -12, -24, -36, -48, -60):
+        align = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter
+        for db in SCALE_DB:
             y = self._y(db, top, h)
-            p.drawLine(QtCore.QPointF(19, y), QtCore.QPointF(22, y))
-            p.drawText(QtCore.QPointF(23, y + 3), str(db))
-        text = "—" if self.peak_db == -math.inf else f"{max(self.peak_db, -99):.0f}"
-        p.drawText(QtCore.QRectF(0, bottom + 4, self.width(), 14), QtCore.Qt.AlignmentFlag.AlignHCenter, text)
+            p.drawLine(QtCore.QPointF(BAR_X + BAR_W + 1, y), QtCore.QPointF(self._label_x - 1, y))
+            label = QtCore.QRectF(self._label_x, y - self._line / 2, self.width() - self._label_x, self._line)
+            p.drawText(label, align, str(db))
+        text = "—" if self.peak_db < FLOOR_DB else f"{self.peak_db:.0f}"
+        below = QtCore.QRectF(0, bottom + self._line / 2 + 2, self.width(), self._line)
+        p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter, text)
         p.end()
