@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
+from ..bench import machine_info
 
 __all__ = [
     "DEFAULT_DATA",
     "data_dir",
     "experiment_parser",
+    "experiment_main",
     "format_table",
-    "machine",
+    "machine_info",
     "write_json",
 ]
 
@@ -61,27 +64,32 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict:
-    """CPU model, logical cores, torch threads and version: what a timing was measured on."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     """Writes ``payload`` as indented JSON, creating the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def experiment_main(
+    argv: list[str] | None,
+    name: str,
+    description: str,
+    run: Callable,
+    configs: tuple,
+    columns: list[tuple[str, str, str]],
+    footer: Callable[[object, list[dict], float], str],
+) -> int:
+    """Parses --quick/--json/--data, runs ``run(data, config)`` with ``configs`` = (full, quick),
+    prints the table and ``footer(config, rows, seconds)``, and writes the JSON. Returns 0."""
+    args = experiment_parser(name, description).parse_args(argv)
+    config = configs[1] if args.quick else configs[0]
+    t0 = time.perf_counter()
+    rows = run(args.data, config)
+    total = time.perf_counter() - t0
+    print(format_table(rows, columns))
+    print(footer(config, rows, total))
+    if args.json:
+        payload = {"experiment": name, "config": asdict(config), "machine": machine_info()}
+        write_json(args.json, {**payload, "total_seconds": total, "rows": rows})
+    return 0

@@ -23,7 +23,7 @@ Both arms report the model after the last epoch (no early stopping), test accura
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..nn import AdaptiveSpectrogram
-from .common import data_dir, experiment_parser, format_table, machine, write_json
+from .common import data_dir, experiment_main, machine_info
 
 __all__ = ["FSDDConfig", "QUICK", "DigitCNN", "load_split", "run", "main"]
 
@@ -297,29 +297,17 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = experiment_parser("fsdd", "Spoken digits: best fixed window vs window learned with a CNN.")
-    args = p.parse_args(argv)
-    config = QUICK if args.quick else FSDDConfig()
-    rows = run(args.data, config)
-    total = rows[-1]["total_seconds"]
-    print(format_table(rows, COLUMNS))
-    print(
-        f"seeds {list(config.seeds)}, {config.epochs} epochs, total {total:.0f} s "
-        f"({total / 60:.1f} min, {rows[-1]['total_cpu_seconds']:.0f} CPU-s) on {machine()['cpu']}, "
-        f"{config.workers} worker(s) × {config.threads} thread(s)"
-    )
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "experiment": "fsdd",
-                "config": asdict(config),
-                "machine": machine(),
-                "total_seconds": total,
-                "rows": rows,
-            },
+    """``rtdstft reproduce fsdd [--quick] [--json PATH] [--data DIR]``."""
+
+    def footer(config: FSDDConfig, rows: list[dict], total: float) -> str:
+        return (
+            f"seeds {list(config.seeds)}, {config.epochs} epochs, total {total:.0f} s "
+            f"({total / 60:.1f} min, {rows[-1]['total_cpu_seconds']:.0f} CPU-s) on "
+            f"{machine_info()['cpu']}, {config.workers} worker(s) × {config.threads} thread(s)"
         )
-    return 0
+
+    description = "Spoken digits: best fixed window vs window learned with a CNN."
+    return experiment_main(argv, "fsdd", description, run, (FSDDConfig(), QUICK), COLUMNS, footer)
 
 
 if __name__ == "__main__":

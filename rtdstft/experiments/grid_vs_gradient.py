@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import torch
 from ..adapt import fit_window
 from ..entropy import entropy
 from ..transform import DSTFT
-from .common import data_dir, experiment_parser, format_table, machine, write_json
+from .common import data_dir, experiment_main, machine_info
 
 __all__ = ["GridConfig", "QUICK", "grid_search", "run", "main"]
 
@@ -193,29 +193,16 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = experiment_parser("grid", "Grid over every integer θ vs gradient descent, constant θ.")
-    args = p.parse_args(argv)
-    config = QUICK if args.quick else GridConfig()
-    t0 = time.perf_counter()
-    rows = run(args.data, config)
-    total = time.perf_counter() - t0
-    print(format_table(rows, COLUMNS))
-    print(
-        f"global Shannon entropy of |S|^{config.power:g}, {config.dtype}, "
-        f"{torch.get_num_threads()} threads; total {total:.0f} s on {machine()['cpu']}"
-    )
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "experiment": "grid",
-                "config": asdict(config),
-                "machine": machine(),
-                "total_seconds": total,
-                "rows": rows,
-            },
+    """``rtdstft reproduce grid [--quick] [--json PATH] [--data DIR]``."""
+
+    def footer(config: GridConfig, rows: list[dict], total: float) -> str:
+        return (
+            f"global Shannon entropy of |S|^{config.power:g}, {config.dtype}, "
+            f"{torch.get_num_threads()} threads; total {total:.0f} s on {machine_info()['cpu']}"
         )
-    return 0
+
+    description = "Grid over every integer θ vs gradient descent, constant θ."
+    return experiment_main(argv, "grid", description, run, (GridConfig(), QUICK), COLUMNS, footer)
 
 
 if __name__ == "__main__":

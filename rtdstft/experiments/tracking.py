@@ -27,7 +27,7 @@ smoothness λ = 0.1, p = 1 and p = 2).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ import torch
 
 from ..adapt import fit_window
 from ..transform import DSTFT
-from .common import data_dir, experiment_parser, format_table, machine, write_json
+from .common import data_dir, experiment_main, machine_info
 
 __all__ = ["TrackingConfig", "QUICK", "track_ridges", "tracking_mse", "run", "main"]
 
@@ -209,29 +209,17 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = experiment_parser("tracking", "Ridge tracking on fan_flutter: constant vs time-varying θ.")
-    args = p.parse_args(argv)
-    config = QUICK if args.quick else TrackingConfig()
-    t0 = time.perf_counter()
-    rows = run(args.data, config)
-    total = time.perf_counter() - t0
-    print(format_table(rows, COLUMNS))
-    print(
-        f"fan_flutter[{config.start}:{config.stop}], N={config.n_fft}, H={config.hop_length}; "
-        f"MSE in bins² (1 bin = 1/N cycles/sample); total {total:.0f} s on {machine()['cpu']}"
-    )
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "experiment": "tracking",
-                "config": asdict(config),
-                "machine": machine(),
-                "total_seconds": total,
-                "rows": rows,
-            },
+    """``rtdstft reproduce tracking [--quick] [--json PATH] [--data DIR]``."""
+
+    def footer(config: TrackingConfig, rows: list[dict], total: float) -> str:
+        return (
+            f"fan_flutter[{config.start}:{config.stop}], N={config.n_fft}, H={config.hop_length}; "
+            f"MSE in bins² (1 bin = 1/N cycles/sample); total {total:.0f} s on {machine_info()['cpu']}"
         )
-    return 0
+
+    description = "Ridge tracking on fan_flutter: constant vs time-varying θ."
+    configs = (TrackingConfig(), QUICK)
+    return experiment_main(argv, "tracking", description, run, configs, COLUMNS, footer)
 
 
 if __name__ == "__main__":
