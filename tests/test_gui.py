@@ -296,6 +296,17 @@ def test_transport_pause_seek_speed_loop(qtbot, make_window, scene_wav):
     assert w.stats.playing and w.stats.position < 4.0
 
 
+def test_looping_keeps_the_axis_and_the_readout_in_the_file(qtbot, make_window, scene_wav):
+    w = make_window()
+    w.loop.setChecked(True)
+    replay(qtbot, w, scene_wav, until=5.0)  # the 4 s file, once and a bit
+    axis = w.view.plot.getAxis("bottom").range
+    assert axis == pytest.approx([-w.view.span, 0.0])  # "seconds before now", not stream time
+    newest = float(np.nanmax(column_times(w)))
+    info = w.view.readout(newest, TONE_HZ)
+    assert info["time"] == pytest.approx(newest - 4.0, abs=0.05) and info["time"] < 4.0
+
+
 def test_cursor_readout_shows_the_tone_frequency(qtbot, make_window, tone_wav):
     w = make_window()
     replay(qtbot, w, tone_wav, until=1.5)
