@@ -11,7 +11,7 @@ reach into the block, so the block's θ changes their entropy too). The 2r emitt
 block are fixed context; frames after it are not known yet (no look-ahead beyond N/2).
 
 The search is robust first, then precise:
-1. Bracket: J at s_prev + {0, ±δ_1, ..., ±δ_D} (default δ = 0.12, 0.3, 0.7, 1.4) in one batched FFT
+1. Bracket: J at s_prev + {0, ±δ_1, ..., ±δ_D} (default δ = 0.25, 0.7, 1.4) in one batched FFT
    of [C, K, N]. It sees both sides at once, so it follows an abrupt change in one or two blocks and
    is not misled where the gradient's sign is (a block that mixes characters).
 2. Refine (``refine=True``): the vertex of the parabola through the best candidate and its two
@@ -42,7 +42,7 @@ from .windows import frame_offsets, hann_window, hann_window_derivative
 
 __all__ = ["OnlineAdapter"]
 
-DEFAULT_OFFSETS = (0.12, 0.3, 0.7, 1.4)
+DEFAULT_OFFSETS = (0.25, 0.7, 1.4)
 
 
 class OnlineAdapter:
@@ -77,6 +77,8 @@ class OnlineAdapter:
         self.kind, self.alpha, self.smoothness, self.lr, self.steps = kind, alpha, smoothness, lr, steps
         self.refine = refine
         self._offsets_u = frame_offsets(n_fft, self.device, dtype)
+        self._window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._scratch: dict = {}  # reusable numpy buffers of the bracket's evaluation, by shape
         self._deltas = np.array([0.0] + [s * d for d in offsets for s in (1.0, -1.0)])
         self.radius = radius
 
@@ -113,15 +115,16 @@ class OnlineAdapter:
 
     def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev: float) -> _Candidates:
         """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT."""
-        theta = torch.from_numpy(np.exp(log_theta)).to(self.device, self.dtype)
-        w = hann_window(theta, self.n_fft, self.normalization, self._offsets_u)  # [C, N]
+        theta, w = self.windows(log_theta)
         spec = torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))  # [C, K, M]
-        power = _power(spec)
+        # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
+        # candidate's may still be needed by a later gradient step within the block).
+        scratch = self._scratch if len(log_theta) > 1 else None
+        power = _power(spec, scratch)
         z_col = _np(power.sum(-1))
         log_power = None
         if self.kind == "shannon":
-            log_power = _log(power)
-            q_col = _np((power * log_power).sum(-1))
+            log_power, q_col = _shannon_columns(power, scratch)
         else:
             q_col = _np(power.pow(self.alpha).sum(-1))
         # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
@@ -136,6 +139,19 @@ class OnlineAdapter:
             h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
         obj = h.mean(-1) + self.smoothness * (log_theta - log_prev) ** 2
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, obj)
+
+    def windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ [C] and w(θ) [C, N], remembered for the last few θ sets: while θ rests (a steady tone at
+        θ_max, say) every block asks for the same bracket."""
+        key = log_theta.tobytes()
+        hit = self._window_cache.pop(key, None)
+        if hit is None:
+            theta = torch.from_numpy(np.exp(log_theta)).to(self.device, self.dtype)
+            hit = theta, hann_window(theta, self.n_fft, self.normalization, self._offsets_u)
+            if len(self._window_cache) >= 8:
+                self._window_cache.pop(next(iter(self._window_cache)))
+        self._window_cache[key] = hit
+        return hit
 
     def _gradient(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float) -> float:
         """dJ/d log θ at candidate i (see the module docstring for the formulas)."""
@@ -209,8 +225,9 @@ class OnlineAdapter:
 
     def _columns(self, power: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi), numpy [..., F]."""
-        q = (power * _log(power)).sum(-1) if self.kind == "shannon" else power.pow(self.alpha).sum(-1)
-        return _np(power.sum(-1)), _np(q)
+        if self.kind == "shannon":
+            return _np(power.sum(-1)), _shannon_columns(power)[1]
+        return _np(power.sum(-1)), _np(power.pow(self.alpha).sum(-1))
 
     def _push(self, power: torch.Tensor, z_col: np.ndarray, q_col: np.ndarray) -> None:
         """Keeps the last r emitted frames: their power spectra and per-frame sums."""
@@ -250,18 +267,46 @@ def _np(t: torch.Tensor) -> np.ndarray:
 _TINY = np.finfo(np.float64).tiny
 
 
-def _power(spec: torch.Tensor) -> torch.Tensor:
-    """|S|² as a real tensor (one complex multiply: faster than squaring strided real/imag views)."""
-    return (spec * spec.conj()).real
+def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
+    """|S|² as a contiguous real tensor.
+
+    On the CPU: squares of the interleaved (re, im) floats, then pairwise sums, in numpy into
+    buffers kept in ``scratch`` (per shape) when given; contiguous output keeps the log and the
+    sums that follow fast. Elsewhere: one complex multiply.
+    """
+    if spec.device.type != "cpu":
+        return (spec * spec.conj()).real
+    interleaved = spec.numpy().view(np.float32 if spec.dtype == torch.complex64 else np.float64)
+    if scratch is None:
+        squares, power = np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype)
+    else:
+        key = ("power", spec.shape, interleaved.dtype)
+        if key not in scratch:
+            scratch[key] = (np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype))
+        squares, power = scratch[key]
+    np.square(interleaved, out=squares)
+    np.add(squares[..., 0::2], squares[..., 1::2], out=power)
+    return torch.from_numpy(power)
 
 
-def _log(power: torch.Tensor) -> torch.Tensor:
-    """log(P + tiny): finite everywhere, so that P log P = 0 where P = 0.
+def _shannon_columns(power: torch.Tensor, scratch: dict | None = None):
+    """log(P + tiny) (a tensor like ``power``) and the per-frame Q = Σ_m P log(P + tiny) (numpy).
+    The tiny offset keeps log finite, so that P log P = 0 at P = 0.
 
-    On the CPU numpy's vectorised log is about twice as fast as torch's for float32, and this is the
-    adapter's most expensive elementwise operation; the result shares memory with a tensor.
+    On the CPU this runs in numpy, in place (in a buffer of ``scratch`` when given): its vectorised
+    log is about twice as fast as torch's for float32, and a matrix product sums P·log P without a
+    temporary; after the FFT this is the adapter's most expensive elementwise work.
     """
     tiny = torch.finfo(power.dtype).tiny
-    if power.device.type == "cpu":
-        return torch.from_numpy(np.log(power.numpy() + tiny))
-    return torch.log(power + tiny)
+    if power.device.type != "cpu":
+        log_power = torch.log(power + tiny)
+        return log_power, _np((power * log_power).sum(-1))
+    p = power.numpy()
+    if scratch is None:
+        log_np = np.empty_like(p)
+    else:
+        log_np = scratch.setdefault(("log", p.shape, p.dtype), np.empty_like(p))
+    np.add(p, tiny, out=log_np)
+    np.log(log_np, out=log_np)
+    q = np.matmul(p[..., None, :], log_np[..., :, None])[..., 0, 0]
+    return torch.from_numpy(log_np), q

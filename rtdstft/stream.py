@@ -36,7 +36,7 @@ import torch
 from .entropy import ENTROPY_KINDS
 from .online import OnlineAdapter
 from .transform import _check_int
-from .windows import frame_offsets, hann_window
+from .windows import frame_offsets
 
 __all__ = ["StreamingDSTFT", "StreamOutput"]
 
@@ -326,6 +326,7 @@ class StreamingDSTFT:
         self._samples_out = 0
         self._next_frame = 0
         self._theta = self._settings["win_length"]
+        self._den_cache: dict[tuple[float, int], np.ndarray] = {}
         self._adapter.reset()
 
     # ---- processing -----------------------------------------------------------------------------
@@ -363,17 +364,12 @@ class StreamingDSTFT:
                 s = self._settings
                 theta, spec, w = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
             else:
-                theta = self._theta
-                w = hann_window(
-                    torch.full((1,), theta, device=self.device, dtype=self.dtype),
-                    n,
-                    self.normalization,
-                    self._offsets,
-                )
+                theta_t, w = self._adapter.windows(np.array([math.log(self._theta)]))
+                theta = float(theta_t)
                 spec = torch.fft.rfft(frames * w)
                 self._adapter.push_context(spec)
             self._theta = theta
-            self._overlap_add(spec, w, n0, count)
+            self._overlap_add(spec, w, theta, n0, count)
             out.append((spec, theta, n0, count))
             self._next_frame += count
         # Samples before the next frame's support are final; drop input no frame needs any more.
@@ -386,24 +382,34 @@ class StreamingDSTFT:
             self._buf_len = keep
         return out
 
-    def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, n0: int, count: int) -> None:
-        """Adds w·irfft(S) and w² of ``count`` frames starting at frame n0 to the accumulators."""
+    def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, theta: float, n0: int, count: int) -> None:
+        """Adds Σ w·irfft(S) and Σ w² of ``count`` frames (window w = w(θ) [1, N]) starting at frame n0
+        to the accumulators."""
         h, n = self.hop_length, self.n_fft
         yw = (torch.fft.irfft(spec, n=n) * w).cpu().numpy()
-        w2 = np.square(w.cpu().numpy()[0])
         start = n0 * h - self._acc_start
         end = start + count * h + n  # one hop of slack for the chunked add below
         if end > self._acc.shape[1]:
             grown = np.zeros((2, max(end, 2 * self._acc.shape[1])), self._np_dtype)
             grown[:, : self._acc.shape[1]] = self._acc
             self._acc = grown
-        num, den = self._acc[0, start:end], self._acc[1, start:end]
-        # Loop over the N/H chunks of a frame, never over frames: chunk j of every frame lands on
-        # consecutive, non-overlapping hops of the output.
+        num = self._acc[0, start:end]
         for j in range(0, n, h):
+            # Chunk j of every frame lands on consecutive, non-overlapping hops: a loop over the
+            # N/H chunks of a frame, never over frames.
             width = min(h, n - j)
             num[j : j + count * h].reshape(count, h)[:, :width] += yw[:, j : j + width]
-            den[j : j + count * h].reshape(count, h)[:, :width] += w2[j : j + width]
+        den = self._den_cache.get((theta, count))
+        if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
+            w2 = np.square(w.cpu().numpy()[0])
+            den = np.zeros(end - start, self._np_dtype)
+            for j in range(0, n, h):
+                width = min(h, n - j)
+                den[j : j + count * h].reshape(count, h)[:, :width] += w2[j : j + width]
+            if len(self._den_cache) >= 8:
+                self._den_cache.pop(next(iter(self._den_cache)))
+            self._den_cache[(theta, count)] = den
+        self._acc[1, start:end] += den
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
