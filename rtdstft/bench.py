@@ -281,7 +281,6 @@ def run_stream_bench(
                 {
                     "name": f"streaming, adaptation {'on' if adapt else 'off'}",
                     "ms": 1e3 * wall / n_blocks,
-                    "ratio": None,
                     "note": f"ms per block of K={block_frames} frames; {sample_rate / 1000:g} kHz, "
                     f"N={n_fft}, H={hop_length}, 1 thread",
                     "real-time factor": round(wall / duration, 4),
@@ -291,7 +290,6 @@ def run_stream_bench(
             {
                 "name": "analysis latency",
                 "ms": 1e3 * engine.analysis_latency / sample_rate,
-                "ratio": None,
                 "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H",
             }
         )
@@ -299,7 +297,6 @@ def run_stream_bench(
             {
                 "name": "resynthesis latency",
                 "ms": 1e3 * engine.latency / sample_rate,
-                "ratio": None,
                 "note": f"{engine.latency} samples = N + (K-1)·H - 1",
             }
         )
