@@ -14,20 +14,22 @@ The search is robust first, then precise:
 1. Bracket: J at s_prev + {0, ±δ_1, ..., ±δ_D} (default δ = 0.25, 0.7, 1.4) in one batched FFT
    of [C, K, N]. It sees both sides at once, so it follows an abrupt change in one or two blocks and
    is not misled where the gradient's sign is (a block that mixes characters).
-2. Refine (``refine=True``): the vertex of the parabola through the best candidate and its two
-   neighbours is evaluated and kept if it lowers J (one FFT of [K, N]).
-3. Gradient steps (``steps``, default 0): the exact dJ/ds, written out by hand,
+2. Refine, one of:
+   - ``steps = 0`` (default): the vertex of the parabola through the best candidate and its two
+     neighbours is evaluated and kept if it lowers J (one FFT of [K, N]);
+   - ``steps >= 1``: that many gradient steps from the best candidate, with the exact dJ/ds written
+     out by hand,
 
-       dP/dθ = 2 Re(conj(S) · rfft(frames · ∂w/∂θ)),
-       Shannon: dH = (dZ - dQ + Q dZ / Z) / Z  with Z = Σ P, Q = Σ P log P over the neighbourhood
-       Rényi:   dH = (dA / A - α dZ / Z) / (1 - α)   with A = Σ P^α, dA = α Σ P^(α-1) dP,
+         dP/dθ = 2 Re(conj(S) · rfft(frames · ∂w/∂θ)),
+         Shannon: dH = (dZ - dQ + Q dZ / Z) / Z  with Z = Σ P, Q = Σ P log P (neighbourhood sums)
+         Rényi:   dH = (dA / A - α dZ / Z) / (1 - α)  with A = Σ P^α, dA = α Σ P^(α-1) dP,
 
-   and a normalised step s ← s - η · sign(dJ/ds), kept only if it lowers J, else halved. Measured on
-   the scenes of :mod:`rtdstft.scenes` at 48 kHz, one step after the refinement gains under 1 % of the
-   fixed-to-oracle gap for 40 % more time, so it is off by default; it is there for wide θ ranges,
-   where the bracket is coarse.
+     each a normalised step s ← s - η · sign(dJ/ds), kept only if it lowers J, else halved (two
+     FFTs of [K, N] per step). Measured on the scenes of :mod:`rtdstft.scenes` at 48 kHz, the
+     parabola closes as much of the fixed-to-oracle gap as one gradient step, for a third of its
+     cost, hence the default; the steps are there for wide θ ranges, where the bracket is coarse.
 
-Cost per block: (C + refine + 2·steps) · K real FFTs of size N and O(C·K·N) elementwise work.
+Cost per block: (C + 1 + 2·steps) · K real FFTs of size N and O(C·K·N) elementwise work.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class OnlineAdapter:
 
     Args:
         n_fft: N. radius: r (frames). kind: "shannon" | "renyi". alpha: Rényi order.
-        smoothness: λ. offsets: the bracket δ_1..δ_D in log θ. refine: parabolic refinement.
+        smoothness: λ. offsets: the bracket δ_1..δ_D in log θ. refine: parabolic refinement when steps = 0.
         steps: gradient steps per block (>= 0). lr: η, the gradient step in log θ.
         normalization: the window gain ("l1" | "peak"). device, dtype: where the math runs.
     """
@@ -182,7 +184,7 @@ class OnlineAdapter:
         log_prev = min(max(math.log(theta_prev), lo), hi)
         best = self._evaluate(frames, np.clip(log_prev + self._deltas, lo, hi), log_prev)
         i = int(np.argmin(best.obj))
-        if self.refine:
+        if self.steps == 0 and self.refine:
             best, i = self._refine(frames, best, i, log_prev)
         eta = self.lr
         for _ in range(self.steps):

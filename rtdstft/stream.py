@@ -93,8 +93,8 @@ class StreamingDSTFT:
             lies inside some window, which keeps the resynthesis exact.
         win_max: largest θ, samples, in [win_min, N]; default N.
         block_frames: K, frames per adaptation block (>= 1). Latency grows with K·H.
-        steps: gradient steps per block after the bracket search and its parabolic refinement
-            (>= 0; see :mod:`rtdstft.online`).
+        steps: 0 (default) refines each block's bracket search by a parabola; >= 1 by that many
+            gradient steps instead (see :mod:`rtdstft.online`).
         lr: gradient step in log θ (> 0).
         smoothness: λ >= 0, weight of (log θ_b - log θ_{b-1})² between blocks.
         entropy: "shannon" | "renyi";  alpha: Rényi order (> 0, != 1);  radius: r >= 0 frames.
