@@ -25,20 +25,10 @@ import numpy as np
 from PyQt6 import QtCore
 
 from rtdstft import audio
+from rtdstft.stream import LIVE_SETTINGS
 
 #: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
-LIVE_KEYS = (
-    "adapt",
-    "steps",
-    "win_length",
-    "win_min",
-    "win_max",
-    "lr",
-    "smoothness",
-    "entropy",
-    "alpha",
-    "radius",
-)
+LIVE_KEYS = LIVE_SETTINGS
 #: Engine settings that need a new engine.
 GEOMETRY_KEYS = ("n_fft", "hop_length")
 #: Engine settings that :func:`rate_defaults` chooses for a sample rate.

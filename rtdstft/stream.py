@@ -38,7 +38,7 @@ from .online import OnlineAdapter
 from .transform import _check_int
 from .windows import frame_offsets
 
-__all__ = ["StreamingDSTFT", "StreamOutput"]
+__all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS"]
 
 
 @dataclass
@@ -65,7 +65,8 @@ class StreamOutput:
         return int(self.frame_index.shape[0])
 
 
-_LIVE = (
+#: Settings that :meth:`StreamingDSTFT.configure` changes on a running stream.
+LIVE_SETTINGS = (
     "adapt",
     "win_length",
     "win_min",
@@ -144,11 +145,11 @@ class StreamingDSTFT:
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
         self._lock = threading.Lock()
         self._pending: dict = {}
-        self._settings = dict(
-            adapt=True,
-            win_length=None,
-            win_min=None,
-            win_max=None,
+        requested = dict(
+            adapt=adapt,
+            win_length=win_length,
+            win_min=win_min,
+            win_max=win_max,
             lr=lr,
             smoothness=smoothness,
             entropy=entropy,
@@ -156,23 +157,8 @@ class StreamingDSTFT:
             radius=radius,
             steps=steps,
         )
-        self._settings.update(
-            self._validated(
-                dict(
-                    adapt=adapt,
-                    win_length=win_length,
-                    win_min=win_min,
-                    win_max=win_max,
-                    lr=lr,
-                    smoothness=smoothness,
-                    entropy=entropy,
-                    alpha=alpha,
-                    radius=radius,
-                    steps=steps,
-                ),
-                initial=True,
-            )
-        )
+        self._settings = dict(requested)
+        self._settings.update(self._validated(requested, initial=True))
         self._adapter = OnlineAdapter(
             self.n_fft,
             radius=self._settings["radius"],
@@ -192,10 +178,10 @@ class StreamingDSTFT:
     # ---- settings -------------------------------------------------------------------------------
 
     def _validated(self, changes: dict, initial: bool = False) -> dict:
-        unknown = set(changes) - set(_LIVE)
+        unknown = set(changes) - set(LIVE_SETTINGS)
         if unknown:
             raise ValueError(
-                f"cannot change {sorted(unknown)} on a running stream; live settings are {_LIVE} "
+                f"cannot change {sorted(unknown)} on a running stream; live settings are {LIVE_SETTINGS} "
                 "(n_fft, hop_length, sample_rate need a new StreamingDSTFT)"
             )
         s = {**self._settings, **changes}
@@ -224,7 +210,7 @@ class StreamingDSTFT:
             v = s[name]
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        out = {k: s[k] for k in _LIVE}
+        out = {k: s[k] for k in LIVE_SETTINGS}
         out.update(
             win_min=win_min,
             win_max=win_max,
@@ -263,7 +249,7 @@ class StreamingDSTFT:
             )
 
     def __getattr__(self, name):
-        if name in _LIVE:
+        if name in LIVE_SETTINGS:
             return self.settings[name]
         raise AttributeError(name)
 
