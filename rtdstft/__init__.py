@@ -4,10 +4,11 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 :mod:`rtdstft.audio`, and the desktop application lives in the separate package ``rtdstft_gui``.
 """
 
+from . import nn
 from .adapt import WindowFit, fit_window
 from .entropy import entropy
 from .stream import StreamingDSTFT, StreamOutput
 from .transform import DSTFT
 
-__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput"]
+__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput", "nn"]
 __version__ = "0.1.0"
