@@ -306,9 +306,9 @@ def run_stream_bench(
 
 
 QUALITY_SCENES = {
-    "clicks | tones | chirp | voiced": [("clicks", 1.5), ("tones", 1.5), ("chirp", 1.5), ("voiced", 1.5)],
-    "clicks | tones": [("clicks", 2.0), ("tones", 2.0)],
-    "vibrato | clicks | voiced | clicks": [
+    "clicks → tones → chirp → voiced": [("clicks", 1.5), ("tones", 1.5), ("chirp", 1.5), ("voiced", 1.5)],
+    "clicks → tones": [("clicks", 2.0), ("tones", 2.0)],
+    "vibrato → clicks → voiced → clicks": [
         ("vibrato", 1.5),
         ("clicks", 1.0),
         ("voiced", 1.5),
@@ -354,7 +354,7 @@ def format_table(rows: list[dict]) -> str:
         if value is None:
             return "–"
         if key == "ms" and isinstance(value, float):
-            return f"{value:.1f}"
+            return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
         if key == "ratio" and isinstance(value, float):
             return f"{value:.2f}"
         return str(value)
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         report["stream"] = rows
     if args.part in ("all", "quality"):
         rows = run_quality_bench(
-            scenes={"clicks | tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None
+            scenes={"clicks → tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None
         )
         print(
             "\nadaptation quality: mean local entropy (Shannon, p=2, r=4, nats) at 48 kHz, N=2048, H=256;"

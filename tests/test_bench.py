@@ -23,7 +23,7 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     assert out.startswith("machine: ") and "torch " in out and " threads" in out
     for name in ("streaming, adaptation off", "streaming, adaptation on", "analysis latency"):
         assert f"| {name} |" in out
-    assert "| clicks | tones |" in out
+    assert "| clicks → tones |" in out
     for name in [REFERENCE, *RTDSTFT_ROWS, *DSTFT_ROWS]:
         assert f"| {name} |" in out
 
@@ -52,5 +52,5 @@ def test_format_table_is_generic():
     ]
     lines = format_table(rows).splitlines()
     assert lines[0] == "| name | ms | × torch.stft fwd | note | rtf |"
-    assert lines[2] == "| a | 2.0 | 1.00 |  | – |"
+    assert lines[2] == "| a | 2.00 | 1.00 |  | – |"
     assert lines[3] == "| stream | – | – | skipped | 0.004 |"
