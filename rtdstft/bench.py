@@ -34,6 +34,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -317,16 +318,30 @@ QUALITY_SCENES = {
 }
 
 
+FSDD_WORDS = ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav", "9_nicolas_3.wav")
+
+
 def run_quality_bench(
     sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, scenes: dict | None = None
 ) -> list[dict]:
     """Adaptation quality (DESIGN §5): mean local entropy (Shannon, p = 2, r = 4, nats) of the best
     single window in hindsight, of what the engine emits online, and of the per-block oracle (best
     constant θ per 8-frame block from a 24-point grid), and the share of that gap the engine closes."""
-    from .scenes import adaptation_report, scene
+    from .scenes import adaptation_report, scene, speech
 
+    if scenes is None:
+        scenes = dict(QUALITY_SCENES)
+        fsdd = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+        if fsdd.is_dir():  # the project's data folder beside a checkout; absent in a user's clone
+            words = speech([fsdd / n for n in FSDD_WORDS], sample_rate)
+            scenes["clicks → tones → chirp → speech (FSDD)"] = [
+                ("clicks", 1.0),
+                ("tones", 1.0),
+                ("chirp", 1.0),
+                (words, None),
+            ]
     rows = []
-    for name, parts in (scenes or QUALITY_SCENES).items():
+    for name, parts in scenes.items():
         r = adaptation_report(
             scene(parts, sample_rate), sample_rate, n_fft, hop_length, block_frames=8, radius=4
         )

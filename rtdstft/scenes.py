@@ -22,7 +22,16 @@ from .entropy import entropy
 from .stream import StreamingDSTFT
 from .transform import DSTFT
 
-__all__ = ["click_train", "steady_tones", "chirp", "voiced", "scene", "adaptation_report", "stream_all"]
+__all__ = [
+    "click_train",
+    "steady_tones",
+    "chirp",
+    "voiced",
+    "speech",
+    "scene",
+    "adaptation_report",
+    "stream_all",
+]
 
 
 def click_train(seconds: float, sr: float, rate: float = 12.0, seed: int = 0) -> np.ndarray:
@@ -92,6 +101,22 @@ def voiced(seconds: float, sr: float, f0: float = 120.0, seed: int = 1) -> np.nd
     env = 0.5 * (1 - np.cos(2 * np.pi * np.clip(t / seconds, 0, 1)))
     out = out * env
     return (0.5 * out / (np.abs(out).max() + 1e-12)).astype(np.float32)
+
+
+def speech(paths, sr: float) -> np.ndarray:
+    """Recordings (e.g. of the Free Spoken Digit Dataset) read with soundfile, mixed to mono,
+    resampled to ``sr`` by zero-padding their spectrum (band-limited), concatenated and scaled to a
+    peak of 0.5."""
+    import soundfile
+
+    parts = []
+    for path in paths:
+        y, rate = soundfile.read(path, dtype="float64", always_2d=True)
+        y = y.mean(1)
+        n = int(round(len(y) * sr / rate))
+        parts.append(np.fft.irfft(np.fft.rfft(y), n) * (n / len(y)))
+    y = np.concatenate(parts)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
 
 
 def scene(parts, sr: float, noise_db: float = -80.0, seed: int = 0) -> np.ndarray:

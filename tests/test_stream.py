@@ -10,7 +10,7 @@ import torch
 
 import rtdstft
 from rtdstft.entropy import entropy
-from rtdstft.scenes import adaptation_report, click_train, scene, steady_tones, stream_all
+from rtdstft.scenes import adaptation_report, click_train, scene, speech, steady_tones, stream_all
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 NO_DATA = "../shared/data not present (a user's clone has no shared data)"
@@ -111,14 +111,8 @@ def test_latencies_are_within_budget():
 
 
 def fsdd_speech(sr: int) -> np.ndarray:
-    sf = pytest.importorskip("soundfile")
-    parts = []
-    for name in ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav"):
-        y, rate = sf.read(FSDD / name, dtype="float32")
-        n = int(len(y) * sr / rate)  # band-limited resampling to the scene's rate
-        parts.append(np.fft.irfft(np.fft.rfft(y), n) * (n / len(y)))
-    y = np.concatenate(parts)
-    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+    pytest.importorskip("soundfile")
+    return speech([FSDD / n for n in ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav")], sr)
 
 
 SCENES = {
