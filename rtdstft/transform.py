@@ -75,14 +75,14 @@ class _DSTFTFunction(torch.autograd.Function):
         frames = frame_signal(x, n_fft, hop_length)
         offsets = frame_offsets(n_fft, x.device, x.dtype)
         w = hann_window(theta, n_fft, normalization, offsets)
-        ctx.save_for_backward(x, theta, w)
-        ctx.params = (n_fft, hop_length, normalization)
+        ctx.save_for_backward(frames, theta, w)  # the padded signal's view: no second padding
+        ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
         return torch.fft.rfft(frames * w)
 
     @staticmethod
     def backward(ctx, grad_spec):
-        x, theta, w = ctx.saved_tensors
-        n_fft, hop_length, normalization = ctx.params
+        frames, theta, w = ctx.saved_tensors
+        n_fft, hop_length, normalization, length = ctx.params
         # Adjoint of the one-sided rfft (PyTorch's conjugate-Wirtinger convention):
         # ∂L/∂y_j = Re Σ_{m=0}^{N/2} G_m e^{+2πimj/N}. irfft(·, norm="forward") counts the bins
         # 1..N/2-1 twice and DC and Nyquist once, so adding Re G_0 + Re G_{N/2}·(-1)^j in place
@@ -93,10 +93,10 @@ class _DSTFTFunction(torch.autograd.Function):
         z.add_(grad_spec[..., :1].real).addcmul_(grad_spec[..., -1:].real, alternating)  # 2 ∂L/∂(frames·w)
         grad_x = grad_theta = None
         if ctx.needs_input_grad[0]:
-            grad_x = overlap_add(z * (0.5 * w), hop_length, x.shape[-1])
+            grad_x = overlap_add(z * (0.5 * w), hop_length, length)
         if ctx.needs_input_grad[1]:
-            zx = z.mul_(frame_signal(x, n_fft, hop_length))  # z is ours: no new [B, F, N] tensor
-            if theta.shape[0] == 1 and x.shape[0] > 1:
+            zx = z.mul_(frames)  # z is ours: no new [B, F, N] tensor
+            if theta.shape[0] == 1 and frames.shape[0] > 1:
                 zx = zx.sum(0, keepdim=True)
             dw = hann_window_derivative(theta, n_fft, normalization)
             grad_theta = 0.5 * (zx * dw).sum(-1)
