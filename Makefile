@@ -28,6 +28,7 @@ run: setup $(DEMO)
 	$(VENV)/bin/rtdstft-gui $(DEMO) $(ARGS)
 
 test: setup $(DEMO)
+	$(VENV)/bin/ruff check rtdstft gui tests scripts
 	@eval "$$(bash scripts/pulse.sh start)"; \
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	bash scripts/pulse.sh stop; exit $$rc

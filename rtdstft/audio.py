@@ -68,13 +68,9 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except ImportError as exc:
-        raise AudioDeviceError(
-            "sounddevice is not installed (pip install 'rtdstft[audio]')"
-        ) from exc
+        raise AudioDeviceError("sounddevice is not installed (pip install 'rtdstft[audio]')") from exc
     except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
-        raise AudioDeviceError(
-            f"PortAudio is not available ({exc}); install libportaudio2"
-        ) from exc
+        raise AudioDeviceError(f"PortAudio is not available ({exc}); install libportaudio2") from exc
     return sounddevice
 
 
@@ -105,8 +101,7 @@ def _check_rate_value(sample_rate: float) -> float:
 def _check_blocksize(blocksize: int) -> int:
     if isinstance(blocksize, bool) or not isinstance(blocksize, (int, np.integer)) or blocksize < 0:
         raise ValueError(
-            "blocksize must be an integer >= 0 (samples; 0 lets PortAudio choose), "
-            f"got {blocksize!r}"
+            f"blocksize must be an integer >= 0 (samples; 0 lets PortAudio choose), got {blocksize!r}"
         )
     return int(blocksize)
 
@@ -211,8 +206,7 @@ def _resolve_device(sd: Any, device: int | str | None, kind: str) -> int:
     if isinstance(device, (int, np.integer)) and not isinstance(device, bool):
         if not 0 <= device < len(infos) or infos[device][key] < 1:
             raise AudioDeviceError(
-                f"device={device!r} is not an {kind} device; {kind} devices: "
-                f"{_device_list_text(sd, kind)}"
+                f"device={device!r} is not an {kind} device; {kind} devices: {_device_list_text(sd, kind)}"
             )
         return int(device)
     if isinstance(device, str):
@@ -229,8 +223,7 @@ def _resolve_device(sd: Any, device: int | str | None, kind: str) -> int:
             )
         names = ", ".join(f"{i}: {infos[i]['name']!r}" for i in matches)
         raise AudioDeviceError(
-            f"device={device!r} matches several {kind} devices ({names}); give an index or a "
-            "longer name"
+            f"device={device!r} matches several {kind} devices ({names}); give an index or a longer name"
         )
     raise TypeError(f"device must be None, an index (int) or a name (str), got {device!r}")
 
@@ -262,14 +255,10 @@ def supported_sample_rates(
     return _rates_accepted(sd, _resolve_device(sd, device, kind), kind, channels)
 
 
-def _check_stream_settings(
-    sd: Any, index: int, kind: str, channels: int, sample_rate: float
-) -> None:
+def _check_stream_settings(sd: Any, index: int, kind: str, channels: int, sample_rate: float) -> None:
     """Raise AudioDeviceError naming the rates the device accepts if it refuses ``sample_rate``."""
     try:
-        _check_settings(sd, kind)(
-            device=index, channels=channels, dtype="float32", samplerate=sample_rate
-        )
+        _check_settings(sd, kind)(device=index, channels=channels, dtype="float32", samplerate=sample_rate)
     except (sd.PortAudioError, ValueError) as exc:
         name = sd.query_devices(index)["name"]
         accepted = _rates_accepted(sd, index, kind, channels)
@@ -377,9 +366,7 @@ class _Stream:
         if self._stopping:
             return
         reason = f": {self._callback_error!r}" if self._callback_error is not None else ""
-        self._report(
-            f"{self.kind} device {self.device} ({self.device_name!r}) stopped unexpectedly{reason}"
-        )
+        self._report(f"{self.kind} device {self.device} ({self.device_name!r}) stopped unexpectedly{reason}")
 
     def _report(self, message: str) -> None:
         if self.error is not None:
@@ -727,9 +714,7 @@ class FileSource:
             self._file.close()
             raise AudioFileError(f"{self.path}: contains no samples")
         if channel is not None and (
-            isinstance(channel, bool)
-            or not isinstance(channel, int)
-            or not 0 <= channel < self.file_channels
+            isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < self.file_channels
         ):
             self._file.close()
             raise ValueError(
@@ -780,9 +765,7 @@ class FileSource:
     def seek(self, seconds: float) -> None:
         """Go to ``seconds`` from the start (0 .. ``duration``); restarts the real-time clock."""
         if not (isinstance(seconds, (int, float)) and 0 <= seconds <= self.duration):
-            raise ValueError(
-                f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}"
-            )
+            raise ValueError(f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}")
         try:
             self._file.seek(min(int(round(seconds * self.sample_rate)), self.frames))
         except self._error_types as exc:
@@ -948,9 +931,7 @@ class Recorder:
         if x.ndim == 1 and self.channels == 1:
             pass
         elif x.ndim != 2 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}"
-            )
+            raise ValueError(f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}")
         if x.dtype.kind not in "fi":
             x = x.astype(np.float32)
         self._file.write(x)

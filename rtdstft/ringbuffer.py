@@ -47,11 +47,7 @@ class SampleRing:
     """
 
     def __init__(self, capacity: int) -> None:
-        if (
-            isinstance(capacity, bool)
-            or not isinstance(capacity, (int, np.integer))
-            or capacity <= 0
-        ):
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity <= 0:
             raise ValueError(f"capacity must be an integer >= 1 (samples), got {capacity!r}")
         self.capacity = int(capacity)
         self._buf = np.zeros(self.capacity, dtype=np.float32)

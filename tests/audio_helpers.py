@@ -32,8 +32,7 @@ def pulse_status() -> tuple[bool, str]:
         return False, f"PulseAudio not reachable: `pactl info` timed out (PULSE_SERVER={server})"
     if done.returncode != 0:
         return False, (
-            f"PulseAudio not reachable: `pactl info` failed (PULSE_SERVER={server}): "
-            f"{done.stderr.strip()}"
+            f"PulseAudio not reachable: `pactl info` failed (PULSE_SERVER={server}): {done.stderr.strip()}"
         )
     return True, ""
 

@@ -48,11 +48,7 @@ def test_modules_import_numpy_only_at_top_level():
             for node in ast.walk(tree)
             if isinstance(node, ast.Import)
             for alias in node.names
-        } | {
-            (node.module or "").split(".")[0]
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom)
-        }
+        } | {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         top = {
             alias.name.split(".")[0]
             for node in tree.body
@@ -69,9 +65,7 @@ def test_import_rtdstft_loads_no_device_or_file_library():
         "print(sorted(m for m in ('sounddevice', 'soundfile', '_sounddevice', '_soundfile') "
         "if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -259,9 +253,7 @@ def test_recorder_float_flac_and_stereo(tmp_path):
 def test_recorder_bad_format_and_subtype(tmp_path):
     with pytest.raises(AudioFileError, match="unknown audio format 'XYZ'"):
         Recorder(tmp_path / "a.xyz", 8000)
-    with pytest.raises(
-        ValueError, match="subtype='VORBIS' is not valid for WAV; subtypes: .*PCM_16"
-    ):
+    with pytest.raises(ValueError, match="subtype='VORBIS' is not valid for WAV; subtypes: .*PCM_16"):
         Recorder(tmp_path / "a.wav", 8000, subtype="VORBIS")
 
 
