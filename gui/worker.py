@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import inspect
-import math
 import queue
 import threading
 import time
@@ -25,7 +24,7 @@ import numpy as np
 from PyQt6 import QtCore
 
 from rtdstft import audio
-from rtdstft.stream import LIVE_SETTINGS
+from rtdstft.stream import LIVE_SETTINGS, settings_for_rate
 
 #: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
 LIVE_KEYS = LIVE_SETTINGS
@@ -33,8 +32,8 @@ LIVE_KEYS = LIVE_SETTINGS
 GEOMETRY_KEYS = ("n_fft", "hop_length")
 #: Engine settings that :func:`rate_defaults` chooses for a sample rate.
 RATE_KEYS = ("n_fft", "hop_length", "win_length", "win_min", "win_max")
-#: The window lengths (s) that the defaults span at any sample rate: a click to a steady tone.
-THETA_MIN_S, THETA_MAX_S = 0.005, 0.085
+#: N, H and θ that suit a sample rate (θ about 5 .. 85 ms), shared with ``rtdstft analyze``.
+rate_defaults = settings_for_rate
 #: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.
 MAX_BACKLOG_S = 0.5
 DB_EPS = 1e-10
@@ -51,31 +50,6 @@ def engine_defaults() -> dict:
     """The engine's own defaults for the live settings (None where it derives them)."""
     params = inspect.signature(engine_class()).parameters
     return {k: params[k].default for k in (*LIVE_KEYS, *GEOMETRY_KEYS) if k in params}
-
-
-def rate_defaults(sample_rate: float) -> dict:
-    """N, H and θ (samples) that suit ``sample_rate`` (Hz), so that θ spans about 5 ms (a click)
-    to 85 ms (a steady tone) whatever the rate:
-
-    - θ max = 85 ms, and N the smallest power of two that holds it (256 .. 8192);
-    - H the power of two nearest 2.5 ms (32 .. 1024), θ min = 2H (about 5 ms, the engine's
-      comfortable bound, DESIGN §2);
-    - the fixed θ (adaptation off) = N/2.
-
-    For example 16 kHz: N 2048, H 32, θ 64 .. 1360 (4 .. 85 ms); 24 kHz (the demo): N 2048, H 64,
-    θ 128 .. 2040 (5.3 .. 85 ms); 48 kHz: N 4096, H 128, θ 256 .. 4080 (5.3 .. 85 ms).
-    """
-    sr = float(sample_rate)
-    n = 2 ** min(max(math.ceil(math.log2(THETA_MAX_S * sr)), 8), 13)
-    h = 2 ** min(max(round(math.log2(THETA_MIN_S / 2 * sr)), 5), 10)
-    h = min(h, n // 4)
-    return {
-        "n_fft": n,
-        "hop_length": h,
-        "win_length": float(n // 2),
-        "win_min": float(2 * h),
-        "win_max": float(min(n, round(THETA_MAX_S * sr))),
-    }
 
 
 @dataclass

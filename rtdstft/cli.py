@@ -28,7 +28,9 @@ from typing import IO, Any, NoReturn
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "default_fft_size", "Progress"]
+from .stream import settings_for_rate
+
+__all__ = ["main", "build_parser", "Progress"]
 
 PROG = "rtdstft"
 EXIT_ERROR = 2
@@ -188,16 +190,11 @@ def _device(text: str) -> int | str:
 # -- engine settings -----------------------------------------------------------------------------
 
 
-def default_fft_size(sample_rate: float) -> tuple[int, int]:
-    """(n_fft, hop) chosen for a sample rate when the options leave them out: 2048/256 at 32 kHz
-    and above, 1024/128 from 16 kHz, 512/64 below (e.g. 8 kHz): frames of 43-64 ms, hop n_fft/8."""
-    n_fft = 2048 if sample_rate >= 32000 else 1024 if sample_rate >= 16000 else 512
-    return n_fft, n_fft // 8
-
-
 def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]:
     """The StreamingDSTFT arguments from the options, each checked with the option's name and range."""
-    n_fft, hop = default_fft_size(sample_rate)
+    # The rate's defaults (as the GUI's) unless N or H is given: then θ spans 2H..N unless given.
+    suited = settings_for_rate(sample_rate)
+    n_fft, hop = suited["n_fft"], suited["hop_length"]
     if args.n_fft is not None:
         n_fft = args.n_fft
         if n_fft < 4 or n_fft % 2:
@@ -205,17 +202,24 @@ def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]
         hop = max(1, n_fft // 8)
     if args.hop is not None:
         hop = args.hop
+    if args.n_fft is None and args.hop is None:
+        default_min, default_max = suited["win_min"], suited["win_max"]
+    else:
+        default_min, default_max = None, None
     if not 1 <= hop <= n_fft // 2:
         raise CommandError(
             f"--hop must be an integer in 1..{n_fft // 2} (samples, at most half of --n-fft {n_fft}), "
             f"got {hop}"
         )
-    win_max = float(n_fft if args.win_max is None else args.win_max)
+    win_max = float((default_max or n_fft) if args.win_max is None else args.win_max)
     if not hop < win_max <= n_fft:
         raise CommandError(
             f"--win-max must be in ({hop}, {n_fft}] samples (above --hop, at most --n-fft), got {win_max:g}"
         )
-    win_min = float(min(2 * hop, win_max) if args.win_min is None else args.win_min)
+    if args.win_min is not None:
+        win_min = float(args.win_min)
+    else:
+        win_min = float(min(default_min or 2 * hop, win_max))
     if not hop < win_min <= win_max:
         raise CommandError(
             f"--win-min must be in ({hop}, {win_max:g}] samples (above --hop {hop}, at most --win-max "
@@ -587,26 +591,27 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         "--n-fft",
         type=int,
         metavar="N",
-        help="frame support and FFT size, even, samples (default: 2048 at >= 32 kHz, 1024 at >= 16 kHz, "
-        "512 below, e.g. 8 kHz)",
+        help="frame support and FFT size, even, samples (default: suited to the rate, as in the GUI: the "
+        "smallest power of two holding 85 ms, e.g. 1024 at 8 kHz, 2048 at 16-24 kHz, 4096 at 44.1-48 kHz)",
     )
     g.add_argument(
         "--hop",
         type=int,
         metavar="H",
-        help="samples between frames, 1..N/2 (default: N/8, i.e. 256 / 128 / 64)",
+        help="samples between frames, 1..N/2 (default: the power of two nearest 2.5 ms, e.g. 32 at "
+        "8-16 kHz, 64 at 24 kHz, 128 at 48 kHz; N/8 with --n-fft)",
     )
     g.add_argument(
         "--win-min",
         type=_positive_float,
         metavar="S",
-        help="shortest window θ, samples, in (H, win-max] (default: 2H)",
+        help="shortest window θ, samples, in (H, win-max] (default: 2H, about 5 ms)",
     )
     g.add_argument(
         "--win-max",
         type=_positive_float,
         metavar="S",
-        help="longest window θ, samples, in (H, N] (default: N)",
+        help="longest window θ, samples, in (H, N] (default: 85 ms; N with --n-fft or --hop)",
     )
     g.add_argument(
         "--win-length",
@@ -625,8 +630,9 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--steps",
         type=_nonneg_int,
-        default=1,
-        help="gradient steps per block after the bracketing search (default: 1)",
+        default=0,
+        help="0: refine each block's bracket search by a parabola; n >= 1: by n gradient steps "
+        "instead (default: 0)",
     )
     g.add_argument(
         "--entropy",

@@ -38,7 +38,7 @@ from .online import OnlineAdapter
 from .transform import _check_int
 from .windows import frame_offsets
 
-__all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS"]
+__all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS", "settings_for_rate"]
 
 
 @dataclass
@@ -63,6 +63,40 @@ class StreamOutput:
     @property
     def n_frames(self) -> int:
         return int(self.frame_index.shape[0])
+
+
+#: The window lengths (s) that :func:`settings_for_rate` spans at any rate: a click to a steady tone.
+THETA_RANGE_S = (0.005, 0.085)
+
+
+def settings_for_rate(sample_rate: float) -> dict:
+    """N, H and θ (samples) that suit ``sample_rate`` (Hz), so that θ spans about 5 ms (a click) to
+    85 ms (a steady tone) whatever the rate (the defaults of ``rtdstft analyze`` and the GUI):
+
+    - θ max = 85 ms, and N the smallest power of two that holds it (256 .. 8192);
+    - H the power of two nearest 2.5 ms (32 .. 1024, at most N/4), θ min = 2H (about 5 ms, which
+      keeps the resynthesis well conditioned, DESIGN §2);
+    - the fixed θ (adaptation off) = N/2.
+
+    For example 8 kHz: N 1024, H 32, θ 64 .. 680 (8 .. 85 ms); 16 kHz: N 2048, H 32, θ 64 .. 1360
+    (4 .. 85 ms); 24 kHz: N 2048, H 64, θ 128 .. 2040 (5.3 .. 85 ms); 48 kHz: N 4096, H 128,
+    θ 256 .. 4080 (5.3 .. 85 ms).
+
+    Returns {"n_fft", "hop_length", "win_length", "win_min", "win_max"}.
+    """
+    if not sample_rate > 0:
+        raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
+    sr = float(sample_rate)
+    shortest, longest = THETA_RANGE_S
+    n = 2 ** min(max(math.ceil(math.log2(longest * sr)), 8), 13)
+    h = min(2 ** min(max(round(math.log2(shortest / 2 * sr)), 5), 10), n // 4)
+    return {
+        "n_fft": n,
+        "hop_length": h,
+        "win_length": float(n // 2),
+        "win_min": float(2 * h),
+        "win_max": float(min(n, round(longest * sr))),
+    }
 
 
 #: Settings that :meth:`StreamingDSTFT.configure` changes on a running stream.

@@ -20,8 +20,9 @@ import pytest
 import soundfile as sf
 from audio_helpers import audio_test, block_peaks, tone
 
-from rtdstft.cli import Progress, _PooledSpectrogram, default_fft_size, main
+from rtdstft.cli import Progress, _PooledSpectrogram, main
 from rtdstft.scenes import scene
+from rtdstft.stream import settings_for_rate
 
 _SCRIPT = Path(sys.executable).with_name("rtdstft")
 #: The console script of pyproject's [project.scripts] when installed, else the module.
@@ -95,19 +96,20 @@ def test_analyze_wav_picture_and_theta_csv_short_on_clicks_long_on_tones(files, 
     header, rows = read_theta_csv(table)
     assert header == ["frame", "time_s", "win_length_samples", "win_length_ms"]
     rate = 16000
-    n_fft, hop = default_fft_size(rate)
-    assert (n_fft, hop) == (1024, 128)
+    suited = settings_for_rate(rate)  # the GUI's defaults: θ 4 .. 85 ms
+    n_fft, hop, win_min, win_max = (suited[k] for k in ("n_fft", "hop_length", "win_min", "win_max"))
+    assert (n_fft, hop, win_min, win_max) == (2048, 32, 64.0, 1360.0)
     samples = sf.info(str(files["wav"])).frames
     assert rows.shape == (1 + samples // hop, 4)  # one row per frame
     frame, time_s, theta, theta_ms = rows.T
     np.testing.assert_array_equal(frame, np.arange(rows.shape[0]))
     np.testing.assert_allclose(time_s, frame * hop / rate, atol=1e-6)
     np.testing.assert_allclose(theta_ms, 1000 * theta / rate, atol=1e-3)
-    assert theta.min() >= 2 * hop - 1e-3 and theta.max() <= n_fft + 1e-3  # default bounds 2H..N
+    assert theta.min() >= win_min - 1e-3 and theta.max() <= win_max + 1e-3
     on_clicks = theta[(time_s > 0.1) & (time_s < CLICKS_S - 0.1)]
     on_tones = theta[(time_s > CLICKS_S + 0.25) & (time_s < CLICKS_S + TONES_S - 0.1)]
     assert np.median(on_clicks) <= 0.5 * np.median(on_tones), (np.median(on_clicks), np.median(on_tones))
-    assert np.median(on_tones) >= 0.8 * n_fft
+    assert np.median(on_tones) >= 0.8 * win_max
     assert "wrote" in done.stdout and str(picture) in done.stdout
 
 
@@ -118,8 +120,8 @@ def test_analyze_stereo_flac_44k_mixdown_and_channel(files, tmp_path):
     check_png(picture)
     header, rows = read_theta_csv(table)
     assert header == ["frame", "time_s", "win_length_samples", "win_length_ms"]
-    n_fft, hop = default_fft_size(44100)
-    assert (n_fft, hop) == (2048, 256)
+    hop = settings_for_rate(44100)["hop_length"]
+    assert hop == 128
     assert rows.shape[0] == 1 + sf.info(str(files["flac"])).frames // hop
 
 
@@ -128,7 +130,7 @@ def test_analyze_ogg_fixed_window(files, tmp_path):
     ok(rtdstft("analyze", files["ogg"], "-o", picture, "--csv", table, "--no-adapt", "--win-length", "700"))
     check_png(picture)
     _, rows = read_theta_csv(table)
-    assert rows.shape[0] == 1 + sf.info(str(files["ogg"])).frames // default_fft_size(22050)[1]
+    assert rows.shape[0] == 1 + sf.info(str(files["ogg"])).frames // settings_for_rate(22050)["hop_length"]
     np.testing.assert_allclose(rows[:, 2], 700.0)
 
 
@@ -169,18 +171,18 @@ ERROR_CASES = {
     "directory": (["resynth", "{tmp}", "{tmp}/y.wav"], ["directory"]),
     "n_fft_odd": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--n-fft", "1001"], ["--n-fft", "even", "1001"]),
     "n_fft_not_int": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--n-fft", "abc"], ["--n-fft", "abc"]),
-    "hop_zero": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--hop", "0"], ["--hop", "1..512", "got 0"]),
+    "hop_zero": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--hop", "0"], ["--hop", "1..1024", "got 0"]),
     "win_min_above_max": (
         ["resynth", "{wav}", "{tmp}/y.wav", "--win-min", "900", "--win-max", "600"],
-        ["--win-min", "(128, 600]", "900"],
+        ["--win-min", "(32, 600]", "900"],
     ),
     "win_max_above_n_fft": (
         ["analyze", "{wav}", "-o", "{tmp}/x.png", "--win-max", "4096"],
-        ["--win-max", "1024", "4096"],
+        ["--win-max", "2048", "4096"],
     ),
     "win_length_outside": (
-        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--no-adapt", "--win-length", "100"],
-        ["--win-length", "[256, 1024]", "100"],
+        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--no-adapt", "--win-length", "50"],
+        ["--win-length", "[64, 1360]", "50"],
     ),
     "lr_nan": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--lr", "nan"], ["--lr", "nan"]),
     "alpha_one": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--alpha", "1"], ["--alpha", "!= 1"]),
@@ -271,7 +273,7 @@ def test_subcommand_help_documents_units_and_defaults(command, capsys):
     if command == "record":
         assert "seconds" in text and "Hz" in text and "48000" in text
     else:
-        assert "samples" in text and "2048 at >= 32 kHz" in text and "512 below" in text
+        assert "samples" in text and "4096 at 44.1-48 kHz" in text and "85 ms" in text
     if command == "analyze":
         assert "dB" in text and "ms" in text and "win_length_ms" in text
 
