@@ -80,7 +80,9 @@ def fit_window(
         tol: stopping threshold on the largest |Δ log θ| of a step, >= 0.
 
     Returns:
-        WindowFit(win_length, loss_history, evaluations).
+        WindowFit(win_length, loss_history, evaluations): for "time", the evaluated θ with the lowest
+        objective; for "constant", the end of the final sign bracket of dJ/d log θ nearer its zero
+        (or, without a bracket, the best evaluated θ).
     """
     x = check_signal(x)
     if not isinstance(transform, DSTFT):
@@ -130,6 +132,8 @@ def fit_window(
         loss.backward()
         history.append(float(loss.detach()))
         before = log_theta.detach().clone()
+        if history[-1] <= min(history):
+            best_log_theta = before  # the fit returns the best θ it evaluated, never a worse one
         if mode == "constant":
             point = (float(before), float(log_theta.grad))
             if bracket is None and previous is not None:
@@ -158,10 +162,12 @@ def fit_window(
         if moved < tol:
             break
     if bracket is not None:
+        # The end of the bracket nearer a zero of dJ/ds: on a flat optimum the objective's
+        # round-off can rank the evaluated points wrongly, its derivative does not.
         (sa, ga), (sb, gb) = bracket
         best = min((sa, ga), (sb, gb), key=lambda p: abs(p[1]))[0]
-        log_theta = torch.tensor(best, dtype=x.dtype, device=x.device)
-    return WindowFit(log_theta.detach().exp(), history, len(history))
+        best_log_theta = torch.tensor(best, dtype=x.dtype, device=x.device)
+    return WindowFit(best_log_theta.exp(), history, len(history))
 
 
 def _illinois_update(bracket, point):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rtdstft import DSTFT, entropy, fit_window
+from rtdstft.adapt import smoothness_penalty
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper"
 needs_paper = pytest.mark.skipif(
@@ -183,3 +184,14 @@ def test_bad_fit_arguments(kwargs, exc, match):
 def test_fit_needs_a_dstft():
     with pytest.raises(TypeError, match=r"transform must be an rtdstft.DSTFT"):
         fit_window(torch.randn(1000), torch.nn.Identity())
+
+
+def test_time_fit_returns_the_best_theta_it_evaluated():
+    """A large learning rate makes Adam overshoot; the fit still hands back its best iterate."""
+    x = clicks_then_tones()
+    t = DSTFT(256, 16)
+    fit = fit_window(x, t, mode="time", steps=12, lr=0.8, final_lr_ratio=1.0)
+    spec = t(x, fit.win_length)
+    objective = float(entropy(spec, radius=4).mean() + 0.1 * smoothness_penalty(fit.win_length))
+    assert objective == pytest.approx(min(fit.loss_history), rel=1e-9)
+    assert min(fit.loss_history) <= fit.loss_history[0]
