@@ -36,7 +36,6 @@ import torch
 from .entropy import ENTROPY_KINDS
 from .online import OnlineAdapter
 from .transform import _check_int
-from .windows import frame_offsets
 
 __all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS", "settings_for_rate"]
 
@@ -205,7 +204,6 @@ class StreamingDSTFT:
             device=self.device,
             dtype=dtype,
         )
-        self._offsets = frame_offsets(self.n_fft, self.device, dtype)
         self.nonfinite_count = 0
         self.reset()
 
@@ -368,7 +366,7 @@ class StreamingDSTFT:
     @torch.inference_mode()
     def _run_blocks(self, last_frame: int, partial: bool):
         """Emits blocks of K frames up to frame ``last_frame`` (exclusive); the last one may be short
-        when ``partial``. Returns lists of (spec, θ, first frame index) per block."""
+        when ``partial``. Returns (S [count, M], θ, first frame index, count) per block."""
         k, h, n = self.block_frames, self.hop_length, self.n_fft
         out = []
         while self._next_frame < last_frame:
