@@ -242,15 +242,24 @@ class EngineWorker(QtCore.QThread):
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
         source = self.source
+        # Nothing new can be emitted before a hop of input has arrived: waiting for one keeps the
+        # engine's calls few (a spinning loop would hand it a few samples at a time, and its
+        # per-call overhead would then cost 30 times the transform).
+        quantum = int(self.params["hop_length"])
         if self.kind == "mic":
             if source.error is not None:
                 self._lost(source.error)
+                return False
+            if source.available < quantum:
                 return False
             block = source.read_available()
         else:
             if not self.playing:
                 return False
             backlog = source.due
+            remaining = quantum if source.loop else source.frames - source.tell()
+            if 0 < backlog < min(quantum, remaining):
+                return False
             limit = int(MAX_BACKLOG_S * source.sample_rate)
             if backlog > limit:  # the engine fell behind: skip ahead rather than lag for ever
                 source.read(backlog - limit // 4)

@@ -471,6 +471,10 @@ class VanishingMic:
     def close(self):
         self.closed = True
 
+    @property
+    def available(self):
+        return 480  # a block is always waiting, as with a live device
+
     def read_available(self):
         self.reads += 1
         if self.reads == 60:
