@@ -123,12 +123,7 @@ class OnlineAdapter:
         # candidate's may still be needed by a later gradient step within the block).
         scratch = self._scratch if len(log_theta) > 1 else None
         power = _power(spec, scratch)
-        z_col = _np(power.sum(-1))
-        log_power = None
-        if self.kind == "shannon":
-            log_power, q_col = _shannon_columns(power, scratch)
-        else:
-            q_col = _np(power.pow(self.alpha).sum(-1))
+        z_col, q_col, log_power = self._columns(power, scratch)
         # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
         # overhead would dominate. Neighbourhood sums = the fixed context's part + the block's part.
         r2 = 2 * self._radius
@@ -222,14 +217,17 @@ class OnlineAdapter:
         """Appends emitted frames S [K, M] (chosen elsewhere, e.g. a fixed θ) to the context."""
         if self._radius:
             power = _power(spec)
-            z_col, q_col = self._columns(power)
+            z_col, q_col, _ = self._columns(power)
             self._push(power, z_col, q_col)
 
-    def _columns(self, power: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi), numpy [..., F]."""
+    def _columns(self, power: torch.Tensor, scratch: dict | None = None):
+        """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi), numpy [..., F], and
+        log P (Shannon, for a gradient step; None for Rényi)."""
+        z_col = _np(power.sum(-1))
         if self.kind == "shannon":
-            return _np(power.sum(-1)), _shannon_columns(power)[1]
-        return _np(power.sum(-1)), _np(power.pow(self.alpha).sum(-1))
+            log_power, q_col = _shannon_columns(power, scratch)
+            return z_col, q_col, log_power
+        return z_col, _np(power.pow(self.alpha).sum(-1)), None
 
     def _push(self, power: torch.Tensor, z_col: np.ndarray, q_col: np.ndarray) -> None:
         """Keeps the last r emitted frames: their power spectra and per-frame sums."""
@@ -243,7 +241,7 @@ class OnlineAdapter:
     def refresh_context(self) -> None:
         """Recomputes the context sums after the entropy kind or α changed."""
         if self._radius:
-            self._ctx_z, self._ctx_q = self._columns(self._ctx_power)
+            self._ctx_z, self._ctx_q, _ = self._columns(self._ctx_power)
 
 
 class _Candidates(NamedTuple):

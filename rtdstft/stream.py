@@ -411,19 +411,12 @@ class StreamingDSTFT:
             grown = np.zeros((2, max(end, 2 * self._acc.shape[1])), self._np_dtype)
             grown[:, : self._acc.shape[1]] = self._acc
             self._acc = grown
-        num = self._acc[0, start:end]
-        for j in range(0, n, h):
-            # Chunk j of every frame lands on consecutive, non-overlapping hops: a loop over the
-            # N/H chunks of a frame, never over frames.
-            width = min(h, n - j)
-            num[j : j + count * h].reshape(count, h)[:, :width] += yw[:, j : j + width]
+        _add_frames(self._acc[0, start:end], yw, h)
         den = self._den_cache.get((theta, count))
         if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
             w2 = np.square(w.cpu().numpy()[0])
             den = np.zeros(end - start, self._np_dtype)
-            for j in range(0, n, h):
-                width = min(h, n - j)
-                den[j : j + count * h].reshape(count, h)[:, :width] += w2[j : j + width]
+            _add_frames(den, np.broadcast_to(w2, (count, n)), h)
             if len(self._den_cache) >= 8:
                 self._den_cache.pop(next(iter(self._den_cache)))
             self._den_cache[(theta, count)] = den
@@ -514,3 +507,13 @@ class StreamingDSTFT:
         out = self._package(blocks, self._take_audio(remaining), 0)
         self.reset()
         return out
+
+
+def _add_frames(out: np.ndarray, frames: np.ndarray, hop: int) -> None:
+    """out[i·H + j] += frames[i, j] for frames [K, N], in place; out needs K·H + N samples (one hop
+    of slack). Chunk j of every frame lands on consecutive, non-overlapping hops, so this loops over
+    the N/H chunks of a frame, never over frames."""
+    count, n = frames.shape
+    for j in range(0, n, hop):
+        width = min(hop, n - j)
+        out[j : j + count * hop].reshape(count, hop)[:, :width] += frames[:, j : j + width]
