@@ -13,6 +13,8 @@ and exits with status 0 (1 if the PNG could not be written); ``--exit-after`` al
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import os
 import sys
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -80,7 +82,13 @@ def dark_palette() -> QtGui.QPalette:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the application until its window closes; return the exit status. The window, its
+    engine thread and the streams are shut down, in that order, before this returns."""
     args = parse_args(argv)
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        # A crash inside Qt, PortAudio or torch then prints where it happened (every thread's
+        # Python stack) instead of dying silently.
+        faulthandler.enable()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("rtdstft-gui")
     app.setOrganizationName("rtdstft")
@@ -123,8 +131,27 @@ def main(argv: list[str] | None = None) -> int:
 
         QtCore.QTimer.singleShot(int(args.exit_after * 1000), finish)
     code = app.exec()
+    window.shut_down()
+    # Delete the window and its views while the QApplication still exists, rather than leave
+    # them to Python's garbage collector, which may run after the application is gone.
+    window.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     return status["code"] or code
 
 
+def run() -> None:
+    """The ``rtdstft-gui`` console script: :func:`main`, then exit without Python's teardown.
+
+    By now the settings are written, the engine thread has ended and the streams, monitor and
+    recorder are closed. What is left are Qt objects that Python would destroy at exit in no set
+    order (sip's wrappers, pyqtgraph's exit-time scene), a known source of crashes after a clean
+    run; so flush and leave, as pyqtgraph's own ``pg.exit()`` does.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -8,6 +8,7 @@ axis, lagging one block behind the newest column so the right edge never shows a
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .spectrogram import SpectrogramView
 from .worker import EngineWorker, Frames, Geometry, Stats, engine_defaults
 
 REDRAW_HZ = 60
+#: Engine threads that did not end when their window closed (never destroyed while running).
+_STUCK_WORKERS: list = []
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "recordings" / "demo.wav"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)"
@@ -61,6 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._arrival = (0.0, 0.0)  # (stream time of the newest column, wall clock when it came)
         self._right = 0.0
         self._geometry: Geometry | None = None
+        self._shut_down = False
 
         self.analysis = AnalysisPanel(engine_defaults())
         self.display = DisplayPanel()
@@ -449,8 +453,19 @@ class MainWindow(QtWidgets.QMainWindow):
         path = read(self.settings, "source/last_file", "")
         return path if path and Path(path).is_file() else None
 
-    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def shut_down(self) -> None:
+        """Stop redrawing, save the settings and end the engine thread (which closes the source,
+        the monitor and the recorder). Safe to call more than once."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.timer.stop()
         self.save_settings()
-        self.worker.stop()
+        if not self.worker.stop():
+            # Destroying a running QThread aborts the process: keep it referenced and say so.
+            _STUCK_WORKERS.append(self.worker)
+            print("rtdstft-gui: the engine thread did not stop within 5 s", file=sys.stderr)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.shut_down()
         super().closeEvent(event)

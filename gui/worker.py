@@ -151,11 +151,12 @@ class EngineWorker(QtCore.QThread):
             level, self._level = self._level, (0.0, 0.0)
         return items, level
 
-    def stop(self) -> None:
-        """End the thread (closes the source, the monitor and the recorder) and wait for it."""
+    def stop(self, timeout_ms: int = 5000) -> bool:
+        """End the thread (closes the source, the monitor and the recorder) and wait for it, at
+        most ``timeout_ms``. True if it has ended."""
         self._quit = True
         self._wake.set()
-        self.wait(5000)
+        return self.wait(timeout_ms)
 
     def open_file(self, path: str) -> None:
         self.post(lambda: self._open_file(path))

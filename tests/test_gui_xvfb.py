@@ -1,6 +1,7 @@
 """A real window under Xvfb (issue 4, "must hold" line 3): the installed ``rtdstft-gui`` entry point
 replays a file on the xcb platform, saves a screenshot of itself and exits 0; the PNG must show a
-spectrogram, not a blank window."""
+spectrogram, not a blank window. The script leaves without Python's teardown (``app.run``), so the
+test also checks that the settings were written before it left."""
 
 from __future__ import annotations
 
@@ -66,8 +67,11 @@ def test_real_window_takes_a_non_blank_screenshot(xvfb, tmp_path):
         text=True,
         timeout=90,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-4000:]
     assert shot.is_file()
+    saved = (tmp_path / "settings.ini").read_text()
+    for key in ("[analysis]", "n_fft=", "[display]", "colormap=", "[window]", "geometry=", "last_file="):
+        assert key in saved, f"{key!r} missing from the saved settings"
 
     from PyQt6 import QtGui
 
