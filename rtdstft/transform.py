@@ -20,7 +20,10 @@ exact wherever the denominator is positive, which win_min > H guarantees for eve
 Cost: O(B·F·N log N) for the FFTs plus O(F·N) for the windows when θ is shared over the batch. The
 backward pass is written by hand (one inverse FFT, a product-sum for θ and an overlap-add for x) so that
 forward + backward stays within twice torch.stft's forward; there is no Python loop over frames or batch
-items (the overlap-add loops over the N/H chunks of a frame).
+items. On the CPU both passes take the frames in blocks of about 4 MB of temporaries (128 frames of
+an 8-signal batch at N = 1024, vectorised inside; :data:`CPU_BLOCK_BYTES`), which keeps the
+temporaries in cache and off fresh pages: on 8 × 30 s this halves the time of both passes. The
+overlap-add loops over the N/H chunks of a frame.
 """
 
 from __future__ import annotations
@@ -64,42 +67,78 @@ def overlap_add(frames: torch.Tensor, hop_length: int, length: int) -> torch.Ten
     return overlap_add_frames(frames, hop_length)[:, n_fft // 2 : n_fft // 2 + length]
 
 
+#: Bytes of [B, frames, N] real temporaries that the CPU forward and backward handle at a time.
+#: Whole-signal temporaries (61 MB for 8 × 30 s at N = 1024) are fresh mmap'd memory on every call,
+#: and their page faults cost more than the FFTs; blocks of a few MB stay in cache and are reused
+#: from the heap. Other devices take the whole signal in one block (their allocators cache).
+CPU_BLOCK_BYTES = 4 << 20
+
+
+def frame_blocks(frames: torch.Tensor) -> list[slice]:
+    """Slices of the frame axis of ``frames`` [B, F, N] that the transform handles at a time."""
+    b, n_frames, n_fft = frames.shape
+    if frames.device.type != "cpu":
+        return [slice(0, n_frames)]
+    step = max(1, CPU_BLOCK_BYTES // (b * n_fft * frames.element_size()))
+    return [slice(f0, min(f0 + step, n_frames)) for f0 in range(0, n_frames, step)]
+
+
 class _DSTFTFunction(torch.autograd.Function):
     """S = rfft(frames(x) · w(θ)) with a hand-written backward.
 
-    x: [B, T]; theta: [1 or B, F]; returns S [B, F, N/2+1] (frames first).
+    x: [B, T]; theta: [1 or B, F]; returns S [B, F, N/2+1] (frames first). Both passes go through
+    the frames in blocks (:func:`frame_blocks`): a loop over a few blocks, vectorised inside.
     """
 
     @staticmethod
     def forward(ctx, x, theta, n_fft, hop_length, normalization):
         frames = frame_signal(x, n_fft, hop_length)
         offsets = frame_offsets(n_fft, x.device, x.dtype)
-        w = hann_window(theta, n_fft, normalization, offsets)
-        ctx.save_for_backward(frames, theta, w)  # the padded signal's view: no second padding
+        ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
-        return torch.fft.rfft(frames * w)
+        blocks = frame_blocks(frames)
+        if len(blocks) == 1:
+            return torch.fft.rfft(frames * hann_window(theta, n_fft, normalization, offsets))
+        spec = frames.new_empty(*frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
+        for block in blocks:
+            w = hann_window(theta[:, block], n_fft, normalization, offsets)
+            torch.fft.rfft(frames[:, block] * w, out=spec[:, block])
+        return spec
 
     @staticmethod
     def backward(ctx, grad_spec):
-        frames, theta, w = ctx.saved_tensors
+        frames, theta = ctx.saved_tensors
         n_fft, hop_length, normalization, length = ctx.params
-        # Adjoint of the one-sided rfft (PyTorch's conjugate-Wirtinger convention):
-        # ∂L/∂y_j = Re Σ_{m=0}^{N/2} G_m e^{+2πimj/N}. irfft(·, norm="forward") counts the bins
-        # 1..N/2-1 twice and DC and Nyquist once, so adding Re G_0 + Re G_{N/2}·(-1)^j in place
-        # gives twice the adjoint (cheaper than doubling DC and Nyquist in a copy of G).
-        z = torch.fft.irfft(grad_spec, n=n_fft, norm="forward")
-        alternating = torch.ones(n_fft, dtype=z.dtype, device=z.device)
+        want_x, want_theta = ctx.needs_input_grad[:2]
+        offsets = frame_offsets(n_fft, frames.device, frames.dtype)
+        alternating = torch.ones(n_fft, dtype=frames.dtype, device=frames.device)
         alternating[1::2] = -1
-        z.add_(grad_spec[..., :1].real).addcmul_(grad_spec[..., -1:].real, alternating)  # 2 ∂L/∂(frames·w)
-        grad_x = grad_theta = None
-        if ctx.needs_input_grad[0]:
-            grad_x = overlap_add(z * (0.5 * w), hop_length, length)
-        if ctx.needs_input_grad[1]:
-            zx = z.mul_(frames)  # z is ours: no new [B, F, N] tensor
-            if theta.shape[0] == 1 and frames.shape[0] > 1:
-                zx = zx.sum(0, keepdim=True)
-            dw = hann_window_derivative(theta, n_fft, normalization)
-            grad_theta = 0.5 * (zx * dw).sum(-1)
+        grad_theta = theta.new_empty(theta.shape) if want_theta else None
+        # grad_x in padded coordinates (frame n starts at sample n·H), cropped at the end.
+        batch, n_frames = frames.shape[:2]
+        grad_xp = frames.new_zeros(batch, (n_frames - 1) * hop_length + n_fft) if want_x else None
+        for block in frame_blocks(frames):
+            g = grad_spec[:, block]
+            # Adjoint of the one-sided rfft (PyTorch's conjugate-Wirtinger convention):
+            # ∂L/∂y_j = Re Σ_{m=0}^{N/2} G_m e^{+2πimj/N}. irfft(·, norm="forward") counts the bins
+            # 1..N/2-1 twice and DC and Nyquist once, so adding Re G_0 + Re G_{N/2}·(-1)^j in place
+            # gives twice the adjoint (cheaper than doubling DC and Nyquist in a copy of G).
+            z = torch.fft.irfft(g, n=n_fft, norm="forward")
+            z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)  # 2 ∂L/∂(frames·w)
+            if want_x:
+                start = block.start * hop_length
+                w = hann_window(theta[:, block], n_fft, normalization, offsets).mul_(0.5)
+                part = overlap_add_frames(z * w, hop_length)
+                grad_xp[:, start : start + part.shape[-1]] += part
+            if want_theta:
+                zx = z.mul_(frames[:, block])  # z is ours: no new tensor
+                if theta.shape[0] == 1 and frames.shape[0] > 1:
+                    zx = zx.sum(0, keepdim=True)
+                dw = hann_window_derivative(theta[:, block], n_fft, normalization, offsets)
+                grad_theta[:, block] = zx.mul_(dw).sum(-1)
+        grad_x = grad_xp[:, n_fft // 2 : n_fft // 2 + length] if want_x else None
+        if want_theta:
+            grad_theta.mul_(0.5)
         return grad_x, grad_theta, None, None, None
 
 

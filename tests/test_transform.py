@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rtdstft import DSTFT
+from rtdstft import DSTFT, transform
 from rtdstft.windows import hann_window
 
 CPU_AND_CUDA = [
@@ -139,12 +139,21 @@ def test_forward_matches_literal_numpy_loop(n_fft, hop, length, normalization):
     assert rel_err(spec, ref) <= 1e-12
 
 
+def blocks_of(frames_per_block: int, batch: int, n_fft: int, itemsize: int, monkeypatch) -> None:
+    """Make the CPU passes go through the frames ``frames_per_block`` at a time."""
+    monkeypatch.setattr(transform, "CPU_BLOCK_BYTES", frames_per_block * batch * n_fft * itemsize)
+
+
 @pytest.mark.parametrize("normalization", ["l1", "peak"])
 @pytest.mark.parametrize("theta_shape", ["constant", "frame", "batch"])
-def test_backward_matches_autograd_reference(normalization, theta_shape):
+@pytest.mark.parametrize("frames_per_block", [None, 5, 1])
+def test_backward_matches_autograd_reference(normalization, theta_shape, frames_per_block, monkeypatch):
     n_fft, hop, length, batch = 64, 16, 333, 3
     gen = torch.Generator().manual_seed(7)
     n_frames = 1 + length // hop
+    if frames_per_block:  # 21 frames: blocks of 5 leave a last block of 1
+        blocks_of(frames_per_block, batch, n_fft, 8, monkeypatch)
+        assert len(transform.frame_blocks(torch.empty(batch, n_frames, n_fft, dtype=torch.float64))) > 1
     x = torch.randn(batch, length, dtype=torch.float64, generator=gen)
     shape = {"constant": (), "frame": (n_frames,), "batch": (batch, n_frames)}[theta_shape]
     theta = 20 + 44 * torch.rand(shape, dtype=torch.float64, generator=gen)
@@ -167,9 +176,12 @@ def test_backward_matches_autograd_reference(normalization, theta_shape):
 
 @pytest.mark.parametrize("normalization", ["l1", "peak"])
 @pytest.mark.parametrize("theta_kind", ["float", "0d", "frame", "batch"])
-def test_gradcheck(normalization, theta_kind):
+@pytest.mark.parametrize("frames_per_block", [None, 4])
+def test_gradcheck(normalization, theta_kind, frames_per_block, monkeypatch):
     n_fft, hop, length, batch = 16, 4, 37, 2
     gen = torch.Generator().manual_seed(3)
+    if frames_per_block:
+        blocks_of(frames_per_block, batch, n_fft, 8, monkeypatch)
     n_frames = 1 + length // hop
     x = torch.randn(batch, length, dtype=torch.float64, generator=gen, requires_grad=True)
     t = DSTFT(n_fft, hop, normalization=normalization, win_min=4.0)
@@ -183,6 +195,21 @@ def test_gradcheck(normalization, theta_kind):
     # fast_mode checks uᵀ J v for random u, v against finite differences: a wrong gradient fails it
     # (the full Jacobian is checked once below, and element-wise against autograd above).
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
+
+
+@pytest.mark.parametrize(
+    "batch, n_frames, n_fft, itemsize", [(8, 1876, 1024, 4), (1, 10, 64, 8), (500, 3, 4096, 8)]
+)
+def test_frame_blocks_cover_every_frame_once(batch, n_frames, n_fft, itemsize):
+    dtype = torch.float32 if itemsize == 4 else torch.float64
+    frames = torch.empty(batch, n_frames, n_fft, dtype=dtype)
+    blocks = transform.frame_blocks(frames)
+    assert blocks[0].start == 0 and blocks[-1].stop == n_frames
+    assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(b.stop > b.start for b in blocks)
+    # Each block's temporaries fit the budget, unless one frame alone exceeds it.
+    per_frame = batch * n_fft * itemsize
+    assert all((b.stop - b.start) * per_frame <= max(transform.CPU_BLOCK_BYTES, per_frame) for b in blocks)
 
 
 def test_gradcheck_full_jacobian_per_item_theta():
