@@ -96,11 +96,8 @@ class _DSTFTFunction(torch.autograd.Function):
         offsets = frame_offsets(n_fft, x.device, x.dtype)
         ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
-        blocks = frame_blocks(frames)
-        if len(blocks) == 1:
-            return torch.fft.rfft(frames * hann_window(theta, n_fft, normalization, offsets))
         spec = frames.new_empty(*frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
-        for block in blocks:
+        for block in frame_blocks(frames):
             w = hann_window(theta[:, block], n_fft, normalization, offsets)
             torch.fft.rfft(frames[:, block] * w, out=spec[:, block])
         return spec
