@@ -369,14 +369,8 @@ class EngineWorker(QtCore.QThread):
         except (audio.AudioFileError, ValueError, OSError) as exc:
             self.file_error.emit(str(path), str(exc))
             return
-        self._close_source()
-        self.source, self.kind = source, "file"
-        self._suit_rate(source.sample_rate)
-        self._new_engine(source.sample_rate, 0.0)
-        self._open_sink()
-        self.source.start()
-        self.playing = True
-        self.opened.emit("file", str(path))
+        self._use_source(source, "file", str(path))
+        source.start()  # the replay clock starts once the engine and the monitor are ready
 
     def _open_mic(self, device: int | str | None, sample_rate: float) -> None:
         try:
@@ -385,13 +379,18 @@ class EngineWorker(QtCore.QThread):
         except (audio.AudioDeviceError, ValueError) as exc:
             self.message.emit("error", f"no input: {exc}")
             return
+        self._use_source(source, "mic", source.device_name)
+
+    def _use_source(self, source, kind: str, name: str) -> None:
+        """Make an opened ``source`` the input: the old one closed, a new engine at the source's
+        rate (its settings suited to the rate if asked), the monitor reopened at that rate."""
         self._close_source()
-        self.source, self.kind = source, "mic"
+        self.source, self.kind = source, kind
         self._suit_rate(source.sample_rate)
         self._new_engine(source.sample_rate, 0.0)
         self._open_sink()
         self.playing = True
-        self.opened.emit("mic", source.device_name)
+        self.opened.emit(kind, name)
 
     def _suit_rate(self, sample_rate: float) -> None:
         if self.auto:
