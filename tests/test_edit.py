@@ -1,0 +1,123 @@
+"""Spectral editing: a gain on a time-frequency region changes that region and leaves every other sample
+of the recording as it was."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtdstft.edit import Region, region_mask, spectral_edit
+from rtdstft.stream import settings_for_rate
+
+FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+RATE = 8000
+BURST = (0.6, 1.1)  # s
+TONE_HZ = 3000.0
+
+
+def engine_settings() -> dict:
+    kw = settings_for_rate(RATE)
+    kw.pop("win_length")
+    return kw
+
+
+@pytest.fixture(scope="module")
+def speech_with_burst() -> np.ndarray:
+    """Four spoken digits (about 2 s) with a 3 kHz tone burst over 0.5 s, on the 16-bit grid."""
+    sf = pytest.importorskip("soundfile")
+    files = sorted(FSDD.glob("*_jackson_0.wav"))[:4] if FSDD.is_dir() else []
+    if len(files) < 4:
+        pytest.skip(f"the spoken-digit recordings are not at {FSDD} (a clone without ../shared/data)")
+    x = np.concatenate([sf.read(str(f))[0] for f in files])
+    t = np.arange(x.shape[0]) / RATE
+    x = x + 0.2 * np.sin(2 * np.pi * TONE_HZ * t) * ((t >= BURST[0]) & (t < BURST[1]))
+    return np.round(x * 32767) / 32768
+
+
+def tone_level_db(x: np.ndarray, start: float, end: float) -> float:
+    """Amplitude of the 3 kHz component over [start, end) s (a lock-in average), dB."""
+    t = np.arange(x.shape[0]) / RATE
+    s = (t >= start) & (t < end)
+    return 20 * math.log10(abs(np.mean(x[s] * np.exp(-2j * np.pi * TONE_HZ * t[s]))) + 1e-300)
+
+
+def outside(x: np.ndarray, region: Region, edge_ms: float) -> np.ndarray:
+    """Samples farther from the region than its mask edge plus half the longest window."""
+    reach = edge_ms / 1000 + engine_settings()["win_max"] / 2 / RATE
+    t = np.arange(x.shape[0]) / RATE
+    return (t < region.start - reach) | (t > region.end + reach)
+
+
+def test_removing_a_tone_burst_lowers_it_by_40_db_and_keeps_the_rest_bit_exact(speech_with_burst):
+    x = speech_with_burst
+    region = Region(*BURST, 2850.0, 3150.0, -math.inf)
+    y = spectral_edit(x, RATE, [region], edge_ms=10, edge_hz=50, **engine_settings()).audio
+    before = tone_level_db(x, BURST[0] + 0.05, BURST[1] - 0.05)
+    after = tone_level_db(y, BURST[0] + 0.05, BURST[1] - 0.05)
+    assert before - after >= 40, (before, after)
+    keep = outside(x, region, 10)
+    assert keep.sum() > 0.5 * x.shape[0]
+    np.testing.assert_array_equal(y[keep], x[keep])
+    ints = lambda s: np.round(s * 32768).astype(np.int32)  # noqa: E731
+    np.testing.assert_array_equal(ints(y)[keep], ints(x)[keep])
+    # The speech under the burst, outside the edited band, survives.
+    inside = ~keep
+    assert np.sqrt(np.mean((y - x)[inside] ** 2)) < 0.2 / np.sqrt(2)
+
+
+def test_zero_db_returns_the_input(speech_with_burst):
+    x = speech_with_burst
+    region = Region(0.2, 1.7, 100.0, 3900.0, 0.0)
+    r = spectral_edit(x, RATE, [region], **engine_settings())
+    assert r.touched.sum() > 0.6 * x.shape[0]  # the resynthesis really ran over the region
+    assert np.abs(r.audio - x).max() <= 1e-6
+    np.testing.assert_array_equal(np.round(r.audio * 32768), np.round(x * 32768))
+
+
+def test_stacked_edits_multiply_and_float32_input_keeps_its_dtype():
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(RATE)).astype(np.float32)
+    a = Region(0.2, 0.6, 500.0, 1500.0, -6.0)
+    b = Region(0.4, 0.8, 1000.0, 2000.0, -6.0)
+    both = spectral_edit(x, RATE, [a, b], **engine_settings())
+    assert both.audio.dtype == np.float32 and both.audio.shape == x.shape
+    freqs = np.array([1250.0])
+    m = region_mask(a, np.array([0.5]), freqs, 10, 50) * region_mask(b, np.array([0.5]), freqs, 10, 50)
+    assert m[0, 0] == 1.0  # the overlap is inside both boxes: -12 dB there
+    one = spectral_edit(x, RATE, [Region(0.2, 0.8, 500.0, 2000.0, -12.0)], **engine_settings())
+    assert not np.allclose(both.audio, one.audio)  # the stacked masks are not one box
+
+
+def test_stereo_channels_are_edited_independently():
+    t = np.arange(RATE) / RATE
+    left = 0.3 * np.sin(2 * np.pi * 1000 * t)
+    right = 0.3 * np.sin(2 * np.pi * 2000 * t)
+    x = np.stack([left, right], axis=1)
+    y = spectral_edit(x, RATE, [Region(0.3, 0.7, 900.0, 1100.0, -math.inf)], **engine_settings()).audio
+    assert tone_level(y[:, 0], 1000, 0.4, 0.6) < tone_level(x[:, 0], 1000, 0.4, 0.6) - 40
+    assert abs(tone_level(y[:, 1], 2000, 0.4, 0.6) - tone_level(x[:, 1], 2000, 0.4, 0.6)) < 0.01
+
+
+def tone_level(x: np.ndarray, hz: float, start: float, end: float) -> float:
+    t = np.arange(x.shape[0]) / RATE
+    s = (t >= start) & (t < end)
+    return 20 * math.log10(abs(np.mean(x[s] * np.exp(-2j * np.pi * hz * t[s]))) + 1e-300)
+
+
+@pytest.mark.parametrize(
+    ("region", "match"),
+    [
+        (Region(3.0, 4.0, 100, 200, -6), "start must be inside the signal"),
+        (Region(0.5, 0.4, 100, 200, -6), "start < end"),
+        (Region(0.1, 0.4, 300, 200, -6), "low < high"),
+        (Region(0.1, 0.4, 100, 200, float("nan")), "gain_db must be in"),
+        (Region(0.1, 0.4, 100, 200, 30.0), "gain_db must be in"),
+        (Region(0.1, 0.4, 5000, 6000, -6), "below the Nyquist"),
+    ],
+)
+def test_bad_regions_name_the_field(region, match):
+    with pytest.raises(ValueError, match=match):
+        spectral_edit(np.zeros(RATE), RATE, [region], **engine_settings())
