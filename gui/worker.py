@@ -354,7 +354,7 @@ class EngineWorker(QtCore.QThread):
         e = self.engine
         if e is None:
             return {}
-        return {**e.settings, "n_fft": e.n_fft, "hop_length": e.hop_length, "sample_rate": e.sample_rate}
+        return e.config.as_dict()
 
     # -- sources ----------------------------------------------------------------------------------
 
