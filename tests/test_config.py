@@ -5,13 +5,17 @@ scale of a spectrum, integer input, and the adapter's entropy against rtdstft.en
 from __future__ import annotations
 
 import math
+import os
 import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
 
 import numpy as np
 import pytest
 import torch
 
 import rtdstft
+from rtdstft.cli import _engine_config, build_parser
 from rtdstft.config import LIVE_FIELDS, StreamConfig
 from rtdstft.online import OnlineAdapter
 from rtdstft.windows import hann_window
@@ -275,3 +279,35 @@ def test_adapter_objective_equals_rtdstft_entropy_silent_frames_included(kind, s
         expected = float(local.mean()) + lam * (s - log_prev) ** 2
         assert cand.obj[c] == pytest.approx(expected, rel=1e-9, abs=1e-12), (c, cand.obj[c], expected)
         assert np.isfinite(cand.obj[c]) and abs(cand.obj[c]) < 20  # never log(tiny) ≈ -708
+
+
+# -- the command line and the application agree -----------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
+def test_cli_and_gui_build_the_same_engine_settings_at_every_rate(rate, tmp_path, qtbot):
+    """``rtdstft analyze --no-adapt FILE`` and the application started with ``--no-adapt`` on its
+    first start (no saved settings), on the same file: the same StreamConfig, field by field."""
+    sf = pytest.importorskip("soundfile")
+    from rtdstft_gui.window import MainWindow
+
+    path = tmp_path / f"tone-{rate}.wav"
+    t = np.arange(rate // 2) / rate
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), rate)
+    args = build_parser().parse_args(["analyze", str(path), "-o", str(tmp_path / "x.png"), "--no-adapt"])
+    cli = _engine_config(args, sf.info(str(path)).samplerate)
+
+    w = MainWindow(
+        settings_path=str(tmp_path / "first-start.ini"),
+        recordings_dir=str(tmp_path / "recordings"),
+        overrides={"adapt": False},
+    )
+    qtbot.addWidget(w)
+    try:
+        w.open_file(path)
+        qtbot.waitUntil(lambda: w.worker.call(lambda wk: wk.engine_settings()).get("sample_rate") == rate)
+        gui = w.worker.call(lambda wk: wk.engine.config)
+    finally:
+        w.close()
+    assert gui.as_dict() == cli.as_dict()
+    assert cli.adapt is False and cli.n_fft == StreamConfig.for_rate(rate).n_fft
