@@ -246,16 +246,26 @@ class AnalysisPanel(QtWidgets.QGroupBox):
 
 
 class DisplayPanel(QtWidgets.QGroupBox):
-    """dB floor and ceiling, colour map, time span, linear/log frequency axis, freeze.
+    """dB floor and ceiling, colour map, time span, frequency axis (linear, log or mel; note
+    names on the log axis), history length, freeze.
 
     Signals:
         changed(dict): keys ``floor``, ``ceiling`` (dBFS), ``colormap``, ``span`` (s), ``log``,
-            ``freeze``, whichever changed.
+            ``mel``, ``notes``, ``history`` (minutes), ``freeze``, whichever changed.
     """
 
     changed = QtCore.pyqtSignal(dict)
     GROUP = "display"
-    DEFAULTS = {"floor": -100.0, "ceiling": 0.0, "colormap": "magma", "span": 10.0, "log": False}
+    DEFAULTS = {
+        "floor": -100.0,
+        "ceiling": 0.0,
+        "colormap": "magma",
+        "span": 10.0,
+        "log": False,
+        "mel": False,
+        "notes": False,
+        "history": 10.0,
+    }
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Display", parent)
@@ -264,6 +274,10 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.colormap = _combo((c, c) for c in COLORMAPS)
         self.span = _spin(1, 120, 10, 1, 1, " s")
         self.log = QtWidgets.QCheckBox("log frequency axis")
+        self.mel = QtWidgets.QCheckBox("mel frequency axis")
+        self.notes = QtWidgets.QCheckBox("note names on the log axis")
+        self.history = _spin(1, 60, 10, 1, 0, " min")
+        self.history.setToolTip("how much of the analysis to keep for looking back (from the next source)")
         self.freeze = QtWidgets.QCheckBox("freeze picture")
         form = QtWidgets.QFormLayout(self)
         form.addRow("floor", self.floor)
@@ -271,12 +285,18 @@ class DisplayPanel(QtWidgets.QGroupBox):
         form.addRow("colours", self.colormap)
         form.addRow("time span", self.span)
         form.addRow(self.log)
+        form.addRow(self.mel)
+        form.addRow(self.notes)
+        form.addRow("history", self.history)
         form.addRow(self.freeze)
         self.floor.valueChanged.connect(lambda: self._levels("floor"))
         self.ceiling.valueChanged.connect(lambda: self._levels("ceiling"))
         self.colormap.currentIndexChanged.connect(lambda: self._emit("colormap"))
         self.span.valueChanged.connect(lambda: self._emit("span"))
-        self.log.toggled.connect(lambda: self._emit("log"))
+        self.log.toggled.connect(lambda on: self._axis(self.mel, on, "log"))
+        self.mel.toggled.connect(lambda on: self._axis(self.log, on, "mel"))
+        self.notes.toggled.connect(lambda: self._emit("notes"))
+        self.history.valueChanged.connect(lambda: self._emit("history"))
         self.freeze.toggled.connect(lambda: self._emit("freeze"))
 
     def values(self) -> dict:
@@ -286,6 +306,9 @@ class DisplayPanel(QtWidgets.QGroupBox):
             "colormap": self.colormap.currentData(),
             "span": self.span.value(),
             "log": self.log.isChecked(),
+            "mel": self.mel.isChecked(),
+            "notes": self.notes.isChecked(),
+            "history": self.history.value(),
             "freeze": self.freeze.isChecked(),
         }
 
@@ -298,6 +321,13 @@ class DisplayPanel(QtWidgets.QGroupBox):
 
     def _emit(self, key: str) -> None:
         self.changed.emit({key: self.values()[key]})
+
+    def _axis(self, other: QtWidgets.QCheckBox, on: bool, key: str) -> None:
+        """Log and mel exclude each other."""
+        if on:
+            with QtCore.QSignalBlocker(other):
+                other.setChecked(False)
+        self._emit(key)
 
     def save(self, s: QtCore.QSettings) -> None:
         for key in self.DEFAULTS:
@@ -312,8 +342,11 @@ class DisplayPanel(QtWidgets.QGroupBox):
             _select(self.colormap, v["colormap"] if v["colormap"] in COLORMAPS else "magma")
         with QtCore.QSignalBlocker(self.span):
             self.span.setValue(v["span"])
-        with QtCore.QSignalBlocker(self.log):
-            self.log.setChecked(v["log"])
+        for key in ("log", "mel", "notes"):
+            with QtCore.QSignalBlocker(getattr(self, key)):
+                getattr(self, key).setChecked(v[key] and not (key == "mel" and v["log"]))
+        with QtCore.QSignalBlocker(self.history):
+            self.history.setValue(v["history"])
 
 
 class DevicePanel(QtWidgets.QGroupBox):

@@ -17,10 +17,11 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from rtdstft import audio
 
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
+from .history import History
 from .meter import LevelMeter
 from .settings import open_settings, read
 from .spectrogram import SpectrogramView
-from .worker import EngineWorker, Frames, Geometry, Stats, engine_defaults
+from .worker import EngineWorker, Frames, Geometry, Samples, Stats, engine_defaults
 
 REDRAW_HZ = 60
 #: Engine threads that did not end when their window closed (never destroyed while running).
@@ -70,6 +71,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.display = DisplayPanel()
         self.devices = DevicePanel()
         self.view = SpectrogramView()
+        self.history = History(60.0 * self.display.history.value())
+        self.view.attach(self.history)
         self.meter = LevelMeter()
         self._build_transport()
         self._build_layout()
@@ -150,6 +153,9 @@ class MainWindow(QtWidgets.QMainWindow):
             style.standardIcon(icon.SP_DialogSaveButton), "Export", self.export_dialog
         )
         self.export_action.setToolTip("Export the view to PNG (Ctrl+E)")
+        self.live_action = bar.addAction("⏭ Live", self.view_live)
+        self.live_action.setToolTip("Back to the present after looking back (End)")
+        self.live_action.setEnabled(False)
 
     def _build_layout(self) -> None:
         self.source_label = QtWidgets.QLabel("no source")
@@ -175,6 +181,7 @@ class MainWindow(QtWidgets.QMainWindow):
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self.view.hovered.connect(self._on_hover)
+        self.view.live_changed.connect(self.live_action.setDisabled)
 
         panels = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(panels)
@@ -301,13 +308,19 @@ class MainWindow(QtWidgets.QMainWindow):
         items, (peak, rms) = self.worker.take()
         frozen = self.display.freeze.isChecked()
         for item in items:
-            if isinstance(item, Geometry):
+            if isinstance(item, Samples):
+                self.history.add_audio(item.audio)
+            elif isinstance(item, Frames):
+                self.history.add_frames(item.db, item.theta, item.time)
+                if not frozen:
+                    self.view.append(item.db, item.theta, item.time)
+                    self._arrival = (float(item.time[-1]), time.monotonic())
+            elif isinstance(item, Geometry):
                 self._new_geometry(item)
-            elif not frozen and isinstance(item, Frames):
-                self.view.append(item.db, item.theta, item.time)
-                self._arrival = (float(item.time[-1]), time.monotonic())
         self.meter.set_level(peak, rms)
-        if not frozen and self._geometry is not None:
+        if not self.view.live:
+            self.view.refresh_history()
+        elif not frozen and self._geometry is not None:
             self._scroll()
 
     def _scroll(self) -> None:
@@ -323,8 +336,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view.scroll_to(right)
             self.redraws += 1
 
+    def view_live(self) -> None:
+        """Back to the live picture after looking back (the End key)."""
+        self.view.go_live()
+        self.view.scroll_to(self._right)
+
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
+        seconds = 60.0 * self.display.history.value()
+        if seconds != self.history.seconds:  # a new length starts with the next stream
+            self.history = History(seconds)
+            self.view.attach(self.history)
+        self.history.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.params)
         self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
@@ -421,8 +444,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if "span" in v:
             self.view.set_span(v["span"])
             self._right = self._arrival[0]
-        if "log" in v:
-            self.view.set_log(v["log"])
+        if "log" in v or "mel" in v or "notes" in v:
+            d = self.display
+            self.view.set_scale(
+                "log" if d.log.isChecked() else "mel" if d.mel.isChecked() else "linear", d.notes.isChecked()
+            )
+
         if "freeze" in v:
             self.freeze_action.setChecked(v["freeze"])
 

@@ -74,6 +74,13 @@ class Frames:
 
 
 @dataclass
+class Samples:
+    """The engine's next input samples (float32 [n]), for the history."""
+
+    audio: np.ndarray
+
+
+@dataclass
 class Stats:
     """What the status bar and transport show; sent about 8 times a second."""
 
@@ -143,7 +150,7 @@ class EngineWorker(QtCore.QThread):
         self._wake.set()
 
     def take(self) -> tuple[list, tuple[float, float]]:
-        """Everything finished since the last call (Geometry and Frames items, in order) and the
+        """Everything finished since the last call (Geometry, Samples and Frames items, in order) and the
         input level (peak, rms) over that time; called by the GUI at each redraw."""
         with self._out_lock:
             items = list(self._out)
@@ -292,11 +299,13 @@ class EngineWorker(QtCore.QThread):
                 self._time0 + np.asarray(out.time, dtype=np.float64),
             )
             self._next_time = float(frames.time[-1]) + self.params["hop_length"] / self.source.sample_rate
-        level = None
+        level = finite = None
         if block is not None and block.size:
-            finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)  # what the engine took
             level = (float(np.max(np.abs(finite))), float(np.sqrt(np.mean(finite**2))))
         with self._out_lock:
+            if finite is not None:
+                self._out.append(Samples(finite))
             if frames is not None:
                 self._out.append(frames)
             if level is not None:
