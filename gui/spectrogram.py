@@ -271,6 +271,13 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.theta_history.setVisible(False)
         self.theta.addItem(self.theta_history)
         self._rendered = (None, -1)  # (view rectangle, history frames) of the last render
+        self.region = None  # the selection drawn: a Region in stream time (s) × Hz
+        self.region_item = QtWidgets.QGraphicsRectItem()
+        self.region_item.setPen(pg.mkPen("#4fc3f7", width=1.5, cosmetic=True))
+        self.region_item.setBrush(pg.mkBrush(79, 195, 247, 40))
+        self.region_item.setZValue(20)
+        self.region_item.setVisible(False)
+        self.plot.addItem(self.region_item)
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 1)
         cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
@@ -373,6 +380,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.image.set_rows(self._pixels()[1], self.scale)
             self._set_yaxis()
             self._place()
+            self._place_region()
             self.refresh_history(force=True)
 
     def axis_range(self) -> tuple[float, float]:
@@ -534,10 +542,37 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         action()
         ev.accept()
 
+    def show_region(self, region) -> None:
+        """Draw ``region`` (a :class:`rtdstft.selection.Region`, stream time s × Hz), or nothing."""
+        self.region = region
+        self._place_region()
+
+    def region_of(self, rect: QtCore.QRectF):
+        """The Region (stream time s × Hz) of a rectangle in view coordinates."""
+        from rtdstft.selection import Region
+
+        y0, y1 = sorted((rect.top(), rect.bottom()))
+        lo, hi = self.axis_range()
+        f0, f1 = from_axis(np.clip([y0, y1], lo, hi), self.scale)
+        return Region(rect.left() + self.now, rect.right() + self.now, float(f0), float(f1))
+
+    def _place_region(self) -> None:
+        r = self.region
+        self.region_item.setVisible(r is not None)
+        if r is None:
+            return
+        lo, hi = self.axis_range()
+        y0, y1 = (float(np.clip(to_axis(max(f, 1e-3), self.scale), lo, hi)) for f in (r.f0, min(r.f1, 1e9)))
+        self.region_item.setRect(
+            QtCore.QRectF(QtCore.QPointF(r.t0 - self.now, y0), QtCore.QPointF(r.t1 - self.now, y1))
+        )
+
     def scroll_to(self, now: float) -> None:
         """Put stream time ``now`` (s) at the right edge: moves the picture and the θ curve, not
         the axes."""
         self.now = float(now)
+        if self.region is not None:
+            self._place_region()
         if self.image is not None:
             self.image.setPos(self._latest - self.now, 0.0)
         self.theta.curve.setPos(-self.now, 0.0)

@@ -19,6 +19,7 @@ from rtdstft import audio
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
 from .history import History
 from .meter import LevelMeter
+from .selection import SelectionPanel
 from .settings import open_settings, read
 from .spectrogram import SpectrogramView
 from .worker import EngineWorker, Frames, Geometry, Samples, Stats, engine_defaults
@@ -95,6 +96,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.message.connect(self._on_message)
         self.worker.file_error.connect(self._on_file_error)
         self.worker.opened.connect(self._on_opened)
+        self.selection = SelectionPanel(
+            lambda: self.history,
+            self.worker.call,
+            self.worker.play,
+            lambda: self.devices.output.currentData(),
+        )
+        self.selection_dock.setWidget(self.selection)
+        self.selection.changed.connect(self.view.show_region)
+        self.view.selecting.connect(self._on_selecting)
         self.analysis.changed.connect(self._on_analysis)
         self.display.changed.connect(self._apply_display)
         self.devices.listen.connect(self.open_mic)
@@ -198,6 +208,10 @@ class MainWindow(QtWidgets.QMainWindow):
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         panels.setMinimumWidth(250)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.selection_dock = QtWidgets.QDockWidget("Selection")
+        self.selection_dock.setObjectName("selection")
+        self.selection_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.selection_dock)
 
     def _build_status(self) -> None:
         bar = self.statusBar()
@@ -335,6 +349,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self._right = right
             self.view.scroll_to(right)
             self.redraws += 1
+
+    def _on_selecting(self, rect: QtCore.QRectF, done: bool) -> None:
+        """Shift + drag on the spectrogram: the box follows the mouse; on release it is measured.
+        Drawing a box holds the view still (it leaves the live picture)."""
+        if self.view.live:
+            self.view._looked()
+        region = self.view.region_of(rect)
+        if done:
+            self.selection.set_region(region)
+        else:
+            self.view.show_region(region)
 
     def view_live(self) -> None:
         """Back to the live picture after looking back (the End key)."""

@@ -108,12 +108,14 @@ class EngineWorker(QtCore.QThread):
         message(str, str): (level, text), level "info" | "error"; errors of devices and settings.
         file_error(str, str): (path, reason) when a file cannot be opened: the GUI shows a dialog.
         opened(str, str): (kind, name) when a source was opened.
+        played(object): the samples (float32) that :meth:`play` sent to the output device.
     """
 
     stats = QtCore.pyqtSignal(object)
     message = QtCore.pyqtSignal(str, str)
     file_error = QtCore.pyqtSignal(str, str)
     opened = QtCore.pyqtSignal(str, str)
+    played = QtCore.pyqtSignal(object)
 
     def __init__(self, params: dict | None = None, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +138,8 @@ class EngineWorker(QtCore.QThread):
         self.monitor_what = "resynthesis"
         self._monitor_to: tuple | None = None  # (device, what) asked for; reopened per source
         self.recorder = None
+        self.player = None  # the output stream of :meth:`play`, closed once it has played
+        self._player_until = 0.0
         self.dropped_blocks = 0
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
@@ -196,6 +200,12 @@ class EngineWorker(QtCore.QThread):
         """Record the raw input to a timestamped WAV in ``folder``; None stops."""
         self.post(lambda: self._set_recording(folder))
 
+    def play(self, make: Callable[[], np.ndarray], sample_rate: float, device: int | str | None) -> None:
+        """Compute ``make()`` (mono float32 samples, e.g. a selection's resynthesis) in the engine
+        thread and play it once to output ``device`` at ``sample_rate``; :attr:`played` then
+        carries the samples. A new call cuts the previous one short."""
+        self.post(lambda: self._play(make(), sample_rate, device))
+
     def call(self, fn: Callable[[EngineWorker], object], timeout: float = 5.0) -> object:
         """Run ``fn(worker)`` in the worker thread and return its result (for tests and tools)."""
         box: list = []
@@ -228,6 +238,8 @@ class EngineWorker(QtCore.QThread):
                     self._close_source()
                     worked = False
                 self._send_stats()
+                if self.player is not None and time.monotonic() > self._player_until:
+                    self._stop_player()
                 if not worked:
                     self._wake.wait(0.004)
                     self._wake.clear()
@@ -235,6 +247,7 @@ class EngineWorker(QtCore.QThread):
             self._close_source()
             self._set_monitor(None, None)
             self._set_recording(None)
+            self._stop_player()
 
     def _run_commands(self) -> None:
         while True:
@@ -481,6 +494,29 @@ class EngineWorker(QtCore.QThread):
             self._set_monitor(None, None)
             return
         self.sink.write(resynthesis if self.monitor_what == "resynthesis" else block)
+
+    def _play(self, samples: np.ndarray, sample_rate: float, device) -> None:
+        self._stop_player()
+        samples = np.asarray(samples, np.float32)
+        try:
+            # A known buffer, not a live stream: a large device buffer costs nothing here and
+            # keeps a busy machine from cutting gaps into it.
+            self.player = audio.OutputSink(
+                device, sample_rate=sample_rate, latency="high", ring_seconds=len(samples) / sample_rate + 1.0
+            )
+            self.player.write(samples)
+            self.player.start()
+        except (audio.AudioDeviceError, ValueError) as exc:
+            self._stop_player()
+            self.message.emit("error", f"play: {exc}")
+            return
+        self._player_until = time.monotonic() + len(samples) / sample_rate + self.player.latency + 0.5
+        self.played.emit(samples)
+
+    def _stop_player(self) -> None:
+        if self.player is not None:
+            self.player.close()
+            self.player = None
 
     def _set_recording(self, folder: str | None) -> None:
         if self.recorder is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .pitch import instantaneous_frequency
+from .pitch import instantaneous_frequency, scalloping
 
 __all__ = ["Excerpt", "Region", "frames", "mask", "resynthesize", "measure", "frame_peaks"]
 
@@ -211,7 +211,7 @@ def _band(ex: Excerpt, r: Region) -> tuple[int, int]:
 def frame_peaks(ex: Excerpt, region: Region) -> dict:
     """Per frame of ``region``: ``frame`` index, ``time`` (s), ``theta`` (samples), the loudest bin's
     refined ``peak_hz`` (phase-derivative, see :mod:`rtdstft.pitch`) and ``peak_db`` (dB re a
-    full-scale sine), restricted to the region's band. Arrays of equal length."""
+    full-scale sine, corrected for scalloping), restricted to the region's band. Arrays of equal length."""
     r = region.normalized()
     n0, n1 = ex.frame_range(r.t0, r.t1)
     if n1 <= n0:
@@ -228,10 +228,16 @@ def frame_peaks(ex: Excerpt, region: Region) -> dict:
         a, b = (i, j) if j > i else (j, i)
         peak_hz[i] = instantaneous_frequency(spec[a], spec[b], int(bins[i]), ex.hop, ex.n_fft, ex.sample_rate)
     peak = mag[np.arange(k), bins[:k] - lo]
+    theta = np.asarray(ex.theta[n0 - ex.first_frame : n1 - ex.first_frame], np.float32)
+    df = ex.sample_rate / ex.n_fft
+    gain = [
+        scalloping(float(th), ex.n_fft, f / df - b) for th, f, b in zip(theta, peak_hz, bins[:k], strict=True)
+    ]
+    peak = peak / np.maximum(gain, 1e-6)
     return {
         "frame": np.arange(n0, n1),
         "time": ex.frame_time(np.arange(n0, n1)),
-        "theta": np.asarray(ex.theta[n0 - ex.first_frame : n1 - ex.first_frame], np.float32),
+        "theta": theta,
         "peak_hz": peak_hz,
         "peak_db": 20 * np.log10(np.maximum(peak * 4.0 / ex.n_fft, 1e-12)),
     }
