@@ -265,6 +265,8 @@ class DisplayPanel(QtWidgets.QGroupBox):
         "mel": False,
         "notes": False,
         "history": 10.0,
+        "a4": 440.0,
+        "harmonics": False,
     }
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -277,6 +279,9 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.mel = QtWidgets.QCheckBox("mel frequency axis")
         self.notes = QtWidgets.QCheckBox("note names on the log axis")
         self.history = _spin(1, 60, 10, 1, 0, " min")
+        self.a4 = _spin(400, 480, 440, 0.5, 1, " Hz")
+        self.a4.setToolTip("tuning of A4 for the note names of the readout")
+        self.harmonics = QtWidgets.QCheckBox("harmonic cursor")
         self.history.setToolTip("how much of the analysis to keep for looking back (from the next source)")
         self.freeze = QtWidgets.QCheckBox("freeze picture")
         form = QtWidgets.QFormLayout(self)
@@ -288,6 +293,8 @@ class DisplayPanel(QtWidgets.QGroupBox):
         form.addRow(self.mel)
         form.addRow(self.notes)
         form.addRow("history", self.history)
+        form.addRow("A4", self.a4)
+        form.addRow(self.harmonics)
         form.addRow(self.freeze)
         self.floor.valueChanged.connect(lambda: self._levels("floor"))
         self.ceiling.valueChanged.connect(lambda: self._levels("ceiling"))
@@ -297,6 +304,8 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.mel.toggled.connect(lambda on: self._axis(self.log, on, "mel"))
         self.notes.toggled.connect(lambda: self._emit("notes"))
         self.history.valueChanged.connect(lambda: self._emit("history"))
+        self.a4.valueChanged.connect(lambda: self._emit("a4"))
+        self.harmonics.toggled.connect(lambda: self._emit("harmonics"))
         self.freeze.toggled.connect(lambda: self._emit("freeze"))
 
     def values(self) -> dict:
@@ -309,6 +318,8 @@ class DisplayPanel(QtWidgets.QGroupBox):
             "mel": self.mel.isChecked(),
             "notes": self.notes.isChecked(),
             "history": self.history.value(),
+            "a4": self.a4.value(),
+            "harmonics": self.harmonics.isChecked(),
             "freeze": self.freeze.isChecked(),
         }
 
@@ -342,11 +353,12 @@ class DisplayPanel(QtWidgets.QGroupBox):
             _select(self.colormap, v["colormap"] if v["colormap"] in COLORMAPS else "magma")
         with QtCore.QSignalBlocker(self.span):
             self.span.setValue(v["span"])
-        for key in ("log", "mel", "notes"):
+        for key in ("log", "mel", "notes", "harmonics"):
             with QtCore.QSignalBlocker(getattr(self, key)):
                 getattr(self, key).setChecked(v[key] and not (key == "mel" and v["log"]))
-        with QtCore.QSignalBlocker(self.history):
-            self.history.setValue(v["history"])
+        for key in ("history", "a4"):
+            with QtCore.QSignalBlocker(getattr(self, key)):
+                getattr(self, key).setValue(v[key])
 
 
 class DevicePanel(QtWidgets.QGroupBox):

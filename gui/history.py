@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from rtdstft.pitch import note, peak_frequency
 from rtdstft.selection import Excerpt
 
 #: dB range of the stored columns (dBFS): code 0 is at or below the first, 255 at the second.
@@ -221,6 +222,43 @@ class History:
             whole = (len(n) // step) * step
             n, th = n[:whole:step], th[:whole].reshape(-1, step).min(axis=1)
         return self.time0 + n * per, th
+
+    def readout(
+        self, time: float, freq: float | None, band: tuple[float, float] | None = None, a4: float = 440.0
+    ) -> dict:
+        """What the history holds at (stream time s, ``freq`` Hz), {} where it holds nothing:
+
+        ``time`` (of the nearest frame, s), ``theta_ms``; with ``freq``: ``freq``, ``db`` (the
+        loudest stored level over ``band`` (Hz; default the row of ``freq``), as the picture shows
+        it), and the spectral peak near ``freq`` refined by the phase-derivative instantaneous
+        frequency from the input samples (:func:`rtdstft.pitch.peak_frequency`): ``peak_hz``,
+        ``peak_db``, its ``note`` name and ``cents`` with A4 at ``a4`` Hz.
+        """
+        per = self.hop / self.sample_rate
+        n = round((time - self.time0) / per)
+        if self.frames == 0 or not self.first_frame <= n < self.frames:
+            return {}
+        theta = float(self.theta[n % self.frame_cap])
+        info = {"time": self.time0 + n * per, "theta_ms": 1000.0 * theta / self.sample_rate}
+        if freq is None:
+            return info
+        row_hz = self.bin_pool * self.sample_rate / self.n_fft
+        lo, hi = band if band is not None else (freq, freq)
+        r0 = int(np.clip(np.floor(min(lo, hi) / row_hz + 0.5), 0, self.rows - 1))
+        r1 = int(np.clip(np.floor(max(lo, hi) / row_hz + 0.5), r0, self.rows - 1))
+        column = self.levels[0][(n // self.group) % self.col_cap]
+        info.update(freq=float(freq), db=float(code_to_db(column[r0 : r1 + 1].max())))
+        centre = n * self.hop
+        reach = self.n_fft // 2 + self.hop
+        a = centre - reach
+        if a < max(0, self.samples - self.audio_cap) or centre + reach > self.samples:
+            return info
+        x = self.audio[np.arange(a, centre + reach) % self.audio_cap]
+        peak_hz, peak_db = peak_frequency(x, reach, freq, self.sample_rate, self.n_fft, self.hop, theta)
+        if peak_hz > 0:
+            name, cents = note(peak_hz, a4)
+            info.update(peak_hz=peak_hz, peak_db=peak_db, note=name, cents=cents)
+        return info
 
     def excerpt(self, t0: float, t1: float) -> Excerpt:
         """The audio and θ of stream times t0 .. t1 (s) and the frames' reach (± N/2) around

@@ -271,6 +271,16 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.theta_history.setVisible(False)
         self.theta.addItem(self.theta_history)
         self._rendered = (None, -1)  # (view rectangle, history frames) of the last render
+        self.a4 = 440.0  # Hz, for note names
+        self.harmonics_on = False
+        self.harmonic_lines = []
+        for _ in range(7):
+            line = pg.InfiniteLine(
+                angle=0, pen=pg.mkPen("#80deea", width=1, style=QtCore.Qt.PenStyle.DotLine)
+            )
+            line.setVisible(False)
+            self.plot.addItem(line)
+            self.harmonic_lines.append(line)
         self.region = None  # the selection drawn: a Region in stream time (s) × Hz
         self.region_item = QtWidgets.QGraphicsRectItem()
         self.region_item.setPen(pg.mkPen("#4fc3f7", width=1.5, cosmetic=True))
@@ -616,9 +626,19 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
     # -- cursor -----------------------------------------------------------------------------------
 
-    def readout(self, time: float, freq: float | None) -> dict:
-        """What the picture holds at (stream time s, freq Hz): the nearest shown column and FFT
-        bin. ``time`` in the answer is the column's time in the file (modulo :attr:`period`)."""
+    def readout(self, time: float, freq: float | None, band: tuple[float, float] | None = None) -> dict:
+        """What is known at (stream time s, freq Hz): from the history (the nearest frame, the level
+        shown over ``band`` Hz, the refined peak near ``freq`` with its note; see
+        :meth:`.history.History.readout`), else from the live picture (the nearest column and
+        bin). ``time`` in the answer is in the file (modulo :attr:`period`)."""
+        info = self.history.readout(time, freq, band, self.a4) if self.history is not None else {}
+        if not info:
+            info = self._picture_readout(time, freq)
+        if info and self.period:
+            info["time"] %= self.period
+        return info
+
+    def _picture_readout(self, time: float, freq: float | None) -> dict:
         img = self.image
         if img is None or img.count == 0:
             return {}
@@ -626,10 +646,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         slot = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
         if slot < 0 or dist[slot] > img.group * self.hop / self.sample_rate:
             return {}
-        t = float(img.time[slot])
-        if self.period:
-            t %= self.period
-        info = {"time": t, "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
+        info = {"time": float(img.time[slot]), "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
         if freq is not None:
             b = int(np.clip(round(freq * self.n_fft / self.sample_rate), 0, img.n_bins - 1))
             info["freq"] = float(freq)
@@ -637,17 +654,40 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         return info
 
     def readout_at(self, scene_pos: QtCore.QPointF) -> dict:
-        """:meth:`readout` under a point of the scene (the mouse), {} outside the plots."""
+        """:meth:`readout` under a point of the scene (the mouse), {} outside the plots; the level
+        is the loudest over the frequencies of the pointer's screen pixel, as drawn."""
         if self.image is None:
             return {}
         for p in (self.plot, self.theta):
             if p.vb.sceneBoundingRect().contains(scene_pos):
                 v = p.vb.mapSceneToView(scene_pos)
-                freq = None
+                freq = band = None
                 if p is self.plot:
                     freq = float(from_axis(v.y(), self.scale))
-                return self.readout(v.x() + self.now, freq)
+                    half = 0.5 * self.visible().height() / max(p.vb.height(), 1.0)
+                    band = tuple(float(from_axis(v.y() + d, self.scale)) for d in (-half, half))
+                info = self.readout(v.x() + self.now, freq, band)
+                self._show_harmonics(info.get("peak_hz"))
+                return info
+        self._show_harmonics(None)
         return {}
+
+    def set_harmonics(self, on: bool, a4: float | None = None) -> None:
+        """Show the harmonic cursor (lines at 2..8 × the peak under the pointer); A4 for notes."""
+        self.harmonics_on = bool(on)
+        if a4 is not None:
+            self.a4 = float(a4)
+        if not on:
+            self._show_harmonics(None)
+
+    def _show_harmonics(self, f0: float | None) -> None:
+        lo, hi = self.axis_range()
+        for k, line in enumerate(self.harmonic_lines, start=2):
+            f = None if f0 is None or not self.harmonics_on else k * f0
+            ok = f is not None and f < self.sample_rate / 2
+            line.setVisible(ok)
+            if ok:
+                line.setValue(float(np.clip(to_axis(f, self.scale), lo, hi)))
 
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
         self.hovered.emit(self.readout_at(scene_pos))

@@ -448,6 +448,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if "freq" in info:
             parts += [f"f {info['freq']:7.1f} Hz", f"{info['db']:6.1f} dBFS"]
         parts.append(f"θ {info['theta_ms']:5.1f} ms")
+        if "peak_hz" in info:
+            parts.append(f"peak {info['peak_hz']:8.2f} Hz {info['peak_db']:6.1f} dB")
+            parts.append(f"{info['note']} {info['cents']:+.0f}¢")
         self.readout.setText("   ".join(parts))
 
     # -- settings ---------------------------------------------------------------------------------
@@ -475,6 +478,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 "log" if d.log.isChecked() else "mel" if d.mel.isChecked() else "linear", d.notes.isChecked()
             )
 
+        if "harmonics" in v or "a4" in v:
+            self.view.set_harmonics(self.display.harmonics.isChecked(), self.display.a4.value())
         if "freeze" in v:
             self.freeze_action.setChecked(v["freeze"])
 
