@@ -169,6 +169,27 @@ class SelectionPanel(QtWidgets.QGroupBox):
         cols = self._run(lambda _: selection.frame_peaks(ex, r))
         return export.write_frames_csv(path, cols, ex.sample_rate)
 
+    def export_view(self, path: str | Path, region: Region) -> Path:
+        """The complex frames of ``region`` (the visible view), its band's bins only, as the NPZ
+        layout of :mod:`rtdstft.export` (``.npz``) or as a CSV of levels in dB (``.csv``)."""
+        r = region.normalized()
+        ex = self._history().excerpt(r.t0, r.t1)
+        n0, n1 = ex.frame_range(r.t0, r.t1)
+        if n1 <= n0:
+            raise ValueError(f"the view {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
+        spec = self._run(lambda _: selection.frames(ex, n0, n1))
+        freqs = ex.frequencies()
+        band = (freqs >= r.f0) & (freqs <= r.f1)
+        n = np.arange(n0, n1)
+        theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
+        if Path(path).suffix.lower() == ".csv":
+            return export.write_spectrum_csv(
+                path, spec[:, band], theta, ex.frame_time(n), freqs[band], ex.n_fft
+            )
+        return export.write_npz(
+            path, spec[:, band], theta, ex.frame_time(n), n, freqs[band], ex.settings_json()
+        )
+
     def _dialog(self, filt: str, suffix: str, write: Callable) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection", f"selection{suffix}", filt)
         if path:

@@ -235,6 +235,7 @@ class MainWindow(QtWidgets.QMainWindow):
             ("Ctrl+O", self.open_dialog),
             ("Ctrl+E", self.export_dialog),
             ("Ctrl+R", self.toggle_record),
+            ("Ctrl+Shift+E", self.export_view_dialog),
         ):
             sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
             sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
@@ -314,6 +315,22 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             ok = self.export_png(path)
             self.statusBar().showMessage(f"saved {path}" if ok else f"could not write {path}", 5000)
+
+    def export_view(self, path: str | Path) -> Path:
+        """The data of the visible view (its time range and band, from the history): complex frames,
+        θ, times, frequencies and settings as NPZ (``.npz``), or levels in dB as CSV (``.csv``)."""
+        return self.selection.export_view(path, self.view.region_of(self.view.visible()))
+
+    def export_view_dialog(self) -> None:
+        default = str(Path.cwd() / f"rtdstft-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export the view's data", default, "NumPy NPZ (*.npz);;CSV (*.csv)"
+        )
+        if path:
+            try:
+                self.statusBar().showMessage(f"saved {self.export_view(path)}", 5000)
+            except (OSError, ValueError) as exc:
+                self.statusBar().showMessage(f"could not write {path}: {exc}", 8000)
 
     # -- from the worker --------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ NPZ layout (``numpy.load(path)`` reads it, no pickle, no rtdstft needed):
 
 Level in dB re a full-scale sine: 20 log10(|spec| · 4 / n_fft) (with the default "l1" windows).
 
+Spectrum CSV (:func:`write_spectrum_csv`): one row per frame, ``time_s,win_length_samples`` then
+one column per frequency (header: the frequency in Hz) holding that level in dB.
+
 Label files (a list of :class:`~rtdstft.selection.Region`):
 
 - Audacity label track (``.txt``): per label a line ``start<TAB>end<TAB>label`` (seconds), followed
@@ -35,6 +38,7 @@ __all__ = [
     "write_npz",
     "read_settings",
     "write_frames_csv",
+    "write_spectrum_csv",
     "write_audacity_labels",
     "read_audacity_labels",
     "write_raven_table",
@@ -116,6 +120,20 @@ def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Pat
             out.writerow(
                 [int(n), f"{t:.6f}", f"{w:.3f}", f"{1000 * w / sample_rate:.4f}", f"{f:.4f}", f"{db:.2f}"]
             )
+    return path
+
+
+def write_spectrum_csv(
+    path: str | Path, spec: np.ndarray, theta: np.ndarray, time: np.ndarray, freq: np.ndarray, n_fft: int
+) -> Path:
+    """The levels (dB re a full-scale sine) of frames ``spec`` [F, M] as a CSV (module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = 20 * np.log10(np.maximum(np.abs(spec) * (4.0 / n_fft), 1e-12))
+    table = np.column_stack([np.asarray(time, np.float64), np.asarray(theta, np.float64), db])
+    header = ",".join(["time_s", "win_length_samples", *(f"{f:.3f}" for f in freq)])
+    fmt = ["%.6f", "%.3f"] + ["%.2f"] * db.shape[1]
+    np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
     return path
 
 

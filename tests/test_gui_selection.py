@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 from audio_helpers import audio_test  # noqa: E402
-from PyQt6 import QtCore, QtGui, QtTest  # noqa: E402
+from PyQt6 import QtCore, QtGui, QtTest, QtWidgets  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
 from rtdstft import StreamingDSTFT, audio  # noqa: E402
@@ -228,3 +228,47 @@ def test_kept_selections_save_and_load_as_label_files(qtbot, replayed, tmp_path)
     )
     sel.list.setCurrentRow(1)  # picking a kept one makes it the selection, measured
     assert sel.region == kept[1] and abs(sel.measurement["peak_hz"] - 3000) < 0.5
+
+
+def test_view_export_has_the_layout_of_analyze_npz(qtbot, replayed, tmp_path, tones_wav, monkeypatch):
+    from rtdstft.cli import main
+
+    w = replayed
+    w.view.plot.setXRange(1.0 - w.view.now, 3.0 - w.view.now, padding=0)
+    w.view.plot.setYRange(500.0, 3500.0, padding=0)
+    w.view._looked()
+    target = tmp_path / "view.npz"
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), ""))
+    )
+    w.view.setFocus()
+    qtbot.keyClick(
+        w,
+        QtCore.Qt.Key.Key_E,
+        QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier,
+    )
+    qtbot.waitUntil(target.exists, timeout=10000)
+    view = np.load(target, allow_pickle=False)
+    assert view["time"][0] == pytest.approx(1.0, abs=256 / RATE) and view["time"][-1] == pytest.approx(
+        3.0, abs=256 / RATE
+    )
+    assert view["freq"][0] >= 500 and view["freq"][-1] <= 3500 and view["freq"][-1] > 3450
+
+    cli = tmp_path / "cli.npz"
+    assert main(["analyze", tones_wav, "--npz", str(cli), "--n-fft", "2048", "--hop", "256"]) == 0
+    whole = np.load(cli, allow_pickle=False)
+    assert set(whole.files) == set(view.files)
+    assert whole["spec"].shape == (751, 1025) and whole["time"][-1] == pytest.approx(4.0)
+    n, band = view["frame_index"], np.isin(whole["freq"], view["freq"])
+    assert np.max(np.abs(view["spec"] - whole["spec"][n][:, band])) <= 1e-6 * np.abs(whole["spec"]).max()
+    np.testing.assert_allclose(view["theta"], whole["theta"][n], rtol=1e-6)
+    for key in ("n_fft", "hop_length", "win_min", "win_max", "adapt", "sample_rate"):
+        assert read_settings(view)[key] == read_settings(whole)[key], key
+
+    w.export_view(tmp_path / "view.csv")
+    rows = (tmp_path / "view.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:2] == ["time_s", "win_length_samples"] and len(header) == 2 + len(view["freq"])
+    first = np.array(rows[1].split(","), float)
+    k = int(np.argmin(np.abs(view["freq"] - 1000)))
+    assert first[2 + k] == pytest.approx(20 * np.log10(0.3), abs=1.5)  # the 1 kHz tone's bin
