@@ -42,6 +42,21 @@ def code_to_db(code) -> np.ndarray:
     return lo + np.asarray(code, np.float32) * ((hi - lo) / 255.0)
 
 
+def pool_max(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.maximum.reduceat(data, starts, axis=0)`` for non-decreasing ``starts``, a few times
+    faster when each segment holds a few rows (a gather and a max per row of the longest
+    segment, instead of numpy's per-segment loop); reduceat itself when segments are long."""
+    ends = np.append(starts[1:], len(data))
+    count = np.maximum(ends - starts, 1)
+    longest = int(count.max())
+    if longest > 8:
+        return np.maximum.reduceat(data, starts, axis=0)
+    out = data[starts]
+    for j in range(1, longest):
+        np.maximum(out, data[np.minimum(starts + j, starts + count - 1)], out=out)
+    return out
+
+
 class History:
     """The last ``seconds`` (default 10 minutes) of a stream's analysis; see the module docstring.
 
@@ -204,7 +219,7 @@ class History:
         a, b = int(lo[has].min()), int(hi[has].max())
         ring = self.levels[level]
         data = ring[np.arange(a, b) % len(ring)]
-        out[has] = np.maximum.reduceat(data, lo[has] - a, axis=0)
+        out[has] = pool_max(data, lo[has] - a)
         return out
 
     def theta_curve(self, t0: float, t1: float, points: int) -> tuple[np.ndarray, np.ndarray]:

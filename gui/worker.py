@@ -263,10 +263,12 @@ class EngineWorker(QtCore.QThread):
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
         source = self.source
-        # Nothing new can be emitted before a hop of input has arrived: waiting for one keeps the
-        # engine's calls few (a spinning loop would hand it a few samples at a time, and its
-        # per-call overhead would then cost 30 times the transform).
-        quantum = int(self.params["hop_length"])
+        # Nothing new can be emitted before the engine's next block of K frames can be completed:
+        # waiting for exactly that much input makes one engine call per block with no added
+        # latency. Fewer, larger calls matter here: this thread shares the interpreter lock with
+        # the GUI, and every small call re-acquires it (a call per hop made the in-app real-time
+        # factor several times the engine's own).
+        quantum = self.engine.samples_to_next_block
         if self.kind == "mic":
             if source.error is not None:
                 self._lost(source.error)
