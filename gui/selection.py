@@ -58,7 +58,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         device: Callable[[], object],
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
-        super().__init__("Selection", parent)
+        super().__init__(parent)  # the dock around it carries the title
         self._history, self._run, self._play, self._device = history, run, play, device
         self.region: Region | None = None
         self.measurement: dict = {}

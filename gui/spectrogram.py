@@ -469,6 +469,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.image.setVisible(True)
             self._set_yaxis()
         self.theta.curve.setVisible(True)
+        self.theta.time_axis.set_offset(None)
         self.plot.setXRange(-self.span, 0, padding=0)
         if not was:
             self.live_changed.emit(True)
@@ -483,6 +484,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.theta.curve.setVisible(False)
             self.history_image.setVisible(True)
             self.theta_history.setVisible(True)
+            self.theta.time_axis.set_offset(self.now)
             self.live_changed.emit(False)
         self.refresh_history(force=True)
 

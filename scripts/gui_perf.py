@@ -60,6 +60,7 @@ def _timed_process(totals: dict):
         acc = totals[threading.get_ident()]
         acc[0] += time.perf_counter() - t
         acc[1] += len(block)
+        acc[2] += 1
         return out
 
     StreamingDSTFT.process = process
@@ -145,7 +146,7 @@ def main() -> None:
     if busy is not None:
         busy.start()
 
-    totals: dict = collections.defaultdict(lambda: [0.0, 0])
+    totals: dict = collections.defaultdict(lambda: [0.0, 0, 0])
     _timed_process(totals)
     ticks: list[float] = []
     paints: list[float] = []
@@ -173,7 +174,7 @@ def main() -> None:
     window.open_file(tmp / "scene48k.wav")
     mark: dict = {}
 
-    def engine_totals() -> tuple[float, int]:
+    def engine_totals() -> tuple[float, int, int]:
         wid = int(window.worker.call(lambda _: threading.get_ident()))
         return tuple(totals[wid])
 
@@ -193,8 +194,9 @@ def main() -> None:
         mark["wall"] = time.perf_counter() - mark["wall"]
         mark["cpu"] = time.thread_time() - mark["cpu"]
         mark["redraws"] = window.redraws - mark["redraws"]
-        work, samples = engine_totals()
+        work, samples, calls = engine_totals()
         mark["rtf"] = (work - mark["engine"][0]) / max((samples - mark["engine"][1]) / RATE, 1e-9)
+        mark["calls"] = (calls - mark["engine"][2]) / mark["wall"]
         mark["dropped"] = window.stats.dropped_blocks - mark["dropped"]
         mark["settings"] = window.worker.call(lambda wk: wk.engine_settings())
         mark["history"] = history_numbers(window, app)
@@ -228,6 +230,7 @@ def main() -> None:
     print("time per paint event:              mean {:.2f} ms, p95 {:.2f} ms".format(*ms(paints)))
     print("time per redraw tick:              mean {:.2f} ms, p95 {:.2f} ms".format(*ms(ticks)))
     print(f"GUI thread CPU:                    {100 * mark['cpu'] / wall:5.1f} % of one core")
+    print(f"engine calls/s in the application: {mark['calls']:6.1f}")
     print(f"engine RTF in the application:     {mark['rtf']:.4f}")
     print(f"engine RTF alone (same settings):  {alone:.4f}")
     print(f"ratio application / alone:         {mark['rtf'] / alone:.2f}")
