@@ -54,11 +54,11 @@ def main() -> None:
     w.view.plot.setYRange(0.0, 4000.0, padding=0)
     w.view._looked()
     wait(app, 0.3)
-    w.selection.set_region(Region(3.0, 4.5, 700.0, 1100.0))
+    w.selection.set_region(Region(4.0, 5.5, 700.0, 1100.0))
     w.selection.keep("vibrato, 4th harmonic")
     w.display.harmonics.setChecked(True)
     vb = w.view.plot.vb
-    pos = w.view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(3.6 - w.view.now, 880.0)))
+    pos = w.view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(4.6 - w.view.now, 880.0)))
     w.view.hovered.emit(w.view.readout_at(w.view.mapToScene(pos)))
     wait(app, 0.5)
     out.parent.mkdir(parents=True, exist_ok=True)
