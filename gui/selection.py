@@ -116,7 +116,8 @@ class SelectionPanel(QtWidgets.QGroupBox):
         self.measurement = {}
         if self.region is not None:
             try:
-                self.measurement = self._run(lambda _: selection.measure(self._excerpt(), self.region))
+                ex, r = self._excerpt(), self.region  # taken here: the history is the GUI thread's
+                self.measurement = self._run(lambda _: selection.measure(ex, r))
             except ValueError as exc:
                 self.hint.setText(str(exc))
         for name, text in _fmt(self.measurement) if self.measurement else ((n, "—") for n in self.fields):

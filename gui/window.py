@@ -98,7 +98,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.opened.connect(self._on_opened)
         self.selection = SelectionPanel(
             lambda: self.history,
-            self.worker.call,
+            lambda fn: self.worker.call(fn, timeout=60.0),  # a long selection takes a while
             self.worker.play,
             lambda: self.devices.output.currentData(),
         )

@@ -90,15 +90,15 @@ def note(freq: float, a4: float = 440.0) -> tuple[str, float]:
     return f"{NOTE_NAMES[nearest % 12]}{nearest // 12 - 1}", 100.0 * (midi - nearest)
 
 
-def instantaneous_frequency(
-    s0: np.ndarray, s1: np.ndarray, m: int, hop: int, n_fft: int, sample_rate: float
-) -> float:
-    """Frequency (Hz) at bin ``m`` from two complex frames [N/2 + 1] taken ``hop`` samples apart
-    (phase referenced to the frame start): the phase advance beyond the bin's own, wrapped to
-    (-π, π], turned into a frequency offset (see the module docstring)."""
-    advance = np.angle(s1[m]) - np.angle(s0[m]) - 2 * np.pi * m * hop / n_fft
+def instantaneous_frequency(c0, c1, m, hop: int, n_fft: int, sample_rate: float):
+    """Frequency (Hz) at bin(s) ``m`` from the complex values ``c0``, ``c1`` of that bin in two
+    frames taken ``hop`` samples apart (phase referenced to the frame start): the phase advance
+    beyond the bin's own, wrapped to (-π, π], turned into a frequency offset (module docstring).
+    Scalars or arrays of one shape."""
+    m = np.asarray(m, dtype=np.float64)
+    advance = np.angle(c1) - np.angle(c0) - 2 * np.pi * m * hop / n_fft
     advance = (advance + np.pi) % (2 * np.pi) - np.pi
-    return float((m + advance * n_fft / (2 * np.pi * hop)) * sample_rate / n_fft)
+    return (m + advance * n_fft / (2 * np.pi * hop)) * (sample_rate / n_fft)
 
 
 def cos2_window(theta: float, n_fft: int) -> np.ndarray:
@@ -107,12 +107,15 @@ def cos2_window(theta: float, n_fft: int) -> np.ndarray:
     return np.where(np.abs(u) < theta / 2, np.cos(np.pi * u / theta) ** 2, 0.0)
 
 
-def scalloping(theta: float, n_fft: int, offset_bins: float) -> float:
+def scalloping(theta, n_fft: int, offset_bins):
     """|W(δ)| / W(0) of the window of length ``theta`` (samples) at ``offset_bins`` δ from a bin:
-    the factor by which a sinusoid between bins reads low at the nearest bin (1 on the bin)."""
-    w = cos2_window(theta, n_fft)
+    the factor by which a sinusoid between bins reads low at the nearest bin (1 on the bin).
+    Scalars or arrays of one shape [k] (cost O(k·N))."""
+    theta, offset = np.broadcast_arrays(np.asarray(theta, np.float64), np.asarray(offset_bins, np.float64))
     u = np.arange(n_fft) - n_fft // 2
-    return float(abs(np.sum(w * np.exp(-2j * np.pi * offset_bins * u / n_fft))) / np.sum(w))
+    w = np.where(np.abs(u) < theta[..., None] / 2, np.cos(np.pi * u / theta[..., None]) ** 2, 0.0)
+    phase = np.exp(-2j * np.pi * offset[..., None] * u / n_fft)
+    return np.abs(np.sum(w * phase, axis=-1)) / np.sum(w, axis=-1)
 
 
 def _frame(x: np.ndarray, centre: int, n_fft: int) -> np.ndarray:
@@ -163,7 +166,7 @@ def peak_frequency(
     lo = int(np.clip(math.floor((freq - reach) / df), 0, len(s0) - 1))
     hi = int(np.clip(math.ceil((freq + reach) / df), lo, len(s0) - 1))
     m = lo + int(np.argmax(np.abs(s0[lo : hi + 1])))
-    refined = instantaneous_frequency(s0, s1, m, hop, n_fft, sample_rate)
-    gain = scalloping(theta, n_fft, refined / df - m)
+    refined = float(instantaneous_frequency(s0[m], s1[m], m, hop, n_fft, sample_rate))
+    gain = float(scalloping(theta, n_fft, refined / df - m))
     level = 20 * math.log10(max(abs(s0[m]) * 4.0 / n_fft / max(gain, 1e-6), 1e-12))
     return float(refined), level

@@ -211,36 +211,37 @@ def _band(ex: Excerpt, r: Region) -> tuple[int, int]:
 def frame_peaks(ex: Excerpt, region: Region) -> dict:
     """Per frame of ``region``: ``frame`` index, ``time`` (s), ``theta`` (samples), the loudest bin's
     refined ``peak_hz`` (phase-derivative, see :mod:`rtdstft.pitch`) and ``peak_db`` (dB re a
-    full-scale sine, corrected for scalloping), restricted to the region's band. Arrays of equal length."""
-    r = region.normalized()
+    full-scale sine, corrected for scalloping), restricted to the region's band. Arrays of equal
+    length."""
+    return _frame_peaks(ex, region.normalized())[0]
+
+
+def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
+    """(:func:`frame_peaks`, the region's frames [k, N/2 + 1])."""
     n0, n1 = ex.frame_range(r.t0, r.t1)
     if n1 <= n0:
         raise ValueError(f"the region {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
     last = ex.first_frame + len(ex.theta)
     spec = frames(ex, n0, min(n1 + 1, last))  # one more frame for the last phase advance
-    lo, hi = _band(ex, r)
-    mag = np.abs(spec[:, lo:hi])
-    bins = lo + np.argmax(mag, axis=1)
     k = n1 - n0
-    peak_hz = np.empty(k)
-    for i in range(k):
-        j = i + 1 if i + 1 < len(spec) else i - 1  # the last frame of the excerpt looks back
-        a, b = (i, j) if j > i else (j, i)
-        peak_hz[i] = instantaneous_frequency(spec[a], spec[b], int(bins[i]), ex.hop, ex.n_fft, ex.sample_rate)
-    peak = mag[np.arange(k), bins[:k] - lo]
+    lo, hi = _band(ex, r)
+    mag = np.abs(spec[:k, lo:hi])
+    bins = lo + np.argmax(mag, axis=1)
+    i = np.arange(k)
+    j = np.where(i + 1 < len(spec), i + 1, i - 1)  # the excerpt's last frame looks back
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    peak_hz = instantaneous_frequency(spec[a, bins], spec[b, bins], bins, ex.hop, ex.n_fft, ex.sample_rate)
     theta = np.asarray(ex.theta[n0 - ex.first_frame : n1 - ex.first_frame], np.float32)
-    df = ex.sample_rate / ex.n_fft
-    gain = [
-        scalloping(float(th), ex.n_fft, f / df - b) for th, f, b in zip(theta, peak_hz, bins[:k], strict=True)
-    ]
-    peak = peak / np.maximum(gain, 1e-6)
-    return {
+    gain = scalloping(theta, ex.n_fft, peak_hz / (ex.sample_rate / ex.n_fft) - bins)
+    peak = mag[i, bins - lo] / np.maximum(gain, 1e-6)
+    columns = {
         "frame": np.arange(n0, n1),
         "time": ex.frame_time(np.arange(n0, n1)),
         "theta": theta,
         "peak_hz": peak_hz,
         "peak_db": 20 * np.log10(np.maximum(peak * 4.0 / ex.n_fft, 1e-12)),
     }
+    return columns, spec[:k]
 
 
 def measure(ex: Excerpt, region: Region) -> dict:
@@ -252,10 +253,8 @@ def measure(ex: Excerpt, region: Region) -> dict:
     2 Σ_m |S[n, m]|² / (N Σ_j w_n[j]²) per frame, averaged), ``median_theta_ms``.
     """
     r = region.normalized()
-    peaks = frame_peaks(ex, r)
+    peaks, spec = _frame_peaks(ex, r)
     best = int(np.argmax(peaks["peak_db"]))
-    n0, n1 = int(peaks["frame"][0]), int(peaks["frame"][-1]) + 1
-    spec = frames(ex, n0, n1)
     lo, hi = _band(ex, r)
     import torch
 
