@@ -5,7 +5,6 @@ to what the engine emitted, WAV equal to what was played, CSV) and kept in label
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 
@@ -19,6 +18,7 @@ from PyQt6 import QtCore, QtGui, QtTest, QtWidgets  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
 from rtdstft import StreamingDSTFT, audio  # noqa: E402
+from rtdstft.config import StreamConfig  # noqa: E402
 from rtdstft.export import read_settings  # noqa: E402
 from rtdstft.selection import Region  # noqa: E402
 
@@ -182,8 +182,8 @@ def test_exports_equal_the_engine_and_the_played_audio(qtbot, replayed, tmp_path
     # NPZ: the frames equal what the engine emits for the same input (θ as it chose).
     z = np.load(w.selection.export_npz(tmp_path / "sel.npz"), allow_pickle=False)
     settings = read_settings(z)
-    accepted = inspect.signature(StreamingDSTFT).parameters
-    engine = StreamingDSTFT(**{k: v for k, v in settings.items() if k in accepted and v is not None})
+    config = StreamConfig(**{k: settings[k] for k in StreamConfig.fields()})  # every setting is there
+    engine = StreamingDSTFT(config=config)
     x = tones()
     outs = [engine.process(x[i : i + 4096]) for i in range(0, len(x), 4096)] + [engine.flush()]
     spec = np.concatenate([o.spec for o in outs])

@@ -50,7 +50,7 @@ def streamed():
     theta = np.concatenate([o.win_length for o in outs]).astype(np.float32)
     index = np.concatenate([o.frame_index for o in outs])
     assert np.array_equal(index, np.arange(len(index)))
-    ex = Excerpt(x, 0, theta, 0, SR, N, H, 0.0, engine.settings)
+    ex = Excerpt(x, 0, theta, 0, SR, N, H, 0.0, engine.config.as_dict())
     return ex, spec
 
 
