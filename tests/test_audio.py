@@ -251,10 +251,15 @@ def test_recorder_float_flac_and_stereo(tmp_path):
 
 
 def test_recorder_bad_format_and_subtype(tmp_path):
-    with pytest.raises(AudioFileError, match="unknown audio format 'XYZ'"):
+    with pytest.raises(AudioFileError, match="cannot write audio format 'XYZ'; formats: .*FLAC"):
         Recorder(tmp_path / "a.xyz", 8000)
-    with pytest.raises(ValueError, match="subtype='VORBIS' is not valid for WAV; subtypes: .*PCM_16"):
+    with pytest.raises(AudioFileError, match="cannot write audio format 'RAW'"):
+        Recorder(tmp_path / "a.raw", 8000)  # headerless: nothing could read it back
+    with pytest.raises(ValueError, match="subtype='VORBIS' is not offered for WAV; subtypes: PCM_16"):
         Recorder(tmp_path / "a.wav", 8000, subtype="VORBIS")
+    with pytest.raises(AudioFileError, match="a.opus.ogg: cannot create"):
+        Recorder(tmp_path / "a.opus.ogg", 44100, subtype="OPUS")  # OPUS: 8..48 kHz, not 44.1
+    assert list(tmp_path.iterdir()) == []
 
 
 RECORD_UNTIL_KILLED = textwrap.dedent(
