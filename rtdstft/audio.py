@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import ParameterError
 from .ringbuffer import SampleRing
 
 __all__ = [
@@ -117,13 +118,13 @@ def _check_rate_value(sample_rate: float) -> float:
         or not math.isfinite(sample_rate)
         or sample_rate <= 0
     ):
-        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
     return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
 
 
 def _check_blocksize(blocksize: int) -> int:
     if isinstance(blocksize, bool) or not isinstance(blocksize, (int, np.integer)) or blocksize < 0:
-        raise ValueError(
+        raise ParameterError(
             f"blocksize must be an integer >= 0 (samples; 0 lets PortAudio choose), got {blocksize!r}"
         )
     return int(blocksize)
@@ -138,13 +139,13 @@ def _check_latency(latency: str | float) -> str | float:
         or not math.isfinite(latency)
         or latency < 0
     ):
-        raise ValueError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
+        raise ParameterError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
     return float(latency)
 
 
 def _ring_for(ring_seconds: float, sample_rate: float) -> SampleRing:
     if not isinstance(ring_seconds, (int, float)) or not ring_seconds > 0:
-        raise ValueError(f"ring_seconds must be > 0 (seconds), got {ring_seconds!r}")
+        raise ParameterError(f"ring_seconds must be > 0 (seconds), got {ring_seconds!r}")
     return SampleRing(max(1, int(round(ring_seconds * sample_rate))))
 
 
@@ -273,7 +274,7 @@ def supported_sample_rates(
     """The rates of :data:`STANDARD_SAMPLE_RATES` (Hz) that ``device`` accepts for ``channels``
     float32 channels of ``kind`` (``'input'`` or ``'output'``), found by asking PortAudio."""
     if kind not in ("input", "output"):
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+        raise ParameterError(f"kind must be 'input' or 'output', got {kind!r}")
     sd = _sounddevice()
     return _rates_accepted(sd, _resolve_device(sd, device, kind), kind, channels)
 
@@ -317,7 +318,7 @@ class _Stream:
         self.blocksize = _check_blocksize(blocksize)
         self.requested_latency = _check_latency(latency)
         if not stall_timeout > 0:
-            raise ValueError(f"stall_timeout must be > 0 (seconds), got {stall_timeout!r}")
+            raise ParameterError(f"stall_timeout must be > 0 (seconds), got {stall_timeout!r}")
         self.stall_timeout = float(stall_timeout)
         self.device = _resolve_device(sd, device, self.kind)
         info = sd.query_devices(self.device)
@@ -361,11 +362,11 @@ class _Stream:
             or not (1 <= channels <= self.max_channels)
         ):
             if getattr(self, "channel", None) is not None:
-                raise ValueError(
+                raise ParameterError(
                     f"channel must be in 0..{self.max_channels - 1} for {self.kind} device "
                     f"{self.device} ({self.device_name!r}), got {self.channel!r}"
                 )
-            raise ValueError(
+            raise ParameterError(
                 f"channels must be an integer in 1..{self.max_channels} for {self.kind} device "
                 f"{self.device} ({self.device_name!r}), got {channels!r}"
             )
@@ -528,7 +529,7 @@ class MicrophoneSource(_Stream):
     ) -> None:
         if channel is not None:
             if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
-                raise ValueError(f"channel must be None or an integer >= 0, got {channel!r}")
+                raise ParameterError(f"channel must be None or an integer >= 0, got {channel!r}")
             channels = channel + 1
         self.channel = channel
         self.overruns = 0
@@ -647,7 +648,7 @@ class OutputSink(_Stream):
         """
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
-            raise ValueError(f"samples must have shape (n,), got {x.shape}")
+            raise ParameterError(f"samples must have shape (n,), got {x.shape}")
         self._draining = False
         if not block:
             return self.ring.write(x)
@@ -727,6 +728,7 @@ class FileSource:
         self.file_channels: int = int(self._file.channels)
         self.frames: int = int(self._file.frames)
         self.format: str = str(self._file.format)
+        self.subtype: str = str(self._file.subtype)
         #: The frames the header states, when the file holds fewer (it was cut short); else None.
         self.declared_frames: int | None = None
         if self.frames * self.file_channels > _MOST_SAMPLES_PER_BYTE * max(1, self.path.stat().st_size):
@@ -742,18 +744,18 @@ class FileSource:
             isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < self.file_channels
         ):
             self._file.close()
-            raise ValueError(
+            raise ParameterError(
                 f"channel must be None (mix-down) or in 0..{self.file_channels - 1} for "
                 f"{self.path}, got {channel!r}"
             )
         if sample_rate is not None and _check_rate_value(sample_rate) != self.sample_rate:
             self._file.close()
-            raise ValueError(
+            raise ParameterError(
                 f"sample_rate={sample_rate!r} Hz differs from the {self.sample_rate} Hz of "
                 f"{self.path}; FileSource does not resample (pass None)"
             )
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a finite number > 0, got {speed!r}")
+            raise ParameterError(f"speed must be a finite number > 0, got {speed!r}")
         self.channel = channel
         self.realtime = bool(realtime)
         self.speed = float(speed)
@@ -819,7 +821,9 @@ class FileSource:
     def seek(self, seconds: float) -> None:
         """Go to ``seconds`` from the start (0 .. ``duration``); restarts the real-time clock."""
         if not (isinstance(seconds, (int, float)) and 0 <= seconds <= self.duration):
-            raise ValueError(f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}")
+            raise ParameterError(
+                f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}"
+            )
         target = min(int(round(seconds * self.sample_rate)), self.frames)
         try:
             if self.cut_short:
@@ -880,7 +884,7 @@ class FileSource:
         """The next ``n`` samples, float32 ``(k,)``, not paced; ``k < n`` only at the end of a
         file that does not loop (then 0 once finished)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an integer >= 0 (samples), got {n!r}")
+            raise ParameterError(f"n must be an integer >= 0 (samples), got {n!r}")
         out = self._read(int(n))
         self._paced += out.shape[0]
         return out
@@ -978,7 +982,7 @@ def recording_format(path: str | Path, format: str | None = None, subtype: str |
     offered = [s for s in RECORDING_FORMATS[fmt] if s in sf.available_subtypes(fmt)]
     chosen = sf.default_subtype(fmt) if subtype is None else str(subtype).upper()
     if chosen not in offered:
-        raise ValueError(f"subtype={subtype!r} is not offered for {fmt}; subtypes: {', '.join(offered)}")
+        raise ParameterError(f"subtype={subtype!r} is not offered for {fmt}; subtypes: {', '.join(offered)}")
     return fmt, chosen
 
 
@@ -1042,10 +1046,10 @@ class Recorder:
         self.path = Path(path)
         rate = _check_rate_value(sample_rate)
         if not isinstance(rate, int):
-            raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+            raise ParameterError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
         self.sample_rate = rate
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
+            raise ParameterError(f"channels must be an integer >= 1, got {channels!r}")
         self.channels = channels
         self.format, self.subtype = recording_format(self.path, format, subtype)
         in_place = self.format in _HEADER_UPDATED and not self.subtype.startswith("ALAC")
@@ -1088,7 +1092,9 @@ class Recorder:
         if x.ndim == 1 and self.channels == 1:
             pass
         elif x.ndim != 2 or x.shape[1] != self.channels:
-            raise ValueError(f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}")
+            raise ParameterError(
+                f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}"
+            )
         if x.dtype.kind not in "fi":
             x = x.astype(np.float32)
         self._file.write(to_pcm(x, self._store))

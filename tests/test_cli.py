@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 from audio_helpers import audio_test, block_peaks, tone
 
-from rtdstft.cli import Progress, _PooledSpectrogram, main
+from rtdstft.cli import _PooledSpectrogram, main
 from rtdstft.scenes import scene
 from rtdstft.stream import settings_for_rate
 
@@ -341,15 +341,3 @@ def test_pooled_spectrogram_is_a_max_over_groups_of_frames_whatever_the_blocks()
         lo, hi = min(lo, n_frames), min(hi, n_frames)
         image.add(np.arange(lo, hi), spec[lo:hi])
     np.testing.assert_array_equal(image.mag, np.abs(spec).reshape(250, 4, n_bins).max(axis=1))
-
-
-def test_progress_draws_nothing_when_disabled_and_ends_its_line_when_enabled():
-    quiet, loud = io.StringIO(), io.StringIO()
-    for stream, enabled in ((quiet, False), (loud, True)):
-        with Progress(200, "work", enabled, stream=stream, interval=0) as bar:
-            for done in range(0, 201, 50):
-                bar.update(done)
-    assert quiet.getvalue() == ""
-    text = loud.getvalue()
-    assert text.endswith("\n") and text.count("\n") == 1 and text.count("\r") == 5
-    assert "work [" in text and " 50%" in text and "100%" in text and "ETA" in text
