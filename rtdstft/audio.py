@@ -40,9 +40,11 @@ __all__ = [
     "MicrophoneSource",
     "OutputSink",
     "PARTIAL_SUFFIX",
+    "PCM_BITS",
     "RECORDING_FORMATS",
     "Recorder",
     "format_devices",
+    "check_writable",
     "list_devices",
     "recording_format",
     "supported_sample_rates",
@@ -57,6 +59,8 @@ STANDARD_SAMPLE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 
 
 #: A header that states more samples than this per byte of the file states a bogus length.
 _MOST_SAMPLES_PER_BYTE = 4096
+#: Frames per read where a file breaks off (what a failing read would lose).
+_SALVAGE_STEP = 4096
 
 
 class AudioDeviceError(ValueError):
@@ -777,12 +781,29 @@ class FileSource:
 
     def _count_frames(self) -> int:
         count = 0
-        try:
-            while (k := self._file.read(65536, dtype="float32", always_2d=True).shape[0]) > 0:
+        try:  # in small steps: a read that reaches the break returns nothing of what came before it
+            while (k := self._file.read(_SALVAGE_STEP, dtype="float32", always_2d=True).shape[0]) > 0:
                 count += k
         except self._error_types:
             pass  # the end of what decodes
         return count
+
+    def _read_before_break(self, n: int) -> np.ndarray:
+        """After a read that failed: reopen the file, go back to where that read began, and take
+        what still decodes (at most ``n`` frames) in small steps. Empty once at the break."""
+        self._file.close()
+        self._file = self._open()
+        parts = []
+        try:
+            self._file.seek(self._position)
+            while (
+                n > 0 and (c := self._file.read(min(n, _SALVAGE_STEP), dtype="float32", always_2d=True)).size
+            ):
+                parts.append(c)
+                n -= c.shape[0]
+        except self._error_types:
+            pass
+        return np.concatenate(parts) if parts else np.zeros((0, self.file_channels), np.float32)
 
     @property
     def cut_short(self) -> bool:
@@ -845,10 +866,11 @@ class FileSource:
         got = 0
         wrapped_empty = False
         while got < n:
+            want = min(n - got, self.frames - self._position, 1 << 20)  # a pass ends at ``frames``
             try:
-                chunk = self._file.read(min(n - got, 1 << 20), dtype="float32", always_2d=True)
-            except self._error_types:
-                chunk = out[:0, None]  # a tail that does not decode ends the file there
+                chunk = self._file.read(want, dtype="float32", always_2d=True) if want > 0 else out[:0, None]
+            except self._error_types:  # a tail that does not decode ends the file there
+                chunk = self._read_before_break(want)
             k = chunk.shape[0]
             if k == 0:
                 self._end_early()
@@ -955,7 +977,7 @@ RECORDING_FORMATS = {
 
 #: Integer subtypes and their bits: written as integers rounded to nearest (libsndfile's own
 #: float-to-integer conversion scales by 2^(b-1) - 1, one step low for half of the range).
-_PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ALAC_16": 16,
+PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ALAC_16": 16,
              "ALAC_20": 20, "ALAC_24": 24}  # fmt: skip
 
 # Formats whose header libsndfile rewrites after every write (sample-wise subtypes only): a killed
@@ -991,7 +1013,7 @@ def to_pcm(x: np.ndarray, subtype: str) -> np.ndarray:
     nearest and clipped, scaled so that libsndfile writes them unchanged (int16 for up to 16 bits,
     int32 above, left-aligned). Reading the file back as float gives exactly ``q / 2^(bits-1)``.
     NaN becomes 0. Float input for any other subtype is returned as it is."""
-    bits = _PCM_BITS.get(subtype)
+    bits = PCM_BITS.get(subtype)
     if bits is None or x.dtype.kind != "f":
         return x
     scale = 2.0 ** (bits - 1)
@@ -999,6 +1021,24 @@ def to_pcm(x: np.ndarray, subtype: str) -> np.ndarray:
     if bits <= 16:
         return (q * 2.0 ** (16 - bits)).astype(np.int16)
     return (q * 2.0 ** (32 - bits)).astype(np.int32)
+
+
+def check_writable(path: str | Path, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+    """Raise AudioFileError naming ``path`` if libsndfile refuses to create it with these settings
+    (a rate OPUS or MP3 does not take, a folder that cannot be written); nothing is left behind.
+    Lets a long job fail before it starts rather than at its end."""
+    from .atomic import atomic_output
+
+    sf = _soundfile()
+    try:
+        with atomic_output(path) as probe:
+            sf.SoundFile(str(probe), "w", sample_rate, channels, subtype, format=format).close()
+            probe.unlink()
+    except (RuntimeError, OSError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise AudioFileError(
+            f"{path}: cannot write {format} {subtype} at {sample_rate} Hz, {channels} channel(s) ({reason})"
+        ) from exc
 
 
 class Recorder:
@@ -1059,7 +1099,7 @@ class Recorder:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not in_place:
-                self._check_target(sf)
+                check_writable(self.path, rate, channels, self.format, self.subtype)
             fmt, subtype = (self.format, self.subtype) if in_place else ("WAV", "FLOAT")
             self._file = sf.SoundFile(str(self.writing), "w", rate, channels, subtype, format=fmt)
         except (RuntimeError, OSError) as exc:
@@ -1067,17 +1107,6 @@ class Recorder:
         sf._snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)
         # What the in-place file stores is what the caller gets back: integers rounded here.
         self._store = self.subtype if in_place else "FLOAT"
-
-    def _check_target(self, sf: Any) -> None:
-        """Open and drop the converted file now, so that a rate or channel count the format refuses
-        is reported before the recording, not after it."""
-        from .atomic import atomic_output
-
-        with atomic_output(self.path) as probe:
-            sf.SoundFile(
-                str(probe), "w", self.sample_rate, self.channels, self.subtype, format=self.format
-            ).close()
-            probe.unlink()
 
     @property
     def duration(self) -> float:

@@ -479,8 +479,10 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     """``rtdstft resynth``: every channel through its own engine, OUT = the overlap-add output with
     the engine's latency removed, written whole or not at all; prints the SNR of OUT against the
     input."""
+    import torch
+
     from .atomic import atomic_output
-    from .audio import Recorder
+    from .audio import PCM_BITS, Recorder, check_writable
     from .stream import StreamingDSTFT
 
     src_path, out_path = Path(args.input), Path(args.output)
@@ -497,7 +499,11 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         fmt, subtype = _output_subtype(args.subtype, first.subtype, out_path)
         kw = _engine_kwargs(args, sr)
         block = _check_memory(kw, len(sources), args)
-        engines = [StreamingDSTFT(**kw) for _ in sources]
+        check_writable(out_path, sr, len(sources), fmt, subtype)
+        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24.
+        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype == "DOUBLE"
+        dtype = torch.float64 if precise else torch.float32
+        engines = [StreamingDSTFT(**kw, dtype=dtype) for _ in sources]
         latency = engines[0].latency
         skip, fed, written = latency, 0, 0
         with atomic_output(out_path) as part:

@@ -8,7 +8,6 @@ Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz a
 from __future__ import annotations
 
 import csv
-import io
 import re
 import subprocess
 import sys
@@ -18,15 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_helpers import audio_test, block_peaks, tone
+from audio_helpers import RTDSTFT, audio_test, block_peaks, tone
 
 from rtdstft.cli import _PooledSpectrogram, main
 from rtdstft.scenes import scene
 from rtdstft.stream import settings_for_rate
-
-_SCRIPT = Path(sys.executable).with_name("rtdstft")
-#: The console script of pyproject's [project.scripts] when installed, else the module.
-RTDSTFT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "rtdstft"]
 
 
 def run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
