@@ -8,6 +8,7 @@ Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz a
 from __future__ import annotations
 
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -192,18 +193,51 @@ ERROR_CASES = {
     ),
     "device_index": (["record", "{tmp}/r.wav", "--seconds", "1", "--device", "999"], ["device=999"]),
     "missing_output_option": (["analyze", "{wav}"], ["-o"]),
+    "block_frames_memory": (
+        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--block-frames", "1000000000"],
+        ["--block-frames 1000000000", "GiB of memory available"],
+    ),
+    "n_fft_memory": (
+        ["resynth", "{wav}", "{tmp}/y.wav", "--n-fft", "100000000"],
+        ["--n-fft 100000000", "GiB of memory available"],
+    ),
+    "fifo": (["analyze", "{tmp}/fifo.wav", "-o", "{tmp}/x.png"], ["fifo.wav", "pipe (FIFO)"]),
     "unknown_command": (["analyse", "{wav}"], ["analyse", "invalid choice"]),
 }
 #: The cases also run through the installed entry point, where a traceback would show.
-ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device")
+ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device", "n_fft_memory")
 
 
 @pytest.fixture(scope="module")
 def error_argv(files, tmp_path_factory) -> dict[str, list[str]]:
     tmp = tmp_path_factory.mktemp("errors")
     (tmp / "text.wav").write_text("this is not audio\n")
+    os.mkfifo(tmp / "fifo.wav")  # no writer: opening it for reading would block
     fill = {"wav": str(files["wav"]), "tmp": str(tmp)}
     return {name: [a.format(**fill) for a in argv] for name, (argv, _) in ERROR_CASES.items()}
+
+
+def test_a_bug_inside_a_command_keeps_its_traceback(monkeypatch, capsys):
+    """Only validation errors become one line; a TypeError or a plain ValueError from inside a
+    command is a bug and propagates (the console script then prints its traceback)."""
+    import rtdstft.cli as cli
+    from rtdstft.errors import ParameterError
+
+    for bug in (TypeError("unsupported operand"), ValueError("math domain error")):
+
+        def broken(args, bug=bug):
+            raise bug
+
+        monkeypatch.setattr(cli, "cmd_devices", broken)
+        with pytest.raises(type(bug), match=str(bug)):
+            main(["devices"])
+
+    def refused(args):
+        raise ParameterError("--thing must be in 1..3, got 7")
+
+    monkeypatch.setattr(cli, "cmd_devices", refused)
+    assert main(["devices"]) == 2
+    assert capsys.readouterr().err == "rtdstft: error: --thing must be in 1..3, got 7\n"
 
 
 def check_error(case: str, status: int, stdout: str, stderr: str) -> None:
