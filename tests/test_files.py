@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,9 @@ def test_every_offered_format_survives_kill_9_with_the_audio_up_to_the_last_bloc
         assert rate == RATE and reported <= got.shape[0] <= reported + 4 * 4800, (fmt, subtype)
         assert got.shape[0] % 4800 == 0, (fmt, subtype, got.shape)
         check_holds(got, rate, x[: got.shape[0]], "FLOAT" if converted else subtype)
+        if fmt == "WAV" and subtype.startswith("PCM"):
+            with wave.open(str(path)) as strict:  # trusts the header's sizes, as many readers do
+                assert strict.getnframes() == got.shape[0], subtype
         with FileSource(path, realtime=False) as source:
             assert source.frames == got.shape[0] and not source.cut_short
 
@@ -492,6 +496,8 @@ def test_gui_killed_while_recording_leaves_the_replayed_samples(tmp_path):
     assert ok, "the application never recorded a second"
     (take,) = recorded()
     got, rate = sf.read(str(take), dtype="int16")
+    with wave.open(str(take)) as strict:  # trusts the header's sizes, as many readers do
+        assert strict.getnframes() == got.shape[0]
     original, _ = sf.read(str(source), dtype="int16")
     assert rate == RATE and got.shape[0] >= RATE
     # The take is the replayed file from where recording began, sample for sample.
