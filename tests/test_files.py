@@ -504,3 +504,21 @@ def test_gui_killed_while_recording_leaves_the_replayed_samples(tmp_path):
     head = got[:2000].astype(float)
     start = int(np.argmax(np.correlate(original[: 5 * RATE].astype(float), head, "valid")))
     np.testing.assert_array_equal(got, original[start : start + got.shape[0]])
+
+
+def test_gui_refuses_a_fifo_with_a_dialog_and_stops_cleanly(qtbot, tmp_path):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from rtdstft_gui.window import MainWindow
+
+    fifo = _fifo(tmp_path)
+    window = MainWindow(settings_path=str(tmp_path / "gui.ini"), recordings_dir=str(tmp_path / "rec"))
+    qtbot.addWidget(window)
+    window.show()
+    window.open_file(fifo)
+    shown = lambda: window.error_dialog is not None and window.error_dialog.isVisible()  # noqa: E731
+    qtbot.waitUntil(shown, timeout=20_000)
+    said = window.error_dialog.text() + " " + window.error_dialog.informativeText()
+    assert "pipe.wav" in said and "pipe (FIFO)" in said
+    window.error_dialog.accept()
+    window.shut_down()  # the engine thread ends: it never blocked on the FIFO
+    assert window.worker.isFinished()
