@@ -708,8 +708,16 @@ class FileSource:
     file that does not loop). Positions are in samples (:meth:`tell`, ``frames``) or seconds
     (``position``, ``duration``, :meth:`seek`).
 
+    A file cut short (a recording whose writer was killed, a broken download) is read up to where
+    it stops decoding: ``frames`` becomes what it holds, ``declared_frames`` keeps what its header
+    states and ``cut_short`` is True. A header length no file of its size could hold (a killed
+    FLAC states 2^63 - 1 frames) is replaced at once by a count of what decodes, so nothing is ever
+    sized by it.
+
     Raises:
-        AudioFileError: the file is missing, unreadable, not audio, or holds no samples.
+        AudioFileError: the file is missing, unreadable, not audio, holds no samples, or is not a
+            regular file (a FIFO or ``<(...)`` is refused without being opened: it could not be
+            rewound, and opening one without a writer blocks).
     """
 
     def __init__(
