@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtdstft.edit import Region, region_mask, spectral_edit
-from rtdstft.stream import settings_for_rate
+from rtdstft.config import StreamConfig
+from rtdstft.edit import Edit, edit_gain, spectral_edit
+from rtdstft.errors import ParameterError
+from rtdstft.selection import Region
 
 FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
 RATE = 8000
@@ -18,10 +20,11 @@ BURST = (0.6, 1.1)  # s
 TONE_HZ = 3000.0
 
 
-def engine_settings() -> dict:
-    kw = settings_for_rate(RATE)
-    kw.pop("win_length")
-    return kw
+CONFIG = StreamConfig.for_rate(RATE)
+
+
+def edit(t0, t1, f0, f1, gain_db) -> Edit:
+    return Edit(Region(t0, t1, f0, f1), gain_db)
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +47,21 @@ def tone_level_db(x: np.ndarray, start: float, end: float) -> float:
     return 20 * math.log10(abs(np.mean(x[s] * np.exp(-2j * np.pi * TONE_HZ * t[s]))) + 1e-300)
 
 
-def outside(x: np.ndarray, region: Region, edge_ms: float) -> np.ndarray:
-    """Samples farther from the region than its mask edge plus half the longest window."""
-    reach = edge_ms / 1000 + engine_settings()["win_max"] / 2 / RATE
+def outside(x: np.ndarray, region: Region) -> np.ndarray:
+    """Samples farther from the region than half the longest window (the mask's edge lies inside)."""
+    reach = CONFIG.win_max / 2 / RATE
     t = np.arange(x.shape[0]) / RATE
-    return (t < region.start - reach) | (t > region.end + reach)
+    return (t < region.t0 - reach) | (t > region.t1 + reach)
 
 
 def test_removing_a_tone_burst_lowers_it_by_40_db_and_keeps_the_rest_bit_exact(speech_with_burst):
     x = speech_with_burst
-    region = Region(*BURST, 2850.0, 3150.0, -math.inf)
-    y = spectral_edit(x, RATE, [region], edge_ms=10, edge_hz=50, **engine_settings()).audio
+    e = edit(BURST[0] - 0.02, BURST[1] + 0.02, 2800.0, 3200.0, -math.inf)
+    y = spectral_edit(x, RATE, [e], edge_ms=10, edge_hz=50, config=CONFIG).audio
     before = tone_level_db(x, BURST[0] + 0.05, BURST[1] - 0.05)
     after = tone_level_db(y, BURST[0] + 0.05, BURST[1] - 0.05)
     assert before - after >= 40, (before, after)
-    keep = outside(x, region, 10)
+    keep = outside(x, e.region)
     assert keep.sum() > 0.5 * x.shape[0]
     np.testing.assert_array_equal(y[keep], x[keep])
     ints = lambda s: np.round(s * 32768).astype(np.int32)  # noqa: E731
@@ -70,24 +73,27 @@ def test_removing_a_tone_burst_lowers_it_by_40_db_and_keeps_the_rest_bit_exact(s
 
 def test_zero_db_returns_the_input(speech_with_burst):
     x = speech_with_burst
-    region = Region(0.2, 1.7, 100.0, 3900.0, 0.0)
-    r = spectral_edit(x, RATE, [region], **engine_settings())
-    assert r.touched.sum() > 0.6 * x.shape[0]  # the resynthesis really ran over the region
+    r = spectral_edit(x, RATE, [edit(0.2, 1.7, 100.0, 3900.0, 0.0)], config=CONFIG)
     assert np.abs(r.audio - x).max() <= 1e-6
     np.testing.assert_array_equal(np.round(r.audio * 32768), np.round(x * 32768))
+    # A gain of 0 dB on one edit of a stack leaves the others' result as it was.
+    cut = edit(0.3, 0.9, 500.0, 1500.0, -12.0)
+    alone = spectral_edit(x, RATE, [cut], config=CONFIG).audio
+    stacked = spectral_edit(x, RATE, [cut, edit(0.2, 1.7, 100.0, 3900.0, 0.0)], config=CONFIG).audio
+    assert np.abs(alone - x).max() > 1e-3  # the -12 dB edit really changed something
+    assert np.abs(stacked - alone).max() <= 1e-6
 
 
 def test_stacked_edits_multiply_and_float32_input_keeps_its_dtype():
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal(RATE)).astype(np.float32)
-    a = Region(0.2, 0.6, 500.0, 1500.0, -6.0)
-    b = Region(0.4, 0.8, 1000.0, 2000.0, -6.0)
-    both = spectral_edit(x, RATE, [a, b], **engine_settings())
+    a = edit(0.2, 0.6, 500.0, 1500.0, -6.0)
+    b = edit(0.4, 0.8, 1000.0, 2000.0, -6.0)
+    both = spectral_edit(x, RATE, [a, b], config=CONFIG)
     assert both.audio.dtype == np.float32 and both.audio.shape == x.shape
-    freqs = np.array([1250.0])
-    m = region_mask(a, np.array([0.5]), freqs, 10, 50) * region_mask(b, np.array([0.5]), freqs, 10, 50)
-    assert m[0, 0] == 1.0  # the overlap is inside both boxes: -12 dB there
-    one = spectral_edit(x, RATE, [Region(0.2, 0.8, 500.0, 2000.0, -12.0)], **engine_settings())
+    g = edit_gain([a, b], np.array([0.5]), np.array([1250.0]), RATE / 2, 10, 50)
+    assert g[0, 0] == pytest.approx(10 ** (-12 / 20))  # the overlap is inside both boxes: -12 dB there
+    one = spectral_edit(x, RATE, [edit(0.2, 0.8, 500.0, 2000.0, -12.0)], config=CONFIG)
     assert not np.allclose(both.audio, one.audio)  # the stacked masks are not one box
 
 
@@ -96,9 +102,20 @@ def test_stereo_channels_are_edited_independently():
     left = 0.3 * np.sin(2 * np.pi * 1000 * t)
     right = 0.3 * np.sin(2 * np.pi * 2000 * t)
     x = np.stack([left, right], axis=1)
-    y = spectral_edit(x, RATE, [Region(0.3, 0.7, 900.0, 1100.0, -math.inf)], **engine_settings()).audio
+    y = spectral_edit(x, RATE, [edit(0.3, 0.7, 900.0, 1100.0, -math.inf)], config=CONFIG).audio
     assert tone_level(y[:, 0], 1000, 0.4, 0.6) < tone_level(x[:, 0], 1000, 0.4, 0.6) - 40
     assert abs(tone_level(y[:, 1], 2000, 0.4, 0.6) - tone_level(x[:, 1], 2000, 0.4, 0.6)) < 0.01
+
+
+def test_given_theta_is_the_engines():
+    rng = np.random.default_rng(1)
+    x = 0.1 * rng.standard_normal(RATE)
+    e = [edit(0.2, 0.6, 500.0, 1500.0, -20.0)]
+    ran = spectral_edit(x, RATE, e, config=CONFIG)
+    given = spectral_edit(x, RATE, e, config=CONFIG, theta=ran.win_length)
+    np.testing.assert_array_equal(given.audio, ran.audio)
+    with pytest.raises(ParameterError, match="theta must be"):
+        spectral_edit(x, RATE, e, config=CONFIG, theta=ran.win_length[:-1])
 
 
 def tone_level(x: np.ndarray, hz: float, start: float, end: float) -> float:
@@ -108,16 +125,16 @@ def tone_level(x: np.ndarray, hz: float, start: float, end: float) -> float:
 
 
 @pytest.mark.parametrize(
-    ("region", "match"),
+    ("e", "match"),
     [
-        (Region(3.0, 4.0, 100, 200, -6), "start must be inside the signal"),
-        (Region(0.5, 0.4, 100, 200, -6), "start < end"),
-        (Region(0.1, 0.4, 300, 200, -6), "low < high"),
-        (Region(0.1, 0.4, 100, 200, float("nan")), "gain_db must be in"),
-        (Region(0.1, 0.4, 100, 200, 30.0), "gain_db must be in"),
-        (Region(0.1, 0.4, 5000, 6000, -6), "below the Nyquist"),
+        (edit(3.0, 4.0, 100, 200, -6), "t0 must be inside the signal"),
+        (edit(0.5, 0.4, 100, 200, -6), "t0 < t1"),
+        (edit(0.1, 0.4, 300, 200, -6), "f0 < f1"),
+        (edit(0.1, 0.4, 100, 200, float("nan")), "gain_db must be in"),
+        (edit(0.1, 0.4, 100, 200, 30.0), "gain_db must be in"),
+        (edit(0.1, 0.4, 5000, 6000, -6), "below the Nyquist"),
     ],
 )
-def test_bad_regions_name_the_field(region, match):
-    with pytest.raises(ValueError, match=match):
-        spectral_edit(np.zeros(RATE), RATE, [region], **engine_settings())
+def test_bad_edits_name_the_field(e, match):
+    with pytest.raises(ParameterError, match=match):
+        spectral_edit(np.zeros(RATE), RATE, [e], config=CONFIG)
