@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from numbers import Real
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .config import StreamConfig
 from .errors import ParameterError
 from .selection import Excerpt, Region, mask, masked_inverse
 
-__all__ = ["Edit", "EditResult", "spectral_edit", "edit_gain", "MAX_GAIN_DB"]
+__all__ = ["Edit", "EditResult", "spectral_edit", "edit_gain", "edit_file", "MAX_GAIN_DB"]
 
 #: The largest gain an edit may apply, in dB (a boost beyond this mostly amplifies noise).
 MAX_GAIN_DB = 24.0
@@ -216,3 +217,63 @@ def spectral_edit(
     audio = np.stack(outs, axis=1) if x.ndim == 2 else outs[0]
     win = np.stack(thetas) if x.ndim == 2 else thetas[0]
     return EditResult(audio, np.asarray(win), touched)
+
+
+def edit_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    edits: list[Edit],
+    edge_ms: float = 10.0,
+    edge_hz: float = 50.0,
+    config: StreamConfig | None = None,
+    subtype: str | None = None,
+    overwrite: bool = False,
+    theta: np.ndarray | None = None,
+) -> tuple[str, str]:
+    """Applies ``edits`` to every channel of the file ``input_path`` (see :func:`spectral_edit`) and
+    writes the result to ``output_path``: same rate and channels, IN's subtype where OUT's format
+    (from its extension) takes it, or ``subtype``. Integer PCM is rounded to nearest, so samples the
+    edits do not reach are written back bit-exact.
+
+    OUT appears whole or not at all (written to a temporary file beside it, renamed when complete).
+    OUT naming IN is refused unless ``overwrite``; IN is then replaced only by the complete new file.
+    ``config`` must be at the file's rate (default: the settings suited to it).
+
+    Returns OUT's (format, subtype).
+    """
+    from .atomic import atomic_output
+    from .audio import Recorder, check_writable
+    from .cli import _output_subtype
+
+    sf = _soundfile()
+    src, out = Path(input_path), Path(output_path)
+    same = out.exists() and src.exists() and out.resolve() == src.resolve()
+    if same and not overwrite:
+        raise ParameterError(
+            f"OUT must differ from IN ({src}) unless overwriting it on purpose (--overwrite)"
+        )
+    try:
+        info = sf.info(str(src))
+        x, sr = sf.read(str(src), dtype="float64", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise ParameterError(f"{src}: cannot read it as audio ({exc})") from None
+    fmt, sub = _output_subtype(subtype, info.subtype, out)
+    check_writable(out, sr, x.shape[1], fmt, sub)
+    if config is None:
+        config = StreamConfig.for_rate(sr)
+    y = spectral_edit(x, sr, edits, edge_ms, edge_hz, config=config, theta=theta).audio
+    with atomic_output(out) as part:
+        rec = Recorder(part, sr, channels=x.shape[1], subtype=sub, format=fmt)
+        try:
+            rec.write(y)
+            rec.close()
+        except BaseException:
+            rec.discard()
+            raise
+    return fmt, sub
+
+
+def _soundfile():
+    import soundfile
+
+    return soundfile

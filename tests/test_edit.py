@@ -4,6 +4,7 @@ of the recording as it was."""
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,94 @@ def tone_level(x: np.ndarray, hz: float, start: float, end: float) -> float:
 def test_bad_edits_name_the_field(e, match):
     with pytest.raises(ParameterError, match=match):
         spectral_edit(np.zeros(RATE), RATE, [e], config=CONFIG)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def write16(path: Path, x: np.ndarray) -> Path:
+    import soundfile as sf
+
+    sf.write(str(path), x, RATE, subtype="PCM_16")
+    return path
+
+
+def test_cli_edit_writes_16_bit_bit_exact_outside_the_region(speech_with_burst, tmp_path, capsys):
+    import soundfile as sf
+
+    from rtdstft.cli import main
+
+    src = write16(tmp_path / "in.wav", speech_with_burst)
+    out = tmp_path / "out.wav"
+    e = edit(BURST[0] - 0.02, BURST[1] + 0.02, 2800.0, 3200.0, -math.inf)
+    region = [str(v) for v in (e.region.t0, e.region.t1, e.region.f0, e.region.f1)]
+    assert main(["edit", str(src), str(out), "--region", *region, "-inf", "--edge-ms", "10"]) == 0
+    assert f"wrote {out} (WAV, PCM_16)" in capsys.readouterr().out
+    x, _ = sf.read(str(src), dtype="int16")
+    y, sr = sf.read(str(out), dtype="int16")
+    assert sr == RATE and y.shape == x.shape and sf.info(str(out)).subtype == "PCM_16"
+    keep = outside(x, e.region)
+    np.testing.assert_array_equal(y[keep], x[keep])
+    assert (
+        tone_level_db(y / 32768, BURST[0] + 0.05, BURST[1] - 0.05)
+        < tone_level_db(x / 32768, BURST[0] + 0.05, BURST[1] - 0.05) - 40
+    )
+    # The file is the library's output written to 16 bits; a 0 dB edit writes IN back unchanged.
+    lib = spectral_edit(sf.read(str(src))[0], RATE, [e], config=CONFIG).audio
+    np.testing.assert_array_equal(y, np.clip(np.rint(lib * 32768), -32768, 32767).astype(np.int16))
+    assert main(["edit", str(src), str(out), "--region", "0.1", "1.8", "0", "4000", "0"]) == 0
+    np.testing.assert_array_equal(sf.read(str(out), dtype="int16")[0], x)
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (["9", "10", "100", "200", "-6"], "t0 must be inside the signal"),
+        (["0.1", "0.5", "300", "200", "-6"], "0 <= f0 < f1"),
+        (["0.1", "0.5", "300", "300", "-6"], "0 <= f0 < f1"),
+        (["0.1", "0.5", "100", "200", "nan"], "gain_db must be in [-inf, 24] dB"),
+    ],
+)
+def test_cli_bad_region_is_one_line_and_exit_2_and_writes_nothing(tmp_path, region, message):
+    from audio_helpers import RTDSTFT
+
+    src = write16(tmp_path / "in.wav", 0.1 * np.sin(np.arange(RATE) * 0.3))
+    out = tmp_path / "out.wav"
+    done = subprocess.run([*RTDSTFT, "edit", src, out, "--region", *region], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rtdstft: error: ") and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_cli_output_is_whole_or_absent(tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+
+    from rtdstft import audio
+    from rtdstft.cli import main
+
+    x = 0.1 * np.sin(np.arange(2 * RATE) * 0.3)
+    src = write16(tmp_path / "in.wav", x)
+    before = src.read_bytes()
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"the old OUT")
+    real_write = audio.Recorder.write
+
+    def write_half_then_fail(self, block):  # the disk fills up half way through
+        real_write(self, block[: len(block) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audio.Recorder, "write", write_half_then_fail)
+    assert main(["edit", str(src), str(out), "--region", "0.2", "0.8", "100", "900", "-12"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == b"the old OUT"  # the old file, not a partial new one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+    monkeypatch.undo()
+    # OUT = IN is refused unless --overwrite; then IN is replaced by the whole edited file.
+    assert main(["edit", str(src), str(src), "--region", "0.2", "0.8", "100", "900", "-12"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    args = ["edit", str(src), str(src), "--overwrite", "--region", "0.2", "0.8", "100", "900", "-12"]
+    assert main(args) == 0
+    y = sf.read(str(src))[0]
+    assert y.shape == x.shape and np.abs(y - x).max() > 1e-3
