@@ -47,10 +47,13 @@ MAX_GAIN_DB = 24.0
 @dataclass(frozen=True)
 class Edit:
     """A selection and the gain applied to it: ``gain_db`` in [-inf, 24] dB (-inf removes what is
-    inside, 0 keeps it)."""
+    inside, 0 keeps it). ``edge_ms`` and ``edge_hz`` (>= 0) are its mask's smooth edges; None takes
+    those given to :func:`spectral_edit`."""
 
     region: Region
     gain_db: float
+    edge_ms: float | None = None
+    edge_hz: float | None = None
 
     @property
     def factor(self) -> float:
@@ -80,6 +83,13 @@ class Edit:
         g = self.gain_db
         if not isinstance(g, Real) or math.isnan(g) or g > MAX_GAIN_DB:
             raise ParameterError(f"gain_db must be in [-inf, {MAX_GAIN_DB:g}] dB, got {g!r}")
+        _check_edges(self.edge_ms, self.edge_hz)
+
+
+def _check_edges(edge_ms, edge_hz) -> None:
+    for name, v in (("edge_ms", edge_ms), ("edge_hz", edge_hz)):
+        if v is not None and not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
+            raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
 @dataclass
@@ -97,10 +107,12 @@ def edit_gain(
     edits: list[Edit], times: np.ndarray, freqs: np.ndarray, nyquist: float, edge_ms: float, edge_hz: float
 ) -> np.ndarray:
     """G[n, m] of ``edits`` on frames at ``times`` (s) and bins at ``freqs`` (Hz) (see the module
-    docstring), float64."""
+    docstring), float64; ``edge_ms`` and ``edge_hz`` for the edits that do not set their own."""
     gain = np.ones((len(times), len(freqs)))
     for e in edits:
-        gain *= 1 + (e.factor - 1) * mask(times, freqs, e.region, nyquist, edge_ms / 1000, edge_hz)
+        ms = edge_ms if e.edge_ms is None else e.edge_ms
+        hz = edge_hz if e.edge_hz is None else e.edge_hz
+        gain *= 1 + (e.factor - 1) * mask(times, freqs, e.region, nyquist, ms / 1000, hz)
     return gain
 
 
@@ -185,9 +197,7 @@ def spectral_edit(
         raise ParameterError(f"x must be [T] or [T, C] with T >= 1, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ParameterError(f"x must hold float samples, got dtype {x.dtype}")
-    for name, v in (("edge_ms", edge_ms), ("edge_hz", edge_hz)):
-        if not (isinstance(v, Real) and math.isfinite(v) and v >= 0):
-            raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
+    _check_edges(edge_ms, edge_hz)
     cfg = StreamConfig.for_rate(sample_rate) if config is None else config
     if cfg.sample_rate != sample_rate:
         raise ParameterError(
