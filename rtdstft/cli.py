@@ -528,14 +528,14 @@ def cmd_record(args: argparse.Namespace) -> int:
             f"--seconds must be > 0 and give at least one sample at {args.rate} Hz, got {args.seconds:g}"
         )
     rec = Recorder(args.output, args.rate, subtype=args.subtype)
-    if rec.writing != rec.path:
-        print(f"recording to {rec.writing}; it becomes {rec.path} when the recording ends", flush=True)
     interrupted, lost = False, None
     try:
         mic = MicrophoneSource(device=args.device, sample_rate=args.rate, channel=args.channel)
     except BaseException:
         rec.discard()
         raise
+    if rec.writing != rec.path:
+        print(f"recording to {rec.writing}; it becomes {rec.path} when the recording ends", flush=True)
     try:
         with _progress(target, "record", args) as bar:
             mic.start()
