@@ -196,7 +196,7 @@ def _available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_memory(cfg: StreamConfig, channels: int, args: argparse.Namespace) -> int:
+def _check_memory(cfg: StreamConfig, channels: int) -> int:
     """Refuse, before anything is allocated, settings whose buffers would not fit in memory, naming
     the options that make them large; returns the samples read from the file per step."""
     n_fft, hop, k, radius = cfg.n_fft, cfg.hop_length, cfg.block_frames, cfg.radius
@@ -350,7 +350,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _check_picture_path(picture)
     with _open_file(args.file, args.channel) as src:
         cfg = _engine_config(args, src.sample_rate)
-        block = _check_memory(cfg, 1, args)
+        block = _check_memory(cfg, 1)
         engine = StreamingDSTFT(config=cfg)
         n_frames = 1 + src.frames // cfg.hop_length
         image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
@@ -485,7 +485,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         sr = first.sample_rate
         fmt, subtype = _output_subtype(args.subtype, first.subtype, out_path)
         cfg = _engine_config(args, sr)
-        block = _check_memory(cfg, len(sources), args)
+        block = _check_memory(cfg, len(sources))
         check_writable(out_path, sr, len(sources), fmt, subtype)
         # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24.
         precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype == "DOUBLE"
@@ -572,14 +572,14 @@ def cmd_record(args: argparse.Namespace) -> int:
             f"--seconds must be > 0 and give at least one sample at {args.rate} Hz, got {args.seconds:g}"
         )
     rec = Recorder(args.output, args.rate, subtype=args.subtype)
-    if rec.writing != rec.path:
-        print(f"recording to {rec.writing}; it becomes {rec.path} when the recording ends", flush=True)
     interrupted, lost = False, None
     try:
         mic = MicrophoneSource(device=args.device, sample_rate=args.rate, channel=args.channel)
     except BaseException:
         rec.discard()
         raise
+    if rec.writing != rec.path:
+        print(f"recording to {rec.writing}; it becomes {rec.path} when the recording ends", flush=True)
     try:
         with _progress(target, "record", args) as bar:
             mic.start()
