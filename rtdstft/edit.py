@@ -38,7 +38,7 @@ from .config import StreamConfig
 from .errors import ParameterError
 from .selection import Excerpt, Region, mask, masked_inverse
 
-__all__ = ["Edit", "EditResult", "spectral_edit", "edit_gain", "edit_file", "MAX_GAIN_DB"]
+__all__ = ["Edit", "EditResult", "spectral_edit", "edit_gain", "edit_file", "engine_theta", "MAX_GAIN_DB"]
 
 #: The largest gain an edit may apply, in dB (a boost beyond this mostly amplifies noise).
 MAX_GAIN_DB = 24.0
@@ -122,7 +122,7 @@ def engine_theta(x: np.ndarray, config: StreamConfig) -> np.ndarray:
 
     engine = StreamingDSTFT(config=config)
     theta = np.full(1 + x.shape[0] // config.hop_length, np.nan, np.float32)
-    step = 8 * config.block_frames * config.hop_length
+    step = 64 * config.block_frames * config.hop_length  # fewer, larger calls: less overhead
     for i in range(0, x.shape[0], step):
         out = engine.process(np.ascontiguousarray(x[i : i + step], np.float32))
         theta[out.frame_index] = out.win_length
