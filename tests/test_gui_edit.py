@@ -13,9 +13,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
+from audio_helpers import audio_test  # noqa: E402
 from PyQt6 import QtCore, QtTest  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
+from rtdstft import audio  # noqa: E402
 from rtdstft.edit import Edit, spectral_edit  # noqa: E402
 from rtdstft.selection import Region  # noqa: E402
 
@@ -117,3 +119,43 @@ def test_stacked_edits_undo_redo_and_export_equal_the_library(window, tmp_path):
     assert p.shape[0] == pytest.approx((1.4 - 1.0 + 2 * 0.5) * RATE, abs=2)
     whole = library16(src, [first, second], cfg).astype(np.float64) / 32768
     np.testing.assert_allclose(p, whole[8000 : 8000 + p.shape[0]].mean(axis=1), atol=1e-4)
+
+
+@audio_test
+def test_preview_plays_the_edit_with_context_through_the_sink(qtbot, window):
+    w, _src = window
+    panel = w.edit
+    devices = audio.list_devices()
+    pulse_in = next(d["index"] for d in devices if d["max_input_channels"] > 0 and d["name"] == "pulse")
+    pulse_out = next(d["index"] for d in devices if d["max_output_channels"] > 0 and d["name"] == "pulse")
+    w.devices.output.setCurrentIndex(max(w.devices.output.findData(pulse_out), 0))
+    w.selection.set_region(Region(0.6, 1.4, 2700.0, 3300.0))
+    panel.gain.setValue(panel.gain.minimum())
+    expected = panel.preview_samples()
+    played: list = []
+    w.worker.played.connect(played.append)
+    capture = audio.MicrophoneSource(pulse_in, sample_rate=RATE, latency=0.1)
+    try:
+        capture.start()
+        qtbot.wait(300)
+        capture.read_available()
+        click(panel.preview_button)
+        qtbot.waitUntil(lambda: bool(played), timeout=20000)
+        qtbot.wait(int(1000 * len(played[0]) / RATE) + 1200)
+        heard = capture.read_available()
+    finally:
+        capture.close()
+    np.testing.assert_array_equal(played[0], expected)
+    # The sink heard it: the 3 kHz tone in the 0.5 s of context before, gone under the edit.
+    loud = np.flatnonzero(np.abs(heard) > 0.05)
+    assert len(loud) > RATE, f"the sink got {len(loud)} loud samples"
+    got = heard[loud[0] :]
+    assert len(got) >= len(expected) - RATE // 100, "the capture ended before the preview"
+
+    def level_3k(x: np.ndarray) -> float:
+        t = np.arange(len(x)) / RATE
+        return 20 * np.log10(abs(np.mean(x * np.exp(-2j * np.pi * 3000 * t))) + 1e-12)
+
+    context = got[: int(0.4 * RATE)]
+    edited = got[int(0.7 * RATE) : int(1.2 * RATE)]
+    assert level_3k(context) - level_3k(edited) >= 40
