@@ -5,7 +5,7 @@ are tied by the smoothness term) by minimising, in s = log θ ∈ [log win_min, 
 
     J(s) = mean_{n in scored} H_r[n](s) + λ (s - s_prev)²
 
-where H_r[n] is the local entropy (Shannon or Rényi of P = |S|², DESIGN §2) of frames n-r..n+r, and
+where H_r[n] is the local entropy (Shannon or Rényi of P = |S|² over all bins of frames n-r..n+r), and
 the scored frames are the block's K frames and the r emitted frames before it (their neighbourhoods
 reach into the block, so the block's θ changes their entropy too). The 2r emitted frames before the
 block are fixed context; frames after it are not known yet (no look-ahead beyond N/2).

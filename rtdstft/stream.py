@@ -4,11 +4,12 @@ Samples arrive in blocks of any size. Frame n (centre c_n = n·H, support c_n - 
 zeros before the first sample) is complete once sample c_n + N/2 - 1 has arrived. Frames are processed
 in blocks of K (``block_frames``): for each block the :class:`~rtdstft.online.OnlineAdapter` picks θ
 (or the fixed θ is used when ``adapt=False``), and the block is emitted with that θ. What is emitted is
-exactly the offline :class:`~rtdstft.DSTFT` of the same samples with the emitted θ sequence (DESIGN §3).
+exactly the offline :class:`~rtdstft.DSTFT` of the same samples with the emitted θ sequence.
 
-Resynthesis is the weighted overlap-add of DESIGN §2 applied to the emitted spectra
-(x̂ = Σ w·irfft(S) / Σ w²). Sample k is final once no later frame touches it. ``process`` returns as
-many audio samples as it was given, delayed by a constant ``latency``
+Resynthesis is the weighted overlap-add of the emitted spectra, the analysis window serving as
+synthesis window (x̂ = Σ w·irfft(S) / Σ w², exact wherever Σ w² > 0). Sample k is final once no
+later frame touches it. ``process`` returns as many audio samples as it was given, delayed by a
+constant ``latency``
 
     latency = N + (K - 1)·H - 1   samples,
 
@@ -74,7 +75,7 @@ def settings_for_rate(sample_rate: float) -> dict:
 
     - θ max = 85 ms, and N the smallest power of two that holds it (256 .. 8192);
     - H the power of two nearest 2.5 ms (32 .. 1024, at most N/4), θ min = 2H (about 5 ms, which
-      keeps the resynthesis well conditioned, DESIGN §2);
+      keeps Σ w² of the overlap-add away from 0, so the resynthesis is well conditioned);
     - the fixed θ (adaptation off) = N/2.
 
     For example 8 kHz: N 1024, H 32, θ 64 .. 680 (8 .. 85 ms); 16 kHz: N 2048, H 32, θ 64 .. 1360

@@ -1,4 +1,6 @@
-"""The desktop application, offscreen with pytest-qt (issue 4, "must hold" lines 1, 2, 5, 6).
+"""The desktop application, offscreen with pytest-qt: a synthetic file through the whole
+application, every control reaching the engine and changing the picture, errors that never crash,
+settings that persist.
 
 Every test drives a real MainWindow: the worker thread runs the real StreamingDSTFT on synthetic
 files written here, and the checks read the picture the window shows (its pixels mapped back
@@ -136,7 +138,7 @@ def freq_row(w: MainWindow, f: float) -> int:
     return int(round(w.view.row_of(f)))
 
 
-# -- 2. a synthetic file through the whole application -------------------------------------------
+# -- a synthetic file through the whole application ----------------------------------------------
 
 
 def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_window, scene_wav):
@@ -168,7 +170,7 @@ def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_win
     assert np.median(on_tone) > 0.8 * 1000 * engine(w)["win_max"] / SR
 
 
-# -- 1. every control reaches the engine and changes the picture ---------------------------------
+# -- every control reaches the engine and changes the picture ------------------------------------
 
 
 ANALYSIS_CHANGES = [
@@ -415,7 +417,7 @@ def test_defaults_follow_the_file_rate_until_the_user_chooses(qtbot, make_window
     assert {k: engine(w)[k] for k in rate_defaults(SR)} == rate_defaults(SR)
 
 
-# -- 5. errors never crash -----------------------------------------------------------------------
+# -- errors never crash --------------------------------------------------------------------------
 
 
 def test_no_input_device_says_so_and_file_replay_works(qtbot, make_window, monkeypatch, scene_wav):
@@ -514,7 +516,7 @@ def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path):
     assert w.stats.nonfinite >= int(0.2 * SR)
 
 
-# -- 6. settings persist across a restart ----------------------------------------------------------
+# -- settings persist across a restart -----------------------------------------------------------
 
 
 def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav):

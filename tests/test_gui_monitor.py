@@ -1,4 +1,4 @@
-"""Monitoring to an output device (issue 4): the application replays a tone with monitoring on;
+"""Monitoring to an output device: the application replays a tone with monitoring on;
 the PulseAudio null sink is its output, and what reaches the sink is captured from the sink's
 monitor through rtdstft.audio.MicrophoneSource (the capture device), so the test hears what a user
 would: the tone, at its frequency, from the resynthesis."""

@@ -1,4 +1,4 @@
-"""A real window under Xvfb (issue 4, "must hold" line 3): the installed ``rtdstft-gui`` entry point
+"""A real window under Xvfb: the installed ``rtdstft-gui`` entry point
 replays a file on the xcb platform, saves a screenshot of itself and exits 0; the PNG must show a
 spectrogram, not a blank window. The script leaves without Python's teardown (``app.run``), so the
 test also checks that the settings were written before it left."""

@@ -132,7 +132,8 @@ def test_online_adaptation_beats_the_best_fixed_window(name):
         x = scene([("clicks", 1.0), ("tones", 1.0), ("chirp", 1.0), (fsdd_speech(sr), None)], sr)
     report = adaptation_report(x, sr, n_fft=1024, hop_length=128, block_frames=8, radius=4)
     assert report["online"] < report["best_fixed"]
-    # DESIGN §5: close at least half of the gap between the best fixed window and the per-block oracle.
+    # Adapting online closes at least half of the gap between the best fixed window and the
+    # per-block oracle.
     assert report["gap_closed"] >= 0.5, report
 
 
