@@ -61,7 +61,8 @@ def test_real_window_takes_a_non_blank_screenshot(xvfb, tmp_path):
         "RTDSTFT_GUI_SETTINGS": str(tmp_path / "settings.ini"),
     }
     done = subprocess.run(
-        [*entry_point(), str(wav), "--screenshot", str(shot), "--exit-after", "3"],
+        # A 2 s span: the second or two that a busy machine may take to start still fill the picture.
+        [*entry_point(), str(wav), "--span", "2", "--screenshot", str(shot), "--exit-after", "3"],
         env=env,
         capture_output=True,
         text=True,

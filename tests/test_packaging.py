@@ -153,9 +153,11 @@ def test_installed_gui_starts_on_the_demo_without_a_dialog(installed, tmp_path):
     ptr = image.constBits()
     ptr.setsize(image.sizeInBytes())
     pix = np.frombuffer(ptr, np.uint32).reshape(image.height(), image.bytesPerLine() // 4)
+    # The newest seconds of the spectrogram (right of the plot, left of the colour bar): the demo's
+    # clicks in many colours, once its first second has been analysed.
     h, w = pix.shape
-    area = pix[h // 6 : h // 2, w // 12 : 2 * w // 3] & 0xFFFFFF
-    assert len(np.unique(area)) > 50, "the picture looks blank"
+    area = pix[h // 6 : h // 2, int(0.55 * w) : int(0.69 * w)] & 0xFFFFFF
+    assert len(np.unique(area)) > 30, "the spectrogram looks blank"
 
 
 def test_installed_reproduce_uses_the_data_it_is_given_and_only_that(installed, tmp_path):
