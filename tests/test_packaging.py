@@ -1,6 +1,6 @@
 """The package as a user gets it from ``pip install``: a wheel built from the repository's files,
 installed (not editable) into a fresh virtual environment and run from a folder that is not the
-checkout. The wheel must hold the licence, the typing marker and the demo; the installed
+checkout. The wheel holds the licence, the typing marker and the demo; the installed
 ``rtdstft-gui`` must start on the demo with no file given and no dialog, and the installed
 ``rtdstft reproduce`` must find its data where it is told and nowhere else.
 
@@ -188,3 +188,39 @@ def test_installed_reproduce_uses_the_data_it_is_given_and_only_that(installed, 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fan_flutter" in done.stdout and "| ---" in done.stdout, done.stdout
+
+
+def test_demo_is_written_once_whole_and_where_it_can_be(tmp_path, monkeypatch):
+    from rtdstft_gui import demo
+
+    path = demo.demo_file(tmp_path / "data")
+    assert path == tmp_path / "data" / "demo.wav"
+    if (ROOT / "recordings" / "demo.wav").is_file():
+        assert path.read_bytes() == (ROOT / "recordings" / "demo.wav").read_bytes()
+    written = path.stat().st_mtime_ns
+    assert demo.demo_file(tmp_path / "data") == path and path.stat().st_mtime_ns == written  # kept
+    assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left behind
+    # A first start killed while writing left a short file: it is written again.
+    path.write_bytes(path.read_bytes()[:1000])
+    assert demo.demo_file(tmp_path / "data") == path
+    assert path.stat().st_size == 44 + 2 * int(demo.DURATION * demo.SAMPLE_RATE)
+    # A data folder that cannot be made (here: below a file): the temporary folder.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    assert demo.demo_file(blocker / "data") == tmp_path / "tmp" / "rtdstft" / "demo.wav"
+
+
+def test_recordings_go_to_the_users_music_folder(qtbot, tmp_path, monkeypatch):
+    from rtdstft_gui.window import MainWindow
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))  # no user-dirs.dirs: ~/Music
+    monkeypatch.chdir(cwd)
+    w = MainWindow(settings_path=str(tmp_path / "settings.ini"))
+    qtbot.addWidget(w)
+    assert w.recordings_dir == home / "Music" / "rtdstft"
+    assert str(w.recordings_dir) in w.record_action.toolTip()
+    w.close()
