@@ -171,7 +171,7 @@ def freq_row(w: MainWindow, f: float) -> int:
 # -- a synthetic file through the whole application ----------------------------------------------
 
 
-def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_window, scene_wav):
+def test_replay_puts_chirp_ridge_clicks_and_theta_where_expected(qtbot, make_window, scene_wav, every_sample):
     w = make_window()
     replay(qtbot, w, scene_wav, until=2.95)
     lv = levels(w).astype(float)
@@ -571,7 +571,7 @@ def test_device_lost_mid_stream_stops_with_a_message(qtbot, make_window, monkeyp
     assert w.isVisible()
 
 
-def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path):
+def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path, every_sample):
     t = np.arange(3 * SR) / SR
     x = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
     x[int(1.0 * SR) : int(1.2 * SR)] = np.nan
