@@ -36,15 +36,14 @@ Each takes --quick (a cut-down configuration), --json PATH (also write rows and 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The help of ``rtdstft reproduce`` (each experiment parses its own options)."""
+    return argparse.ArgumentParser(
         prog="rtdstft reproduce",
         usage="rtdstft reproduce {fsdd|tracking|grid} [--quick] [--json PATH] [--data DIR]",
         description=_DESCRIPTION,
         epilog=DATA_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("experiment", choices=list(EXPERIMENTS), help=argparse.SUPPRESS)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
