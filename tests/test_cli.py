@@ -1,6 +1,6 @@
 """The `rtdstft` command end to end: the installed entry point run as a subprocess on files made here.
 
-Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz and OGG; the error cases
+Analyze / resynth on WAV, a stereo FLAC at 44.1 kHz and OGG; the error cases
 (one line on stderr, exit status 2, no traceback); devices and record through the PulseAudio null sink
 (marked `audio`); bench and reproduce hand over to their modules.
 """
@@ -160,7 +160,7 @@ def test_resynth_ogg_to_wav(files, tmp_path):
 
 # -- errors --------------------------------------------------------------------------------------
 
-#: name -> (arguments, strings the one stderr line must hold); {wav}, {tmp} are filled in.
+#: name -> (arguments, strings the one stderr line must contain); {wav}, {tmp} are filled in.
 ERROR_CASES = {
     "missing_file": (["analyze", "{tmp}/nope.wav", "-o", "{tmp}/x.png"], ["nope.wav", "no such file"]),
     "not_audio": (["analyze", "{tmp}/text.wav", "-o", "{tmp}/x.png"], ["text.wav", "not a readable audio"]),
