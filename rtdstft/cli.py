@@ -727,6 +727,15 @@ def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_ch
     )
 
 
+def _out_subtype_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--subtype",
+        metavar="SUBTYPE",
+        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
+        "format takes it, else the format's default)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``rtdstft`` (``bench`` and ``reproduce`` are listed here but their
     arguments are parsed by their own modules)."""
@@ -792,12 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", help="the audio file to resynthesise")
     p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
-    p.add_argument(
-        "--subtype",
-        metavar="SUBTYPE",
-        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
-        "format takes it, else the format's default)",
-    )
+    _out_subtype_option(p)
     _channel_and_progress(p, "resynthesise", "every channel, each through its own engine")
     _engine_options(p)
     p.set_defaults(run=cmd_resynth)
@@ -837,12 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HZ",
         help="the mask's edge in frequency, Hz, >= 0 (default: 50)",
     )
-    p.add_argument(
-        "--subtype",
-        metavar="SUBTYPE",
-        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's format "
-        "takes it, else the format's default)",
-    )
+    _out_subtype_option(p)
     p.add_argument(
         "--overwrite", action="store_true", help="allow OUT = IN (IN replaced only when OUT is complete)"
     )
