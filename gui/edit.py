@@ -80,7 +80,7 @@ class EditPanel(QtWidgets.QGroupBox):
         self._region, self._source, self._config = region, source, config
         self._run, self._play, self._device = run, play, device
         self.edits: list[Edit] = []
-        self._cache: tuple | None = None  # (path, config, samples [T, C], rate, θ [C, F])
+        self._cache: tuple | None = None  # see _analysed
         self.stack = QtGui.QUndoStack(self)
         self.gain = QtWidgets.QDoubleSpinBox()
         self.gain.setRange(GAIN_FLOOR_DB, MAX_GAIN_DB)
@@ -167,8 +167,9 @@ class EditPanel(QtWidgets.QGroupBox):
     # -- results -----------------------------------------------------------------------------------
 
     def _analysed(self) -> tuple:
-        """(path, config, samples [T, C] float64, rate, θ [C, F]) of the replayed file, computed
-        once per file and settings (in the calling thread)."""
+        """(path, the window's config, samples [T, C] float64, rate, θ [C, F], the config at the
+        file's rate) of the replayed file, computed once per file and settings (in the calling
+        thread)."""
         import soundfile as sf
 
         path, cfg = self._source(), self._config()

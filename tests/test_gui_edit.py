@@ -15,10 +15,11 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 from audio_helpers import audio_test  # noqa: E402
 from PyQt6 import QtCore, QtTest  # noqa: E402
+from rtdstft_gui import worker as worker_module  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
 from rtdstft import audio  # noqa: E402
-from rtdstft.edit import Edit, spectral_edit  # noqa: E402
+from rtdstft.edit import Edit, engine_theta, spectral_edit  # noqa: E402
 from rtdstft.selection import Region  # noqa: E402
 
 RATE = 16000
@@ -37,19 +38,29 @@ def signal() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
+    """The window after replaying the whole source file; a replay that falls behind the wall clock
+    catches up instead of skipping ahead, so every sample reaches the engine on a busy machine."""
     tmp = tmp_path_factory.mktemp("editwin")
     src = tmp / "source.wav"
     sf.write(str(src), signal(), RATE, subtype="PCM_16")
-    w = MainWindow(settings_path=str(tmp / "settings.ini"), recordings_dir=str(tmp / "rec"))
-    w.resize(1360, 900)
-    w.show()
-    w.open_file(str(src))
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while w.source_path != str(src) and time.monotonic() < deadline:
-        QtTest.QTest.qWait(50)
-    assert w.source_path == str(src)
-    yield w, src
-    w.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(worker_module, "MAX_BACKLOG_S", 1e6)
+        w = MainWindow(settings_path=str(tmp / "settings.ini"), recordings_dir=str(tmp / "rec"))
+        w.resize(1360, 900)
+        w.show()
+        w.open_file(str(src))
+        samples = int(SECONDS * RATE)
+
+        def replayed() -> bool:
+            h = w.history
+            return w.source_path == str(src) and h.sample_rate == RATE and h.frames == 1 + samples // h.hop
+
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not replayed() and time.monotonic() < deadline:
+            QtTest.QTest.qWait(50)
+        assert replayed()
+        yield w, src
+        w.close()
 
 
 def click(button) -> None:
@@ -159,3 +170,14 @@ def test_preview_plays_the_edit_with_context_through_the_sink(qtbot, window):
     context = got[: int(0.4 * RATE)]
     edited = got[int(0.7 * RATE) : int(1.2 * RATE)]
     assert level_3k(context) - level_3k(edited) >= 40
+
+
+def test_the_picture_and_the_edit_share_their_frames(window):
+    """The θ the replay drew (the history, of the mono mix the view shows) is the θ the library's
+    engine finds offline for the same samples: the edit works on the frames on screen."""
+    w, _src = window
+    h = w.history
+    assert h.first_frame == 0 and h.samples == int(SECONDS * RATE)
+    x = h.audio[: h.samples].astype(np.float64)
+    theta = engine_theta(x, w.worker.config)
+    np.testing.assert_array_equal(h.theta[: h.frames], theta)
