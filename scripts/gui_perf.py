@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import make_demo  # noqa: E402
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
+from rtdstft_gui import demo  # noqa: E402
 
 RATE = 48_000
 
@@ -134,9 +133,9 @@ def main() -> None:
     from rtdstft.stream import settings_for_rate
 
     tmp = Path(tempfile.mkdtemp(prefix="rtdstft-perf-"))
-    make_demo.SAMPLE_RATE = RATE
-    scene = make_demo.make_scene()
-    make_demo.write_wav(tmp / "scene48k.wav", scene, RATE)
+    demo.SAMPLE_RATE = RATE
+    scene = demo.make_scene()
+    demo.write_wav(tmp / "scene48k.wav", scene, RATE)
     overrides = {**settings_for_rate(RATE), "adapt": True}
     if args.n_fft or args.hop:
         n, h = args.n_fft or 2048, args.hop or 256

@@ -311,3 +311,24 @@ def test_cli_and_gui_build_the_same_engine_settings_at_every_rate(rate, tmp_path
         w.close()
     assert gui.as_dict() == cli.as_dict()
     assert cli.adapt is False and cli.n_fft == StreamConfig.for_rate(rate).n_fft
+
+
+def test_saved_settings_that_make_no_valid_config_give_way_to_the_defaults(tmp_path, qtbot):
+    """An edited or older settings file whose analysis fields the engine would refuse (θ min below
+    H) starts the application on the first-start settings instead of an engine that cannot run."""
+    from PyQt6 import QtCore
+    from rtdstft_gui.window import MainWindow
+
+    ini = tmp_path / "edited.ini"
+    saved = QtCore.QSettings(str(ini), QtCore.QSettings.Format.IniFormat)
+    for key, value in {"auto": False, "n_fft": 1024, "hop_length": 256, "win_min": 100, "radius": 2}.items():
+        saved.setValue(f"analysis/{key}", value)
+    saved.sync()
+    w = MainWindow(settings_path=str(ini), recordings_dir=str(tmp_path / "recordings"))
+    qtbot.addWidget(w)
+    try:
+        shown = w.analysis.config()
+    finally:
+        w.close()
+    assert shown == StreamConfig.for_rate(48000).replace(win_length=shown.win_length)
+    assert w.analysis.auto.isChecked()
