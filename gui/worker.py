@@ -142,6 +142,8 @@ class EngineWorker(QtCore.QThread):
         self.recorder = None
         self.player = None  # the output stream of :meth:`play`, closed once it has played
         self._player_until = 0.0
+        self._held: list[np.ndarray] = []  # microphone input waiting for the engine's next block
+        self._held_n = 0
         self.dropped_blocks = 0
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
@@ -275,9 +277,15 @@ class EngineWorker(QtCore.QThread):
             if source.error is not None:
                 self._lost(source.error)
                 return False
-            if source.available < quantum:
+            # Take what the device has (a hop at least), and hand it on once a block is complete.
+            if source.available >= min(quantum - self._held_n, self.config.hop_length):
+                block = source.read_available()
+                self._held.append(block)
+                self._held_n += block.size
+            if self._held_n < quantum:
                 return False
-            block = source.read_available()
+            block = np.concatenate(self._held)
+            self._held, self._held_n = [], 0
         else:
             if not self.playing:
                 return False
@@ -369,6 +377,7 @@ class EngineWorker(QtCore.QThread):
         if self.source is not None:
             self.source.close()
         self.source, self.kind, self.playing = None, "", False
+        self._held, self._held_n = [], 0
 
     def _open_file(self, path: str) -> None:
         try:
@@ -420,6 +429,7 @@ class EngineWorker(QtCore.QThread):
             (self.source.start if playing else self.source.stop)()
         elif playing:
             self.source.ring.clear()  # what came while paused is not shown
+            self._held, self._held_n = [], 0
             self.source.start()
         else:
             self.source.stop()

@@ -339,7 +339,7 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """``rtdstft analyze``: picture (and CSV) of the adaptive spectrogram of a file."""
+    """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
     from .atomic import atomic_output
     from .stream import StreamingDSTFT
 
@@ -382,28 +382,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
     title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
-    if spec is not None:
-        spec = spec[:n_frames]
-    # All the outputs or none: each is renamed into place only after the ones inside it.
-    with contextlib.ExitStack() as outputs:
-        picture_part = None if picture is None else outputs.enter_context(atomic_output(picture))
-        npz_part = None if args.npz is None else outputs.enter_context(atomic_output(args.npz))
-        csv_part = None if not args.csv else outputs.enter_context(atomic_output(args.csv))
-        if picture_part is not None:
-            _write_picture(picture_part, image, times, theta, cfg, args.db_range, title)
-        if npz_part is not None:
+    # All files or none: each is written to a part file, renamed into place once all are written.
+    written = [p for p in (picture, args.csv, args.npz) if p is not None]
+    with contextlib.ExitStack() as stack:
+        if picture is not None:
+            _write_picture(
+                stack.enter_context(atomic_output(picture)), image, times, theta, cfg, args.db_range, title
+            )
+        if args.csv:
+            _write_theta_csv(stack.enter_context(atomic_output(args.csv)), times, theta, sr)
+        if spec is not None:
             from .export import write_npz
 
             freqs = np.arange(cfg.n_fft // 2 + 1) * (sr / cfg.n_fft)
-            write_npz(npz_part, spec, theta, times, np.arange(n_frames), freqs, cfg.as_dict())
-        if csv_part is not None:
-            _write_theta_csv(csv_part, times, theta, sr)
+            part = stack.enter_context(atomic_output(args.npz))
+            write_npz(part, spec[:n_frames], theta, times, np.arange(n_frames), freqs, cfg.as_dict())
     print(f"{args.file}: {n_frames} frames; {_describe(cfg)}")
     theta_ms = 1000 * theta / sr
-    print(f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f})")
-    for path in (picture, args.npz, args.csv):
-        if path:
-            print(f"wrote {path}")
+    print(
+        f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
+        f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}"
+    )
     return 0
 
 

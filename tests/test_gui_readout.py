@@ -50,7 +50,7 @@ def hover(qtbot, w: MainWindow, t: float, f: float) -> tuple[str, float]:
     """Move the mouse to (stream time t s, f Hz); the readout text and the Hz of one pixel there."""
     vb = w.view.plot.vb
     y = float(to_axis(f, w.view.scale))
-    pos = w.view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(w.view.x_of(t), y)))
+    pos = w.view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(t - w.view.now, y)))
     w.readout.setText("")
     qtbot.wait(50)  # pyqtgraph drops mouse moves that come within 10 ms of the last one
     port = w.view.viewport()

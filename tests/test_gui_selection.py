@@ -27,8 +27,14 @@ WAIT_MS = 30000
 
 
 def tones(seconds: float = 4.0) -> np.ndarray:
+    """1 kHz and 3 kHz (amplitude 0.3 each) throughout, and a fast chirp 6 -> 21 kHz (amplitude
+    0.5) at 1.2-1.6 s that pulls θ down there, so that θ varies inside the selections."""
     t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    x = 0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 3000 * t)
+    chirp = (t >= 1.2) & (t < 1.6)
+    tc = t[chirp] - 1.2
+    x[chirp] += 0.5 * np.sin(2 * np.pi * (6000 * tc + 37500 * tc**2 / 2))
+    return x.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +198,7 @@ def test_exports_equal_the_engine_and_the_played_audio(qtbot, replayed, tmp_path
     assert z["time"] == pytest.approx(n * 256 / RATE)
     assert np.max(np.abs(z["spec"] - spec[n])) <= 1e-6 * np.abs(spec).max()
     np.testing.assert_allclose(z["theta"], theta[n], rtol=1e-6)
+    assert z["theta"].min() < 0.5 * z["theta"].max()  # θ moved inside the selection
     assert z["freq"][1] == pytest.approx(RATE / 2048) and z["mask"].shape == z["spec"].shape
     assert (z["mask"][:, z["freq"] > 1400] == 0).all() and z["mask"].max() == 1
 
