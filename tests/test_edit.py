@@ -187,16 +187,27 @@ def test_cli_edit_writes_16_bit_bit_exact_outside_the_region(speech_with_burst, 
         (["0.1", "0.5", "100", "200", "nan"], "gain_db must be in [-inf, 24] dB"),
     ],
 )
-def test_cli_bad_region_is_one_line_and_exit_2_and_writes_nothing(tmp_path, region, message):
+def test_cli_bad_region_is_one_line_and_exit_2_and_writes_nothing(tmp_path, region, message, capsys):
+    from rtdstft.cli import main
+
+    src = write16(tmp_path / "in.wav", 0.1 * np.sin(np.arange(RATE) * 0.3))
+    out = tmp_path / "out.wav"
+    assert main(["edit", str(src), str(out), "--region", *region]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rtdstft: error: ") and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_cli_entry_point_bad_region_is_one_line_and_exit_2(tmp_path):
     from audio_helpers import RTDSTFT
 
     src = write16(tmp_path / "in.wav", 0.1 * np.sin(np.arange(RATE) * 0.3))
     out = tmp_path / "out.wav"
+    region = ["0.1", "0.5", "100", "200", "nan"]
     done = subprocess.run([*RTDSTFT, "edit", src, out, "--region", *region], capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rtdstft: error: ") and message in lines[0], lines
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+    assert done.stderr == "rtdstft: error: gain_db must be in [-inf, 24] dB, got nan\n"
+    assert not out.exists()
 
 
 def test_cli_output_is_whole_or_absent(tmp_path, monkeypatch, capsys):
