@@ -49,7 +49,7 @@ class TrackingConfig:
     n_fft: int = 1000
     hop_length: int = 50
     steps: int = 150
-    lr: float = 0.1
+    lr: float | None = None
     radius: int = 4
     smoothness: float = 0.1
     powers: tuple = (1.0, 2.0)
@@ -117,7 +117,7 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
     """All rows (see the module docstring).
 
     Keys: method, theta (samples; "min..max (median)" if time-varying), theta_min, theta_max,
-    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the fit's final
+    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the objective of the fit's θ,
     objective, nats), loss_start / loss_end, evaluations, theta_init, seconds (fit or grid time).
     """
     root = data_dir(data, "paper/fan_flutter.npz")
@@ -158,9 +158,9 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
         }
         if fit is not None:
             row.update(
-                entropy=fit.loss_history[-1],
+                entropy=min(fit.loss_history),
                 loss_start=fit.loss_history[0],
-                loss_end=fit.loss_history[-1],
+                loss_end=min(fit.loss_history),
                 evaluations=fit.evaluations,
             )
         rows.append(row)
