@@ -117,8 +117,8 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
     """All rows (see the module docstring).
 
     Keys: method, theta (samples; "min..max (median)" if time-varying), theta_min, theta_max,
-    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the objective of the fit's θ,
-    objective, nats), loss_start / loss_end, evaluations, theta_init, seconds (fit or grid time).
+    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the objective of the
+    fit's θ, nats), loss_start / loss_end, evaluations, theta_init, seconds (fit or grid time).
     """
     root = data_dir(data, "paper/fan_flutter.npz")
     x, truth = load_fan_flutter(root, config.start, config.stop)
