@@ -8,7 +8,17 @@ from . import nn
 from .adapt import WindowFit, fit_window
 from .entropy import entropy
 from .stream import StreamingDSTFT, StreamOutput
-from .transform import DSTFT
+from .transform import DSTFT, positions_from_hop, positions_from_overlap
 
-__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput", "nn"]
+__all__ = [
+    "DSTFT",
+    "positions_from_hop",
+    "positions_from_overlap",
+    "entropy",
+    "fit_window",
+    "WindowFit",
+    "StreamingDSTFT",
+    "StreamOutput",
+    "nn",
+]
 __version__ = "0.1.0"
