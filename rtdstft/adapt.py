@@ -27,17 +27,25 @@ The online adapter of the streaming engine lives in :mod:`rtdstft.online`.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .entropy import ENTROPY_KINDS, entropy, power_spectrogram
+from .entropy import ENTROPY_KINDS, band_entropy, entropy, power_spectrogram
 from .transform import DSTFT, check_signal
 
-__all__ = ["fit_window", "WindowFit", "smoothness_penalty", "search_time_window"]
+__all__ = [
+    "fit_window",
+    "WindowFit",
+    "smoothness_penalty",
+    "search_time_window",
+    "search_band_window",
+    "band_edges",
+]
 
-FIT_MODES = ("constant", "time")
+FIT_MODES = ("constant", "time", "frequency", "time-frequency")
 
 
 class WindowFit(NamedTuple):
@@ -74,17 +82,26 @@ def fit_window(
     radius: int = 4,
     smoothness: float = 0.1,
     tol: float = 1e-5,
+    bands=8,
 ) -> WindowFit:
     """Fits θ to a signal by gradient descent on the entropy of its DSTFT.
 
     Args:
         x: real signal [T] (or [..., T]: the entropy is summed over the batch, one θ for all).
         transform: the DSTFT (n_fft, hop_length, normalization, bounds win_min/win_max).
-        mode: "constant" (one θ, global entropy) or "time" (one θ per frame, local entropy of
-            radius ``radius`` frames plus ``smoothness`` · mean_n (log θ_n - log θ_{n-1})²).
-        init: starting θ in samples (float, or [F] for "time"); default for "constant" the geometric
-            mean of the bounds, sqrt(win_min · win_max), for "time" the θ of
-            :func:`search_time_window` (a whole-signal search on a grid of windows).
+        mode: "constant" (one θ, global entropy), "time" (one θ per frame, local entropy of
+            radius ``radius`` frames plus ``smoothness`` · mean_n (log θ_n - log θ_{n-1})²),
+            "frequency" (one θ per bin, [M]) or "time-frequency" (one θ per bin and frame, [M, F]):
+            the local entropy of each band of ``bands`` alone (:func:`rtdstft.band_entropy`),
+            averaged over the bands, plus ``smoothness`` times the same mean squared step of log θ
+            across bins (and, for "time-frequency", across frames too). A whole-picture entropy
+            would judge the windows by the loudest band only. The transform's window_mode need
+            not match: the fit uses a copy of it in the mode it fits.
+        init: starting θ in samples (float, or a tensor of the mode's shape); default for
+            "constant" the geometric mean of the bounds, sqrt(win_min · win_max), for "time" the θ
+            of :func:`search_time_window` (a whole-signal search on a grid of windows), for
+            "frequency" each band's best constant window, for "time-frequency" that search run on
+            each band alone.
         steps: at most this many Adam steps (>= 1); stops earlier once a step moves log θ by less
             than ``tol`` everywhere.
         lr: Adam's learning rate in log θ (0.1 ≈ 10 % change of θ per step at first), > 0; default
@@ -92,14 +109,16 @@ def fit_window(
             valley, the steps only refine within it).
         final_lr_ratio: the learning rate decays geometrically to lr · final_lr_ratio, in (0, 1].
         kind, alpha, power: the entropy (see :func:`rtdstft.entropy`).
-        radius: neighbourhood of the local entropy in frames (mode "time"), >= 0.
-        smoothness: λ >= 0 (mode "time").
+        radius: neighbourhood of the local entropy in frames (every mode but "constant"), >= 0.
+        smoothness: λ >= 0 (every mode but "constant").
         tol: stopping threshold on the largest |Δ log θ| of a step, >= 0.
+        bands: the frequency modes' bands: an integer B (B bands of equal width over the M bins,
+            1 <= B <= M) or bin edges e_0 = 0 < ... < e_B = M.
 
     Returns:
-        WindowFit(win_length, loss_history, evaluations): for "time", the evaluated θ with the lowest
-        objective; for "constant", the end of the final sign bracket of dJ/d log θ nearer its zero
-        (or, without a bracket, the best evaluated θ).
+        WindowFit(win_length, loss_history, evaluations): for "time" and the frequency modes, the
+        evaluated θ with the lowest objective ([F], [M] or [M, F]); for "constant", the end of the
+        final sign bracket of dJ/d log θ nearer its zero (or, without a bracket, the best evaluated θ).
     """
     x = check_signal(x)
     if not isinstance(transform, DSTFT):
@@ -111,7 +130,7 @@ def fit_window(
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if lr is None:
-        lr = 0.02 if init is None and mode == "time" else 0.1
+        lr = 0.1 if init is not None or mode == "constant" else 0.02
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if not 0 < final_lr_ratio <= 1:
@@ -121,10 +140,14 @@ def fit_window(
     if int(radius) != radius or radius < 0:
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}")
 
+    transform = _in_mode(transform, "time" if mode == "constant" else mode)
     n_frames = transform.num_frames(x.shape[-1])
+    edges = band_edges(bands, transform.n_bins) if mode in ("frequency", "time-frequency") else None
     lo, hi = math.log(transform.win_min), math.log(transform.win_max)
     if init is None and mode == "time":
         init, _ = search_time_window(x, transform, kind, alpha, power, int(radius), smoothness)
+    elif init is None and edges is not None:
+        init = search_band_window(x, transform, edges, kind, alpha, power, int(radius), smoothness)
     elif init is None:
         init = math.sqrt(transform.win_min * transform.win_max)
     theta0 = transform.check_win_length(init, tuple(x.shape[:-1]), n_frames, x).detach()
@@ -133,7 +156,10 @@ def fit_window(
             raise ValueError("init must be a single θ for mode='constant'")
         theta0 = theta0.reshape(())
     else:
-        theta0 = theta0.reshape(-1).expand(n_frames).clone()
+        shape = transform.theta_shape(n_frames)
+        if theta0.numel() != 1 and tuple(theta0.shape) != shape:
+            raise ValueError(f"init must be a single θ or one of shape {shape} for mode={mode!r}")
+        theta0 = theta0.reshape((1,) * len(shape) if theta0.numel() == 1 else shape).expand(shape).clone()
 
     log_theta = torch.log(theta0).clamp(lo, hi).requires_grad_(True)
     opt = torch.optim.Adam([log_theta], lr=lr)
@@ -147,9 +173,12 @@ def fit_window(
         spec = transform(x, theta)
         if mode == "constant":
             loss = entropy(spec, kind, alpha, power).sum()
-        else:
+        elif mode == "time":
             local = entropy(spec, kind, alpha, power, radius=int(radius))
             loss = local.mean(-1).sum() + smoothness * smoothness_penalty(theta)
+        else:
+            local = band_entropy(spec, edges, kind, alpha, power, radius=int(radius))  # [..., B, F]
+            loss = local.mean(-1).mean(-1).sum() + smoothness * _bin_penalty(theta)
         loss.backward()
         history.append(float(loss.detach()))
         before = log_theta.detach().clone()
@@ -189,6 +218,41 @@ def fit_window(
         best = min((sa, ga), (sb, gb), key=lambda p: abs(p[1]))[0]
         best_log_theta = torch.tensor(best, dtype=x.dtype, device=x.device)
     return WindowFit(best_log_theta.exp(), history, len(history))
+
+
+def band_edges(bands, n_bins: int) -> list[int]:
+    """Bin edges of ``bands``: an integer B (B bands of near-equal width over n_bins bins) or the
+    edges themselves (checked: integers from 0 to n_bins, strictly increasing)."""
+    if isinstance(bands, int) and not isinstance(bands, bool):
+        if not 1 <= bands <= n_bins:
+            raise ValueError(f"bands must be an integer in [1, M = {n_bins}] or bin edges, got {bands}")
+        return [round(b * n_bins / bands) for b in range(bands + 1)]
+    edges = [int(e) for e in bands]
+    if edges[0] != 0 or edges[-1] != n_bins or any(b <= a for a, b in pairwise(edges)):
+        raise ValueError(f"bands' edges must increase strictly from 0 to M = {n_bins}, got {list(bands)}")
+    return edges
+
+
+def _in_mode(transform: DSTFT, window_mode: str) -> DSTFT:
+    """The transform itself, or a copy of it with another window mode."""
+    if transform.window_mode == window_mode:
+        return transform
+    return DSTFT(
+        transform.n_fft,
+        transform.hop_length,
+        transform.normalization,
+        transform.win_min,
+        transform.win_max,
+        window_mode=window_mode,
+    )
+
+
+def _bin_penalty(theta: torch.Tensor) -> torch.Tensor:
+    """The frequency modes' smoothness: mean squared step of log θ across bins ([M] or [M, F]), plus
+    across frames for [M, F]."""
+    if theta.dim() == 1:
+        return smoothness_penalty(theta)
+    return smoothness_penalty(theta.T).mean() + smoothness_penalty(theta).mean()
 
 
 def _illinois_update(bracket, point):
@@ -238,9 +302,67 @@ def search_time_window(
         (θ [F] in samples, x's dtype and device; the objective of that θ, a float).
     """
     x = check_signal(x)
+    grid = _search_grid(transform)
+    z_cols, q_cols = _grid_columns(x, transform, np.exp(grid), kind, alpha, power, [0, transform.n_bins])
+    idx, objective = _coordinate_search(
+        z_cols[:, :, 0], q_cols[:, :, 0], grid, radius, kind, alpha, smoothness, sweeps
+    )
+    return _theta_tensor(grid[idx], transform, x), objective
+
+
+def search_band_window(
+    x: torch.Tensor,
+    transform: DSTFT,
+    edges: list[int],
+    kind: str = "shannon",
+    alpha: float = 3.0,
+    power: float = 2.0,
+    radius: int = 4,
+    smoothness: float = 0.1,
+    sweeps: int = 4,
+) -> torch.Tensor:
+    """The frequency modes' start: each band's θ on the search grid, judged by its own entropy.
+
+    A bin's spectrum depends on its own θ only, so a band whose bins share a window is exactly that
+    window's constant-θ transform there: one transform per grid value serves every band. For
+    window_mode "frequency", each band takes its constant window of least mean local band entropy;
+    for "time-frequency", each band runs :func:`search_time_window`'s coordinate descent on its own
+    column sums. Returns θ [M] or [M, F] (piecewise constant over the bands), x's dtype and device.
+    """
+    x = check_signal(x)
+    grid = _search_grid(transform)
+    z_cols, q_cols = _grid_columns(x, transform, np.exp(grid), kind, alpha, power, edges)  # [G, B, b, F]
+    n_frames = z_cols.shape[-1]
+    per_band = []
+    for b in range(len(edges) - 1):
+        z, q = z_cols[:, :, b], q_cols[:, :, b]
+        if transform.window_mode == "frequency":
+            h = _local_entropy_np(z.reshape(-1, n_frames), q.reshape(-1, n_frames), int(radius), kind, alpha)
+            per_band.append(np.full(1, grid[int(h.reshape(len(grid), -1).mean(-1).argmin())]))
+        else:
+            idx, _ = _coordinate_search(z, q, grid, radius, kind, alpha, smoothness, sweeps)
+            per_band.append(grid[idx])
+    widths = np.diff(edges)
+    log_theta = np.repeat(np.stack(per_band), widths, axis=0)  # [M, 1] or [M, F]
+    if transform.window_mode == "frequency":
+        log_theta = log_theta[:, 0]
+    return _theta_tensor(log_theta, transform, x)
+
+
+def _search_grid(transform: DSTFT) -> np.ndarray:
+    """log θ from log win_min to log win_max, about :data:`SEARCH_STEP` apart."""
     lo, hi = math.log(transform.win_min), math.log(transform.win_max)
-    grid = np.linspace(lo, hi, max(1, math.ceil((hi - lo) / SEARCH_STEP) + 1))
-    z_cols, q_cols = _grid_columns(x, transform, np.exp(grid), kind, alpha, power)  # [G, B, F]
+    return np.linspace(lo, hi, max(1, math.ceil((hi - lo) / SEARCH_STEP) + 1))
+
+
+def _theta_tensor(log_theta: np.ndarray, transform: DSTFT, like: torch.Tensor) -> torch.Tensor:
+    theta = torch.from_numpy(np.exp(log_theta)).to(device=like.device, dtype=like.dtype)
+    return theta.clamp(transform.win_min, transform.win_max)
+
+
+def _coordinate_search(z_cols, q_cols, grid, radius, kind, alpha, smoothness, sweeps):
+    """Grid indices [F] of least objective from column sums [G, B, F] (see
+    :func:`search_time_window`), and that objective."""
     n_frames = z_cols.shape[-1]
     r = int(radius)
     lam = float(smoothness) / max(n_frames - 1, 1)  # per step of the sum: the penalty is a mean
@@ -260,25 +382,29 @@ def search_time_window(
                 changed |= _descend(z_cols, q_cols, grid, idx, starts, size, r, kind, alpha, lam)
             if not changed:
                 break
-    theta = torch.from_numpy(np.exp(grid[idx])).to(device=x.device, dtype=x.dtype)
-    return theta.clamp(transform.win_min, transform.win_max), objective(idx)
+    return idx, objective(idx)
 
 
-def _grid_columns(x, transform, thetas, kind, alpha, power):
-    """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi) of the constant windows
-    ``thetas`` [G], numpy float64 [G, B, F]."""
+def _grid_columns(x, transform, thetas, kind, alpha, power, edges):
+    """Per-band, per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi) of the
+    constant windows ``thetas`` [G], numpy float64 [G, B, bands, F] (B: x's batch, flattened)."""
     xb = x.reshape(-1, x.shape[-1])
+    t = _in_mode(transform, "time")  # a constant θ is the same transform in every mode, fastest here
     z_all, q_all = [], []
     with torch.no_grad():
         for theta in thetas:
-            theta = min(max(float(theta), transform.win_min), transform.win_max)
-            p = power_spectrogram(transform(xb, theta), power)
+            theta = min(max(float(theta), t.win_min), t.win_max)
+            p = power_spectrogram(t(xb, theta), power)
             if kind == "shannon":
-                q = (p * torch.log(p + torch.finfo(p.dtype).tiny)).sum(-2)
+                q = p * torch.log(p + torch.finfo(p.dtype).tiny)
             else:
-                q = p.pow(alpha).sum(-2)
-            z_all.append(p.sum(-2).double().cpu().numpy())
-            q_all.append(q.double().cpu().numpy())
+                q = p.pow(alpha)
+            z_all.append(
+                torch.stack([p[:, a:b].sum(-2) for a, b in pairwise(edges)], 1).double().cpu().numpy()
+            )
+            q_all.append(
+                torch.stack([q[:, a:b].sum(-2) for a, b in pairwise(edges)], 1).double().cpu().numpy()
+            )
     return np.stack(z_all), np.stack(q_all)
 
 
