@@ -18,9 +18,10 @@ window mode: one number (a constant θ for every frame and every batch item) or 
 Frame positions ("hop_mode"): "fixed" (c_n = n·H), "constant" (c_n = n·h with one learnable hop h)
 or "time" (c_0 = 0, c_{n+1} = c_n + h_n with one learnable hop per frame). A hop is bounded as θ is,
 log h = log h_min + (log h_max - log h_min) · σ(η), so frames stay in order and overlapping whatever
-the optimiser does. With a learnable hop the number of frames F is fixed (``n_frames``); where the
+the optimiser does. With a learnable hop the number of frames F is fixed (``n_frames``): where the
 frames reach past the input's end, the input is extended with zeros (as the seed paper's reference
-does), and frames too close together to reach the end raise, naming the uncovered samples.
+does); where they stop short of it, the samples beyond the last frame's support are not analysed
+(as torch.stft with ``center=False`` drops a tail).
 
 The spectrogram is S = DSTFT(x, θ) (see :mod:`rtdstft.transform`), complex [..., N/2 + 1, F]; with
 P = |S|² the module returns one of
@@ -243,9 +244,12 @@ class AdaptiveSpectrogram(torch.nn.Module):
         positions = self.positions()
         if positions is not None:
             positions = positions.to(x.dtype)
-            end = math.ceil(float(positions[-1].detach()))
+            last = float(positions[-1].detach())
+            end = math.ceil(last)
             if end > x.shape[-1]:  # frames past the end see zeros
                 x = torch.nn.functional.pad(x, (0, end - x.shape[-1]))
+            else:  # frames that stop short: the tail beyond the last support is not analysed
+                x = x[..., : min(x.shape[-1], math.floor(last) + self.n_fft // 2)]
             return self.transform(x, self.theta().to(x.dtype), positions)
         if self.n_frames is not None:
             frames = self.transform.num_frames(x.shape[-1])
