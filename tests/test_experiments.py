@@ -103,3 +103,17 @@ def test_grid_vs_gradient_pipeline_finds_the_minimum():
     # other): the fit must land in one of them, not necessarily the grid's.
     assert grad["entropy"] < grad["loss_start"] - 1e-3
     assert grad["entropy"] <= grid["entropy"] + 1e-3
+
+
+def test_tf_figure_fit_beats_the_best_constant_window_and_draws(tmp_path):
+    from rtdstft.experiments import tf_figure
+
+    path = tmp_path / "tf.png"
+    result = tf_figure.run(seconds=0.2, steps=1, figure=path, log=lambda *_: None)
+    assert result["time-frequency"] < result["best_constant"] - 0.3, result
+    assert result["frequency"] < result["best_constant"], result
+    theta = result["time-frequency_theta"]  # [257 bins of 31.25 Hz, 101 frames of 2 ms]
+    bursts = [round((0.03 + 0.0005 + 0.06 * k) * 16000 / 32) for k in range(3)]  # frames at the bursts
+    low, high = theta[:32, bursts], theta[96:224, bursts]  # below 1 kHz; 3..7 kHz
+    assert float(low.median()) > 2 * float(high.median()), (low.median(), high.median())
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

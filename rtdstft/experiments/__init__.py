@@ -1,9 +1,10 @@
 """Reproductions of the seed paper's experiments, one module each, started by
-``rtdstft reproduce fsdd|tracking|grid`` (or ``python -m rtdstft.experiments NAME``).
+``rtdstft reproduce fsdd|tracking|grid|tf-figure`` (or ``python -m rtdstft.experiments NAME``).
 
 - :mod:`.fsdd`: spoken digits, best fixed window against a window learned with a CNN.
 - :mod:`.tracking`: ridge tracking on fan_flutter, constant against time-varying θ.
 - :mod:`.grid_vs_gradient`: cost of a gradient fit of a constant θ against a grid over every integer.
+- :mod:`.tf_figure`: a time-frequency fit on a low tone with high bursts, drawn as a figure.
 
 Each module has ``run(...) -> rows`` and ``main(argv) -> exit status``; all take ``--quick``,
 ``--json PATH`` and ``--data DIR``.
@@ -17,7 +18,7 @@ import sys
 __all__ = ["EXPERIMENTS", "main"]
 
 #: experiment name -> module
-EXPERIMENTS = {"fsdd": "fsdd", "tracking": "tracking", "grid": "grid_vs_gradient"}
+EXPERIMENTS = {"fsdd": "fsdd", "tracking": "tracking", "grid": "grid_vs_gradient", "tf-figure": "tf_figure"}
 
 
 def main(argv: list[str] | None = None) -> int:
