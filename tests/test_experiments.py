@@ -77,9 +77,18 @@ def test_fsdd_pipeline_learns():
 
 @needs_data
 def test_tracking_pipeline_learns():
-    config = tracking.TrackingConfig(steps=15, grid_step=100, powers=(2.0,))
+    config = tracking.TrackingConfig(steps=15, grid_step=100, powers=(2.0,), tf_steps=1, hop_steps=3)
     rows = tracking.run(config=config, log=lambda *_: None)
-    assert [r["method"].split(",")[0] for r in rows] == ["constant θ"] * 2 + ["time-varying θ"]
+    methods = [r["method"].split(",")[0] for r in rows]
+    assert methods == ["constant θ"] * 2 + [
+        "time-varying θ",
+        "time-frequency θ",
+        "time-varying θ + learnable hop (p = 2)",
+    ]
+    tf_row, hop_row = rows[3], rows[4]
+    assert tf_row["loss_end"] <= tf_row["loss_start"] and tf_row["theta_max"] > 2 * tf_row["theta_min"]
+    assert hop_row["loss_end"] <= hop_row["loss_start"] and hop_row["hop"] != 50.0  # the hop learnt
+    rows = rows[:3]
     for row in rows:
         assert np.isfinite(row["mse"]) and row["mse"] >= 0
     varying = rows[-1]
