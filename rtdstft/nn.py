@@ -44,7 +44,7 @@ import math
 import torch
 
 from .entropy import entropy
-from .transform import DSTFT, check_signal
+from .transform import DSTFT, WINDOW_MODES, check_signal
 
 __all__ = ["AdaptiveSpectrogram", "OUTPUTS", "HOP_MODES"]
 
@@ -83,8 +83,9 @@ class AdaptiveSpectrogram(torch.nn.Module):
         log_eps: ε of "log" and "db" (in units of P), > 0.
         top_db: dynamic range kept by "db" below each example's maximum, in dB, > 0.
         learnable: if False, ρ is a buffer (θ fixed, moves with ``.to()`` but gets no gradient).
-        window_mode: "time" (default), "frequency" or "time-frequency" (needs ``n_frames``): what
-            θ varies with (see :class:`rtdstft.DSTFT`).
+        window_mode: "time" (default: one θ per frame with ``n_frames``, else one θ), "constant"
+            (one θ, also with ``n_frames``, e.g. beside a learnable hop), "frequency" or
+            "time-frequency" (needs ``n_frames``): what θ varies with (see :class:`rtdstft.DSTFT`).
         hop_mode: "fixed" (default; c_n = n·H), "constant" (one learnable hop) or "time" (one
             learnable hop per frame); the learnable ones need ``n_frames``.
         hop_min, hop_max: bounds of a learnable hop in samples, 0 < hop_min < hop_max <= N;
@@ -114,7 +115,11 @@ class AdaptiveSpectrogram(torch.nn.Module):
         hop_max: float | None = None,
     ) -> None:
         super().__init__()
-        self.transform = DSTFT(n_fft, hop_length, normalization, win_min, win_max, window_mode=window_mode)
+        if window_mode not in ("constant", *WINDOW_MODES):
+            raise ValueError(f"window_mode must be one of {('constant', *WINDOW_MODES)}, got {window_mode!r}")
+        self._window_mode = window_mode
+        transform_mode = "time" if window_mode == "constant" else window_mode
+        self.transform = DSTFT(n_fft, hop_length, normalization, win_min, win_max, window_mode=transform_mode)
         if not self.transform.win_min < self.transform.win_max:
             raise ValueError(
                 f"win_min must be < win_max for a learnable θ, got [{self.transform.win_min:g}, "
@@ -141,7 +146,9 @@ class AdaptiveSpectrogram(torch.nn.Module):
         self.output, self.log_eps, self.top_db = output, float(log_eps), float(top_db)
         self.learnable = bool(learnable)
         self.hop_mode = hop_mode
-        if window_mode == "time":
+        if window_mode == "constant":
+            shape = ()
+        elif window_mode == "time":
             shape = () if self.n_frames is None else (self.n_frames,)
         elif window_mode == "frequency":
             shape = (self.transform.n_bins,)
@@ -190,7 +197,7 @@ class AdaptiveSpectrogram(torch.nn.Module):
 
     @property
     def window_mode(self) -> str:
-        return self.transform.window_mode
+        return self._window_mode
 
     def extra_repr(self) -> str:
         frames = "constant" if self.n_frames is None else f"n_frames={self.n_frames}"

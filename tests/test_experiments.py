@@ -61,7 +61,13 @@ def test_fsdd_pipeline_learns():
         threads=2,
     )
     rows = fsdd.run(config=config, log=lambda *_: None)
-    assert [r["arm"] for r in rows] == ["grid", "fixed (best on val)", "learned"]
+    assert [r["arm"] for r in rows] == ["grid", "fixed (best on val)", "learned", "learned θ + hop"]
+    joint = rows[-1]["runs"][0]
+    assert joint["loss_end"] < joint["loss_start"]
+    assert abs(joint["hop"] - 64.0) > 0.1 and 32 <= joint["hop"] <= 128  # the hop learnt, in bounds
+    assert abs(joint["theta"] - joint["theta_start"]) > 1.0
+    assert rows[-1]["total_seconds"] > 0
+    rows = rows[:-1]
     learned = rows[-1]["runs"][0]
     assert learned["steps"] == math.ceil(180 / 16)
     assert learned["loss_end"] < learned["loss_start"]
@@ -72,7 +78,6 @@ def test_fsdd_pipeline_learns():
     assert fixed["loss_end"] < fixed["loss_start"]
     for row in rows:
         assert 0 <= row["test_acc"] <= 100
-    assert rows[-1]["total_seconds"] > 0
 
 
 @needs_data
