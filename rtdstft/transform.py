@@ -631,6 +631,8 @@ class DSTFT(torch.nn.Module):
                 f"dims {tuple(batch_shape)}"
             ) from None
         p = pos.detach().reshape(-1, pos.shape[-1])
+        if p.numel() == 0:
+            return pos
         if not bool(torch.isfinite(p).all()):
             raise ValueError(
                 f"positions contains NaN or inf; frame centres must be finite, in [0, T = {length}]"
@@ -679,6 +681,11 @@ class DSTFT(torch.nn.Module):
         theta = self.check_win_length(win_length, batch_shape, n_frames, x, positions is not None)
         pos_b = self._batched(positions, batch_shape, 1)
         xb = x.reshape(-1, length)
+        if xb.shape[0] == 0:  # no signals: an empty S that still joins the graph (zero gradients)
+            zero = xb.sum(-1)[:, None, None] * 0 + theta.sum() * 0
+            zero = zero + positions.sum() * 0 if positions is not None else zero
+            spec = torch.complex(zero, zero).expand(0, n_frames, self.n_bins)
+            return spec.reshape(*batch_shape, n_frames, self.n_bins).transpose(-1, -2)
         if self.window_mode == "time":
             theta = theta.expand(*theta.shape[:-1], n_frames)
             theta_b = self._batched(theta, batch_shape, 1)
@@ -763,6 +770,9 @@ class DSTFT(torch.nn.Module):
                     f"{tuple(positions.shape)}"
                 )
         theta = self.check_win_length(win_length, batch_shape, n_frames, real, positions is not None)
+        if spec.numel() == 0:
+            x_hat = real.new_zeros(*batch_shape, length)
+            return (x_hat, 0.0) if return_residual else x_hat
         with torch.no_grad():
             if self.window_mode == "time":
                 x_hat = self._overlap_add_inverse(spec, theta, positions, length, batch_shape)
