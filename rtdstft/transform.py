@@ -245,8 +245,9 @@ class _BinWindowFunction(torch.autograd.Function):
         out = torch.view_as_real(spec)  # [B, F, M, 2]
         plan = _BinPlan(source, theta, starts, frac, n_fft, normalization, n_frames, ctx.needs_input_grad[2])
         for block in plan.blocks:
-            kernel = plan.kernel(block)
-            out[:, block] = plan.apply(kernel, plan.frames(block)).reshape(batch, -1, n_fft // 2 + 1, 2)
+            kernel, gain = plan.kernel(block)
+            part = plan.apply(kernel, plan.frames(block)).reshape(batch, -1, n_fft // 2 + 1, 2)
+            out[:, block] = part if gain is None else part * gain
         return spec
 
     @staticmethod
@@ -269,7 +270,13 @@ class _BinWindowFunction(torch.autograd.Function):
             g = torch.view_as_real(grad_spec[:, block].resolve_conj().contiguous())
             g = g.reshape(batch, -1, 2 * plan.n_bins)  # [B, Fb, 2M]
             if want_x:
-                part = plan.adjoint(plan.kernel(block), g)
+                kernel, gain = plan.kernel(block)
+                scaled = (
+                    g
+                    if gain is None
+                    else (g.view(batch, -1, plan.n_bins, 2) * gain).view(batch, -1, 2 * plan.n_bins)
+                )
+                part = plan.adjoint(kernel, scaled)
                 if starts is not None:
                     scatter_frames(grad_xp, part, starts, block)
                 else:
@@ -332,15 +339,21 @@ class _BinPlan:
             return theta, self.offsets
         return theta, (self.offsets - self.frac[:, block, None]).unsqueeze(-2)
 
-    def kernel(self, block: slice) -> torch.Tensor:
+    def kernel(self, block: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(K, g): K = cos²(π u / θ) · (cos, -sin)(2π m j / N) on |u| < θ/2, [Bk, Fk, M, 2, N], and
+        the window gain g = N/θ as [Bθ, Fk, M, 1] ("l1"; None for "peak"), which multiplies the
+        product with K rather than K itself (a pass over M·N saved per frame)."""
         if not self.per_frame and self._kernel is not None:
             return self._kernel
         theta, off = self.window_args(block)
-        w = hann_window(theta, self.n_fft, self.normalization, off)  # [Bk, Fk, M, N]
-        kernel = w.unsqueeze(-2) * self.table
+        theta = theta.unsqueeze(-1)
+        # cos φ = sin(π/2 - |φ|), clamped at 0 outside the window: 4 passes over [Bk, Fk, M, N].
+        w = torch.addcmul(torch.tensor(math.pi / 2, dtype=theta.dtype), off.abs(), -math.pi / theta)
+        kernel = w.clamp_min_(0.0).sin_().square_().unsqueeze(-2) * self.table
+        gain = self.n_fft / theta if self.normalization == "l1" else None
         if not self.per_frame:
-            self._kernel = kernel
-        return kernel
+            self._kernel = (kernel, gain)
+        return kernel, gain
 
     def apply(self, kernel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """[B, Fb, N] frames -> [B, Fb, 2M] (Re, Im) pairs."""
@@ -631,6 +644,8 @@ class DSTFT(torch.nn.Module):
                 f"dims {tuple(batch_shape)}"
             ) from None
         p = pos.detach().reshape(-1, pos.shape[-1])
+        if p.numel() == 0:
+            return pos
         if not bool(torch.isfinite(p).all()):
             raise ValueError(
                 f"positions contains NaN or inf; frame centres must be finite, in [0, T = {length}]"
@@ -679,6 +694,11 @@ class DSTFT(torch.nn.Module):
         theta = self.check_win_length(win_length, batch_shape, n_frames, x, positions is not None)
         pos_b = self._batched(positions, batch_shape, 1)
         xb = x.reshape(-1, length)
+        if xb.shape[0] == 0:  # no signals: an empty S that still joins the graph (zero gradients)
+            zero = xb.sum(-1)[:, None, None] * 0 + theta.sum() * 0
+            zero = zero + positions.sum() * 0 if positions is not None else zero
+            spec = torch.complex(zero, zero).expand(0, n_frames, self.n_bins)
+            return spec.reshape(*batch_shape, n_frames, self.n_bins).transpose(-1, -2)
         if self.window_mode == "time":
             theta = theta.expand(*theta.shape[:-1], n_frames)
             theta_b = self._batched(theta, batch_shape, 1)
@@ -730,8 +750,8 @@ class DSTFT(torch.nn.Module):
                 with positions.
             positions: the frame centres the spectrogram was taken at (default n·H).
             max_iter, tol: conjugate-gradient limits (frequency-dependent modes): stop when the
-                normal equations' relative residual is below ``tol`` (default 1e-13 in float64,
-                1e-6 in float32) or after ``max_iter`` iterations.
+                normal equations' relative residual is below ``tol`` (default 1e-10 in float64,
+                1e-5 in float32) or after ``max_iter`` iterations.
             return_residual: also return ‖S(x̂) - spec‖ / ‖spec‖ (bin-weighted, worst item), a float.
         Returns:
             x̂: real [..., T], dtype matching spec's real dtype; (x̂, residual) if return_residual.
@@ -763,6 +783,9 @@ class DSTFT(torch.nn.Module):
                     f"{tuple(positions.shape)}"
                 )
         theta = self.check_win_length(win_length, batch_shape, n_frames, real, positions is not None)
+        if spec.numel() == 0:
+            x_hat = real.new_zeros(*batch_shape, length)
+            return (x_hat, 0.0) if return_residual else x_hat
         with torch.no_grad():
             if self.window_mode == "time":
                 x_hat = self._overlap_add_inverse(spec, theta, positions, length, batch_shape)
@@ -821,7 +844,7 @@ class DSTFT(torch.nn.Module):
     def _least_squares_inverse(self, spec, theta, positions, length, batch_shape, max_iter, tol):
         real_dtype = spec.real.dtype
         if tol is None:
-            tol = 1e-13 if real_dtype == torch.float64 else 1e-6
+            tol = 1e-10 if real_dtype == torch.float64 else 1e-5
         weights = self._bin_weights(spec.real)
         target = spec.reshape(-1, self.n_bins, spec.shape[-1])
         rows = target.shape[0]
