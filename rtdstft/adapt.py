@@ -8,8 +8,12 @@ geometrically to ``lr * final_lr_ratio``.
     mode="time":      θ ∈ R^F,   minimise  mean_n H_r(S_θ)[n] + λ mean_n (log θ_n - log θ_{n-1})²
                                   (local entropy over frames n-r..n+r, plus a smoothness penalty)
 
-Both terms are means over frames, so λ weighs the same against the entropy whatever the signal's
-length (a sum over frames would make a long signal's θ all but constant).
+    mode="frequency":       θ ∈ R^M     minimise  mean_b mean_n H_r^b(S_θ)[n] + λ mean_m (Δ_m log θ)²
+    mode="time-frequency":  θ ∈ R^{M×F} the same + λ mean_m mean_n (Δ_n log θ)²
+                            (H^b: the local entropy of band b's bins alone, normalised within it)
+
+The penalties are means, as the entropy terms are, so λ weighs the same against the entropy whatever
+the signal's length (a sum over frames would make a long signal's θ all but constant).
 
 Working in log θ makes a step a relative change of the window, the same for 64 and 4096 samples.
 
@@ -20,7 +24,9 @@ windows gives every frame's column sums Σ_m P and Σ_m P log P (or Σ_m P^α) f
 the exact objective of any θ sequence on the grid follows in O(F·r) without another transform
 (a frame's spectrum depends on its own θ only). Coordinate descent on that objective, over blocks of
 frames and then single frames, each block choosing the best of the G windows with the frames after it
-in view, lands near the per-block oracle; gradient steps then refine it off the grid.
+in view, lands near the per-block oracle; gradient steps then refine it off the grid. The frequency
+modes start the same way per band (:func:`search_band_window`).
+
 The online adapter of the streaming engine lives in :mod:`rtdstft.online`.
 """
 
