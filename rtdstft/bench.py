@@ -582,13 +582,17 @@ FSDD_WORDS = ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav", "9_nicolas_3
 
 
 def run_quality_bench(
-    sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, scenes: dict | None = None
+    sample_rate: int = 48000,
+    n_fft: int = 2048,
+    hop_length: int = 256,
+    scenes: dict | None = None,
+    offline_steps: int = 30,
 ) -> list[dict]:
     """Adaptation quality (DESIGN §5): mean local entropy (Shannon, p = 2, r = 4, nats) of the best
     single window in hindsight, of what the engine emits online, of the per-block oracle (best
     constant θ per 8-frame block from a 24-point grid), the share of that gap the engine closes, and
-    of the offline time fit (``fit_window(mode="time")``: whole-signal search, then 30 gradient
-    steps), which sees the whole signal and must reach no higher than the engine."""
+    of the offline time fit (``fit_window(mode="time")``: whole-signal search, then ``offline_steps``
+    gradient steps), which sees the whole signal and must reach no higher than the engine."""
     from .scenes import adaptation_report, scene, speech
 
     if scenes is None:
@@ -611,7 +615,7 @@ def run_quality_bench(
             hop_length,
             block_frames=8,
             radius=4,
-            offline_steps=30,
+            offline_steps=offline_steps,
         )
         rows.append(
             {
@@ -714,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
         report["stream"] = rows
     if args.part in ("all", "quality"):
         rows = run_quality_bench(
-            scenes={"clicks → tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None
+            scenes={"clicks → tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None,
+            offline_steps=3 if args.quick else 30,
         )
         print(
             "\nadaptation quality: mean local entropy (Shannon, p=2, r=4, nats) at 48 kHz, N=2048, H=256;"
