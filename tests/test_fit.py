@@ -1,5 +1,6 @@
 """fit_window: the constant fit against a brute-force grid on the paper's signals, and the
-time-varying fit on a signal whose character changes and against the streaming engine."""
+time-varying fit on a signal whose character changes (θ follows it, short on clicks and long on
+tones) and against the streaming engine, and the frequency-varying fits."""
 
 from __future__ import annotations
 
