@@ -1,8 +1,10 @@
-"""The ``rtdstft`` command: ``devices | analyze | resynth | record | bench | reproduce``.
+"""The ``rtdstft`` command: ``devices | analyze | batch | resynth | record | bench | reproduce``.
 
 - ``analyze FILE -o PICTURE.png [--csv THETA.csv]``: the whole file through the adaptive streaming
   engine, block by block; a picture of the spectrogram in dB (time in s, frequency in Hz, colour bar)
   over the window-length track θ in ms, and optionally θ per frame as CSV.
+- ``batch INPUT... -o OUT``: ``analyze``'s θ track and summaries for a corpus, one Parquet row
+  per file, resumable, on local processes or a Ray cluster (:mod:`rtdstft.batch`).
 - ``resynth IN OUT``: every channel through its own engine, overlap-add resynthesis written to OUT
   with the engine's latency removed; prints the SNR of the resynthesis against the input.
 - ``record OUT --seconds S``: a microphone to a file, written as it goes.
@@ -19,6 +21,7 @@ by the subcommands that need them.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -250,6 +253,23 @@ def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]
     )
 
 
+def engine_option_defaults() -> dict[str, Any]:
+    """The engine options of ``analyze`` / ``resynth`` / ``batch`` and their defaults (None where the
+    default depends on the file's rate)."""
+    return dict(_engine_option_defaults())
+
+
+@functools.cache
+def _engine_option_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(add_help=False)
+    _engine_options(parser)
+    return vars(parser.parse_args([]))
+
+
+def _engine_options_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in engine_option_defaults()}
+
+
 def _describe(kw: dict[str, Any]) -> str:
     sr = kw["sample_rate"]
     mode = "adaptive" if kw["adapt"] else "fixed"
@@ -383,34 +403,38 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``rtdstft analyze``: picture (and CSV) of the adaptive spectrogram of a file."""
-    from .stream import StreamingDSTFT
+    from .batch import analyze_file
 
     picture = Path(args.output)
     _check_picture_path(picture)
-    with _open_file(args.file, args.channel) as src:
-        kw = _engine_kwargs(args, src.sample_rate)
-        engine = StreamingDSTFT(**kw)
-        n_frames = 1 + src.frames // kw["hop_length"]
-        image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
-        theta = np.full(n_frames, np.nan)
-        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+    if args.channel is not None:
+        _open_file(args.file, args.channel).close()  # a bad --channel named as the option
+    image: _PooledSpectrogram | None = None
 
-        def take(out: Any) -> None:
-            image.add(out.frame_index, out.spec)
-            theta[out.frame_index] = out.win_length
+    def take(out: Any, kw: dict[str, Any], n_frames: int) -> None:
+        nonlocal image
+        if image is None:
+            image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
+        image.add(out.frame_index, out.spec)
 
-        with Progress(src.frames, "analyze", _progress_enabled(args)) as bar:
-            while True:
-                x = src.read(block)
-                if x.size == 0:
-                    break
-                take(engine.process(x))
-                bar.update(src.tell())
-            take(engine.flush())
-        sr, channels, frames = src.sample_rate, src.file_channels, src.frames
-    if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
-        raise RuntimeError("the engine did not emit every frame")
-    times = np.arange(n_frames) * (kw["hop_length"] / sr)
+    bar: Progress | None = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, "analyze", _progress_enabled(args))
+        bar.update(done)
+
+    try:
+        result = analyze_file(
+            args.file, _engine_options_of(args), channel=args.channel, on_output=take, on_progress=advance
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    assert image is not None
+    kw, sr, channels, frames = result.settings, result.sample_rate, result.channels, result.frames
+    theta, times, n_frames = result.theta, result.times, result.theta.shape[0]
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
@@ -549,6 +573,35 @@ def cmd_record(args: argparse.Namespace) -> int:
         f"input overflows: {mic.overruns}"
     )
     return 0
+
+
+# -- batch ---------------------------------------------------------------------------------------
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``rtdstft batch``: the adaptive analysis of a corpus into a Parquet dataset; exit status 1
+    when any file failed."""
+    from .batch import run_batch
+
+    try:
+        summary = run_batch(
+            args.inputs,
+            args.output,
+            options=_engine_options_of(args),
+            workers=args.workers,
+            use_ray=args.ray is not None,
+            ray_address=args.ray or None,
+            overwrite=args.overwrite,
+            spectrogram=args.spectrogram,
+            shard_files=args.shard_files,
+            device=args.device,
+            progress=_progress_enabled(args),
+            log=(lambda line: print(line, file=sys.stderr)) if args.verbose else None,
+        )
+    except ImportError as exc:
+        raise CommandError(str(exc)) from exc
+    print(summary.line())
+    return 1 if summary.failed else 0
 
 
 # -- devices, bench, reproduce -------------------------------------------------------------------
@@ -773,6 +826,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _channel_and_progress(p, "record input", "mono mix-down of the first two")
     p.set_defaults(run=cmd_record)
+
+    p = sub.add_parser(
+        "batch",
+        help="adaptive analysis of a corpus into a Parquet dataset, one row per file",
+        formatter_class=_Formatter,
+        description="Analyse every file named by INPUT... as `analyze` does (same engine options and "
+        "defaults) and write a Parquet dataset to the folder OUT, one row per file: path, size, "
+        "mtime, rate, channels, duration, settings, the θ track and frame times, summaries, status "
+        "and error. A re-run skips the files OUT already holds (same path, size and mtime); shards "
+        "are written whole or not at all, so a killed run is resumed by running it again. A bad "
+        "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a file, a folder (searched recursively for audio files), a glob pattern (quote it; ** "
+        "crosses folders) or a CSV manifest with a `path` column",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the dataset's folder")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="local processes, one torch thread each (default: the CPU cores; 1: in this process)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run as a Ray Data pipeline: on the cluster at ADDRESS (e.g. auto, host:6379, "
+        "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale])",
+    )
+    p.add_argument("--overwrite", action="store_true", help="analyse again the files OUT already holds")
+    p.add_argument(
+        "--spectrogram",
+        action="store_true",
+        help="also write each file's spectrogram in dB, float16 [bins, frames], to OUT/_spectrograms",
+    )
+    p.add_argument(
+        "--shard-files",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="rows per shard at most; a shard is also committed every 60 s (default: 1000)",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the engines: cpu, cuda, cuda:1 ... (default: cpu)"
+    )
+    p.add_argument("--verbose", action="store_true", help="a line on stderr for every shard committed")
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr even when it is not a terminal (where it is drawn anyway)",
+    )
+    _engine_options(p)
+    p.set_defaults(run=cmd_batch)
 
     for name, text in (
         ("bench", "speed benchmarks (arguments: `rtdstft bench --help`)"),
