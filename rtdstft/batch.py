@@ -367,8 +367,20 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> Any:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _analyze_many(paths: Sequence[str], options: Mapping[str, Any] | None, out_dir: str | None, device: str):
-    return [analyze_row(p, options, out_dir, device) for p in paths]
+def _analyze_many(
+    paths: Sequence[str], options: Mapping[str, Any] | None, out_dir: str | None, device: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows of ``paths`` and this process's peak resident memory so far (bytes)."""
+    return [analyze_row(p, options, out_dir, device) for p in paths], _peak_rss()
+
+
+def _peak_rss() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -508,7 +520,8 @@ class _Dataset:
 class BatchSummary:
     """What :func:`run_batch` did: files named, analysed now, skipped (done before), failed (rows
     with an error among the files named, this run's or an earlier one's), seconds of audio analysed
-    now, wall-clock seconds, shards written."""
+    now, wall-clock seconds, shards written, the largest peak resident memory of a local worker
+    (bytes; None on Ray, where the cluster's dashboard shows it)."""
 
     files: int
     analysed: int
@@ -518,6 +531,7 @@ class BatchSummary:
     seconds: float
     shards: int
     output: Path
+    worker_peak_bytes: int | None = None
 
     @property
     def speed(self) -> float:
@@ -529,6 +543,11 @@ class BatchSummary:
             f"batch: {self.files} files: {self.analysed} analysed, {self.skipped} skipped (done before), "
             f"{self.failed} failed; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
             f"({self.speed:.0f}x real time); {self.shards} shard(s) written to {self.output}"
+            + (
+                f"; peak memory per worker {self.worker_peak_bytes / 2**20:.0f} MB"
+                if self.worker_peak_bytes
+                else ""
+            )
         )
 
 
@@ -544,11 +563,17 @@ def _init_worker() -> None:
 
 
 def _local_results(
-    todo: Sequence[str], options: Mapping[str, Any] | None, out_dir: str | None, workers: int, device: str
+    todo: Sequence[str],
+    options: Mapping[str, Any] | None,
+    out_dir: str | None,
+    workers: int,
+    device: str,
+    peak: list[int],
 ) -> Iterator[dict[str, Any]]:
     """Rows of ``todo`` as they finish: in this process for one worker, else a process pool
     (forkserver: no fork of a process whose torch threads are running), a few tasks in flight per
-    worker so that memory does not grow with the corpus."""
+    worker so that memory does not grow with the corpus. ``peak[0]`` is raised to the largest peak
+    resident memory of a worker (bytes)."""
     if workers == 1:
         import torch
 
@@ -559,6 +584,7 @@ def _local_results(
                 yield analyze_row(path, options, out_dir, device)
         finally:
             torch.set_num_threads(threads)
+            peak[0] = max(peak[0], _peak_rss())
         return
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -578,7 +604,9 @@ def _local_results(
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                yield from fut.result()
+                rows, rss = fut.result()
+                peak[0] = max(peak[0], rss)
+                yield from rows
                 chunk = next(tasks, None)
                 if chunk is not None:
                     pending.add(pool.submit(_analyze_many, chunk, options, out_dir, device))
@@ -684,11 +712,12 @@ def run_batch(
     todo = [p for p in paths if overwrite or not data.is_done(p)]
     skipped = len(paths) - len(todo)
     out_dir = str(root) if spectrogram else None
+    peak = [0]
     t0 = time.perf_counter()
     rows = (
         _ray_results(todo, options, out_dir, ray_address, device)
         if use_ray
-        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device)
+        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device, peak)
     )
     tqdm = _extra("tqdm", "batch").tqdm
     bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
@@ -721,4 +750,6 @@ def run_batch(
     data.prune()
     seconds = time.perf_counter() - t0
     failed = sum(1 for p in paths if data.done.get(p, (0, 0, "error"))[2] != "ok")
-    return BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
+    return BatchSummary(
+        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None
+    )
