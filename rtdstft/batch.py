@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import time
 import uuid
@@ -271,9 +272,12 @@ def _schema() -> Any:
 
 
 def _stat(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in ns) of a regular file, else (None, None)."""
     try:
         st = os.stat(path)
     except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the reader
         return None, None
     return int(st.st_size), int(st.st_mtime_ns)
 
@@ -301,7 +305,7 @@ def analyze_row(
     tmp: Path | None = None
     try:
         if size is None:
-            raise OSError(f"{path}: cannot stat")
+            raise OSError(f"{path}: not a regular file that can be read (missing, a folder, a FIFO, ...)")
         meter: _LocalEntropy | None = None
         image: np.ndarray | None = None
 

@@ -201,6 +201,10 @@ def test_bad_files_become_rows_with_their_error_and_match_analyze(corpus, tmp_pa
     assert "not a readable audio file" in rows[str(corpus["text"])]["error"]
     assert rows[str(corpus["six"])]["channels"] == 6  # mixed down to mono, as analyze does
     assert rows[str(corpus["samples"])]["frames"] == sf.info(corpus["samples"]).frames < 6400
+    fifo = tmp_path / "fifo.wav"  # named explicitly: a reader would wait on it forever
+    os.mkfifo(fifo)
+    assert main(["batch", str(fifo), "-o", str(out), "--workers", "1"]) == 1
+    assert "not a regular file" in read_rows(out)[str(fifo)]["error"]
     assert status == 1
     assert "9 files: 9 analysed, 0 skipped (done before), 5 failed" in printed
 
