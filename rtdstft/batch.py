@@ -93,23 +93,46 @@ def _extra(name: str, extra: str) -> Any:
 # -- settings ------------------------------------------------------------------------------------
 
 
+#: Engine options that :func:`engine_settings` takes, beside those named as StreamingDSTFT's.
+ENGINE_FIELDS = (
+    "n_fft",
+    "hop_length",
+    "adapt",
+    "win_length",
+    "win_min",
+    "win_max",
+    "block_frames",
+    "steps",
+    "lr",
+    "smoothness",
+    "entropy",
+    "alpha",
+    "radius",
+)
+
+
 def engine_settings(options: Mapping[str, Any] | None, sample_rate: int) -> dict[str, Any]:
-    """The StreamingDSTFT arguments for a file at ``sample_rate`` Hz from the options of
-    ``rtdstft analyze`` (names as its flags, ``n_fft``, ``hop``, ``win_min``, ``win_max``,
-    ``win_length``, ``no_adapt``, ``block_frames``, ``steps``, ``lr``, ``smoothness``, ``entropy``,
-    ``alpha``, ``radius``; missing ones take that command's defaults, suited to the rate).
+    """The StreamingDSTFT arguments for a file at ``sample_rate`` Hz: ``options`` (names and units
+    as StreamingDSTFT's: ``n_fft``, ``hop_length``, ``adapt``, ``win_length``, ``win_min``,
+    ``win_max``, ``block_frames``, ``steps``, ``lr``, ``smoothness``, ``entropy``, ``alpha``,
+    ``radius``) over the defaults of ``rtdstft analyze``, which suit the rate (θ about 5..85 ms).
 
     Raises ValueError naming the option and its valid range.
     """
     from .cli import CommandError, _engine_kwargs, engine_option_defaults
 
-    merged = engine_option_defaults()
-    unknown = set(options or {}) - set(merged)
+    given = dict(options or {})
+    unknown = set(given) - set(ENGINE_FIELDS)
     if unknown:
-        raise ValueError(f"unknown engine options {sorted(unknown)}; known: {sorted(merged)}")
-    merged.update(options or {})
+        raise ValueError(f"unknown engine options {sorted(unknown)}; known: {', '.join(ENGINE_FIELDS)}")
+    flags = engine_option_defaults()
+    if "hop_length" in given:
+        given["hop"] = given.pop("hop_length")
+    if "adapt" in given:
+        given["no_adapt"] = not given.pop("adapt")
+    flags.update(given)
     try:
-        return _engine_kwargs(argparse.Namespace(**merged), sample_rate)
+        return _engine_kwargs(argparse.Namespace(**flags), sample_rate)
     except CommandError as exc:
         raise ValueError(str(exc)) from None
 
@@ -146,7 +169,7 @@ def analyze_file(
 
     Args:
         path: the audio file (anything libsndfile reads).
-        options: engine options as ``rtdstft analyze`` names them (see :func:`engine_settings`).
+        options: engine options over ``rtdstft analyze``'s defaults (see :func:`engine_settings`).
         channel: None mixes all channels down to mono; an int (0-based) takes that channel.
         on_output: called with each :class:`~rtdstft.stream.StreamOutput`, the engine's arguments
             and the file's frame count F, in order (the spectra of frames 0, 1, ... F-1).
@@ -677,7 +700,7 @@ def run_batch(
     Args:
         inputs: files, folders, glob patterns or CSV manifests (see :func:`expand_inputs`).
         output: the dataset's folder (created; an existing one is resumed).
-        options: engine options as ``rtdstft analyze`` names them (see :func:`engine_settings`);
+        options: engine options over ``rtdstft analyze``'s defaults (see :func:`engine_settings`);
             checked once before any file is read.
         workers: local processes (>= 1; default: the CPU cores); 1 runs in this process.
         use_ray, ray_address: run on a Ray cluster instead: ``ray_address`` as ``ray.init`` takes it
@@ -747,7 +770,7 @@ def run_batch(
                 audio_seconds += row["duration"]
             bar.update(1)
             hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix_str(f"{hours_per_s:.3f} h audio/s", refresh=False)
+            bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
             if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
                 commit()
         commit()

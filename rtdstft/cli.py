@@ -254,8 +254,8 @@ def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]
 
 
 def engine_option_defaults() -> dict[str, Any]:
-    """The engine options of ``analyze`` / ``resynth`` / ``batch`` and their defaults (None where the
-    default depends on the file's rate)."""
+    """The engine options of ``analyze`` / ``resynth`` / ``batch`` as argparse names them, and their
+    defaults (None where the default depends on the file's rate)."""
     return dict(_engine_option_defaults())
 
 
@@ -267,7 +267,17 @@ def _engine_option_defaults() -> dict[str, Any]:
 
 
 def _engine_options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in engine_option_defaults()}
+    """The engine options given on the command line, named as StreamingDSTFT's arguments."""
+    given = {
+        name: getattr(args, name)
+        for name, default in _engine_option_defaults().items()
+        if getattr(args, name) != default
+    }
+    if "hop" in given:
+        given["hop_length"] = given.pop("hop")
+    if "no_adapt" in given:
+        given["adapt"] = not given.pop("no_adapt")
+    return given
 
 
 def _describe(kw: dict[str, Any]) -> str:

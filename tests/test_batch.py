@@ -346,3 +346,33 @@ def test_cuda_rows_match_the_cpu_rows(corpus, tmp_path):
     gpu = read_rows(tmp_path / "cuda")
     for path in map(str, files):
         np.testing.assert_allclose(gpu[path]["theta"], cpu[path]["theta"], rtol=1e-3)
+
+
+def test_engine_options_are_analyze_options_named_as_the_engine_arguments(corpus, tmp_path, capsys):
+    out = tmp_path / "out"
+    run_batch([corpus["good16"]], out, options={"hop_length": 64, "adapt": False}, workers=1)
+    row = read_rows(out)[str(corpus["good16"])]
+    table = tmp_path / "theta.csv"
+    picture = str(tmp_path / "x.png")
+    assert (
+        main(
+            [
+                "analyze",
+                str(corpus["good16"]),
+                "-o",
+                picture,
+                "--hop",
+                "64",
+                "--no-adapt",
+                "--csv",
+                str(table),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_allclose(row["theta"], np.loadtxt(table, delimiter=",", skiprows=1)[:, 2], atol=6e-4)
+    assert len(set(row["theta"])) == 1 and '"hop_length": 64' in row["settings"]
+    with pytest.raises(ValueError, match="unknown engine options"):
+        run_batch([corpus["good16"]], out, options={"hop": 64})
+    with pytest.raises(ValueError, match="hop"):
+        run_batch([corpus["good16"]], out, options={"hop_length": 100000})
