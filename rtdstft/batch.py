@@ -321,9 +321,8 @@ def analyze_row(
     """One dataset row for ``path`` (see the module's docstring); never raises for a bad file: its
     row has ``status = "error"`` and the message. ``out_dir``: where to write the dB spectrogram
     (``_spectrograms/`` under it), or None for none."""
-    size, mtime = _stat(path)
-    row: dict[str, Any] = dict.fromkeys(_schema().names)
-    row.update(path=path, size=size, mtime_ns=mtime, status="ok")
+    row = _row(path)
+    size = row["size"]
     spec_rel = _spectrogram_name(path) if out_dir is not None else None
     tmp: Path | None = None
     try:
@@ -359,11 +358,20 @@ def analyze_row(
         row["spectrogram"] = spec_rel
     except Exception as exc:  # a bad file is a row, never the end of the run
         message = " ".join(str(exc).split()) or type(exc).__name__
-        row.update(status="error", error=f"{type(exc).__name__}: {message}")
+        row = _row(path, f"{type(exc).__name__}: {message}")
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+    return row
+
+
+def _row(path: str, error: str | None = None) -> dict[str, Any]:
+    """A row for ``path`` with its size and mtime, the rest empty: ``status`` "ok", or "error" and
+    ``error``."""
+    size, mtime = _stat(path)
+    row: dict[str, Any] = dict.fromkeys(_schema().names)
+    row.update(path=path, size=size, mtime_ns=mtime, status="ok" if error is None else "error", error=error)
     return row
 
 
@@ -596,11 +604,15 @@ def _local_results(
     workers: int,
     device: str,
     peak: list[int],
+    log: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Rows of ``todo`` as they finish: in this process for one worker, else a process pool
-    (forkserver: no fork of a process whose torch threads are running), a few tasks in flight per
-    worker so that memory does not grow with the corpus. ``peak[0]`` is raised to the largest peak
-    resident memory of a worker (bytes)."""
+    """Rows of ``todo`` as they finish: in this process for one worker, else a process pool, a few
+    tasks in flight per worker so that memory does not grow with the corpus. ``peak[0]`` is raised
+    to the largest peak resident memory of a worker (bytes).
+
+    A worker that dies (the out-of-memory killer, a crash in a decoder) takes its pool with it, and
+    which of the files in flight killed it is not known: each of them is then run alone in a worker
+    of its own, and one that kills that worker too becomes an error row; the run goes on."""
     if workers == 1:
         import torch
 
@@ -613,30 +625,67 @@ def _local_results(
             torch.set_num_threads(threads)
             peak[0] = max(peak[0], _peak_rss())
         return
+    job = (options, out_dir, device)
+    tasks = _chunks(todo, max(1, min(16, len(todo) // (workers * 8) or 1)))
+    while True:
+        lost: list[list[str]] = []
+        yield from _pool_rows(tasks, job, workers, 4 * workers, lost, peak)
+        if not lost:
+            return
+        alone = iter([[p] for chunk in lost for p in chunk])
+        if log is not None:
+            log(f"a worker process died: the {sum(map(len, lost))} files in flight are run again, one by one")
+        while True:
+            died: list[list[str]] = []
+            yield from _pool_rows(alone, job, 1, 1, died, peak)
+            if not died:
+                break
+            yield _row(died[0][0], "WorkerDied: the worker process died analysing this file (out of memory?)")
+
+
+def _pool_rows(
+    tasks: Iterator[list[str]],
+    job: tuple,
+    workers: int,
+    in_flight: int,
+    lost: list[list[str]],
+    peak: list[int],
+) -> Iterator[dict[str, Any]]:
+    """Rows of ``tasks`` (lists of paths, taken as needed) from a new pool of ``workers`` processes
+    (forkserver, or spawn where there is none: never a fork of a process whose torch threads run),
+    ``in_flight`` tasks at most. If a worker dies, the tasks then in flight go to ``lost`` and the
+    rest stay in ``tasks``."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     context = mp.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["rtdstft.batch", "rtdstft.stream", "rtdstft.audio"])
-    per_task = max(1, min(16, len(todo) // (workers * 8) or 1))
-    tasks = _chunks(todo, per_task)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        pending = set()
-        for chunk in tasks:
-            pending.add(pool.submit(_analyze_many, chunk, options, out_dir, device))
-            if len(pending) >= 4 * workers:
-                break
+        pending: dict[Any, list[str]] = {}
+
+        def submit() -> None:
+            chunk = next(tasks, None)
+            if chunk is not None:
+                pending[pool.submit(_analyze_many, chunk, *job)] = chunk
+
+        for _ in range(in_flight):
+            submit()
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                rows, rss = fut.result()
+                chunk = pending.pop(fut)
+                try:
+                    rows, rss = fut.result()
+                except BrokenProcessPool:
+                    lost.append(chunk)
+                    continue
                 peak[0] = max(peak[0], rss)
                 yield from rows
-                chunk = next(tasks, None)
-                if chunk is not None:
-                    pending.add(pool.submit(_analyze_many, chunk, options, out_dir, device))
+                if not lost:
+                    submit()
 
 
 def _ray_results(
@@ -713,7 +762,8 @@ def run_batch(
             ``shard_seconds`` (> 0), whichever comes first.
         device: torch device of the engines ("cpu", "cuda", ...).
         progress: draw a progress bar (tqdm) on stderr: files/s and hours of audio per second.
-        log: called with a line for each shard committed (default: nothing).
+        log: called with a line for each shard committed and each worker process that died
+            (default: nothing).
     """
     if workers is None:
         workers = os.cpu_count() or 1
@@ -744,7 +794,7 @@ def run_batch(
     rows = (
         _ray_results(todo, options, out_dir, ray_address, device)
         if use_ray
-        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device, peak)
+        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log)
     )
     tqdm = _extra("tqdm", "batch").tqdm
     bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)

@@ -888,7 +888,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default="cpu", help="torch device of the engines: cpu, cuda, cuda:1 ... (default: cpu)"
     )
-    p.add_argument("--verbose", action="store_true", help="a line on stderr for every shard committed")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="a line on stderr for every shard committed and every worker process that died",
+    )
     p.add_argument(
         "--progress",
         action="store_true",

@@ -143,6 +143,49 @@ def test_sigkill_then_the_same_command_resumes_and_equals_an_uninterrupted_run(f
         same_rows(reference[path], rows[path])
 
 
+def _grandchildren(pid: int) -> list[int]:
+    """Processes whose parent's parent is ``pid`` (the pool's workers under its forkserver)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    children = {p for p, parent in parents.items() if parent == pid}
+    return sorted(p for p, parent in parents.items() if parent in children)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc to find the worker processes")
+def test_a_worker_killed_mid_run_costs_no_file(tmp_path):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    x = scene([("clicks", 0.3), ("tones", 0.3)], 8000)
+    for i in range(240):
+        sf.write(folder / f"copy{i:03d}.wav", x, 8000, "PCM_16")
+    out = tmp_path / "out"
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "2", "--shard-files", "20", "--verbose"
+    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("part-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.01)
+    workers = _grandchildren(proc.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer would
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "a worker process died" in stderr  # the kill came mid-run
+    assert "240 files: 240 analysed, 0 skipped (done before), 0 failed" in stdout
+    rows = read_rows(out)
+    assert len(rows) == 240 and {r["status"] for r in rows.values()} == {"ok"}
+    first = next(iter(rows.values()))["theta"]
+    assert all(r["theta"] == first for r in rows.values())  # the same audio, the same track
+
+
 # -- bad files, resume, inputs ------------------------------------------------------------------------
 
 
