@@ -177,8 +177,8 @@ def analyze_file(
         device: torch device of the engine.
 
     Raises:
-        AudioFileError: missing, empty, unreadable or not audio; ValueError: a bad option or channel;
-        RuntimeError: the file ended before the length its header gives.
+        AudioFileError: missing, empty, unreadable, not audio, or ending before the length its
+        header gives; ValueError: a bad option or channel.
     """
     from .audio import AudioFileError, FileSource
     from .stream import StreamingDSTFT
