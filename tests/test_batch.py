@@ -112,11 +112,11 @@ def test_fsdd_theta_tracks_equal_rtdstft_analyze_csv(fsdd_run, tmp_path):
 @needs_fsdd
 def test_sigkill_then_the_same_command_resumes_and_equals_an_uninterrupted_run(fsdd_run, tmp_path):
     reference = read_rows(fsdd_run[0])
-    paths = sorted(reference)[:600]
+    paths = sorted(reference)[:300]
     manifest = tmp_path / "corpus.csv"
     manifest.write_text("path\n" + "\n".join(paths) + "\n")
     out = tmp_path / "out"
-    command = rtdstft_command("batch", manifest, "-o", out, "--workers", "2", "--shard-files", "25")
+    command = rtdstft_command("batch", manifest, "-o", out, "--workers", "2", "--shard-files", "20")
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(list(out.glob("part-*.parquet"))) < 3:
