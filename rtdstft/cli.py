@@ -870,7 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ADDRESS",
         help="run as a Ray Data pipeline: on the cluster at ADDRESS (e.g. auto, host:6379, "
-        "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale])",
+        "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale]); write "
+        "--ray=ADDRESS, or --ray after the inputs",
     )
     p.add_argument("--overwrite", action="store_true", help="analyse again the files OUT already holds")
     p.add_argument(
