@@ -20,7 +20,7 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
 
 Row (one per file): path (absolute), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
 file; several are mixed down to mono as ``rtdstft analyze`` does), frames (samples per channel),
-duration (s), settings (JSON of the engine's arguments), theta (θ per frame, samples, float32),
+duration (s), settings (JSON of the engine's StreamConfig), theta (θ per frame, samples, float32),
 frame_times (frame centres, s), theta_median (samples), share_min and share_max (share of frames at
 the shortest and longest θ allowed), entropy_mean (mean local entropy of the emitted spectrogram,
 nats, with the engine's measure and radius), spectrogram (path relative to OUT, or null), status
@@ -29,7 +29,6 @@ nats, with the engine's measure and radius), spectrogram (path relative to OUT, 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import json
@@ -43,15 +42,19 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .config import StreamConfig
 
 __all__ = [
     "FileAnalysis",
     "BatchSummary",
     "analyze_file",
-    "engine_settings",
+    "engine_config",
+    "check_config",
     "expand_inputs",
     "run_batch",
     "AUDIO_EXTENSIONS",
@@ -78,6 +81,8 @@ AUDIO_EXTENSIONS = (
 #: Frames fed to the engine per read, in units of its adaptation blocks.
 READ_BLOCKS = 8
 SHARD_PATTERN = re.compile(r"^part-(\d{6})\.parquet$")
+#: Level of a silent bin in the spectrograms written, dB re a full-scale sine.
+DB_FLOOR = -240.0
 SPECTROGRAM_DIR = "_spectrograms"  # "_": not read as part of the Parquet dataset
 
 
@@ -93,48 +98,42 @@ def _extra(name: str, extra: str) -> Any:
 # -- settings ------------------------------------------------------------------------------------
 
 
-#: Engine options that :func:`engine_settings` takes, beside those named as StreamingDSTFT's.
-ENGINE_FIELDS = (
-    "n_fft",
-    "hop_length",
-    "adapt",
-    "win_length",
-    "win_min",
-    "win_max",
-    "block_frames",
-    "steps",
-    "lr",
-    "smoothness",
-    "entropy",
-    "alpha",
-    "radius",
-)
+#: Rates at which :func:`run_batch` checks the engine options before it starts: options that no
+#: rate accepts are refused at once; others are refused file by file, in the rows.
+CHECK_RATES = (8000, 16000, 22050, 44100, 48000, 96000)
 
 
-def engine_settings(options: Mapping[str, Any] | None, sample_rate: int) -> dict[str, Any]:
-    """The StreamingDSTFT arguments for a file at ``sample_rate`` Hz: ``options`` (names and units
-    as StreamingDSTFT's: ``n_fft``, ``hop_length``, ``adapt``, ``win_length``, ``win_min``,
-    ``win_max``, ``block_frames``, ``steps``, ``lr``, ``smoothness``, ``entropy``, ``alpha``,
-    ``radius``) over the defaults of ``rtdstft analyze``, which suit the rate (θ about 5..85 ms).
+def engine_config(options: Mapping[str, Any] | None, sample_rate: float) -> StreamConfig:
+    """The engine's settings for a file at ``sample_rate`` Hz: ``options`` (StreamConfig fields such
+    as ``n_fft``, ``hop_length``, ``adapt``, ``win_min``, ``win_max``, ``radius``; None or missing
+    ones take the defaults) over the settings that suit the rate, as ``rtdstft analyze`` builds them
+    (:meth:`StreamConfig.for_rate`).
 
-    Raises ValueError naming the option and its valid range.
+    Raises ValueError naming the field and its valid range.
     """
-    from .cli import CommandError, _engine_kwargs, engine_option_defaults
+    from .config import StreamConfig
 
     given = dict(options or {})
-    unknown = set(given) - set(ENGINE_FIELDS)
+    unknown = set(given) - (set(StreamConfig.fields()) - {"sample_rate"})
     if unknown:
-        raise ValueError(f"unknown engine options {sorted(unknown)}; known: {', '.join(ENGINE_FIELDS)}")
-    flags = engine_option_defaults()
-    if "hop_length" in given:
-        given["hop"] = given.pop("hop_length")
-    if "adapt" in given:
-        given["no_adapt"] = not given.pop("adapt")
-    flags.update(given)
-    try:
-        return _engine_kwargs(argparse.Namespace(**flags), sample_rate)
-    except CommandError as exc:
-        raise ValueError(str(exc)) from None
+        raise ValueError(
+            f"unknown engine options {sorted(unknown)}; known: {', '.join(StreamConfig.fields()[1:])}"
+        )
+    return StreamConfig.for_rate(sample_rate, **given)
+
+
+def check_config(make: Callable[[float], Any]) -> None:
+    """Raises the error of ``make(rate)`` for the first of :data:`CHECK_RATES` when every one of
+    them fails (options no file could take); else returns."""
+    first: Exception | None = None
+    for rate in CHECK_RATES:
+        try:
+            make(rate)
+            return
+        except Exception as exc:  # noqa: BLE001 - re-raised below when no rate takes the options
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 # -- one file ------------------------------------------------------------------------------------
@@ -148,7 +147,7 @@ class FileAnalysis:
     sample_rate: int
     channels: int
     frames: int
-    settings: dict[str, Any]
+    config: StreamConfig
     theta: np.ndarray
     times: np.ndarray
 
@@ -159,9 +158,9 @@ class FileAnalysis:
 
 def analyze_file(
     path: str | Path,
-    options: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | Callable[[float], StreamConfig] | None = None,
     channel: int | None = None,
-    on_output: Callable[[Any, dict[str, Any], int], None] | None = None,
+    on_output: Callable[[Any, StreamConfig, int], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
 ) -> FileAnalysis:
@@ -169,9 +168,10 @@ def analyze_file(
 
     Args:
         path: the audio file (anything libsndfile reads).
-        options: engine options over ``rtdstft analyze``'s defaults (see :func:`engine_settings`).
+        config: the engine's settings: StreamConfig fields over the defaults that suit the file's
+            rate (see :func:`engine_config`), or a function from the rate (Hz) to a StreamConfig.
         channel: None mixes all channels down to mono; an int (0-based) takes that channel.
-        on_output: called with each :class:`~rtdstft.stream.StreamOutput`, the engine's arguments
+        on_output: called with each :class:`~rtdstft.stream.StreamOutput`, the engine's settings
             and the file's frame count F, in order (the spectra of frames 0, 1, ... F-1).
         on_progress: called with (samples read, samples in the file) after each read.
         device: torch device of the engine.
@@ -184,16 +184,16 @@ def analyze_file(
     from .stream import StreamingDSTFT
 
     with FileSource(path, channel=channel, realtime=False) as src:
-        kw = engine_settings(options, src.sample_rate)
-        engine = StreamingDSTFT(**kw, device=device)
-        n_frames = 1 + src.frames // kw["hop_length"]
+        cfg = config(src.sample_rate) if callable(config) else engine_config(config, src.sample_rate)
+        engine = StreamingDSTFT(config=cfg, device=device)
+        n_frames = 1 + src.frames // cfg.hop_length
         theta = np.full(n_frames, np.nan, np.float32)
-        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
 
         def take(out: Any) -> None:
             theta[out.frame_index] = out.win_length
             if on_output is not None:
-                on_output(out, kw, n_frames)
+                on_output(out, cfg, n_frames)
 
         while True:
             x = src.read(block)
@@ -208,8 +208,8 @@ def analyze_file(
         sr, channels, frames = src.sample_rate, src.file_channels, src.frames
     if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
         raise RuntimeError("the engine did not emit every frame")
-    times = np.arange(n_frames) * (kw["hop_length"] / sr)
-    return FileAnalysis(Path(path), sr, channels, frames, kw, theta, times)
+    times = np.arange(n_frames) * (cfg.hop_length / sr)
+    return FileAnalysis(Path(path), sr, channels, frames, cfg, theta, times)
 
 
 class _LocalEntropy:
@@ -258,12 +258,6 @@ class _LocalEntropy:
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
-
-
-def db_spectrogram(spec: np.ndarray, n_fft: int) -> np.ndarray:
-    """|S| in dB re a full-scale sine (``l1`` windows keep a steady sinusoid's peak at A·N/4
-    whatever θ), floored at -240 dB."""
-    return 20 * np.log10(np.maximum(np.abs(spec) * (4.0 / n_fft), 1e-12))
 
 
 # -- rows ----------------------------------------------------------------------------------------
@@ -331,24 +325,24 @@ def analyze_row(
         meter: _LocalEntropy | None = None
         image: np.ndarray | None = None
 
-        def take(out: Any, kw: dict[str, Any], n_frames: int) -> None:
+        def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
             nonlocal meter, image, tmp
             if meter is None:
-                meter = _LocalEntropy(kw["entropy"], kw["alpha"], kw["radius"])
+                meter = _LocalEntropy(cfg.entropy, cfg.alpha, cfg.radius)
             meter.add(out.spec, final=False)
             if spec_rel is not None and out.n_frames:
                 if image is None:
                     tmp = Path(out_dir, spec_rel + f".tmp-{uuid.uuid4().hex[:8]}")
                     tmp.parent.mkdir(parents=True, exist_ok=True)
                     image = np.lib.format.open_memmap(
-                        tmp, mode="w+", dtype=np.float16, shape=(kw["n_fft"] // 2 + 1, n_frames)
+                        tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
                     )
                 idx = out.frame_index
-                image[:, idx[0] : idx[-1] + 1] = db_spectrogram(out.spec, kw["n_fft"]).T
+                image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
 
         result = analyze_file(path, options, on_output=take, device=device)
         assert meter is not None
-        meter.add(np.zeros((0, result.settings["n_fft"] // 2 + 1), np.complex64), final=True)
+        meter.add(np.zeros((0, result.config.n_fft // 2 + 1), np.complex64), final=True)
         if image is not None:
             image.flush()
             del image
@@ -376,16 +370,16 @@ def _row(path: str, error: str | None = None) -> dict[str, Any]:
 
 
 def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
-    kw, theta = result.settings, result.theta
+    cfg, theta = result.config, result.theta
     # θ rests exactly on a bound up to the rounding of exp(log θ).
-    at_min = theta <= kw["win_min"] * (1 + 1e-5)
-    at_max = theta >= kw["win_max"] * (1 - 1e-5)
+    at_min = theta <= cfg.win_min * (1 + 1e-5)
+    at_max = theta >= cfg.win_max * (1 - 1e-5)
     return dict(
         sample_rate=result.sample_rate,
         channels=result.channels,
         frames=result.frames,
         duration=result.duration,
-        settings=json.dumps(kw, sort_keys=True),
+        settings=json.dumps(cfg.as_dict(), sort_keys=True),
         theta=theta.astype(np.float32),
         frame_times=result.times.astype(np.float64),
         theta_median=float(np.median(theta)),
@@ -749,8 +743,9 @@ def run_batch(
     Args:
         inputs: files, folders, glob patterns or CSV manifests (see :func:`expand_inputs`).
         output: the dataset's folder (created; an existing one is resumed).
-        options: engine options over ``rtdstft analyze``'s defaults (see :func:`engine_settings`);
-            checked once before any file is read.
+        options: the engine's settings, StreamConfig fields over the defaults that suit each
+            file's rate, as ``rtdstft analyze`` takes them (see :func:`engine_config`); options
+            that no rate accepts are refused before any file is read.
         workers: local processes (>= 1; default: the CPU cores); 1 runs in this process.
         use_ray, ray_address: run on a Ray cluster instead: ``ray_address`` as ``ray.init`` takes it
             (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``), None for ``RAY_ADDRESS`` or else a
@@ -773,7 +768,7 @@ def run_batch(
         raise ValueError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
     if not (isinstance(shard_seconds, (int, float)) and shard_seconds > 0):
         raise ValueError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
-    engine_settings(options, 8000)  # a bad option fails here, not once per file
+    check_config(lambda rate: engine_config(options, rate))
     if device != "cpu":
         import torch
 

@@ -373,7 +373,7 @@ def run_batch_bench(
     time); peak resident memory of a worker (MB). Every row reads the same files in the same run."""
     import tempfile
 
-    from .batch import engine_settings, expand_inputs, run_batch
+    from .batch import engine_config, expand_inputs, run_batch
 
     if not corpus.is_dir():
         return [{"name": "corpus", "note": f"{corpus} not found: no batch rows"}]
@@ -409,8 +409,8 @@ def run_batch_bench(
             for p in paths:
                 x, sr = soundfile.read(p, dtype="float32", always_2d=True)
                 x = x.mean(axis=1)
-                kw = engine_settings(None, sr)
-                n, h = kw["n_fft"], kw["hop_length"]
+                cfg = engine_config(None, sr)
+                n, h = cfg.n_fft, cfg.hop_length
                 if librosa_module is None:
                     w = torch.hann_window(n // 2)
                     torch.stft(torch.from_numpy(x), n, h, n // 2, w, center=True, return_complex=True)

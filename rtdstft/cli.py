@@ -21,8 +21,8 @@ by the subcommands that need them.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +31,9 @@ from typing import IO, Any, NoReturn
 
 import numpy as np
 
-from .stream import settings_for_rate
+from .batch import READ_BLOCKS
+from .config import StreamConfig
+from .entropy import ENTROPY_KINDS
 
 __all__ = ["main", "build_parser", "Progress"]
 
@@ -39,8 +41,6 @@ PROG = "rtdstft"
 EXIT_ERROR = 2
 #: Most spectrogram columns drawn in the picture; longer files are max-pooled over time to this.
 MAX_COLUMNS = 2400
-#: Frames fed to the engine per read, in units of its adaptation blocks.
-READ_BLOCKS = 8
 
 
 class CommandError(Exception):
@@ -181,10 +181,6 @@ def _positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a number > 0")
 
 
-def _nonneg_float(text: str) -> float:
-    return _number(text, float, lambda v: v >= 0, "a number >= 0")
-
-
 def _device(text: str) -> int | str:
     """An audio device: an index (digits) or a name (anything else)."""
     return int(text) if text.strip().isdigit() else text
@@ -193,99 +189,48 @@ def _device(text: str) -> int | str:
 # -- engine settings -----------------------------------------------------------------------------
 
 
-def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]:
-    """The StreamingDSTFT arguments from the options, each checked with the option's name and range."""
-    # The rate's defaults (as the GUI's) unless N or H is given: then θ spans 2H..N unless given.
-    suited = settings_for_rate(sample_rate)
-    n_fft, hop = suited["n_fft"], suited["hop_length"]
-    if args.n_fft is not None:
-        n_fft = args.n_fft
-        if n_fft < 4 or n_fft % 2:
-            raise CommandError(f"--n-fft must be an even integer >= 4 (samples), got {n_fft}")
-        hop = max(1, n_fft // 8)
-    if args.hop is not None:
-        hop = args.hop
-    if args.n_fft is None and args.hop is None:
-        default_min, default_max = suited["win_min"], suited["win_max"]
-    else:
-        default_min, default_max = None, None
-    if not 1 <= hop <= n_fft // 2:
-        raise CommandError(
-            f"--hop must be an integer in 1..{n_fft // 2} (samples, at most half of --n-fft {n_fft}), "
-            f"got {hop}"
-        )
-    win_max = float((default_max or n_fft) if args.win_max is None else args.win_max)
-    if not hop < win_max <= n_fft:
-        raise CommandError(
-            f"--win-max must be in ({hop}, {n_fft}] samples (above --hop, at most --n-fft), got {win_max:g}"
-        )
-    if args.win_min is not None:
-        win_min = float(args.win_min)
-    else:
-        win_min = float(min(default_min or 2 * hop, win_max))
-    if not hop < win_min <= win_max:
-        raise CommandError(
-            f"--win-min must be in ({hop}, {win_max:g}] samples (above --hop {hop}, at most --win-max "
-            f"{win_max:g}), got {win_min:g}"
-        )
-    if args.win_length is not None and not win_min <= args.win_length <= win_max:
-        raise CommandError(
-            f"--win-length must be in [{win_min:g}, {win_max:g}] samples (--win-min..--win-max), "
-            f"got {args.win_length:g}"
-        )
-    if args.alpha == 1:
-        raise CommandError("--alpha must be > 0 and != 1 (Rényi order), got 1")
-    return dict(
-        sample_rate=sample_rate,
-        n_fft=n_fft,
-        hop_length=hop,
-        adapt=not args.no_adapt,
-        win_length=args.win_length,
-        win_min=win_min,
-        win_max=win_max,
-        block_frames=args.block_frames,
-        steps=args.steps,
-        lr=args.lr,
-        smoothness=args.smoothness,
-        entropy=args.entropy,
-        alpha=args.alpha,
-        radius=args.radius,
-    )
+#: The engine options and the StreamConfig fields they set.
+ENGINE_OPTIONS = {
+    "n_fft": "--n-fft",
+    "hop_length": "--hop",
+    "win_min": "--win-min",
+    "win_max": "--win-max",
+    "win_length": "--win-length",
+    "block_frames": "--block-frames",
+    "steps": "--steps",
+    "entropy": "--entropy",
+    "alpha": "--alpha",
+    "radius": "--radius",
+    "smoothness": "--smoothness",
+    "lr": "--lr",
+}
+_FIELD_NAMES = re.compile(r"\b(" + "|".join(ENGINE_OPTIONS) + r")\b")
 
 
-def engine_option_defaults() -> dict[str, Any]:
-    """The engine options of ``analyze`` / ``resynth`` / ``batch`` as argparse names them, and their
-    defaults (None where the default depends on the file's rate)."""
-    return dict(_engine_option_defaults())
+def _engine_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine settings given by the options, as StreamConfig fields (the rest take the rate's
+    defaults)."""
+    given = {field: getattr(args, field) for field in ENGINE_OPTIONS if getattr(args, field) is not None}
+    return {**given, "adapt": not args.no_adapt}
 
 
-@functools.cache
-def _engine_option_defaults() -> dict[str, Any]:
-    parser = argparse.ArgumentParser(add_help=False)
-    _engine_options(parser)
-    return vars(parser.parse_args([]))
+def _engine_config(args: argparse.Namespace, sample_rate: float) -> StreamConfig:
+    """The engine's settings from the options: those given over the defaults that suit the rate
+    (see :meth:`StreamConfig.for_rate`). A bad value ends the command with the config's message,
+    written with the option names."""
+    try:
+        return StreamConfig.for_rate(sample_rate, **_engine_fields(args))
+    except (ValueError, TypeError) as exc:
+        raise CommandError(_FIELD_NAMES.sub(lambda m: ENGINE_OPTIONS[m.group(1)], str(exc))) from None
 
 
-def _engine_options_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The engine options given on the command line, named as StreamingDSTFT's arguments."""
-    given = {
-        name: getattr(args, name)
-        for name, default in _engine_option_defaults().items()
-        if getattr(args, name) != default
-    }
-    if "hop" in given:
-        given["hop_length"] = given.pop("hop")
-    if "no_adapt" in given:
-        given["adapt"] = not given.pop("no_adapt")
-    return given
-
-
-def _describe(kw: dict[str, Any]) -> str:
-    sr = kw["sample_rate"]
-    mode = "adaptive" if kw["adapt"] else "fixed"
+def _describe(cfg: StreamConfig) -> str:
+    sr = cfg.sample_rate
+    mode = "adaptive" if cfg.adapt else "fixed"
+    lo, hi = cfg.theta_range
     return (
-        f"n_fft {kw['n_fft']}, hop {kw['hop_length']} ({1000 * kw['hop_length'] / sr:.2f} ms), {mode} θ "
-        f"in {1000 * kw['win_min'] / sr:.1f}..{1000 * kw['win_max'] / sr:.1f} ms"
+        f"n_fft {cfg.n_fft}, hop {cfg.hop_length} ({1000 * cfg.hop_length / sr:.2f} ms), {mode} θ "
+        f"in {1000 * lo / sr:.1f}..{1000 * hi / sr:.1f} ms"
     )
 
 
@@ -349,16 +294,16 @@ def _write_picture(
     image: _PooledSpectrogram,
     times: np.ndarray,
     theta: np.ndarray,
-    kw: dict[str, Any],
+    cfg: StreamConfig,
     db_range: float,
     title: str,
 ) -> None:
-    """Spectrogram in dB re full scale over the θ track in ms, on one time axis."""
+    """Spectrogram in dB re full scale (``image`` holds |S| scaled by the engine's dB scale) over
+    the θ track in ms, on one time axis."""
     from matplotlib.figure import Figure
 
-    sr, n_fft, hop = kw["sample_rate"], kw["n_fft"], kw["hop_length"]
-    # "l1" windows keep a steady sinusoid's peak at A·N/4 whatever θ: 0 dB is a full-scale sine.
-    db = 20 * np.log10(np.maximum(image.mag.T * (4.0 / n_fft), 1e-12))
+    sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
+    db = 20 * np.log10(np.maximum(image.mag.T, 1e-12))
     top = float(db.max())
     duration = image.n_frames * hop / sr
     x0 = -0.5 * hop / sr
@@ -389,7 +334,7 @@ def _write_picture(
 
     theta_ms = 1000 * theta / sr
     ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
-    lo, hi = 1000 * kw["win_min"] / sr, 1000 * kw["win_max"] / sr
+    lo, hi = (1000 * t / sr for t in cfg.theta_range)
     pad = 0.05 * (hi - lo) or 0.05 * hi
     ax_theta.set_ylim(lo - pad, hi + pad)
     ax_theta.set_ylabel("window length θ (ms)")
@@ -421,11 +366,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _open_file(args.file, args.channel).close()  # a bad --channel named as the option
     image: _PooledSpectrogram | None = None
 
-    def take(out: Any, kw: dict[str, Any], n_frames: int) -> None:
+    def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
         nonlocal image
         if image is None:
-            image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
-        image.add(out.frame_index, out.spec)
+            image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
+        # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
+        image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(out.win_length)[:, None])
 
     bar: Progress | None = None
 
@@ -437,20 +383,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     try:
         result = analyze_file(
-            args.file, _engine_options_of(args), channel=args.channel, on_output=take, on_progress=advance
+            args.file,
+            lambda rate: _engine_config(args, rate),
+            channel=args.channel,
+            on_output=take,
+            on_progress=advance,
         )
     finally:
         if bar is not None:
             bar.close()
     assert image is not None
-    kw, sr, channels, frames = result.settings, result.sample_rate, result.channels, result.frames
+    cfg, sr, channels, frames = result.config, result.sample_rate, result.channels, result.frames
     theta, times, n_frames = result.theta, result.times, result.theta.shape[0]
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
-    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(kw)}"
-    _write_picture(picture, image, times, theta, kw, args.db_range, title)
-    print(f"{args.file}: {n_frames} frames; {_describe(kw)}")
+    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
+    _write_picture(picture, image, times, theta, cfg, args.db_range, title)
+    print(f"{args.file}: {n_frames} frames; {_describe(cfg)}")
     theta_ms = 1000 * theta / sr
     print(
         f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
@@ -492,8 +442,8 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         sources = [first]
     try:
         sr, frames = first.sample_rate, first.frames
-        kw = _engine_kwargs(args, sr)
-        engines = [StreamingDSTFT(**kw) for _ in sources]
+        cfg = _engine_config(args, sr)
+        engines = [StreamingDSTFT(config=cfg) for _ in sources]
         subtype = args.subtype
         if subtype is None:
             in_subtype = soundfile.info(str(src_path)).subtype
@@ -501,7 +451,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
             known = out_format in soundfile.available_formats()
             subtype = in_subtype if known and soundfile.check_format(out_format, in_subtype) else None
         latency = engines[0].latency
-        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
         pending = np.zeros((0, len(sources)), np.float64)  # input samples awaiting their resynthesis
         skip = latency
         written = 0
@@ -540,7 +490,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     snr = _snr_db(signal_energy, error_energy)
     channels = "mono" if len(sources) == 1 else f"{len(sources)} channels"
     print(
-        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(kw)}; latency {latency} samples"
+        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(cfg)}; latency {latency} samples"
     )
     print(f"wrote {out_path} ({rec.subtype})")
     print(f"SNR {snr:.1f} dB (resynthesis against the input, before writing)")
@@ -591,13 +541,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """``rtdstft batch``: the adaptive analysis of a corpus into a Parquet dataset; exit status 1
     when any file failed."""
-    from .batch import run_batch
+    from .batch import check_config, run_batch
 
+    check_config(lambda rate: _engine_config(args, rate))  # the options named as on the command line
     try:
         summary = run_batch(
             args.inputs,
             args.output,
-            options=_engine_options_of(args),
+            options=_engine_fields(args),
             workers=args.workers,
             use_ray=args.ray is not None,
             ray_address=args.ray or None,
@@ -649,9 +600,13 @@ Errors print one line, `rtdstft: error: ...`, and exit with status 2."""
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
+    """The engine's settings as options; their ranges are checked by StreamConfig, which the
+    defaults come from too."""
+    d = StreamConfig()
     g = parser.add_argument_group("engine (StreamingDSTFT)")
     g.add_argument(
         "--n-fft",
+        dest="n_fft",
         type=int,
         metavar="N",
         help="frame support and FFT size, even, samples (default: suited to the rate, as in the GUI: the "
@@ -659,6 +614,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--hop",
+        dest="hop_length",
         type=int,
         metavar="H",
         help="samples between frames, 1..N/2 (default: the power of two nearest 2.5 ms, e.g. 32 at "
@@ -666,61 +622,54 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--win-min",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="shortest window θ, samples, in (H, win-max] (default: 2H, about 5 ms)",
     )
     g.add_argument(
         "--win-max",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="longest window θ, samples, in (H, N] (default: 85 ms; N with --n-fft or --hop)",
     )
     g.add_argument(
         "--win-length",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="the fixed θ with --no-adapt, else the starting θ; samples (default: sqrt(win-min * win-max))",
     )
     g.add_argument("--no-adapt", action="store_true", help="keep θ fixed at --win-length (default: adapt)")
     g.add_argument(
         "--block-frames",
-        type=_positive_int,
-        default=8,
+        type=int,
         metavar="K",
-        help="frames per adaptation block; latency grows with K*H (default: 8)",
+        help=f"frames per adaptation block, >= 1; latency grows with K*H (default: {d.block_frames})",
     )
     g.add_argument(
         "--steps",
-        type=_nonneg_int,
-        default=0,
+        type=int,
         help="0: refine each block's bracket search by a parabola; n >= 1: by n gradient steps "
-        "instead (default: 0)",
+        f"instead (default: {d.steps})",
     )
     g.add_argument(
         "--entropy",
-        choices=("shannon", "renyi"),
-        default="shannon",
-        help="concentration measure (default: shannon)",
+        choices=ENTROPY_KINDS,
+        help=f"concentration measure (default: {d.entropy})",
     )
-    g.add_argument(
-        "--alpha", type=_positive_float, default=3.0, help="Rényi order, > 0 and != 1 (default: 3)"
-    )
+    g.add_argument("--alpha", type=float, help=f"Rényi order, > 0 and != 1 (default: {d.alpha:g})")
     g.add_argument(
         "--radius",
-        type=_nonneg_int,
-        default=4,
+        type=int,
         metavar="R",
-        help="local entropy neighbourhood, frames either side (default: 4)",
+        help=f"local entropy neighbourhood, frames either side, >= 0 (default: {d.radius})",
     )
     g.add_argument(
         "--smoothness",
-        type=_nonneg_float,
-        default=0.02,
+        type=float,
         metavar="LAMBDA",
-        help="penalty on (log θ_b - log θ_b-1)^2 between blocks (default: 0.02)",
+        help=f"penalty on (log θ_b - log θ_b-1)^2 between blocks, >= 0 (default: {d.smoothness:g})",
     )
-    g.add_argument("--lr", type=_positive_float, default=0.1, help="gradient step in log θ (default: 0.1)")
+    g.add_argument("--lr", type=float, help=f"gradient step in log θ, > 0 (default: {d.lr:g})")
 
 
 def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_channels: str) -> None:

@@ -5,7 +5,8 @@ are tied by the smoothness term) by minimising, in s = log θ ∈ [log win_min, 
 
     J(s) = mean_{n in scored} H_r[n](s) + λ (s - s_prev)²
 
-where H_r[n] is the local entropy (Shannon or Rényi of P = |S|², DESIGN §2) of frames n-r..n+r, and
+where H_r[n] is the local entropy (Shannon or Rényi of P = |S|², as :func:`rtdstft.entropy` with
+``radius=r``; 0 where the neighbourhood holds no energy) of frames n-r..n+r, and
 the scored frames are the block's K frames and the r emitted frames before it (their neighbourhoods
 reach into the block, so the block's θ changes their entropy too). The 2r emitted frames before the
 block are fixed context; frames after it are not known yet (no look-ahead beyond N/2).
@@ -128,12 +129,18 @@ class OnlineAdapter:
         # overhead would dominate. Neighbourhood sums = the fixed context's part + the block's part.
         r2 = 2 * self._radius
         mask = self._mask(frames.shape[0])
-        z = np.maximum(z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T, _TINY)
+        z = z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T
         q = q_col @ mask[:, r2:].T + self._ctx_q @ mask[:, :r2].T
+        silent = z <= 0  # no energy in the neighbourhood: entropy 0, as rtdstft.entropy says
+        if silent.any():
+            z, q = np.where(silent, 1.0, z), np.where(silent, 1.0, q)
         if self.kind == "shannon":
             h = np.log(z) - q / z
         else:
+            # Σ P^α may underflow to 0 in a quiet (not silent) neighbourhood: keep its log finite.
             h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
+        if silent.any():
+            h[silent] = 0.0
         obj = h.mean(-1) + self.smoothness * (log_theta - log_prev) ** 2
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, obj)
 
@@ -157,7 +164,7 @@ class OnlineAdapter:
         dspec = torch.fft.rfft(frames * dw)
         dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
-        z, q = cand.z[i], cand.q[i]
+        z, q = cand.z[i], cand.q[i]  # 1 where the neighbourhood is silent (see _evaluate)
         dz = _np(dpower.sum(-1)) @ mask.T
         if self.kind == "shannon":
             dq = _np(((cand.log_power[i] + 1.0) * dpower).sum(-1)) @ mask.T

@@ -7,6 +7,7 @@ bad files among good ones, and the same job through Ray Data on a local Ray clus
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,9 +25,10 @@ import torch
 
 from rtdstft.batch import _LocalEntropy, analyze_file, expand_inputs, run_batch
 from rtdstft.cli import main
+from rtdstft.config import StreamConfig
 from rtdstft.entropy import entropy
 from rtdstft.scenes import scene
-from rtdstft.stream import StreamingDSTFT, settings_for_rate
+from rtdstft.stream import StreamingDSTFT
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
 NO_DATA = "../shared/data not present (a user's clone has no shared data)"
@@ -80,19 +82,19 @@ def test_fsdd_dataset_has_a_row_per_file_and_opens_with_pyarrow_and_pandas(fsdd_
     assert (frame["status"] == "ok").all() and frame["error"].isna().all()
     assert set(frame["sample_rate"]) == {8000} and set(frame["channels"]) == {1}
     # θ in samples within the rate's bounds, one per frame, frames every hop.
-    s = settings_for_rate(8000)
+    s = StreamConfig.for_rate(8000)
     first = frame.iloc[0]
-    assert len(first["theta"]) == len(first["frame_times"]) == 1 + first["frames"] // s["hop_length"]
-    assert np.diff(first["frame_times"]) == pytest.approx(s["hop_length"] / 8000)
+    assert len(first["theta"]) == len(first["frame_times"]) == 1 + first["frames"] // s.hop_length
+    assert np.diff(first["frame_times"]) == pytest.approx(s.hop_length / 8000)
     theta = np.concatenate(frame["theta"].to_numpy())
-    assert s["win_min"] * 0.999 <= theta.min() and theta.max() <= s["win_max"] * 1.001
+    assert s.win_min * 0.999 <= theta.min() and theta.max() <= s.win_max * 1.001
     assert frame["duration"].sum() == pytest.approx((frame["frames"] / 8000).sum())
     schema = pq.read_schema(next(out.glob("part-*.parquet")))
     assert schema.field("theta").type == pa.list_(pa.float32())
     # Summaries follow from the track.
     row = frame.iloc[7]
     assert row["theta_median"] == pytest.approx(np.median(row["theta"]))
-    assert row["share_max"] == pytest.approx(np.mean(row["theta"] >= s["win_max"] * (1 - 1e-5)))
+    assert row["share_max"] == pytest.approx(np.mean(row["theta"] >= s.win_max * (1 - 1e-5)))
     assert 0 < row["entropy_mean"] < np.log(row["frames"])
 
 
@@ -253,7 +255,7 @@ def test_bad_files_become_rows_with_their_error_and_match_analyze(corpus, tmp_pa
 def test_six_channels_are_mixed_down_as_analyze_does(corpus):
     six = analyze_file(corpus["six"])
     x = sf.read(corpus["six"], dtype="float32")[0].mean(axis=1)
-    engine = StreamingDSTFT(**six.settings)
+    engine = StreamingDSTFT(config=six.config)
     out = [engine.process(x), engine.flush()]
     np.testing.assert_array_equal(six.theta, np.concatenate([o.win_length for o in out]))
 
@@ -287,13 +289,12 @@ def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
     import pandas as pd
 
     assert len(pd.read_parquet(out)) == 1  # the .npy files are not taken for Parquet
-    s = settings_for_rate(16000)
-    assert image.dtype == np.float16 and image.shape == (s["n_fft"] // 2 + 1, len(row["theta"]))
-    result = analyze_file(corpus["good16"])
-    engine = StreamingDSTFT(**result.settings)
+    s = StreamConfig.for_rate(16000)
+    assert image.dtype == np.float16 and image.shape == (s.n_fft // 2 + 1, len(row["theta"]))
+    engine = StreamingDSTFT(config=s)
     x = sf.read(corpus["good16"], dtype="float32")[0]
     spec = np.concatenate([engine.process(x).spec, engine.flush().spec])
-    expected = 20 * np.log10(np.maximum(np.abs(spec.T) * 4 / s["n_fft"], 1e-12))
+    expected = 20 * np.log10(np.maximum(np.abs(spec.T) * 4 / s.n_fft, 1e-12))  # "l1": a sine peaks at N/4
     np.testing.assert_allclose(image.astype(np.float64), expected, atol=0.07, rtol=2e-3)
 
 
@@ -343,6 +344,21 @@ def test_bad_options_are_one_line_naming_the_option(corpus, tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft")
     assert all(w in err for w in words), err
+
+
+def test_engine_options_are_analyze_options_as_stream_config_fields(corpus, tmp_path):
+    out = tmp_path / "out"
+    run_batch([corpus["good16"]], out, options={"hop_length": 64, "adapt": False}, workers=1)
+    row = read_rows(out)[str(corpus["good16"])]
+    table = tmp_path / "theta.csv"
+    command = ["analyze", str(corpus["good16"]), "-o", str(tmp_path / "x.png"), "--csv", str(table)]
+    assert main([*command, "--hop", "64", "--no-adapt"]) == 0
+    np.testing.assert_allclose(row["theta"], np.loadtxt(table, delimiter=",", skiprows=1)[:, 2], atol=6e-4)
+    assert len(set(row["theta"])) == 1 and json.loads(row["settings"])["hop_length"] == 64
+    with pytest.raises(ValueError, match="unknown engine options"):
+        run_batch([corpus["good16"]], out, options={"hop": 64})
+    with pytest.raises(ValueError, match="hop_length"):  # at no rate
+        run_batch([corpus["good16"]], out, options={"hop_length": 100000})
 
 
 # -- Ray ------------------------------------------------------------------------------------------------
