@@ -364,10 +364,6 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.image.setPos(self._latest - self.now, 0.0)
         self.theta.curve.setPos(-self.now, 0.0)
 
-    def x_of(self, time: float) -> float:
-        """The x coordinate (s relative to :attr:`now`) where stream time ``time`` is drawn."""
-        return float(time) - self.now
-
     # -- data -------------------------------------------------------------------------------------
 
     def append(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
@@ -380,12 +376,6 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if self.image.count != before:
             self._latest = float(self.image.time[(self.image.pos - 1) % self.image.width])
             self.image.setPos(self._latest - self.now, 0.0)
-
-    def clear(self) -> None:
-        """Forget the picture (after a seek or a new source); the geometry stays."""
-        self._latest = self.now = 0.0
-        if self.image is not None:
-            self.reset(self.sample_rate, self.n_fft, self.hop)
 
     def picture(self) -> np.ndarray:
         """The shown picture as pixels [rows, columns] uint32, row 0 = lowest frequency."""

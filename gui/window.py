@@ -26,8 +26,6 @@ from .worker import EngineWorker, Frames, Geometry, Stats
 REDRAW_HZ = 60
 #: Engine threads that did not end when their window closed (never destroyed while running).
 _STUCK_WORKERS: list = []
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "recordings" / "demo.wav"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)"
 
 
@@ -41,8 +39,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Args:
         settings_path: INI file of the settings (default: see :mod:`.settings`).
-        recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: the ``recordings/`` folder
-            beside the package, else ``./recordings``).
+        recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: ``rtdstft`` in the user's
+            music folder, e.g. ``~/Music/rtdstft``; made when the first recording starts).
         overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
             applied over the saved ones. Giving N or H turns "suit the sample rate" off; what is
             not given of N, H and θ then takes the engine's defaults for them (StreamConfig's).
@@ -57,8 +55,8 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.setWindowTitle("rtdstft — adaptive spectrogram")
         self.settings = open_settings(settings_path)
-        default_rec = ROOT / "recordings" if (ROOT / "recordings").is_dir() else Path("recordings")
-        self.recordings_dir = Path(recordings_dir) if recordings_dir else default_rec
+        music = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.MusicLocation)
+        self.recordings_dir = Path(recordings_dir or Path(music) / "rtdstft")
         self.stats = Stats()
         self.error_dialog: QtWidgets.QMessageBox | None = None
         self.redraws = 0
@@ -144,7 +142,7 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addSeparator()
         self.record_action = bar.addAction("● Rec", self.toggle_record)
         self.record_action.setCheckable(True)
-        self.record_action.setToolTip("Record the raw input to recordings/rec-*.wav (Ctrl+R)")
+        self.record_action.setToolTip(f"Record the raw input to {self.recordings_dir}/rec-*.wav (Ctrl+R)")
         self.freeze_action = bar.addAction("Freeze", lambda: self.display.freeze.toggle())
         self.freeze_action.setCheckable(True)
         self.export_action = bar.addAction(

@@ -24,7 +24,8 @@ duration (s), settings (JSON of the engine's StreamConfig), theta (θ per frame,
 frame_times (frame centres, s), theta_median (samples), share_min and share_max (share of frames at
 the shortest and longest θ allowed), entropy_mean (mean local entropy of the emitted spectrogram,
 nats, with the engine's measure and radius), spectrogram (path relative to OUT, or null), status
-("ok" | "error"), error (message, or null).
+("ok"; "cut short": the file holds fewer samples than its header states and was analysed as
+far as it decodes; "error": not analysed), error (message or note, or null).
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def check_config(make: Callable[[float], Any]) -> None:
 
 @dataclass
 class FileAnalysis:
-    """What :func:`analyze_file` found: θ per frame (samples) at frame centres ``times`` (s)."""
+    """What :func:`analyze_file` found: θ per frame (samples) at frame centres ``times`` (s), for the
+    ``frames`` samples per channel that the file held."""
 
     path: Path
     sample_rate: int
@@ -150,10 +152,17 @@ class FileAnalysis:
     config: StreamConfig
     theta: np.ndarray
     times: np.ndarray
+    #: The samples per channel the file's header states when it holds fewer (cut short), else None.
+    declared_frames: int | None = None
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+    @property
+    def cut_short(self) -> bool:
+        """True when the file held fewer samples than its header states; ``frames`` is what it held."""
+        return self.declared_frames is not None
 
 
 def analyze_file(
@@ -177,10 +186,11 @@ def analyze_file(
         device: torch device of the engine.
 
     Raises:
-        AudioFileError: missing, empty, unreadable, not audio, or ending before the length its
-        header gives; ValueError: a bad option or channel.
+        AudioFileError: missing, empty, unreadable, not audio, or not a regular file; ValueError: a
+        bad option or channel. A file cut short is read up to where it stops decoding
+        (``cut_short`` tells).
     """
-    from .audio import AudioFileError, FileSource
+    from .audio import FileSource
     from .stream import StreamingDSTFT
 
     with FileSource(path, channel=channel, realtime=False) as src:
@@ -195,21 +205,18 @@ def analyze_file(
             if on_output is not None:
                 on_output(out, cfg, n_frames)
 
-        while True:
-            x = src.read(block)
-            if x.size == 0:
-                break
+        while (x := src.read(block)).size:
             take(engine.process(x))
             if on_progress is not None:
                 on_progress(src.tell(), src.frames)
-        if src.tell() < src.frames:
-            raise AudioFileError(f"{path}: cut short, {src.tell()} of {src.frames} samples readable")
         take(engine.flush())
-        sr, channels, frames = src.sample_rate, src.file_channels, src.frames
+        sr, channels, frames, declared = src.sample_rate, src.file_channels, src.frames, src.declared_frames
+    n_frames = 1 + frames // cfg.hop_length  # fewer than planned if the file was cut short
+    theta = theta[:n_frames]
     if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
         raise RuntimeError("the engine did not emit every frame")
     times = np.arange(n_frames) * (cfg.hop_length / sr)
-    return FileAnalysis(Path(path), sr, channels, frames, cfg, theta, times)
+    return FileAnalysis(Path(path), sr, channels, frames, cfg, theta, times, declared)
 
 
 class _LocalEntropy:
@@ -313,8 +320,9 @@ def analyze_row(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """One dataset row for ``path`` (see the module's docstring); never raises for a bad file: its
-    row has ``status = "error"`` and the message. ``out_dir``: where to write the dB spectrogram
-    (``_spectrograms/`` under it), or None for none."""
+    row has ``status = "error"`` and the message (``"cut short"`` and a note for a file that holds
+    fewer samples than its header states, analysed as far as it decodes). ``out_dir``: where to
+    write the dB spectrogram (``_spectrograms/`` under it), or None for none."""
     row = _row(path)
     size = row["size"]
     spec_rel = _spectrogram_name(path) if out_dir is not None else None
@@ -344,12 +352,23 @@ def analyze_row(
         assert meter is not None
         meter.add(np.zeros((0, result.config.n_fft // 2 + 1), np.complex64), final=True)
         if image is not None:
-            image.flush()
+            n_frames = result.theta.shape[0]
+            if n_frames < image.shape[1]:  # cut short: fewer frames than its header promised
+                np.save(Path(out_dir, spec_rel + ".tmp-cut"), np.asarray(image[:, :n_frames]))
+                os.replace(Path(out_dir, spec_rel + ".tmp-cut.npy"), tmp)
+            else:
+                image.flush()
             del image
             os.replace(tmp, Path(out_dir, spec_rel))
             tmp = None
         row.update(_summary(result, meter.mean))
         row["spectrogram"] = spec_rel
+        if result.cut_short:
+            row.update(
+                status="cut short",
+                error=f"the file holds {result.frames} samples per channel, its header states "
+                f"{result.declared_frames}; analysed what it holds",
+            )
     except Exception as exc:  # a bad file is a row, never the end of the run
         message = " ".join(str(exc).split()) or type(exc).__name__
         row = _row(path, f"{type(exc).__name__}: {message}")
@@ -550,7 +569,8 @@ class BatchSummary:
     """What :func:`run_batch` did: files named, analysed now, skipped (done before), failed (rows
     with an error among the files named, this run's or an earlier one's), seconds of audio analysed
     now, wall-clock seconds, shards written, the largest peak resident memory of a local worker
-    (bytes; None on Ray, where the cluster's dashboard shows it)."""
+    (bytes; None on Ray, where the cluster's dashboard shows it), files cut short (analysed as far
+    as they decode; not failed)."""
 
     files: int
     analysed: int
@@ -561,6 +581,7 @@ class BatchSummary:
     shards: int
     output: Path
     worker_peak_bytes: int | None = None
+    cut_short: int = 0
 
     @property
     def speed(self) -> float:
@@ -570,7 +591,9 @@ class BatchSummary:
     def line(self) -> str:
         return (
             f"batch: {self.files} files: {self.analysed} analysed, {self.skipped} skipped (done before), "
-            f"{self.failed} failed; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
+            f"{self.failed} failed"
+            + (f", {self.cut_short} cut short" if self.cut_short else "")
+            + f"; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
             f"({self.speed:.0f}x real time); {self.shards} shard(s) written to {self.output}"
             + (
                 f"; peak memory per worker {self.worker_peak_bytes / 2**20:.0f} MB"
@@ -811,7 +834,7 @@ def run_batch(
     with bar:
         for row in rows:
             held.append(row)
-            if row["status"] == "ok":
+            if row["status"] != "error":
                 audio_seconds += row["duration"]
             bar.update(1)
             hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
@@ -821,7 +844,8 @@ def run_batch(
         commit()
     data.prune()
     seconds = time.perf_counter() - t0
-    failed = sum(1 for p in paths if data.done.get(p, (0, 0, "error"))[2] != "ok")
+    status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
+    failed, cut = status.count("error"), status.count("cut short")
     return BatchSummary(
-        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None
+        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None, cut
     )

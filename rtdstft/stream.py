@@ -351,7 +351,7 @@ class StreamingDSTFT:
         if np.issubdtype(x.dtype, np.integer):
             x = _int_to_float(x, self._np_dtype)
         elif np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"block must hold real samples (floats, or integer PCM), got dtype {x.dtype}")
+            raise TypeError(f"block must contain real samples (floats, or integer PCM), got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
         bad = ~np.isfinite(x)
         nonfinite = int(bad.sum())

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import make_demo  # noqa: E402
 from PyQt6 import QtCore, QtWidgets  # noqa: E402
+from rtdstft_gui import demo  # noqa: E402
 
 
 def main() -> None:
@@ -43,8 +42,8 @@ def main() -> None:
     from rtdstft_gui.window import MainWindow
 
     tmp = Path(tempfile.mkdtemp(prefix="rtdstft-perf-"))
-    make_demo.SAMPLE_RATE = 48_000
-    make_demo.write_wav(tmp / "scene48k.wav", make_demo.make_scene(), 48_000)
+    demo.SAMPLE_RATE = 48_000
+    demo.write_wav(tmp / "scene48k.wav", demo.make_scene(), 48_000)
 
     ticks: list[float] = []
     paints: list[float] = []
