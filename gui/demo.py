@@ -188,10 +188,12 @@ DEMO_NAME = "demo.wav"
 def demo_file(folder: str | os.PathLike | None = None) -> Path:
     """The demo WAV in ``folder`` (default: the application's per-user data folder, e.g.
     ``~/.local/share/rtdstft/rtdstft-gui`` on Linux), written there first if it is missing or
-    incomplete. Written under a temporary name and renamed, so a second instance or a killed
-    first start never sees half a file. A folder that cannot be written (a read-only home)
-    falls back to the system's temporary folder.
+    incomplete. Written whole or not at all (:func:`rtdstft.atomic.atomic_output`), so a second
+    instance or a killed first start never sees half a file. A folder that cannot be written (a
+    read-only home) falls back to the system's temporary folder.
     """
+    from rtdstft.atomic import atomic_output
+
     if folder is None:
         from PyQt6 import QtCore
 
@@ -204,16 +206,8 @@ def demo_file(folder: str | os.PathLike | None = None) -> Path:
         if path.is_file() and path.stat().st_size == expected:
             return path
         try:
-            place.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".wav", dir=place)
-            os.close(fd)
-            try:
-                write_wav(Path(tmp), make_scene())
-                os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the demo from the user's other tools
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_output(path) as part:
+                write_wav(part, make_scene())
             return path
         except OSError:
             continue

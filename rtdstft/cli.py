@@ -25,6 +25,7 @@ sounddevice are imported only by the subcommands that need them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -349,22 +350,31 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """``rtdstft analyze``: picture (and CSV) of the adaptive spectrogram of a file."""
+    """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
     from .atomic import atomic_output
     from .batch import analyze_file
 
-    picture = Path(args.output)
-    _check_picture_path(picture)
+    if args.output is None and args.npz is None:
+        raise CommandError("analyze needs -o PICTURE, --npz PATH or both")
+    picture = None if args.output is None else Path(args.output)
+    if picture is not None:
+        _check_picture_path(picture)
     if args.channel is not None:
         _open_file(args.file, args.channel).close()  # a bad --channel named as the option
     image: _PooledSpectrogram | None = None
+    # The complex frames themselves for --npz (8 bytes a bin: 90 MB a minute at 48 kHz, N = 2048).
+    spec: np.ndarray | None = None
 
     def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
-        nonlocal image
+        nonlocal image, spec
         if image is None:
             image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
+            if args.npz:
+                spec = np.zeros((n_frames, cfg.n_fft // 2 + 1), np.complex64)
         # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
         image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(out.win_length)[:, None])
+        if spec is not None:
+            spec[out.frame_index] = out.spec
 
     bar: Any = None
 
@@ -393,17 +403,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
     title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
-    # Both files or neither: the CSV is renamed into place first, the picture only after it.
-    with atomic_output(picture) as picture_part:
-        _write_picture(picture_part, image, times, theta, cfg, args.db_range, title)
+    # All files or none: each is written to a part file, renamed into place once all are written.
+    written = [p for p in (picture, args.csv, args.npz) if p is not None]
+    with contextlib.ExitStack() as stack:
+        if picture is not None:
+            _write_picture(
+                stack.enter_context(atomic_output(picture)), image, times, theta, cfg, args.db_range, title
+            )
         if args.csv:
-            with atomic_output(args.csv) as csv_part:
-                _write_theta_csv(csv_part, times, theta, sr)
+            _write_theta_csv(stack.enter_context(atomic_output(args.csv)), times, theta, sr)
+        if spec is not None:
+            from .export import write_npz
+
+            freqs = np.arange(cfg.n_fft // 2 + 1) * (sr / cfg.n_fft)
+            part = stack.enter_context(atomic_output(args.npz))
+            write_npz(part, spec[:n_frames], theta, times, np.arange(n_frames), freqs, cfg.as_dict())
     print(f"{args.file}: {n_frames} frames; {_describe(cfg)}")
     theta_ms = 1000 * theta / sr
     print(
         f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
-        f"wrote {picture}" + (f" and {args.csv}" if args.csv else "")
+        f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}"
     )
     return 0
 
@@ -762,9 +781,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o",
         "--output",
-        required=True,
         metavar="PICTURE",
         help="the picture to write; format from the extension (.png, .pdf, .svg, ...)",
+    )
+    p.add_argument(
+        "--npz",
+        metavar="PATH",
+        help="also (or instead) write every complex frame, θ, frame times, bin frequencies and the "
+        "settings to an NPZ (numpy.load reads it; layout in the README)",
     )
     p.add_argument(
         "--csv",

@@ -626,6 +626,11 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
         "colormap": "gray",
         "span": 6.0,
         "log": True,
+        "mel": False,
+        "notes": False,
+        "history": 10.0,
+        "a4": 440.0,
+        "harmonics": False,
         "freeze": False,
     }
     assert w2.view.cmap == "gray" and w2.view.log and w2.view.span == 6.0
