@@ -685,8 +685,12 @@ def _pool_rows(
 
         def submit() -> None:
             chunk = next(tasks, None)
-            if chunk is not None:
+            if chunk is None:
+                return
+            try:
                 pending[pool.submit(_analyze_many, chunk, *job)] = chunk
+            except BrokenProcessPool:  # a worker died since the last result came in
+                lost.append(chunk)
 
         for _ in range(in_flight):
             submit()
