@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PYQT) $(SCALE)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	# Test-only: the seed paper's reference implementation, compared against in tests and bench
+	# (its matplotlib import is covered by the audio extra; --no-deps skips its torchaudio pin).
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps dstft==3.0.0
 	@touch $@
 
 $(DEMO): gui/demo.py | $(VENV)/.installed

@@ -7,13 +7,16 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 from . import nn
 from .adapt import WindowFit, fit_window
 from .config import StreamConfig
-from .entropy import entropy
+from .entropy import band_entropy, entropy
 from .stream import StreamingDSTFT, StreamOutput
-from .transform import DSTFT
+from .transform import DSTFT, positions_from_hop, positions_from_overlap
 
 __all__ = [
     "DSTFT",
+    "positions_from_hop",
+    "positions_from_overlap",
     "entropy",
+    "band_entropy",
     "fit_window",
     "WindowFit",
     "StreamingDSTFT",

@@ -36,6 +36,26 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
         assert ms > 0 and math.isclose(ratio, ms / rows[REFERENCE]["ms"])
     for name in DSTFT_ROWS:  # timed when dstft is installed, else a note says why not
         assert (rows[name]["ms"] or 0) > 0 or "not installed" in rows[name]["note"]
+    for name in (
+        "torch.stft forward+backward, Σ|S|²",
+        "rtdstft forward+backward, θ [B, F] per item, Σ|S|²",
+        "rtdstft forward, θ [B, F], real positions [F]",
+        "rtdstft forward, frequency θ [M]",
+        "rtdstft forward+backward, time-frequency θ [M, F], Σ|S|²",
+    ):
+        assert rows[name]["ms"] > 0 and math.isclose(
+            rows[name]["ratio"], rows[name]["ms"] / rows[REFERENCE]["ms"]
+        )
+    assert "peak MB" in rows["rtdstft forward, time-frequency θ [M, F]"]
+    versus = {row["name"]: row for row in report["modes vs dstft"]}
+    if "dstft comparison" not in versus:  # dstft installed
+        for mode in ("frequency", "time-frequency"):
+            assert versus[f"rtdstft forward, {mode}"]["× dstft"] > 0
+            assert versus[f"dstft forward+backward, Σ|S|², {mode}"]["ms"] > 0
+    inverse = {row["name"]: row for row in report["inverse"]}
+    assert inverse["rtdstft inverse, time θ [F], real positions"]["SNR dB"] >= 250
+    for mode in ("frequency", "time-frequency"):
+        assert inverse[f"rtdstft inverse, {mode}"]["SNR dB"] >= 60
     stream = {row["name"]: row for row in report["stream"]}
     for adapt in ("off", "on"):
         row = stream[f"streaming, adaptation {adapt}"]
