@@ -635,6 +635,95 @@ def run_quality_bench(
     return rows
 
 
+#: The spoken-digit corpus beside a checkout (the project's data folder; absent in a user's clone).
+FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+
+
+def run_batch_bench(
+    corpus: Path = FSDD, files: int | None = None, workers: tuple[int, ...] = (1, 2), ray: bool = True
+) -> list[dict]:
+    """Corpus throughput: ``rtdstft batch`` over ``corpus`` (the first ``files`` files, default all)
+    with 1 and 2 local workers and through Ray Data on a new local cluster of 2 CPUs, beside anchor
+    rows for a fixed-window STFT of the same files (read with soundfile, mixed to mono,
+    ``torch.stft`` and ``librosa.stft`` when installed, Hann window of N/2, the batch's N and H at
+    each file's rate, one thread). Throughput in seconds of audio per wall-clock second (× real
+    time); peak resident memory of a worker (MB). Every row reads the same files in the same run."""
+    import tempfile
+
+    from .batch import engine_config, expand_inputs, run_batch
+
+    if not corpus.is_dir():
+        return [{"name": "corpus", "note": f"{corpus} not found: no batch rows"}]
+    paths = sorted(expand_inputs([corpus]))[:files]
+    rows: list[dict] = []
+
+    def row(name: str, seconds: float, audio: float, peak: int | None, note: str) -> dict:
+        return {
+            "name": name,
+            "files": len(paths),
+            "audio h": round(audio / 3600, 3),
+            "wall s": round(seconds, 2),
+            "× real time": round(audio / seconds, 1),
+            "peak MB per worker": round(peak / 2**20) if peak else None,
+            "note": note,
+        }
+
+    import soundfile
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        anchors = {"torch.stft": None}
+        try:
+            import librosa
+
+            anchors["librosa.stft"] = librosa
+        except ImportError:
+            rows.append({"name": "librosa.stft", "note": "librosa not installed"})
+        for name, librosa_module in anchors.items():
+            audio = 0.0
+            start = time.perf_counter()
+            for p in paths:
+                x, sr = soundfile.read(p, dtype="float32", always_2d=True)
+                x = x.mean(axis=1)
+                cfg = engine_config(None, sr)
+                n, h = cfg.n_fft, cfg.hop_length
+                if librosa_module is None:
+                    w = torch.hann_window(n // 2)
+                    torch.stft(torch.from_numpy(x), n, h, n // 2, w, center=True, return_complex=True)
+                else:
+                    librosa_module.stft(x, n_fft=n, hop_length=h, win_length=n // 2, pad_mode="constant")
+                audio += x.shape[0] / sr
+            rows.append(
+                row(f"{name}, fixed window (anchor)", time.perf_counter() - start, audio, None, "1 thread")
+            )
+    finally:
+        torch.set_num_threads(previous_threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in workers:
+            s = run_batch(paths, Path(tmp, f"w{n}"), workers=n)
+            note = "in this process" if n == 1 else "processes (forkserver)"
+            rows.append(
+                row(f"rtdstft batch, {n} worker(s)", s.seconds, s.audio_seconds, s.worker_peak_bytes, note)
+            )
+        if ray:
+            try:
+                import ray as ray_module
+
+                ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - the row says why Ray is missing
+                rows.append({"name": "rtdstft batch --ray", "note": f"Ray unavailable: {exc}"})
+            else:
+                try:
+                    s = run_batch(paths, Path(tmp, "ray"), use_ray=True)
+                    rows.append(
+                        row("rtdstft batch --ray", s.seconds, s.audio_seconds, None, "local cluster, 2 CPUs")
+                    )
+                finally:
+                    ray_module.shutdown()
+    return rows
+
+
 def format_table(rows: list[dict]) -> str:
     """A Markdown table of rows: name, ms, ratio, note, then any other keys the rows carry."""
     columns = [c for c in ("name", "ms", "ratio", "note") if any(c in row for row in rows)]
@@ -661,12 +750,15 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rtdstft bench [--quick] [--part all|offline|stream|quality] [--json PATH] [--threads N]
+    """``rtdstft bench [--quick] [--part all|offline|stream|quality|batch] [--json PATH] [--threads N]
     [--repeats R] [--no-dstft]``."""
     parser = argparse.ArgumentParser(prog="rtdstft bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, 2 repeats (smoke test)")
     parser.add_argument(
-        "--part", choices=("all", "offline", "stream", "quality"), default="all", help="which tables"
+        "--part",
+        choices=("all", "offline", "stream", "quality", "batch"),
+        default="all",
+        help="which tables",
     )
     parser.add_argument("--json", metavar="PATH", help="also write machine, config and rows as JSON")
     parser.add_argument(
@@ -732,6 +824,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(rows))
         report["quality"] = rows
+    if args.part in ("all", "batch"):
+        rows = run_batch_bench(files=40 if args.quick else None, ray=not args.quick)
+        print(
+            "\ncorpus: `rtdstft batch` over the spoken-digit corpus (8 kHz), analyze's defaults; "
+            "anchors: a fixed-window STFT of the same files; one torch thread per worker"
+        )
+        print(format_table(rows))
+        report["batch"] = rows
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from rtdstft.bench import REFERENCE, format_table, main
+from rtdstft.bench import FSDD, REFERENCE, format_table, main
 
 RTDSTFT_ROWS = [
     "rtdstft forward, θ [F] shared",
@@ -63,6 +63,15 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     assert stream["analysis latency"]["ms"] == 1e3 * (1024 + 7 * 256) / 48000
     (quality,) = report["quality"]
     assert quality["online"] < quality["best fixed"]
+    batch = {row["name"]: row for row in report["batch"]}
+    if FSDD.is_dir():  # the corpus rows need the project's data folder
+        for name in (
+            "torch.stft, fixed window (anchor)",
+            "rtdstft batch, 1 worker(s)",
+            "rtdstft batch, 2 worker(s)",
+        ):
+            assert batch[name]["files"] == 40 and batch[name]["× real time"] > 0
+        assert batch["rtdstft batch, 2 worker(s)"]["peak MB per worker"] > 0
 
 
 def test_format_table_is_generic():
