@@ -185,7 +185,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
         if Path(path).suffix.lower() == ".csv":
             return export.write_spectrum_csv(
-                path, spec[:, band], theta, ex.frame_time(n), freqs[band], ex.n_fft
+                path, spec[:, band], theta, ex.frame_time(n), freqs[band], ex.n_fft, ex.normalization
             )
         return export.write_npz(
             path, spec[:, band], theta, ex.frame_time(n), n, freqs[band], ex.settings_json()

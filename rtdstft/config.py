@@ -30,7 +30,15 @@ from .entropy import ENTROPY_KINDS
 from .transform import _check_int
 from .windows import NORMALIZATIONS
 
-__all__ = ["StreamConfig", "LIVE_FIELDS", "GEOMETRY_FIELDS", "RATE_FIELDS", "NORMALIZATIONS", "THETA_RANGE_S"]
+__all__ = [
+    "StreamConfig",
+    "db_scale",
+    "LIVE_FIELDS",
+    "GEOMETRY_FIELDS",
+    "RATE_FIELDS",
+    "NORMALIZATIONS",
+    "THETA_RANGE_S",
+]
 
 #: Settings that a running stream changes at its next block (``StreamingDSTFT.configure``).
 LIVE_FIELDS = (
@@ -67,6 +75,23 @@ def _real(name: str, value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite number {what}, got {value!r}")
     return float(value)
+
+
+def db_scale(normalization: str, n_fft: int, win_length) -> np.ndarray:
+    """Factor c per frame such that 20·log10(c·|S|) is in dB re a full-scale sine.
+
+    A steady sinusoid of amplitude A at a bin's frequency peaks at |S| = A/2 · Σ_u w(u; θ) =
+    A/2 · g(θ)·θ/2: A·N/4 for "l1" (whatever θ) and A·θ/4 for "peak"; so c = 4/N or 4/θ.
+
+    normalization: "l1" | "peak"; n_fft: N; win_length: θ of each frame (samples), any shape.
+    Returns c of θ's shape (float64).
+    """
+    theta = np.asarray(win_length, dtype=np.float64)
+    if normalization == "l1":
+        return np.full(theta.shape, 4.0 / n_fft)
+    if normalization == "peak":
+        return 4.0 / theta
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
 @dataclass(frozen=True)
@@ -251,17 +276,8 @@ class StreamConfig:
         return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length
 
     def db_scale(self, win_length) -> np.ndarray:
-        """Factor c per frame such that 20·log10(c·|S|) is in dB re a full-scale sine.
-
-        A steady sinusoid of amplitude A at a bin's frequency peaks at |S| = A/2 · Σ_u w(u; θ) =
-        A/2 · g(θ)·θ/2: A·N/4 for "l1" (whatever θ) and A·θ/4 for "peak"; so c = 4/N or 4/θ.
-
-        win_length: θ of each frame (samples), any shape; returns c of that shape (float64).
-        """
-        theta = np.asarray(win_length, dtype=np.float64)
-        if self.normalization == "l1":
-            return np.full(theta.shape, 4.0 / self.n_fft)
-        return 4.0 / theta
+        """The dBFS factor per frame of this config's N and normalization (:func:`db_scale`)."""
+        return db_scale(self.normalization, self.n_fft, win_length)
 
     def to_dbfs(self, spec, win_length, floor_db: float = -200.0) -> np.ndarray:
         """Level of every bin in dB re a full-scale sine, float32 [F, M], at least ``floor_db``.

@@ -11,7 +11,8 @@ NPZ layout (``numpy.load(path)`` reads it, no pickle, no rtdstft needed):
                                     normalization, win_min, win_max, adapt, ...
     mask         float32   [F, M]   (selections only) the time-frequency mask of the selection
 
-Level in dB re a full-scale sine: 20 log10(|spec| · 4 / n_fft) (with the default "l1" windows).
+Level in dB re a full-scale sine: 20 log10(c · |spec|), c = 4 / n_fft for the default "l1" windows
+and 4 / θ for "peak" (:func:`rtdstft.config.db_scale`).
 
 Spectrum CSV (:func:`write_spectrum_csv`): one row per frame, ``time_s,win_length_samples`` then
 one column per frequency (header: the frequency in Hz) holding that level in dB.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import db_scale
 from .selection import Region
 
 __all__ = [
@@ -124,12 +126,19 @@ def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Pat
 
 
 def write_spectrum_csv(
-    path: str | Path, spec: np.ndarray, theta: np.ndarray, time: np.ndarray, freq: np.ndarray, n_fft: int
+    path: str | Path,
+    spec: np.ndarray,
+    theta: np.ndarray,
+    time: np.ndarray,
+    freq: np.ndarray,
+    n_fft: int,
+    normalization: str = "l1",
 ) -> Path:
     """The levels (dB re a full-scale sine) of frames ``spec`` [F, M] as a CSV (module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = 20 * np.log10(np.maximum(np.abs(spec) * (4.0 / n_fft), 1e-12))
+    scale = db_scale(normalization, n_fft, theta)[:, None]
+    db = 20 * np.log10(np.maximum(np.abs(spec) * scale, 1e-12))
     table = np.column_stack([np.asarray(time, np.float64), np.asarray(theta, np.float64), db])
     header = ",".join(["time_s", "win_length_samples", *(f"{f:.3f}" for f in freq)])
     fmt = ["%.6f", "%.3f"] + ["%.2f"] * db.shape[1]

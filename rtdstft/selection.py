@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import db_scale
 from .pitch import instantaneous_frequency, scalloping
 
 __all__ = ["Excerpt", "Region", "frames", "mask", "masked_inverse", "resynthesize", "measure", "frame_peaks"]
@@ -68,6 +69,11 @@ class Excerpt:
     @property
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def normalization(self) -> str:
+        """The window gain the frames were taken with ("l1" unless the settings say otherwise)."""
+        return self.settings.get("normalization") or "l1"
 
     def frame_time(self, n) -> np.ndarray:
         """Stream time (s) of frame(s) ``n``."""
@@ -116,7 +122,7 @@ def _segment(ex: Excerpt, n0: int, n1: int):
 def _transform(ex: Excerpt, theta):
     from .transform import DSTFT
 
-    norm = ex.settings.get("normalization") or "l1"
+    norm = ex.normalization
     return DSTFT(ex.n_fft, ex.hop, norm, win_min=float(theta.min()), win_max=float(ex.n_fft))
 
 
@@ -251,7 +257,7 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
         "time": ex.frame_time(np.arange(n0, n1)),
         "theta": theta,
         "peak_hz": peak_hz,
-        "peak_db": 20 * np.log10(np.maximum(peak * 4.0 / ex.n_fft, 1e-12)),
+        "peak_db": 20 * np.log10(np.maximum(peak * db_scale(ex.normalization, ex.n_fft, theta), 1e-12)),
     }
     return columns, spec[:k]
 
@@ -273,7 +279,7 @@ def measure(ex: Excerpt, region: Region) -> dict:
     from .windows import hann_window
 
     theta = torch.from_numpy(peaks["theta"].astype(np.float64))[None]
-    norm = ex.settings.get("normalization") or "l1"
+    norm = ex.normalization
     w2 = (hann_window(theta, ex.n_fft, norm)[0] ** 2).sum(-1).numpy()
     power = 2 * (np.abs(spec[:, lo:hi].astype(np.complex128)) ** 2).sum(axis=1) / (ex.n_fft * w2)
     mean_power = float(np.mean(power))

@@ -107,6 +107,19 @@ def test_measure_reads_the_tone(streamed):
     assert 1000 * ex.theta.min() / SR <= m["median_theta_ms"] <= 1000 * ex.theta.max() / SR
 
 
+def test_measure_reads_the_tone_with_peak_normalized_windows():
+    """The level is in dB re a full-scale sine whatever window gain the engine used."""
+    x = two_tones(1.0)
+    engine = StreamingDSTFT(sample_rate=SR, n_fft=N, hop_length=H, adapt=False, normalization="peak")
+    outs = [engine.process(x), engine.flush()]
+    theta = np.concatenate([o.win_length for o in outs]).astype(np.float32)
+    ex = Excerpt(x, 0, theta, 0, SR, N, H, 0.0, engine.config.as_dict())
+    assert ex.normalization == "peak"
+    m = measure(ex, Region(0.2, 0.7, 2800, 3200))
+    assert abs(m["peak_db"] - 20 * np.log10(0.3)) < 0.05
+    assert abs(m["energy_db"] - 20 * np.log10(0.3)) < 0.5
+
+
 @pytest.mark.parametrize("freq", [440.0, 1000.0, 3137.7])
 def test_peak_frequency_below_the_bin_spacing(freq):
     sr = 48000
