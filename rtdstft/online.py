@@ -45,6 +45,8 @@ from .windows import frame_offsets, hann_window, hann_window_derivative
 __all__ = ["OnlineAdapter"]
 
 DEFAULT_OFFSETS = (0.25, 0.7, 1.4)
+DEFAULT_STEADINESS = 0.0
+
 
 
 class OnlineAdapter:
@@ -68,11 +70,13 @@ class OnlineAdapter:
         steps: int = 0,
         offsets: tuple = DEFAULT_OFFSETS,
         refine: bool = True,
+        steadiness: float = DEFAULT_STEADINESS,
         normalization: str = "l1",
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
         self.n_fft = n_fft
+        self.steadiness = steadiness
         self.normalization = normalization
         self.device = torch.device(device)
         self.dtype = dtype
@@ -100,6 +104,8 @@ class OnlineAdapter:
         self._ctx_power = torch.zeros(c, self.n_fft // 2 + 1, device=self.device, dtype=self.dtype)
         self._ctx_z = np.zeros(c)
         self._ctx_q = np.zeros(c)
+        self._ctx_frames = torch.zeros(c, self.n_fft, device=self.device, dtype=self.dtype)
+        self._ctx_theta = np.full(c, np.nan)
 
     def _mask(self, k: int) -> np.ndarray:
         """A[i, j] = 1 where sequence column j lies in the neighbourhood of scored frame i, [r + K, 2r + K].
@@ -130,12 +136,15 @@ class OnlineAdapter:
         mask = self._mask(frames.shape[0])
         z = np.maximum(z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T, _TINY)
         q = q_col @ mask[:, r2:].T + self._ctx_q @ mask[:, :r2].T
-        if self.kind == "shannon":
-            h = np.log(z) - q / z
-        else:
-            h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
+        h = self._entropy(z, q)
         obj = h.mean(-1) + self.smoothness * (log_theta - log_prev) ** 2
-        return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, obj)
+        return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, h, obj)
+
+    def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Local entropy from neighbourhood sums Z (> 0) and Q."""
+        if self.kind == "shannon":
+            return np.log(z) - q / z
+        return (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
 
     def windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """θ [C] and w(θ) [C, N], remembered for the last few θ sets: while θ rests (a steady tone at
@@ -177,7 +186,7 @@ class OnlineAdapter:
         """
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = min(max(math.log(theta_prev), lo), hi)
-        best = self._evaluate(frames, np.clip(log_prev + self._deltas, lo, hi), log_prev)
+        bracket = best = self._evaluate(frames, np.clip(log_prev + self._deltas, lo, hi), log_prev)
         i = int(np.argmin(best.obj))
         if self.steps == 0 and self.refine:
             best, i = self._refine(frames, best, i, log_prev)
@@ -192,8 +201,35 @@ class OnlineAdapter:
                 best, i = trial, 0
             else:
                 eta *= 0.5
-        self._push(best.power[i], best.z_col[i], best.q_col[i])
+        if (best is not bracket or i != 0) and not self._confirmed(best, i, bracket, log_prev):
+            best, i = bracket, 0  # θ_prev (candidate 0) holds
+        self._push(best.power[i], best.z_col[i], best.q_col[i], frames, float(best.theta[i]))
         return float(best.theta[i]), best.spec[i], best.w[i : i + 1]
+
+    def _homogeneous(self, cand: _Candidates, i: int) -> float:
+        """Mean local entropy of the scored frames with the context, too, at candidate i's θ."""
+        theta = float(cand.theta[i])
+        if np.all(self._ctx_theta == theta):
+            ctx_z, ctx_q = self._ctx_z, self._ctx_q
+        else:
+            power = _power(torch.fft.rfft(self._ctx_frames * cand.w[i : i + 1]))
+            ctx_z, ctx_q, _ = self._columns(power)
+        r2 = 2 * self._radius
+        mask = self._mask(cand.z_col.shape[-1])
+        z = np.maximum(cand.z_col[i] @ mask[:, r2:].T + ctx_z @ mask[:, :r2].T, _TINY)
+        q = cand.q_col[i] @ mask[:, r2:].T + ctx_q @ mask[:, :r2].T
+        return float(self._entropy(z, q).mean())
+
+    def _confirmed(self, best: _Candidates, i: int, held: _Candidates, log_prev: float) -> bool:
+        """Whether the move to best's θ stands when the context, too, is taken at each θ.
+
+        Scored against context frames emitted at θ_prev, a block whose θ differs makes neighbourhoods
+        of unlike frames (with the l1 gain, broadband power per frame goes as 1/θ), whose entropy
+        drops for that reason alone: on noise the search then jumps to and fro every block. A move
+        must also win when both sides are judged on a spectrogram of one θ, by ``steadiness`` nats.
+        """
+        move = self._homogeneous(best, i) + self.smoothness * (best.log_theta[i] - log_prev) ** 2
+        return move < self._homogeneous(held, 0) - self.steadiness
 
     def _refine(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float):
         """Parabolic interpolation through the best candidate and its neighbours in log θ; the vertex
@@ -213,12 +249,13 @@ class OnlineAdapter:
         trial = self._evaluate(frames, np.array([vertex]), log_prev)
         return (trial, 0) if trial.obj[0] < cand.obj[i] else (cand, i)
 
-    def push_context(self, spec: torch.Tensor) -> None:
-        """Appends emitted frames S [K, M] (chosen elsewhere, e.g. a fixed θ) to the context."""
+    def push_context(self, spec: torch.Tensor, frames: torch.Tensor, theta: float) -> None:
+        """Appends emitted frames (raw [K, N], S [K, M] at θ, chosen elsewhere, e.g. a fixed θ) to
+        the context."""
         if self._radius:
             power = _power(spec)
             z_col, q_col, _ = self._columns(power)
-            self._push(power, z_col, q_col)
+            self._push(power, z_col, q_col, frames, theta)
 
     def _columns(self, power: torch.Tensor, scratch: dict | None = None):
         """Per-frame Z = Σ_m P and Q = Σ_m P log P (Shannon) or Σ_m P^α (Rényi), numpy [..., F], and
@@ -229,11 +266,13 @@ class OnlineAdapter:
             return z_col, q_col, log_power
         return z_col, _np(power.pow(self.alpha).sum(-1)), None
 
-    def _push(self, power: torch.Tensor, z_col: np.ndarray, q_col: np.ndarray) -> None:
-        """Keeps the last r emitted frames: their power spectra and per-frame sums."""
+    def _push(self, power, z_col: np.ndarray, q_col: np.ndarray, frames: torch.Tensor, theta: float) -> None:
+        """Keeps the last 2r emitted frames: their samples, θ, power spectra and per-frame sums."""
         c = 2 * self._radius
         if c == 0:
             return
+        self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
+        self._ctx_theta = np.concatenate([self._ctx_theta, np.full(frames.shape[0], theta)])[-c:]
         self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
         self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
         self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
@@ -257,6 +296,7 @@ class _Candidates(NamedTuple):
     q_col: np.ndarray  # [C, K] per-frame Σ P log P or Σ P^α
     z: np.ndarray  # [C, K] neighbourhood sums
     q: np.ndarray  # [C, K]
+    h: np.ndarray  # [C, r + K] local entropy of each scored frame
     obj: np.ndarray  # [C] J
 
 

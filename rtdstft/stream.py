@@ -385,7 +385,7 @@ class StreamingDSTFT:
                 theta_t, w = self._adapter.windows(np.array([math.log(self._theta)]))
                 theta = float(theta_t)
                 spec = torch.fft.rfft(frames * w)
-                self._adapter.push_context(spec)
+                self._adapter.push_context(spec, frames, theta)
             self._theta = theta
             self._overlap_add(spec, w, theta, n0, count)
             out.append((spec, theta, n0, count))
