@@ -81,7 +81,7 @@ def check_band_edges(edges, sample_rate: float, n_fft: int | None = None) -> tup
     if len(out) + 1 > MAX_BANDS:
         raise ValueError(f"band_edges must hold at most {MAX_BANDS - 1} edges, got {len(out)}")
     top = 0.4 * sample_rate
-    if any(not (0 < e < top) for e in out) or any(a >= b for a, b in zip(out, out[1:])):
+    if any(not (0 < e < top) for e in out) or any(a >= b for a, b in zip(out, out[1:], strict=False)):
         raise ValueError(f"band_edges must increase strictly within (0, {top:g}) Hz, got {list(out)}")
     if n_fft is not None:
         bins = band_bins(out, sample_rate, n_fft)

@@ -48,7 +48,6 @@ DEFAULT_OFFSETS = (0.25, 0.7, 1.4)
 DEFAULT_STEADINESS = 0.0
 
 
-
 class OnlineAdapter:
     """Chooses θ for successive blocks of frames; keeps the emitted frames' context.
 
@@ -234,18 +233,9 @@ class OnlineAdapter:
     def _refine(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float):
         """Parabolic interpolation through the best candidate and its neighbours in log θ; the vertex
         is evaluated and kept only if it lowers J. Returns (candidates, index of the best)."""
-        order = np.argsort(cand.log_theta, kind="stable")
-        j = int(np.flatnonzero(order == i)[0])
-        if not 0 < j < len(order) - 1:
-            return cand, i  # the best sits on a bound of the bracket: nothing to interpolate
-        (x0, x1, x2), (y0, y1, y2) = cand.log_theta[order[j - 1 : j + 2]], cand.obj[order[j - 1 : j + 2]]
-        if not x0 < x1 < x2:
-            return cand, i  # neighbours collapsed onto a bound of [win_min, win_max]
-        d1, d2 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-        curvature = (d2 - d1) / (x2 - x0)
-        if not curvature > 0:
+        vertex = _vertex(cand.log_theta, cand.obj, i)
+        if not math.isfinite(vertex):
             return cand, i
-        vertex = min(max(0.5 * (x0 + x1) - d1 / (2.0 * curvature), x0), x2)
         trial = self._evaluate(frames, np.array([vertex]), log_prev)
         return (trial, 0) if trial.obj[0] < cand.obj[i] else (cand, i)
 
@@ -350,3 +340,201 @@ def _shannon_columns(power: torch.Tensor, scratch: dict | None = None):
     np.log(log_np, out=log_np)
     q = np.matmul(p[..., None, :], log_np[..., :, None])[..., 0, 0]
     return torch.from_numpy(log_np), q
+
+
+class BandedAdapter:
+    """Chooses one θ per band for successive blocks of frames, each on its own band-restricted J.
+
+    J_b(s) is J above with the local entropy taken over band b's bins only (normalised within the
+    band). Every band is scored on the same candidate spectra of the whole signal's frames (a band's
+    bins of its own band signal are those of the signal, up to the split's transition), so one
+    batched FFT serves all bands: a fixed grid over [log win_min, log win_max] (steps of at most
+    ``grid_step``) plus each band's θ_prev, then one parabola vertex per band, evaluated together.
+    A band's move is confirmed as in :class:`OnlineAdapter` (context at one θ, by ``steadiness``
+    nats). The chosen θ_b window band b's own frames for the emitted spectrum.
+
+    Args:
+        n_fft: N. bins: bin edges [B + 1] of the bands (band b holds bins bins[b] .. bins[b+1] - 1).
+        radius, kind, alpha, smoothness, steadiness, normalization, device, dtype: as for
+        :class:`OnlineAdapter`. grid_step: largest spacing of the candidate grid in log θ.
+
+    Cost per block: (G + 2B) · K real FFTs of size N (G grid points), plus B · 2r for a confirmed
+    move.
+    """
+
+    def __init__(
+        self,
+        n_fft: int,
+        bins,
+        radius: int = 4,
+        kind: str = "shannon",
+        alpha: float = 3.0,
+        smoothness: float = 0.02,
+        steadiness: float = DEFAULT_STEADINESS,
+        grid_step: float = 0.35,
+        normalization: str = "l1",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self._one = OnlineAdapter(
+            n_fft, radius, kind, alpha, smoothness, normalization=normalization, device=device, dtype=dtype
+        )
+        self.bins = np.asarray(bins, dtype=np.int64)
+        self.bands = len(self.bins) - 1
+        self.steadiness, self.grid_step = steadiness, grid_step
+        self.reset()
+
+    # the scalar settings live on the one-band adapter whose window and column helpers this shares
+    def __getattr__(self, name):
+        if name in ("kind", "alpha", "smoothness", "radius", "n_fft", "device", "dtype"):
+            return getattr(self._one, name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        if name in ("kind", "alpha", "smoothness", "radius"):
+            setattr(self._one, name, value)
+            if name in ("kind", "alpha", "radius"):
+                self.reset()  # the context's sums change meaning
+        else:
+            object.__setattr__(self, name, value)
+
+    def reset(self) -> None:
+        """Forgets the emitted context: 2r frames of silence."""
+        c, n = 2 * self._one.radius, self._one.n_fft
+        self._ctx_z = np.zeros((c, self.bands))
+        self._ctx_q = np.zeros((c, self.bands))
+        self._ctx_frames = torch.zeros(c, n, device=self._one.device, dtype=self._one.dtype)
+        self._ctx_theta = np.full((c, self.bands), np.nan)
+
+    def _columns(self, spec: torch.Tensor, scratch: dict | None = None):
+        """Per-frame, per-band Z and Q (as OnlineAdapter._columns), numpy [..., K, B]."""
+        one = self._one
+        power = _power(spec, scratch)
+        p = _np(power)
+        starts = self.bins[:-1]
+        z = np.add.reduceat(p, starts, axis=-1)
+        if one.kind == "shannon":
+            log_power, _ = _shannon_columns(power, scratch)
+            plogp = p * _np(log_power)
+            return z, np.add.reduceat(plogp, starts, axis=-1)
+        return z, np.add.reduceat(p**one.alpha, starts, axis=-1)
+
+    def _local(self, z_col: np.ndarray, q_col: np.ndarray, ctx_z: np.ndarray, ctx_q: np.ndarray):
+        """Local entropies of the scored frames [..., r + K, B] from block columns [..., K, B] and the
+        context's [2r, B] (or [..., 2r, B])."""
+        one = self._one
+        r2 = 2 * one.radius
+        mask = one._mask(z_col.shape[-2])
+        z = np.maximum(mask[:, r2:] @ z_col + mask[:, :r2] @ ctx_z, _TINY)
+        q = mask[:, r2:] @ q_col + mask[:, :r2] @ ctx_q
+        return one._entropy(z, q)
+
+    def step(
+        self, frames: torch.Tensor, band_frames: torch.Tensor, theta_prev, win_min: float, win_max: float
+    ):
+        """Chooses θ_b for one block; returns (θ [B] numpy, S_b [B, K, M], w [B, N]).
+
+        frames: [K, N], the block's frames of the whole signal (what is scored).
+        band_frames: [B, K, N], the same frames of each band (what is emitted).
+        theta_prev: θ of the previous block per band [B] (samples). win_min, win_max: bounds.
+        """
+        one, nb = self._one, self.bands
+        lo, hi = math.log(win_min), math.log(win_max)
+        prev = np.clip(np.log(np.asarray(theta_prev, dtype=np.float64)), lo, hi)
+        grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1)) if hi > lo else [lo]
+        log_c = np.concatenate([grid, prev])
+        cands = [self._score(frames, log_c, prev)]
+        held = len(grid) + np.arange(nb)  # index of each band's θ_prev among the candidates
+        choice = np.argmin(cands[0][2], axis=0)
+        vertex = np.array([_vertex(log_c, cands[0][2][:, b], choice[b]) for b in range(nb)])
+        if np.any(np.isfinite(vertex)):
+            trial_log = np.where(np.isfinite(vertex), vertex, log_c[choice])
+            cands.append(self._score(frames, trial_log, prev))
+            bands = np.arange(nb)
+            better = np.isfinite(vertex) & (cands[1][2][bands, bands] < cands[0][2][choice, bands])
+        else:
+            better = np.zeros(nb, bool)
+        pick = [(1, b) if better[b] else (0, int(choice[b])) for b in range(nb)]
+        moving = [b for b in range(nb) if pick[b] != (0, int(held[b]))]
+        if moving:
+            confirmed = self._confirm(cands, pick, held, moving, prev)
+            for b in moving:
+                if not confirmed[b]:
+                    pick[b] = (0, int(held[b]))
+        log_theta = np.array([cands[c][0][i] for c, i in pick])
+        z_col = np.stack([cands[c][3][i, :, b] for b, (c, i) in enumerate(pick)], -1)
+        q_col = np.stack([cands[c][4][i, :, b] for b, (c, i) in enumerate(pick)], -1)
+        theta, w = one.windows(log_theta)
+        self._push(z_col, q_col, frames, np.exp(log_theta))
+        spec_b = torch.fft.rfft(band_frames * w.unsqueeze(1))
+        return np.exp(log_theta), spec_b, w
+
+    def _score(self, frames: torch.Tensor, log_c: np.ndarray, prev: np.ndarray):
+        """(log θ [C], θ, J [C, B], z_col [C, K, B], q_col [C, K, B]) of C candidates."""
+        one = self._one
+        _, w = one.windows(log_c)
+        spec = torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))
+        z_col, q_col = self._columns(spec, one._scratch)
+        h = self._local(z_col, q_col, self._ctx_z, self._ctx_q)  # [C, r + K, B]
+        obj = h.mean(-2) + one.smoothness * (log_c[:, None] - prev[None, :]) ** 2
+        return log_c, None, obj, z_col, q_col
+
+    def _homogeneous_context(self, log_theta: np.ndarray):
+        """The context's per-band Z, Q [n, 2r, B] recomputed at each θ = exp(log_theta) [n]."""
+        _, w = self._one.windows(log_theta)
+        return self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
+
+    def _confirm(self, cands, pick, held, moving, prev) -> dict:
+        """For each moving band, whether its move wins with the context, too, at each θ."""
+        one = self._one
+        logs = [cands[pick[b][0]][0][pick[b][1]] for b in moving]
+        stale = [b for b in moving if not np.all(self._ctx_theta[:, b] == math.exp(prev[b]))]
+        ctx_z, ctx_q = self._homogeneous_context(np.array(logs + [prev[b] for b in stale]))
+
+        def mean_local(c: int, i: int, b: int, cz: np.ndarray, cq: np.ndarray) -> float:
+            z_col, q_col = cands[c][3][i, :, b : b + 1], cands[c][4][i, :, b : b + 1]
+            return float(self._local(z_col, q_col, cz[:, b : b + 1], cq[:, b : b + 1]).mean())
+
+        out = {}
+        for k, b in enumerate(moving):
+            move = mean_local(*pick[b], b, ctx_z[k], ctx_q[k]) + one.smoothness * (logs[k] - prev[b]) ** 2
+            if b in stale:
+                s = len(moving) + stale.index(b)
+                held_j = mean_local(0, held[b], b, ctx_z[s], ctx_q[s])
+            else:
+                held_j = mean_local(0, held[b], b, self._ctx_z, self._ctx_q)
+            out[b] = move < held_j - self.steadiness
+        return out
+
+    def push_context(self, spec: torch.Tensor, frames: torch.Tensor, theta) -> None:
+        """Appends emitted frames (raw [K, N] of the whole signal, S [K, M] at θ [B]) to the context."""
+        if self._one.radius:
+            z_col, q_col = self._columns(spec)
+            self._push(z_col, q_col, frames, np.asarray(theta, dtype=np.float64))
+
+    def _push(self, z_col: np.ndarray, q_col: np.ndarray, frames: torch.Tensor, theta: np.ndarray) -> None:
+        c = 2 * self._one.radius
+        if c == 0:
+            return
+        self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
+        self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
+        self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
+        theta = np.broadcast_to(theta, (frames.shape[0], self.bands))
+        self._ctx_theta = np.concatenate([self._ctx_theta, theta])[-c:]
+
+
+def _vertex(log_c: np.ndarray, obj: np.ndarray, i: int) -> float:
+    """The vertex of the parabola through candidate i and its neighbours in log θ (clipped to them),
+    or NaN where there is none (i on an end, collapsed neighbours, no positive curvature)."""
+    order = np.argsort(log_c, kind="stable")
+    j = int(np.flatnonzero(order == i)[0])
+    if not 0 < j < len(order) - 1:
+        return math.nan
+    (x0, x1, x2), (y0, y1, y2) = log_c[order[j - 1 : j + 2]], obj[order[j - 1 : j + 2]]
+    if not x0 < x1 < x2:
+        return math.nan
+    d1, d2 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
+    curvature = (d2 - d1) / (x2 - x0)
+    if not curvature > 0:
+        return math.nan
+    return min(max(0.5 * (x0 + x1) - d1 / (2.0 * curvature), x0), x2)

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .bands import BandSplit, _check_bands, band_bins, check_band_edges, default_band_edges
 from .entropy import ENTROPY_KINDS
-from .online import OnlineAdapter
+from .online import DEFAULT_STEADINESS, BandedAdapter, OnlineAdapter
 from .transform import _check_int
 
 __all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS", "settings_for_rate"]
@@ -45,7 +46,7 @@ class StreamOutput:
     """What one call of ``process`` / ``flush`` produced.
 
     spec: complex64 [F_out, N/2 + 1], one row per emitted frame (complex128 for dtype=float64).
-    win_length: float [F_out], θ of each frame in samples.
+    win_length: float [F_out], θ of each frame in samples; [F_out, B] with B > 1 bands.
     frame_index: int64 [F_out], n of each frame (its centre is sample n·H).
     time: float64 [F_out], frame centres in seconds (n·H / sample_rate).
     audio: float [len(block)] (flush: the tail), the resynthesis delayed by ``latency`` samples.
@@ -110,6 +111,7 @@ LIVE_SETTINGS = (
     "alpha",
     "radius",
     "steps",
+    "steadiness",
 )
 
 
@@ -131,9 +133,17 @@ class StreamingDSTFT:
             gradient steps instead (see :mod:`rtdstft.online`).
         lr: gradient step in log θ (> 0).
         smoothness: λ >= 0, weight of (log θ_b - log θ_{b-1})² between blocks.
+        steadiness: nats (>= 0) by which a move of θ must lower J when the context, too, is taken
+            at each θ (see :mod:`rtdstft.online`); what keeps θ still on stationary sound.
         entropy: "shannon" | "renyi";  alpha: Rényi order (> 0, != 1);  radius: r >= 0 frames.
         normalization: window gain, "l1" (default) or "peak".
         device: torch device of the transform ("cpu", "cuda", ...). dtype: float32 | float64.
+        bands: B in [1, 8], window lengths per block: one (the default) or one per frequency band
+            (:mod:`rtdstft.bands`: a perfect-reconstruction split, each band its own DSTFT, the
+            spectrum their sum; the split's look-ahead adds ``split_delay`` samples of latency).
+        band_edges: the B - 1 band edges in Hz (increasing, below 0.4·rate, a bin apart); default
+            :func:`rtdstft.bands.default_band_edges` (octave-like, 250 Hz .. 8 kHz). Gives B when
+            ``bands`` is left at 1.
     """
 
     def __init__(
@@ -155,6 +165,9 @@ class StreamingDSTFT:
         normalization: str = "l1",
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        steadiness: float = DEFAULT_STEADINESS,
+        bands: int = 1,
+        band_edges=None,
     ) -> None:
         if not (isinstance(sample_rate, (int, float)) and sample_rate > 0):
             raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
@@ -189,6 +202,7 @@ class StreamingDSTFT:
             alpha=alpha,
             radius=radius,
             steps=steps,
+            steadiness=steadiness,
         )
         self._settings = dict(requested)
         self._settings.update(self._validated(requested, initial=True))
@@ -200,9 +214,35 @@ class StreamingDSTFT:
             smoothness=self._settings["smoothness"],
             lr=self._settings["lr"],
             steps=self._settings["steps"],
+            steadiness=self._settings["steadiness"],
             normalization=normalization,
             device=self.device,
             dtype=dtype,
+        )
+        if band_edges is None:
+            self.band_edges = default_band_edges(_check_bands(bands), self.sample_rate)
+        else:
+            self.band_edges = check_band_edges(band_edges, self.sample_rate, self.n_fft)
+            if bands != 1 and bands != len(self.band_edges) + 1:
+                raise ValueError(f"bands ({bands}) must be len(band_edges) + 1 = {len(self.band_edges) + 1}")
+        self.bands = len(self.band_edges) + 1
+        self.band_bins = band_bins(self.band_edges, self.sample_rate, self.n_fft)
+        self._split = BandSplit(self.band_edges, self.sample_rate) if self.bands > 1 else None
+        self._band_adapter = (
+            BandedAdapter(
+                self.n_fft,
+                self.band_bins,
+                radius=self._settings["radius"],
+                kind=self._settings["entropy"],
+                alpha=self._settings["alpha"],
+                smoothness=self._settings["smoothness"],
+                steadiness=self._settings["steadiness"],
+                normalization=normalization,
+                device=self.device,
+                dtype=dtype,
+            )
+            if self.bands > 1
+            else None
         )
         self.nonfinite_count = 0
         self.reset()
@@ -238,6 +278,8 @@ class StreamingDSTFT:
             raise ValueError(f"lr must be > 0, got {s['lr']!r}")
         if not s["smoothness"] >= 0:
             raise ValueError(f"smoothness must be >= 0, got {s['smoothness']!r}")
+        if not s["steadiness"] >= 0:
+            raise ValueError(f"steadiness must be >= 0 nats, got {s['steadiness']!r}")
         for name in ("radius", "steps"):
             v = s[name]
             if isinstance(v, bool) or int(v) != v or v < 0:
@@ -253,6 +295,7 @@ class StreamingDSTFT:
             alpha=float(s["alpha"]),
             lr=float(s["lr"]),
             smoothness=float(s["smoothness"]),
+            steadiness=float(s["steadiness"]),
         )
         if not initial:
             out = {k: out[k] for k in changes} | {"win_min": win_min, "win_max": win_max}
@@ -298,26 +341,38 @@ class StreamingDSTFT:
         if (a.kind, a.alpha) != (self._settings["entropy"], self._settings["alpha"]):
             a.kind, a.alpha = self._settings["entropy"], self._settings["alpha"]
             a.refresh_context()
-        a.smoothness, a.lr, a.steps = (
+        a.smoothness, a.lr, a.steps, a.steadiness = (
             self._settings["smoothness"],
             self._settings["lr"],
             self._settings["steps"],
+            self._settings["steadiness"],
         )
+        banded = self._band_adapter
+        if banded is not None:
+            for name, key in (("radius", "radius"), ("kind", "entropy"), ("alpha", "alpha")):
+                if getattr(banded, name) != self._settings[key]:
+                    setattr(banded, name, self._settings[key])
+            banded.smoothness, banded.steadiness = self._settings["smoothness"], self._settings["steadiness"]
         if "win_length" in changes or not self._settings["adapt"]:
-            self._theta = self._settings["win_length"]
-        self._theta = min(max(self._theta, self._settings["win_min"]), self._settings["win_max"])
+            self._theta = np.full(self.bands, self._settings["win_length"])
+        self._theta = np.clip(self._theta, self._settings["win_min"], self._settings["win_max"])
 
     # ---- geometry -------------------------------------------------------------------------------
 
     @property
+    def split_delay(self) -> int:
+        """D, the band split's look-ahead in samples (0 for one band)."""
+        return 0 if self._split is None else self._split.delay
+
+    @property
     def latency(self) -> int:
-        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1."""
-        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1
+        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1 + D."""
+        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1 + self.split_delay
 
     @property
     def analysis_latency(self) -> int:
-        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H."""
-        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length
+        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H + D."""
+        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length + self.split_delay
 
     @property
     def frames_emitted(self) -> int:
@@ -330,12 +385,13 @@ class StreamingDSTFT:
     def reset(self) -> None:
         """Starts a new stream: clears buffers and context; θ returns to the configured start."""
         self._apply_pending()
-        n = self.n_fft
-        self._buf = np.zeros(4 * n + 8 * self.block_frames * self.hop_length, self._np_dtype)
+        n, nb = self.n_fft, self.bands
+        # One row per band (the signal itself for one band), in padded sample coordinates.
+        self._buf = np.zeros((nb, 4 * n + 8 * self.block_frames * self.hop_length), self._np_dtype)
         self._buf_start = 0  # padded index of _buf[0]; padded index p = sample index + N/2
         self._buf_len = n // 2  # the N/2 leading zeros of center=True
         # Overlap-add accumulators, row 0: Σ w·irfft(S), row 1: Σ w², in padded sample coordinates.
-        self._acc = np.zeros((2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
+        self._acc = np.zeros((nb, 2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
         self._acc_start = 0  # padded index of _acc[:, 0]
         self._final = 0  # padded index up to which the resynthesis is final
         self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
@@ -343,24 +399,39 @@ class StreamingDSTFT:
         self._samples_in = 0
         self._samples_out = 0
         self._next_frame = 0
-        self._theta = self._settings["win_length"]
+        self._theta = np.full(nb, self._settings["win_length"])
         self._den_cache: dict[tuple[float, int], np.ndarray] = {}
+        self._raw: list[np.ndarray] = []  # input not yet split into bands (split when frames need it)
         self._adapter.reset()
+        if self._split is not None:
+            self._split.reset()
+            self._band_adapter.reset()
 
     # ---- processing -----------------------------------------------------------------------------
 
     def _append(self, block: np.ndarray) -> None:
-        need = self._buf_len + block.shape[0]
-        if need > self._buf.shape[0]:
-            grown = np.zeros(max(need, 2 * self._buf.shape[0]), self._np_dtype)
-            grown[: self._buf_len] = self._buf[: self._buf_len]
+        """Appends samples [B, n] (one row per band) to the frame buffer."""
+        need = self._buf_len + block.shape[-1]
+        if need > self._buf.shape[-1]:
+            grown = np.zeros((self.bands, max(need, 2 * self._buf.shape[-1])), self._np_dtype)
+            grown[:, : self._buf_len] = self._buf[:, : self._buf_len]
             self._buf = grown
-        self._buf[self._buf_len : need] = block
+        self._buf[:, self._buf_len : need] = block
         self._buf_len = need
 
+    def _split_pending(self, finish: bool = False) -> None:
+        """Moves the input waiting in ``_raw`` through the band split into the frame buffer (at the
+        end of the stream, also the split's last D samples)."""
+        if self._raw:
+            self._append(self._split.push(np.concatenate(self._raw)))
+            self._raw = []
+        if finish:
+            self._append(self._split.finish(self._np_dtype))
+
     def _frames_ready(self) -> int:
-        """Frames whose samples have all arrived: n·H + N <= padded count."""
-        padded = self._buf_start + self._buf_len
+        """Frames whose samples have all arrived: n·H + N <= padded count (of band samples, which
+        lag the input by the split's look-ahead D)."""
+        padded = self.n_fft // 2 + self._samples_in - self.split_delay
         return max(0, (padded - self.n_fft) // self.hop_length + 1)
 
     @torch.inference_mode()
@@ -376,65 +447,95 @@ class StreamingDSTFT:
             self._apply_pending()
             n0 = self._next_frame
             lo = n0 * h - self._buf_start
-            seg = torch.from_numpy(self._buf[lo : lo + (count - 1) * h + n]).to(self.device)
-            frames = seg.unfold(0, n, h)
-            if self._settings["adapt"]:
-                s = self._settings
-                theta, spec, w = self._adapter.step(frames, self._theta, s["win_min"], s["win_max"])
+            seg = torch.from_numpy(self._buf[:, lo : lo + (count - 1) * h + n]).to(self.device)
+            frames = seg.unfold(-1, n, h)  # [B, count, N]
+            if self.bands == 1:
+                spec, w = self._one_band(frames[0])
+                spec_b = spec.unsqueeze(0)
             else:
-                theta_t, w = self._adapter.windows(np.array([math.log(self._theta)]))
-                theta = float(theta_t)
-                spec = torch.fft.rfft(frames * w)
-                self._adapter.push_context(spec, frames, theta)
-            self._theta = theta
-            self._overlap_add(spec, w, theta, n0, count)
-            out.append((spec, theta, n0, count))
+                spec_b, w = self._banded(frames)
+                spec = spec_b.sum(0)
+            self._overlap_add(spec_b, w, self._theta, n0, count)
+            out.append((spec, self._theta.copy(), n0, count))
             self._next_frame += count
         # Samples before the next frame's support are final; drop input no frame needs any more.
         self._final = self._next_frame * h
         drop = self._next_frame * h - self._buf_start
         if drop > 0:
             keep = self._buf_len - drop
-            self._buf[:keep] = self._buf[drop : self._buf_len]
+            self._buf[:, :keep] = self._buf[:, drop : self._buf_len]
             self._buf_start += drop
             self._buf_len = keep
         return out
 
-    def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, theta: float, n0: int, count: int) -> None:
-        """Adds Σ w·irfft(S) and Σ w² of ``count`` frames (window w = w(θ) [1, N]) starting at frame n0
-        to the accumulators."""
+    def _one_band(self, frames: torch.Tensor):
+        """S [K, M] and w [1, N] of one block of frames [K, N], θ chosen (or fixed) for all bins."""
+        s = self._settings
+        if s["adapt"]:
+            theta, spec, w = self._adapter.step(frames, float(self._theta[0]), s["win_min"], s["win_max"])
+        else:
+            theta_t, w = self._adapter.windows(np.log(self._theta))
+            theta = float(theta_t[0])
+            spec = torch.fft.rfft(frames * w)
+            self._adapter.push_context(spec, frames, theta)
+        self._theta[0] = theta
+        return spec, w
+
+    def _banded(self, frames: torch.Tensor):
+        """S_b [B, K, M] and w [B, N] of one block of band frames [B, K, N], a θ per band."""
+        s = self._settings
+        whole = frames.sum(0)  # the signal's own frames (the bands telescope), what θ is scored on
+        if s["adapt"]:
+            theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, s["win_min"], s["win_max"])
+        else:
+            _, w = self._adapter.windows(np.log(self._theta))
+            spec_b = torch.fft.rfft(frames * w.unsqueeze(1))
+            theta = self._theta
+            self._band_adapter.push_context(spec_b.sum(0), whole, theta)
+        self._theta = np.asarray(theta, dtype=np.float64)
+        return spec_b, w
+
+    def _overlap_add(
+        self, spec_b: torch.Tensor, w: torch.Tensor, theta: np.ndarray, n0: int, count: int
+    ) -> None:
+        """Adds Σ w·irfft(S) and Σ w² of ``count`` frames of each band (S_b [B, K, M], windows
+        w = w(θ_b) [B, N]) starting at frame n0 to that band's accumulators."""
         h, n = self.hop_length, self.n_fft
-        yw = (torch.fft.irfft(spec, n=n) * w).cpu().numpy()
+        yw = (torch.fft.irfft(spec_b, n=n) * w.unsqueeze(1)).cpu().numpy()
         start = n0 * h - self._acc_start
         end = start + count * h + n  # one hop of slack for the chunked add below
-        if end > self._acc.shape[1]:
-            grown = np.zeros((2, max(end, 2 * self._acc.shape[1])), self._np_dtype)
-            grown[:, : self._acc.shape[1]] = self._acc
+        if end > self._acc.shape[-1]:
+            grown = np.zeros((self.bands, 2, max(end, 2 * self._acc.shape[-1])), self._np_dtype)
+            grown[..., : self._acc.shape[-1]] = self._acc
             self._acc = grown
-        _add_frames(self._acc[0, start:end], yw, h)
-        den = self._den_cache.get((theta, count))
-        if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
-            w2 = np.square(w.cpu().numpy()[0])
-            den = np.zeros(end - start, self._np_dtype)
-            _add_frames(den, np.broadcast_to(w2, (count, n)), h)
-            if len(self._den_cache) >= 8:
-                self._den_cache.pop(next(iter(self._den_cache)))
-            self._den_cache[(theta, count)] = den
-        self._acc[1, start:end] += den
+        for b in range(self.bands):
+            _add_frames(self._acc[b, 0, start:end], yw[b], h)
+            key = (float(theta[b]), count)
+            den = self._den_cache.get(key)
+            if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
+                w2 = np.square(w[b].cpu().numpy())
+                den = np.zeros(end - start, self._np_dtype)
+                _add_frames(den, np.broadcast_to(w2, (count, n)), h)
+                if len(self._den_cache) >= 8 * self.bands:
+                    self._den_cache.pop(next(iter(self._den_cache)))
+                self._den_cache[key] = den
+            self._acc[b, 1, start:end] += den
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
         m = self._final - self._acc_start
         if m <= 0:
             return
-        num, den = self._acc[0, :m], self._acc[1, :m]
-        x_hat = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        x_hat = np.zeros(m, self._np_dtype)
+        for b in range(self.bands):  # each band's weighted overlap-add inverse; the bands sum to x
+            num, den = self._acc[b, 0, :m], self._acc[b, 1, :m]
+            x_hat += np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         # Padded indices below N/2 are the zeros before the first sample: not part of the signal.
         skip = max(0, self.n_fft // 2 - self._acc_start)
         self._ready = np.concatenate([self._ready, x_hat[skip:]])
-        rest = self._acc.shape[1] - m
-        self._acc[:, :rest] = self._acc[:, m:]
-        self._acc[:, rest:] = 0
+        rest = self._acc.shape[-1] - m
+        self._acc[..., :rest] = self._acc[..., m:]
+        self._acc[..., rest:] = 0
         self._acc_start = self._final
 
     def _take_audio(self, count: int) -> np.ndarray:
@@ -458,12 +559,14 @@ class StreamingDSTFT:
         cdtype = np.complex64 if self.dtype == torch.float32 else np.complex128
         if blocks:
             spec = torch.cat([b[0] for b in blocks]).cpu().numpy()
-            theta = np.concatenate([np.full(b[3], b[1], self._np_dtype) for b in blocks])
+            theta = np.concatenate([np.tile(b[1].astype(self._np_dtype), (b[3], 1)) for b in blocks])
             index = np.concatenate([np.arange(b[2], b[2] + b[3], dtype=np.int64) for b in blocks])
         else:
             spec = np.zeros((0, m), cdtype)
-            theta = np.zeros(0, self._np_dtype)
+            theta = np.zeros((0, self.bands), self._np_dtype)
             index = np.zeros(0, np.int64)
+        if self.bands == 1:
+            theta = theta[:, 0]
         times = index * (self.hop_length / self.sample_rate)
         return StreamOutput(spec, theta, index, times, audio, nonfinite)
 
@@ -486,9 +589,15 @@ class StreamingDSTFT:
         if nonfinite:
             x = np.where(bad, 0, x).astype(self._np_dtype)
             self.nonfinite_count += nonfinite
-        self._append(x)
         self._samples_in += x.shape[0]
-        blocks = self._run_blocks(self._frames_ready(), partial=False)
+        ready = self._frames_ready()
+        if self._split is None:
+            self._append(x[None])
+        else:  # split in pieces of at least a block: FFT convolution pays off at that size
+            self._raw.append(x)
+            if ready >= self._next_frame + self.block_frames:
+                self._split_pending()
+        blocks = self._run_blocks(ready, partial=False)
         self._collect_final()
         return self._package(blocks, self._take_audio(x.shape[0]), nonfinite)
 
@@ -496,10 +605,12 @@ class StreamingDSTFT:
         """Ends the stream: emits the remaining frames (zeros after the last sample), returns them
         and the last ``latency`` samples of audio, then resets for a new stream."""
         t = self._samples_in
+        if self._split is not None:
+            self._split_pending(finish=True)
         last = 1 + t // self.hop_length
         need = (last - 1) * self.hop_length + self.n_fft - (self._buf_start + self._buf_len)
         if need > 0:
-            self._append(np.zeros(need, self._np_dtype))
+            self._append(np.zeros((self.bands, need), self._np_dtype))
         blocks = self._run_blocks(last, partial=True)
         self._final = t + self.n_fft // 2  # every input sample is final now
         self._collect_final()

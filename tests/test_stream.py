@@ -85,7 +85,7 @@ def test_resynthesis_is_the_input_delayed_by_latency(dtype, min_snr):
     assert outs[-1].audio.shape[0] > 0, "flush delivers the tail"
     assert np.all(audio[:latency] == 0)
     assert snr_db(x, audio[latency:]) >= min_snr
-    assert len(np.unique(got["win_length"])) > 3
+    assert len(np.unique(got["win_length"])) > 2, "θ should move"
 
 
 def test_resynthesis_with_one_sample_blocks():
@@ -236,7 +236,8 @@ def test_adapter_gradient_matches_finite_differences(kind):
     x = torch.from_numpy(scene([("clicks", 0.3), ("voiced", 0.3)], sr)).double()
     frames = x[2000 : 2000 + 7 * 64 + 512].unfold(0, 512, 64)  # K = 8 frames
     adapter = OnlineAdapter(512, radius=3, kind=kind, alpha=2.5, smoothness=0.05, dtype=torch.float64)
-    adapter.push_context(torch.fft.rfft(x[1000 : 1000 + 5 * 64 + 512].unfold(0, 512, 64)))
+    context = x[1000 : 1000 + 5 * 64 + 512].unfold(0, 512, 64)
+    adapter.push_context(torch.fft.rfft(context), context, 512.0)
     log_prev, s0, eps = np.log(300.0), np.log(260.0), 1e-5
     cand = adapter._evaluate(frames, np.array([s0, s0 + eps, s0 - eps]), log_prev)
     numeric = (cand.obj[1] - cand.obj[2]) / (2 * eps)
