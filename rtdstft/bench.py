@@ -267,8 +267,10 @@ def run_stream_bench(
     torch.set_num_threads(1)
     rows = []
     try:
-        for adapt in (False, True):
-            engine = StreamingDSTFT(sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames)
+        for bands, adapt in ((1, False), (1, True), (4, False), (4, True)):
+            engine = StreamingDSTFT(
+                sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames, bands=bands
+            )
             passes = []
             for _ in range(repeats + 1):
                 engine.reset()
@@ -280,27 +282,30 @@ def run_stream_bench(
             n_blocks = len(x) / (hop_length * block_frames)
             rows.append(
                 {
-                    "name": f"streaming, adaptation {'on' if adapt else 'off'}",
+                    "name": f"streaming, bands={bands}, adaptation {'on' if adapt else 'off'}",
                     "ms": 1e3 * wall / n_blocks,
                     "note": f"ms per block of K={block_frames} frames; {sample_rate / 1000:g} kHz, "
                     f"N={n_fft}, H={hop_length}, 1 thread",
                     "real-time factor": round(wall / duration, 4),
                 }
             )
-        rows.append(
-            {
-                "name": "analysis latency",
-                "ms": 1e3 * engine.analysis_latency / sample_rate,
-                "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H",
-            }
-        )
-        rows.append(
-            {
-                "name": "resynthesis latency",
-                "ms": 1e3 * engine.latency / sample_rate,
-                "note": f"{engine.latency} samples = N + (K-1)·H - 1",
-            }
-        )
+        for bands in (1, 2, 4, 8):
+            engine = StreamingDSTFT(sample_rate, n_fft, hop_length, block_frames=block_frames, bands=bands)
+            split = f" + D = {engine.split_delay} (band split)" if bands > 1 else ""
+            rows.append(
+                {
+                    "name": f"analysis latency, bands={bands}",
+                    "ms": 1e3 * engine.analysis_latency / sample_rate,
+                    "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H{split}",
+                }
+            )
+            rows.append(
+                {
+                    "name": f"resynthesis latency, bands={bands}",
+                    "ms": 1e3 * engine.latency / sample_rate,
+                    "note": f"{engine.latency} samples = N + (K-1)·H - 1{split}",
+                }
+            )
     finally:
         torch.set_num_threads(previous_threads)
     return rows

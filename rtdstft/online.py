@@ -407,16 +407,21 @@ class BandedAdapter:
         self._ctx_theta = np.full((c, self.bands), np.nan)
 
     def _columns(self, spec: torch.Tensor, scratch: dict | None = None):
-        """Per-frame, per-band Z and Q (as OnlineAdapter._columns), numpy [..., K, B]."""
+        """Per-frame, per-band Z = Σ P and Q = Σ P log P (Shannon) or Σ P^α (Rényi) over each band's
+        bins, numpy [..., K, B]."""
         one = self._one
-        power = _power(spec, scratch)
-        p = _np(power)
+        p = _np(_power(spec, scratch))
         starts = self.bins[:-1]
         z = np.add.reduceat(p, starts, axis=-1)
         if one.kind == "shannon":
-            log_power, _ = _shannon_columns(power, scratch)
-            plogp = p * _np(log_power)
-            return z, np.add.reduceat(plogp, starts, axis=-1)
+            if scratch is None:
+                t = np.empty_like(p)
+            else:
+                t = scratch.setdefault(("plogp", p.shape, p.dtype), np.empty_like(p))
+            np.add(p, np.finfo(p.dtype).tiny, out=t)
+            np.log(t, out=t)
+            np.multiply(t, p, out=t)
+            return z, np.add.reduceat(t, starts, axis=-1)
         return z, np.add.reduceat(p**one.alpha, starts, axis=-1)
 
     def _local(self, z_col: np.ndarray, q_col: np.ndarray, ctx_z: np.ndarray, ctx_q: np.ndarray):
@@ -439,72 +444,67 @@ class BandedAdapter:
         theta_prev: θ of the previous block per band [B] (samples). win_min, win_max: bounds.
         """
         one, nb = self._one, self.bands
+        bands = np.arange(nb)
         lo, hi = math.log(win_min), math.log(win_max)
         prev = np.clip(np.log(np.asarray(theta_prev, dtype=np.float64)), lo, hi)
-        grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1)) if hi > lo else [lo]
-        log_c = np.concatenate([grid, prev])
-        cands = [self._score(frames, log_c, prev)]
-        held = len(grid) + np.arange(nb)  # index of each band's θ_prev among the candidates
-        choice = np.argmin(cands[0][2], axis=0)
-        vertex = np.array([_vertex(log_c, cands[0][2][:, b], choice[b]) for b in range(nb)])
-        if np.any(np.isfinite(vertex)):
-            trial_log = np.where(np.isfinite(vertex), vertex, log_c[choice])
-            cands.append(self._score(frames, trial_log, prev))
-            bands = np.arange(nb)
-            better = np.isfinite(vertex) & (cands[1][2][bands, bands] < cands[0][2][choice, bands])
-        else:
-            better = np.zeros(nb, bool)
-        pick = [(1, b) if better[b] else (0, int(choice[b])) for b in range(nb)]
-        moving = [b for b in range(nb) if pick[b] != (0, int(held[b]))]
-        if moving:
-            confirmed = self._confirm(cands, pick, held, moving, prev)
-            for b in moving:
-                if not confirmed[b]:
-                    pick[b] = (0, int(held[b]))
-        log_theta = np.array([cands[c][0][i] for c, i in pick])
-        z_col = np.stack([cands[c][3][i, :, b] for b, (c, i) in enumerate(pick)], -1)
-        q_col = np.stack([cands[c][4][i, :, b] for b, (c, i) in enumerate(pick)], -1)
+        grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1))
+        log_c = np.unique(np.concatenate([grid, prev]))  # sorted; θ often rests on a grid point
+        held = np.searchsorted(log_c, prev)  # each band's θ_prev among the candidates
+        obj, z_col, q_col = self._score(frames, log_c, prev)
+        choice = np.argmin(obj, axis=0)
+        log_theta, obj_best = log_c[choice], obj[choice, bands]
+        z_best, q_best = z_col[choice, :, bands], q_col[choice, :, bands]  # [B, K]
+        vertex = np.array([_vertex(log_c, obj[:, b], choice[b]) for b in bands])
+        refine = np.flatnonzero(np.isfinite(vertex))
+        if refine.size:
+            t_obj, t_z, t_q = self._score(frames, vertex[refine], prev)
+            for k, b in enumerate(refine):
+                if t_obj[k, b] < obj_best[b]:
+                    log_theta[b], obj_best[b] = vertex[b], t_obj[k, b]
+                    z_best[b], q_best[b] = t_z[k, :, b], t_q[k, :, b]
+        moving = np.flatnonzero(log_theta != prev)
+        if moving.size:
+            z_held, q_held = z_col[held, :, bands], q_col[held, :, bands]
+            keep = moving[~self._confirmed(moving, log_theta, prev, (z_best, q_best), (z_held, q_held))]
+            log_theta[keep], z_best[keep], q_best[keep] = prev[keep], z_held[keep], q_held[keep]
         theta, w = one.windows(log_theta)
-        self._push(z_col, q_col, frames, np.exp(log_theta))
+        self._push(z_best.T, q_best.T, frames, np.exp(log_theta))
         spec_b = torch.fft.rfft(band_frames * w.unsqueeze(1))
         return np.exp(log_theta), spec_b, w
 
     def _score(self, frames: torch.Tensor, log_c: np.ndarray, prev: np.ndarray):
-        """(log θ [C], θ, J [C, B], z_col [C, K, B], q_col [C, K, B]) of C candidates."""
+        """J [C, B], z_col and q_col [C, K, B] of C candidates θ = exp(log_c), in one batched FFT."""
         one = self._one
         _, w = one.windows(log_c)
         spec = torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))
-        z_col, q_col = self._columns(spec, one._scratch)
+        z_col, q_col = self._columns(spec, one._scratch if len(log_c) > 1 else None)
         h = self._local(z_col, q_col, self._ctx_z, self._ctx_q)  # [C, r + K, B]
         obj = h.mean(-2) + one.smoothness * (log_c[:, None] - prev[None, :]) ** 2
-        return log_c, None, obj, z_col, q_col
+        return obj, z_col, q_col
 
     def _homogeneous_context(self, log_theta: np.ndarray):
         """The context's per-band Z, Q [n, 2r, B] recomputed at each θ = exp(log_theta) [n]."""
         _, w = self._one.windows(log_theta)
         return self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
 
-    def _confirm(self, cands, pick, held, moving, prev) -> dict:
-        """For each moving band, whether its move wins with the context, too, at each θ."""
-        one = self._one
-        logs = [cands[pick[b][0]][0][pick[b][1]] for b in moving]
+    def _confirmed(self, moving, log_theta, prev, best, held) -> np.ndarray:
+        """For each moving band, whether its move wins with the context, too, at each θ (as
+        OnlineAdapter._confirmed); best, held: the block's (Z, Q) columns [B, K] at the new and at
+        the held θ."""
         stale = [b for b in moving if not np.all(self._ctx_theta[:, b] == math.exp(prev[b]))]
-        ctx_z, ctx_q = self._homogeneous_context(np.array(logs + [prev[b] for b in stale]))
-
-        def mean_local(c: int, i: int, b: int, cz: np.ndarray, cq: np.ndarray) -> float:
-            z_col, q_col = cands[c][3][i, :, b : b + 1], cands[c][4][i, :, b : b + 1]
-            return float(self._local(z_col, q_col, cz[:, b : b + 1], cq[:, b : b + 1]).mean())
-
-        out = {}
-        for k, b in enumerate(moving):
-            move = mean_local(*pick[b], b, ctx_z[k], ctx_q[k]) + one.smoothness * (logs[k] - prev[b]) ** 2
-            if b in stale:
-                s = len(moving) + stale.index(b)
-                held_j = mean_local(0, held[b], b, ctx_z[s], ctx_q[s])
-            else:
-                held_j = mean_local(0, held[b], b, self._ctx_z, self._ctx_q)
-            out[b] = move < held_j - self.steadiness
-        return out
+        ctx_z, ctx_q = self._homogeneous_context(np.concatenate([log_theta[moving], prev[stale]]))
+        m = len(moving)
+        cz, cq = ctx_z[np.arange(m), :, moving], ctx_q[np.arange(m), :, moving]  # [m, 2r]
+        hz, hq = self._ctx_z[:, moving].T.copy(), self._ctx_q[:, moving].T.copy()
+        for k, b in enumerate(stale):
+            j = int(np.flatnonzero(moving == b)[0])
+            hz[j], hq[j] = ctx_z[m + k, :, b], ctx_q[m + k, :, b]
+        z = np.concatenate([best[0][moving], held[0][moving]])[..., None]
+        q = np.concatenate([best[1][moving], held[1][moving]])[..., None]
+        h = self._local(z, q, np.concatenate([cz, hz])[..., None], np.concatenate([cq, hq])[..., None])
+        j = h[..., 0].mean(-1)
+        move = j[:m] + self._one.smoothness * (log_theta[moving] - prev[moving]) ** 2
+        return move < j[m:] - self.steadiness
 
     def push_context(self, spec: torch.Tensor, frames: torch.Tensor, theta) -> None:
         """Appends emitted frames (raw [K, N] of the whole signal, S [K, M] at θ [B]) to the context."""
