@@ -6,9 +6,18 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 
 from . import nn
 from .adapt import WindowFit, fit_window
-from .entropy import entropy
+from .entropy import band_entropy, entropy
 from .stream import StreamingDSTFT, StreamOutput
 from .transform import DSTFT
 
-__all__ = ["DSTFT", "entropy", "fit_window", "WindowFit", "StreamingDSTFT", "StreamOutput", "nn"]
+__all__ = [
+    "DSTFT",
+    "entropy",
+    "band_entropy",
+    "fit_window",
+    "WindowFit",
+    "StreamingDSTFT",
+    "StreamOutput",
+    "nn",
+]
 __version__ = "0.1.0"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
 
-from rtdstft import DSTFT, entropy
+from rtdstft import DSTFT, band_entropy, entropy
 
 
 def loop_entropy(power: np.ndarray, kind: str, alpha: float, radius: int | None) -> np.ndarray:
@@ -137,3 +139,32 @@ def test_gradient_is_finite_with_silent_frames(radius):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         entropy(random_spec((5, 4)), **kwargs)
+
+
+@pytest.mark.parametrize("kind, alpha", [("shannon", 3.0), ("renyi", 2.0)])
+@pytest.mark.parametrize("radius", [None, 2])
+def test_band_entropy_matches_a_loop_over_each_band_alone(kind, alpha, radius):
+    spec = random_spec((2, 17, 12), seed=7)
+    spec[:, :5] *= 1e3  # a loud low band must not drown the others: each band is normalised alone
+    edges = [0, 5, 11, 17]
+    got = band_entropy(spec, edges, kind=kind, alpha=alpha, radius=radius)
+    assert got.shape == ((2, 3) if radius is None else (2, 3, 12))
+    p = spec.abs().numpy() ** 2
+    for b in range(2):
+        for k, (lo, hi) in enumerate(pairwise(edges)):
+            ref = loop_entropy(p[b, lo:hi], kind, alpha, radius)
+            np.testing.assert_allclose(got[b, k].numpy(), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "edges, match",
+    [
+        ([0], r"edges must be at least two"),
+        ([0, 2.5], r"edges must be at least two"),
+        ([0, 9, 9], r"edges must increase strictly within \[0, M\] = \[0, 17\]"),
+        ([0, 18], r"edges must increase strictly within \[0, M\] = \[0, 17\]"),
+    ],
+)
+def test_band_entropy_bad_edges(edges, match):
+    with pytest.raises(ValueError, match=match):
+        band_entropy(random_spec((17, 4)), edges)
