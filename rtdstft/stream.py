@@ -133,8 +133,9 @@ class StreamingDSTFT:
             gradient steps instead (see :mod:`rtdstft.online`).
         lr: gradient step in log θ (> 0).
         smoothness: λ >= 0, weight of (log θ_b - log θ_{b-1})² between blocks.
-        steadiness: nats (>= 0) by which a move of θ must lower J when the context, too, is taken
-            at each θ (see :mod:`rtdstft.online`); what keeps θ still on stationary sound.
+        steadiness: nats per unit of |Δ log θ| (>= 0) by which a move of θ must lower J when the
+            context, too, is taken at each θ (see :mod:`rtdstft.online`); what keeps θ still on
+            stationary sound (mean |Δ log θ| per block <= 0.05 on white and pink noise).
         entropy: "shannon" | "renyi";  alpha: Rényi order (> 0, != 1);  radius: r >= 0 frames.
         normalization: window gain, "l1" (default) or "peak".
         device: torch device of the transform ("cpu", "cuda", ...). dtype: float32 | float64.
