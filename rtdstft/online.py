@@ -11,9 +11,10 @@ reach into the block, so the block's θ changes their entropy too). The 2r emitt
 block are fixed context; frames after it are not known yet (no look-ahead beyond N/2).
 
 The search is robust first, then precise:
-1. Bracket: J at s_prev + {0, ±δ_1, ..., ±δ_D} (default δ = 0.25, 0.7, 1.4) in one batched FFT
-   of [C, K, N]. It sees both sides at once, so it follows an abrupt change in one or two blocks and
-   is not misled where the gradient's sign is (a block that mixes characters).
+1. Bracket: J at s_prev + {0, ±δ_1, ..., ±δ_D} (default δ = 0.25, 0.7, 1.4; the widest pair
+   replaced by the bounds log win_min and log win_max) in one batched FFT of [C, K, N]. It sees
+   both sides at once, so it follows an abrupt change in one or two blocks, reaching either bound
+   in one, and is not misled where the gradient's sign is (a block that mixes characters).
 2. Refine, one of:
    - ``steps = 0`` (default): the vertex of the parabola through the best candidate and its two
      neighbours is evaluated and kept if it lowers J (one FFT of [K, N]);
@@ -195,7 +196,9 @@ class OnlineAdapter:
         """
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = min(max(math.log(theta_prev), lo), hi)
-        bracket = best = self._evaluate(frames, np.clip(log_prev + self._deltas, lo, hi), log_prev)
+        log_c = np.clip(log_prev + self._deltas, lo, hi)
+        log_c[-2:] = lo, hi  # the widest pair of the bracket: the bounds, reached in one block
+        bracket = best = self._evaluate(frames, log_c, log_prev)
         i = int(np.argmin(best.obj))
         if self.steps == 0 and self.refine:
             best, i = self._refine(frames, best, i, log_prev)
