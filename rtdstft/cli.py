@@ -182,6 +182,10 @@ def _nonneg_float(text: str) -> float:
     return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
+def _bands(text: str) -> int:
+    return _number(text, int, lambda v: 1 <= v <= 8, "an integer in 1..8")
+
+
 def _device(text: str) -> int | str:
     """An audio device: an index (digits) or a name (anything else)."""
     return int(text) if text.strip().isdigit() else text
@@ -247,12 +251,15 @@ def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]
         entropy=args.entropy,
         alpha=args.alpha,
         radius=args.radius,
+        bands=args.bands,
     )
 
 
 def _describe(kw: dict[str, Any]) -> str:
     sr = kw["sample_rate"]
     mode = "adaptive" if kw["adapt"] else "fixed"
+    if kw.get("bands", 1) > 1:
+        mode += f" ({kw['bands']} bands)"
     return (
         f"n_fft {kw['n_fft']}, hop {kw['hop_length']} ({1000 * kw['hop_length'] / sr:.2f} ms), {mode} θ "
         f"in {1000 * kw['win_min'] / sr:.1f}..{1000 * kw['win_max'] / sr:.1f} ms"
@@ -322,8 +329,10 @@ def _write_picture(
     kw: dict[str, Any],
     db_range: float,
     title: str,
+    band_edges: tuple = (),
 ) -> None:
-    """Spectrogram in dB re full scale over the θ track in ms, on one time axis."""
+    """Spectrogram in dB re full scale over the θ track in ms (θ [F]), or over an image of θ per
+    band (θ [F, B], bands split at ``band_edges`` Hz), on one time axis."""
     from matplotlib.figure import Figure
 
     sr, n_fft, hop = kw["sample_rate"], kw["n_fft"], kw["hop_length"]
@@ -358,25 +367,58 @@ def _write_picture(
     fig.colorbar(shown, cax=cax, label="level (dB re full-scale sine)")
 
     theta_ms = 1000 * theta / sr
-    ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
     lo, hi = 1000 * kw["win_min"] / sr, 1000 * kw["win_max"] / sr
-    pad = 0.05 * (hi - lo) or 0.05 * hi
-    ax_theta.set_ylim(lo - pad, hi + pad)
-    ax_theta.set_ylabel("window length θ (ms)")
+    if theta.ndim == 2:  # one θ per band: an image over time × band, colour = θ
+        bands = theta.shape[1]
+        track = ax_theta.imshow(
+            theta_ms.T,
+            origin="lower",
+            aspect="auto",
+            interpolation="nearest",
+            cmap="viridis",
+            vmin=lo,
+            vmax=hi,
+            extent=(x0, x0 + len(times) * hop / sr, -0.5, bands - 0.5),
+        )
+        edges = [0.0, *band_edges, sr / 2]
+        ax_theta.set_yticks(range(bands))
+        ax_theta.set_yticklabels([f"{_hz(a)}–{_hz(b)}" for a, b in zip(edges, edges[1:], strict=False)])
+        ax_theta.set_ylabel("band (Hz)")
+        fig.colorbar(track, cax=fig.add_subplot(grid[1, 1]), label="θ (ms)")
+    else:
+        ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
+        pad = 0.05 * (hi - lo) or 0.05 * hi
+        ax_theta.set_ylim(lo - pad, hi + pad)
+        ax_theta.set_ylabel("window length θ (ms)")
+        ax_theta.grid(True, alpha=0.3)
     ax_theta.set_xlabel("time (s)")
-    ax_theta.grid(True, alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 
 
+def _hz(f: float) -> str:
+    return f"{f / 1000:.3g}k" if f >= 1000 else f"{f:.0f}"
+
+
 def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_rate: float) -> None:
+    """frame,time_s,win_length_samples,win_length_ms; with θ [F, B] the last two per band
+    (win_length_samples_b0, ..., win_length_ms_b0, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    per_band = theta.reshape(len(theta), -1)
+    ms = 1000 * per_band / sample_rate
     rows = (
-        f"{n},{t:.6f},{w:.3f},{1000 * w / sample_rate:.4f}"
-        for n, (t, w) in enumerate(zip(times.tolist(), theta.tolist(), strict=True))
+        f"{n},{t:.6f}," + ",".join(f"{v:.3f}" for v in w) + "," + ",".join(f"{v:.4f}" for v in m)
+        for n, (t, w, m) in enumerate(zip(times.tolist(), per_band.tolist(), ms.tolist(), strict=True))
     )
+    if theta.ndim == 1:
+        header = "frame,time_s,win_length_samples,win_length_ms"
+    else:
+        b = range(theta.shape[1])
+        header = ",".join(
+            ["frame", "time_s", *(f"win_length_samples_b{i}" for i in b), *(f"win_length_ms_b{i}" for i in b)]
+        )
     with open(path, "w", newline="") as f:
-        f.write("frame,time_s,win_length_samples,win_length_ms\n")
+        f.write(header + "\n")
         f.write("\n".join(rows))
         f.write("\n")
 
@@ -392,7 +434,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         engine = StreamingDSTFT(**kw)
         n_frames = 1 + src.frames // kw["hop_length"]
         image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
-        theta = np.full(n_frames, np.nan)
+        theta = np.full((n_frames, engine.bands) if engine.bands > 1 else n_frames, np.nan)
         block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
 
         def take(out: Any) -> None:
@@ -415,7 +457,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
     title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(kw)}"
-    _write_picture(picture, image, times, theta, kw, args.db_range, title)
+    _write_picture(picture, image, times, theta, kw, args.db_range, title, engine.band_edges)
     print(f"{args.file}: {n_frames} frames; {_describe(kw)}")
     theta_ms = 1000 * theta / sr
     print(
@@ -658,6 +700,14 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         help="penalty on (log θ_b - log θ_b-1)^2 between blocks (default: 0.02)",
     )
     g.add_argument("--lr", type=_positive_float, default=0.1, help="gradient step in log θ (default: 0.1)")
+    g.add_argument(
+        "--bands",
+        type=_bands,
+        default=1,
+        metavar="B",
+        help="window lengths per block: 1 for all frequencies, or one per band of B octave-like bands "
+        "(250 Hz..8 kHz), 1..8 (default: 1)",
+    )
 
 
 def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_channels: str) -> None:

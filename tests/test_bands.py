@@ -202,3 +202,34 @@ def test_banded_engine_beats_the_time_only_engine_per_band(name):
     if name == "low tone under clicks":
         top, bottom = np.median(r["theta"][:, -1]), np.median(r["theta"][:, 0])
         assert top < bottom, "clicks want short windows above, the tone long ones below"
+
+
+# ---- the command -----------------------------------------------------------------------------------
+
+
+def test_analyze_with_bands_draws_theta_per_band_and_writes_a_column_per_band(tmp_path, capsys):
+    import matplotlib.image
+    import soundfile as sf
+
+    from rtdstft.cli import main
+
+    sr = 16000
+    x = steady_tones(2.0, sr, (150.0,)) + click_train(2.0, sr, rate=10.0)
+    wav, picture, table = tmp_path / "low.wav", tmp_path / "low.png", tmp_path / "low.csv"
+    sf.write(wav, x, sr)
+    assert main(["analyze", str(wav), "-o", str(picture), "--csv", str(table), "--bands", "4"]) == 0
+    assert "4 bands" in capsys.readouterr().out
+    image = matplotlib.image.imread(picture)
+    assert image.shape[0] > 500 and image[..., :3].std() > 0.05
+    lines = table.read_text().splitlines()
+    header = lines[0].split(",")
+    assert header == ["frame", "time_s"] + [f"win_length_samples_b{b}" for b in range(4)] + [
+        f"win_length_ms_b{b}" for b in range(4)
+    ]
+    rows = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    hop = settings_for_rate(sr)["hop_length"]
+    assert rows.shape == (1 + len(x) // hop, 10)
+    np.testing.assert_allclose(rows[:, 6:], 1000 * rows[:, 2:6] / sr, atol=1e-3)
+    assert np.median(rows[:, 5]) < np.median(rows[:, 2]), "top band shorter than the bottom band"
+    assert main(["analyze", str(wav), "-o", str(picture), "--bands", "9"]) == 2
+    assert "--bands" in capsys.readouterr().err
