@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from PyQt6 import QtCore, QtWidgets
 
+from rtdstft.bands import DEFAULT_GUI_BANDS, MAX_BANDS
+
 from .settings import read
 from .spectrogram import COLORMAPS
 from .worker import RATE_KEYS, rate_defaults
@@ -83,6 +85,11 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.entropy = _combo(ENTROPIES)
         self.alpha = _spin(0.1, 20.0, float(defaults.get("alpha") or 3.0), 0.5, 2)
         self.radius = _spin(0, 32, int(defaults.get("radius") or 4), 1, suffix=" frames")
+        self.bands = _spin(1, MAX_BANDS, DEFAULT_GUI_BANDS, 1)
+        self.bands.setToolTip(
+            "1: one θ for all frequencies; B > 1: a θ per octave-like band (250 Hz .. 8 kHz), "
+            "low sounds get long windows while high ones get short ones at the same moment"
+        )
         self._ms = {}
         form = QtWidgets.QFormLayout(self)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -90,6 +97,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         form.addRow("FFT size N", self.n_fft)
         form.addRow("hop H", self.hop)
         form.addRow(self.adapt)
+        form.addRow("bands (θ per band)", self.bands)
         for label, box in (("fixed θ", self.win_length), ("θ min", self.win_min), ("θ max", self.win_max)):
             row = QtWidgets.QHBoxLayout()
             row.addWidget(box, 1)
@@ -120,12 +128,14 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             "entropy": "shannon",
             "alpha": self.alpha.value(),
             "radius": self.radius.value(),
+            "bands": DEFAULT_GUI_BANDS,
         }
 
     def _connect(self) -> None:
         self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
         self.hop.currentIndexChanged.connect(lambda: self._geometry("hop_length"))
         self.adapt.toggled.connect(lambda on: self._emit("adapt"))
+        self.bands.valueChanged.connect(lambda: self._emit("bands"))
         self.auto.toggled.connect(self._auto_toggled)
         for key in ("win_length", "win_min", "win_max", "steps", "lr", "smoothness", "alpha", "radius"):
             getattr(self, key).valueChanged.connect(lambda _v, k=key: self._emit(k))
@@ -147,6 +157,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             "entropy": self.entropy.currentData(),
             "alpha": self.alpha.value(),
             "radius": self.radius.value(),
+            "bands": self.bands.value(),
         }
 
     def set_values(self, v: dict) -> None:
@@ -159,6 +170,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.adapt.setChecked(bool(v["adapt"]))
         for key in ("win_length", "win_min", "win_max", "steps", "radius"):
             getattr(self, key).setValue(int(round(float(v[key]))))
+        self.bands.setValue(int(v.get("bands", DEFAULT_GUI_BANDS)))
         for key in ("lr", "smoothness", "alpha"):
             getattr(self, key).setValue(float(v[key]))
         _select(self.entropy, v["entropy"])

@@ -249,6 +249,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.log = False
         self.levels = (-100.0, 0.0)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
+        self.band_edges: tuple = ()
         self._latest = 0.0  # stream time of the newest column (s)
         self.now = 0.0  # stream time at the right edge, x = 0 (s)
         self.period: float | None = None  # length of the replayed file (s), for the readout
@@ -262,9 +263,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         ratio = self.devicePixelRatioF()
         return max(64, int(r.width() * ratio)), max(64, int(r.height() * ratio))
 
-    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float | None = None) -> None:
-        """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples)
-        whose first frame will be at ``time0`` (s; default: where the last picture ended)."""
+    def reset(
+        self, sample_rate: float, n_fft: int, hop: int, time0: float | None = None, band_edges=None
+    ) -> None:
+        """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples, the
+        engine's band edges in Hz when it has a θ per band) whose first frame will be at ``time0``
+        (s; default: where the last picture ended)."""
+        if band_edges is not None:
+            self.band_edges = tuple(band_edges)
         if time0 is not None:
             self._latest = self.now = float(time0)
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
@@ -277,7 +283,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.set_levels(*self.levels)
         self.image.set_colormap(self.cmap)
         self.plot.addItem(self.image)
-        self.theta.reset(frames, sample_rate)
+        self.theta.reset(frames, sample_rate, self.band_edges)
         self._set_yaxis()
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
@@ -362,7 +368,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.now = float(now)
         if self.image is not None:
             self.image.setPos(self._latest - self.now, 0.0)
-        self.theta.curve.setPos(-self.now, 0.0)
+        self.theta.scroll(self.now)
 
     def x_of(self, time: float) -> float:
         """The x coordinate (s relative to :attr:`now`) where stream time ``time`` is drawn."""
@@ -371,11 +377,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     # -- data -------------------------------------------------------------------------------------
 
     def append(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
-        """New finished frames: dB [k, bins] (dBFS), θ [k] (samples), time [k] (s)."""
+        """New finished frames: dB [k, bins] (dBFS), θ [k] or [k, B] (samples), time [k] (s)."""
         if len(time) == 0:
             return
         before = self.image.count
-        self.image.append(db, theta, time)
+        self.image.append(db, theta if theta.ndim == 1 else theta.min(1), time)
         self.theta.append(theta, time)
         if self.image.count != before:
             self._latest = float(self.image.time[(self.image.pos - 1) % self.image.width])
@@ -402,9 +408,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
     # -- cursor -----------------------------------------------------------------------------------
 
-    def readout(self, time: float, freq: float | None) -> dict:
+    def readout(self, time: float, freq: float | None, band: int | None = None) -> dict:
         """What the picture holds at (stream time s, freq Hz): the nearest shown column and FFT
-        bin. ``time`` in the answer is the column's time in the file (modulo :attr:`period`)."""
+        bin; with a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of ``band``).
+        ``time`` in the answer is the column's time in the file (modulo :attr:`period`)."""
         img = self.image
         if img is None or img.count == 0:
             return {}
@@ -416,6 +423,9 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if self.period:
             t %= self.period
         info = {"time": t, "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
+        if self.theta.bands > 1 and (freq is not None or band is not None):
+            info["theta_ms"] = self.theta.value_ms(time, freq, band)
+            info["band"] = self.theta.band_of(freq) if band is None else int(band)
         if freq is not None:
             b = int(np.clip(round(freq * self.n_fft / self.sample_rate), 0, img.n_bins - 1))
             info["freq"] = float(freq)
@@ -429,10 +439,12 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         for p in (self.plot, self.theta):
             if p.vb.sceneBoundingRect().contains(scene_pos):
                 v = p.vb.mapSceneToView(scene_pos)
-                freq = None
+                freq = band = None
                 if p is self.plot:
                     freq = 10 ** v.y() if self.log else v.y()
-                return self.readout(v.x() + self.now, freq)
+                elif self.theta.bands > 1:
+                    band = int(np.clip(round(v.y()), 0, self.theta.bands - 1))
+                return self.readout(v.x() + self.now, freq, band)
         return {}
 
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:

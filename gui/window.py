@@ -325,7 +325,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
-        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0)
+        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.band_edges)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
         if self.analysis.auto.isChecked():  # show what the rate chose
@@ -399,7 +399,8 @@ class MainWindow(QtWidgets.QMainWindow):
         parts = [f"t {info['time']:7.3f} s"]
         if "freq" in info:
             parts += [f"f {info['freq']:7.1f} Hz", f"{info['db']:6.1f} dBFS"]
-        parts.append(f"θ {info['theta_ms']:5.1f} ms")
+        band = f" (band {info['band'] + 1})" if "band" in info else ""
+        parts.append(f"θ {info['theta_ms']:5.1f} ms{band}")
         self.readout.setText("   ".join(parts))
 
     # -- settings ---------------------------------------------------------------------------------
@@ -407,7 +408,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_analysis(self, changes: dict) -> None:
         self.worker.configure(**changes)
         v = self.analysis.values()
-        if self._geometry is not None and not {"n_fft", "hop_length"} & set(changes):
+        if self._geometry is not None and not {"n_fft", "hop_length", "bands"} & set(changes):
             self.view.theta.set_bounds(
                 v["win_min"] if v["adapt"] else v["win_length"],
                 v["win_max"] if v["adapt"] else v["win_length"],

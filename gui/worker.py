@@ -29,7 +29,7 @@ from rtdstft.stream import LIVE_SETTINGS, settings_for_rate
 #: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
 LIVE_KEYS = LIVE_SETTINGS
 #: Engine settings that need a new engine.
-GEOMETRY_KEYS = ("n_fft", "hop_length")
+GEOMETRY_KEYS = ("n_fft", "hop_length", "bands")
 #: Engine settings that :func:`rate_defaults` chooses for a sample rate.
 RATE_KEYS = ("n_fft", "hop_length", "win_length", "win_min", "win_max")
 #: N, H and θ that suit a sample rate (θ about 5 .. 85 ms), shared with ``rtdstft analyze``.
@@ -62,11 +62,13 @@ class Geometry:
     hop: int
     time0: float = 0.0
     params: dict = field(default_factory=dict)
+    band_edges: tuple = ()  # Hz, where the engine has a θ per band
 
 
 @dataclass
 class Frames:
-    """Finished frames: dB full scale [k, n_fft/2+1] float32, θ [k] (samples), time [k] (s)."""
+    """Finished frames: dB full scale [k, n_fft/2+1] float32, θ [k] or [k, bands] (samples),
+    time [k] (s)."""
 
     db: np.ndarray
     theta: np.ndarray
@@ -317,9 +319,9 @@ class EngineWorker(QtCore.QThread):
         self.engine = engine_class()(sample_rate=sample_rate, **settings)
         self._time0 = self._next_time = time0
         self._busy.clear()
-        self._push(
-            Geometry(sample_rate, self.engine_n_fft, int(self.params["hop_length"]), time0, dict(self.params))
-        )
+        hop = int(self.params["hop_length"])
+        edges = self.engine.band_edges
+        self._push(Geometry(sample_rate, self.engine_n_fft, hop, time0, dict(self.params), edges))
 
     def _configure(self, settings: dict) -> None:
         settings = dict(settings)
@@ -354,7 +356,13 @@ class EngineWorker(QtCore.QThread):
         e = self.engine
         if e is None:
             return {}
-        return {**e.settings, "n_fft": e.n_fft, "hop_length": e.hop_length, "sample_rate": e.sample_rate}
+        return {
+            **e.settings,
+            "n_fft": e.n_fft,
+            "hop_length": e.hop_length,
+            "sample_rate": e.sample_rate,
+            "bands": e.bands,
+        }
 
     # -- sources ----------------------------------------------------------------------------------
 

@@ -72,12 +72,12 @@ def tone_wav(tmp_path_factory) -> str:
 @pytest.fixture
 def make_window(qtbot, tmp_path):
     """make_window(**kw) -> a shown MainWindow with its settings and recordings in tmp_path.
-    N = 2048, H = 256 (θ 512 .. 2048) unless ``overrides`` says otherwise (``{}``: the window's
-    own choice, suited to the sample rate)."""
+    N = 2048, H = 256 (θ 512 .. 2048), one θ for all frequencies (bands = 1) unless ``overrides``
+    says otherwise (``{}``: the window's own choice, suited to the sample rate)."""
     windows = []
 
     def make(settings: str | None = None, **kw) -> MainWindow:
-        kw.setdefault("overrides", {"n_fft": 2048, "hop_length": 256})
+        kw.setdefault("overrides", {"n_fft": 2048, "hop_length": 256, "bands": 1})
         w = MainWindow(
             settings_path=settings or str(tmp_path / "settings.ini"),
             recordings_dir=str(tmp_path / "recordings"),
