@@ -9,14 +9,16 @@ from __future__ import annotations
 from PyQt6 import QtCore, QtWidgets
 
 from rtdstft.bands import DEFAULT_GUI_BANDS, MAX_BANDS
+from rtdstft.config import RATE_FIELDS, StreamConfig
+from rtdstft.entropy import ENTROPY_KINDS
 
 from .settings import read
 from .spectrogram import COLORMAPS
-from .worker import RATE_KEYS, rate_defaults
+from .worker import suited_to_rate
 
 N_FFTS = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (32, 64, 128, 256, 512, 1024)
-ENTROPIES = (("Shannon", "shannon"), ("Rényi", "renyi"))
+ENTROPY_LABELS = {"shannon": "Shannon", "renyi": "Rényi"}
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000, 96000)
 
@@ -55,8 +57,9 @@ class AnalysisPanel(QtWidgets.QGroupBox):
     kind (Shannon, Rényi α) and neighbourhood radius.
 
     "suit the sample rate" (on by default, key ``auto``): N, H and the θ fields follow
-    :func:`~.worker.rate_defaults` of each new source (θ about 5 .. 85 ms); setting any of them by
-    hand turns it off, so the user's choice stays.
+    :meth:`StreamConfig.for_rate <rtdstft.config.StreamConfig.for_rate>` of each new source (θ
+    about 5 .. 85 ms); setting any of them by hand turns it off, so the user's choice stays.
+    Defaults and ranges come from :class:`~rtdstft.config.StreamConfig`.
 
     Signals:
         changed(dict): engine settings (StreamingDSTFT names) whose value the user changed.
@@ -65,10 +68,10 @@ class AnalysisPanel(QtWidgets.QGroupBox):
     changed = QtCore.pyqtSignal(dict)
     GROUP = "analysis"
 
-    def __init__(self, defaults: dict, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Analysis", parent)
-        self.defaults = defaults
-        self.sample_rate = 48000.0
+        d = StreamConfig()
+        self.sample_rate = d.sample_rate
         self.n_fft = _combo((str(n), n) for n in N_FFTS)
         self.hop = _combo((str(h), h) for h in HOPS)
         self.adapt = QtWidgets.QCheckBox("adapt θ online")
@@ -79,15 +82,15 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.win_length = _spin(16, 8192, 1024, 32)
         self.win_min = _spin(16, 8192, 512, 32)
         self.win_max = _spin(16, 8192, 2048, 32)
-        self.steps = _spin(0, 8, int(defaults.get("steps") or 0), 1, suffix=" per block")
-        self.lr = _spin(0.001, 2.0, float(defaults.get("lr") or 0.1), 0.01, 3)
-        self.smoothness = _spin(0.0, 10.0, float(defaults.get("smoothness") or 0.02), 0.01, 3)
-        self.entropy = _combo(ENTROPIES)
-        self.alpha = _spin(0.1, 20.0, float(defaults.get("alpha") or 3.0), 0.5, 2)
-        self.radius = _spin(0, 32, int(defaults.get("radius") or 4), 1, suffix=" frames")
+        self.steps = _spin(0, 8, d.steps, 1, suffix=" per block")
+        self.lr = _spin(0.001, 2.0, d.lr, 0.01, 3)
+        self.smoothness = _spin(0.0, 10.0, d.smoothness, 0.01, 3)
+        self.entropy = _combo((ENTROPY_LABELS.get(k, k), k) for k in ENTROPY_KINDS)
+        self.alpha = _spin(0.1, 20.0, d.alpha, 0.5, 2)
+        self.radius = _spin(0, 32, d.radius, 1, suffix=" frames")
         self.bands = _spin(1, MAX_BANDS, DEFAULT_GUI_BANDS, 1)
         self.bands.setToolTip(
-            "1: one θ for all frequencies; B > 1: a θ per octave-like band (250 Hz .. 8 kHz), "
+            "1: one θ for all frequencies; B > 1: a θ per octave-like band (250 Hz .. 8 kHz), so that "
             "low sounds get long windows while high ones get short ones at the same moment"
         )
         self._ms = {}
@@ -116,20 +119,18 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self._connect()
 
     def initial_values(self) -> dict:
-        """Values on first start: suited to the sample rate (see :func:`~.worker.rate_defaults`),
-        the engine's defaults for the rest."""
-        return {
-            **rate_defaults(self.sample_rate),
-            "auto": True,
-            "adapt": True,
-            "steps": self.steps.value(),
-            "lr": self.lr.value(),
-            "smoothness": self.smoothness.value(),
-            "entropy": "shannon",
-            "alpha": self.alpha.value(),
-            "radius": self.radius.value(),
-            "bands": DEFAULT_GUI_BANDS,
-        }
+        """Values on first start: the engine's defaults, suited to the sample rate."""
+        suited = StreamConfig.for_rate(self.sample_rate, bands=DEFAULT_GUI_BANDS)
+        return {**self._shown(suited), "auto": True}
+
+    @staticmethod
+    def _shown(cfg: StreamConfig) -> dict:
+        return {k: v for k, v in cfg.as_dict().items() if k in _FIELDS}
+
+    def config(self) -> StreamConfig:
+        """The settings shown, as a StreamConfig at the current sample rate (ValueError if the
+        fields do not make a valid one)."""
+        return StreamConfig(sample_rate=self.sample_rate, **{k: self.values()[k] for k in _FIELDS})
 
     def _connect(self) -> None:
         self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
@@ -184,11 +185,14 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self._update_ms()
 
     def _limit(self) -> None:
-        """θ lies in (H, N]: keep the fields inside that range."""
-        n, h = self.n_fft.currentData(), self.hop.currentData()
+        """Keep the θ fields (whole samples) inside the engine's limits for this N and H."""
+        cfg = _config(self.n_fft.currentData(), self.hop.currentData())
+        if cfg is None:
+            return
+        above, most = cfg.theta_limits
         for box in (self.win_length, self.win_min, self.win_max):
             with QtCore.QSignalBlocker(box):
-                box.setRange(h + 1, n)
+                box.setRange(above + 1, most)
 
     def _update_ms(self) -> None:
         for box, label in self._ms.items():
@@ -203,8 +207,16 @@ class AnalysisPanel(QtWidgets.QGroupBox):
 
     def _auto_toggled(self, on: bool) -> None:
         if on:
-            self.set_values({**self.values(), **rate_defaults(self.sample_rate), "auto": True})
-            self.changed.emit({k: self.values()[k] for k in ("auto", *RATE_KEYS)})
+            try:
+                shown = self.config()
+            except ValueError:
+                shown = StreamConfig(sample_rate=self.sample_rate)
+            suited = suited_to_rate(shown, self.sample_rate)
+            self.set_values({**self.values(), **self._shown(suited), "auto": True})
+            # The starting / fixed θ is not sent: the engine derives it (the field shows it rounded).
+            self.changed.emit(
+                {**{k: getattr(suited, k) for k in RATE_FIELDS}, "auto": True, "win_length": None}
+            )
         else:
             self.changed.emit({"auto": False})
 
@@ -216,11 +228,11 @@ class AnalysisPanel(QtWidgets.QGroupBox):
     def _geometry(self, key: str) -> None:
         self._manual()
         n, h = self.n_fft.currentData(), self.hop.currentData()
-        if h > n // 2:  # a hop beyond half the frame leaves samples outside every window
+        if _config(n, h) is None:  # the engine refuses this hop with this N: the largest it takes
             with QtCore.QSignalBlocker(self.hop):
-                _select(self.hop, max(x for x in HOPS if x <= n // 2))
+                _select(self.hop, max(x for x in HOPS if _config(n, x) is not None))
         self._limit()
-        self.changed.emit({k: self.values()[k] for k in ("auto", *RATE_KEYS)})
+        self.changed.emit({k: self.values()[k] for k in ("auto", *_GEOMETRY)})
 
     def _emit(self, key: str) -> None:
         self._enable()
@@ -253,8 +265,43 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             s.setValue(f"{self.GROUP}/{key}", value)
 
     def restore(self, s: QtCore.QSettings) -> None:
+        """The saved settings, or the first-start values where they are missing or do not make a
+        valid StreamConfig (an edited or older file)."""
         base = self.initial_values()
-        self.set_values({k: read(s, f"{self.GROUP}/{k}", d) for k, d in base.items()})
+        saved = {k: read(s, f"{self.GROUP}/{k}", d) for k, d in base.items()}
+        try:
+            StreamConfig(**{k: saved[k] for k in _FIELDS})
+        except (ValueError, TypeError):
+            saved = base
+        self.set_values(saved)
+
+
+#: The StreamConfig fields the analysis panel shows.
+_FIELDS = (
+    "n_fft",
+    "hop_length",
+    "adapt",
+    "win_length",
+    "win_min",
+    "win_max",
+    "steps",
+    "lr",
+    "smoothness",
+    "entropy",
+    "alpha",
+    "radius",
+    "bands",
+)
+#: What changes with N and H, and what "suit the sample rate" sets.
+_GEOMETRY = (*RATE_FIELDS, "win_length")
+
+
+def _config(n_fft: int, hop_length: int) -> StreamConfig | None:
+    """The default StreamConfig of N and H, None where the engine refuses them together."""
+    try:
+        return StreamConfig(n_fft=n_fft, hop_length=hop_length)
+    except ValueError:
+        return None
 
 
 class DisplayPanel(QtWidgets.QGroupBox):

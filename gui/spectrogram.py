@@ -232,6 +232,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.addItem(self.colorbar, row=0, col=1)
         self.theta = ThetaTrack(1, 1.0)
         self.addItem(self.theta, row=1, col=0)
+        self.addItem(self.theta.colorbar, row=1, col=1)  # θ's colours, shown with a θ per band
         self.theta.setXLink(self.plot)
         self.theta.vb.disableAutoRange()
         self.ci.layout.setRowStretchFactor(0, 3)

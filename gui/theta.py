@@ -17,8 +17,8 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore
 
 
-def _hz(f: float) -> str:
-    return f"{f / 1000:.3g}k" if f >= 1000 else f"{f:.0f}"
+def _khz(f: float) -> str:
+    return f"{f / 1000:.2g}"
 
 
 class ThetaTrack(pg.PlotItem):
@@ -51,8 +51,7 @@ class ThetaTrack(pg.PlotItem):
             colorMap=pg.colormap.get("viridis"),
             colorMapMenu=False,
         )
-        self.colorbar.setImageItem(self.band_image)
-        self.layout.addItem(self.colorbar, 2, 3)
+        self.colorbar.setImageItem(self.band_image)  # the view places it beside the panel
         self.band_edges: tuple = ()
         self._range_ms = (0.0, 1.0)
         self._now = 0.0
@@ -81,9 +80,9 @@ class ThetaTrack(pg.PlotItem):
         self.showGrid(x=True, y=not banded, alpha=0.25)
         left = self.getAxis("left")
         if banded:
-            self.setLabel("left", "band", units="Hz")
+            self.setLabel("left", "band (kHz)")
             edges = [0.0, *self.band_edges, self.sample_rate / 2]
-            left.setTicks([[(b, f"{_hz(edges[b])}–{_hz(edges[b + 1])}") for b in range(self.bands)]])
+            left.setTicks([[(b, f"{_khz(edges[b])}–{_khz(edges[b + 1])}") for b in range(self.bands)]])
             self.setYRange(-0.5, self.bands - 0.5, padding=0)
             self.band_image.clear()
         else:

@@ -15,12 +15,13 @@ from pathlib import Path
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from rtdstft import audio
+from rtdstft.config import StreamConfig
 
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
 from .meter import LevelMeter
 from .settings import open_settings, read
 from .spectrogram import SpectrogramView
-from .worker import EngineWorker, Frames, Geometry, Stats, engine_defaults
+from .worker import EngineWorker, Frames, Geometry, Stats
 
 REDRAW_HZ = 60
 #: Engine threads that did not end when their window closed (never destroyed while running).
@@ -43,8 +44,8 @@ class MainWindow(QtWidgets.QMainWindow):
         recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: the ``recordings/`` folder
             beside the package, else ``./recordings``).
         overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
-            applied over the saved ones. Giving N or H turns "suit the sample rate" off and puts
-            θ at 2H .. N (fixed θ N/2) unless the θ fields are given too.
+            applied over the saved ones. Giving N or H turns "suit the sample rate" off; what is
+            not given of N, H and θ then takes the engine's defaults for them (StreamConfig's).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._geometry: Geometry | None = None
         self._shut_down = False
 
-        self.analysis = AnalysisPanel(engine_defaults())
+        self.analysis = AnalysisPanel()
         self.display = DisplayPanel()
         self.devices = DevicePanel()
         self.view = SpectrogramView()
@@ -82,12 +83,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if overrides:
             v = {**self.analysis.values(), **overrides}
             if {"n_fft", "hop_length"} & set(overrides):
-                n, h = int(v["n_fft"]), int(v["hop_length"])
-                v = {**v, "win_length": n // 2, "win_min": 2 * h, "win_max": n, **overrides}
-                v["auto"] = False
+                geometry = ("n_fft", "hop_length", "win_length", "win_min", "win_max")
+                cfg = StreamConfig(**{k: overrides.get(k) for k in geometry})
+                v = {**v, **{k: getattr(cfg, k) for k in geometry}, "auto": False}
             self.analysis.set_values(v)
         self._apply_display(self.display.values())
-        self.worker = EngineWorker(self.analysis.values())
+        self.worker = EngineWorker(self.analysis.config(), auto=self.analysis.auto.isChecked())
         self.worker.stats.connect(self._on_stats)
         self.worker.message.connect(self._on_message)
         self.worker.file_error.connect(self._on_file_error)
@@ -313,7 +314,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _scroll(self) -> None:
         newest, arrived = self._arrival
         g = self._geometry
-        block = 8 * g.hop / g.sample_rate
+        block = g.config.block_frames * g.hop / g.sample_rate
         rate = self.speed.currentData() if self.stats.kind == "file" else 1.0
         moving = self.stats.playing and newest > 0
         est = newest - block + ((time.monotonic() - arrived) * rate if moving else block)
@@ -325,15 +326,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
-        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.band_edges)
+        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.band_edges)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
         if self.analysis.auto.isChecked():  # show what the rate chose
-            self.analysis.set_values({**self.analysis.values(), **g.params, "auto": True})
-        v = self.analysis.values()
-        self.view.theta.set_bounds(
-            v["win_min"] if v["adapt"] else v["win_length"], v["win_max"] if v["adapt"] else v["win_length"]
-        )
+            self.analysis.set_values({**self.analysis.values(), **g.config.as_dict(), "auto": True})
+        self.view.theta.set_bounds(*g.config.theta_range)
 
     def _on_stats(self, s: Stats) -> None:
         recording = self.stats.recording
@@ -407,12 +405,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_analysis(self, changes: dict) -> None:
         self.worker.configure(**changes)
-        v = self.analysis.values()
         if self._geometry is not None and not {"n_fft", "hop_length", "bands"} & set(changes):
-            self.view.theta.set_bounds(
-                v["win_min"] if v["adapt"] else v["win_length"],
-                v["win_max"] if v["adapt"] else v["win_length"],
-            )
+            try:
+                self.view.theta.set_bounds(*self.analysis.config().theta_range)
+            except ValueError:
+                pass  # the worker refuses it and says why
 
     def _apply_display(self, v: dict) -> None:
         if "floor" in v or "ceiling" in v:

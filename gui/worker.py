@@ -12,7 +12,6 @@ dropped blocks (the ring refuses samples, a file replay skips ahead), never as a
 from __future__ import annotations
 
 import collections
-import inspect
 import queue
 import threading
 import time
@@ -24,19 +23,10 @@ import numpy as np
 from PyQt6 import QtCore
 
 from rtdstft import audio
-from rtdstft.stream import LIVE_SETTINGS, settings_for_rate
+from rtdstft.config import GEOMETRY_FIELDS, LIVE_FIELDS, RATE_FIELDS, StreamConfig
 
-#: Engine settings that :meth:`StreamingDSTFT.configure` changes live.
-LIVE_KEYS = LIVE_SETTINGS
-#: Engine settings that need a new engine.
-GEOMETRY_KEYS = ("n_fft", "hop_length", "bands")
-#: Engine settings that :func:`rate_defaults` chooses for a sample rate.
-RATE_KEYS = ("n_fft", "hop_length", "win_length", "win_min", "win_max")
-#: N, H and θ that suit a sample rate (θ about 5 .. 85 ms), shared with ``rtdstft analyze``.
-rate_defaults = settings_for_rate
 #: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.
 MAX_BACKLOG_S = 0.5
-DB_EPS = 1e-10
 
 
 def engine_class():
@@ -46,23 +36,33 @@ def engine_class():
     return StreamingDSTFT
 
 
-def engine_defaults() -> dict:
-    """The engine's own defaults for the live settings (None where it derives them)."""
-    params = inspect.signature(engine_class()).parameters
-    return {k: params[k].default for k in (*LIVE_KEYS, *GEOMETRY_KEYS) if k in params}
+def suited_to_rate(config: StreamConfig, sample_rate: float) -> StreamConfig:
+    """``config`` with N, H and the θ fields that suit ``sample_rate`` (θ about 5 .. 85 ms; the
+    starting / fixed θ follows the bounds; default band edges follow the rate), the other settings
+    kept."""
+    skip = {*RATE_FIELDS, "win_length", "sample_rate", *({"band_edges"} & config.derived)}
+    return StreamConfig.for_rate(sample_rate, **{k: v for k, v in config.as_dict().items() if k not in skip})
 
 
 @dataclass
 class Geometry:
     """A new stream starts: the GUI resets its picture. ``time0`` is the stream time (s) of the
-    first frame to come; ``params`` the engine settings it was made with."""
+    first frame to come; ``config`` the engine's settings."""
 
-    sample_rate: float
-    n_fft: int
-    hop: int
+    config: StreamConfig
     time0: float = 0.0
-    params: dict = field(default_factory=dict)
-    band_edges: tuple = ()  # Hz, where the engine has a θ per band
+
+    @property
+    def sample_rate(self) -> float:
+        return self.config.sample_rate
+
+    @property
+    def n_fft(self) -> int:
+        return self.config.n_fft
+
+    @property
+    def hop(self) -> int:
+        return self.config.hop_length
 
 
 @dataclass
@@ -110,11 +110,13 @@ class EngineWorker(QtCore.QThread):
     file_error = QtCore.pyqtSignal(str, str)
     opened = QtCore.pyqtSignal(str, str)
 
-    def __init__(self, params: dict | None = None, parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self, config: StreamConfig | None = None, auto: bool = False, parent: QtCore.QObject | None = None
+    ) -> None:
         super().__init__(parent)
-        self.params = {"n_fft": 2048, "hop_length": 256, **(params or {})}
-        # auto: each new source gets rate_defaults(its sample rate) for RATE_KEYS.
-        self.auto = bool(self.params.pop("auto", False))
+        self.config = StreamConfig() if config is None else config
+        # auto: each new source gets the N, H and θ that suit its sample rate (suited_to_rate).
+        self.auto = bool(auto)
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._out_lock = threading.Lock()
@@ -167,8 +169,8 @@ class EngineWorker(QtCore.QThread):
         self.post(lambda: self._open_mic(device, sample_rate))
 
     def configure(self, **settings) -> None:
-        """Change engine settings (any of LIVE_KEYS and GEOMETRY_KEYS); live where possible.
-        ``auto=True`` makes each new source start with :func:`rate_defaults` for its rate."""
+        """Change engine settings (StreamConfig fields); live where possible, else a new engine.
+        ``auto=True`` makes each new source start with the settings that suit its rate."""
         self.post(lambda: self._configure(settings))
 
     def set_playing(self, playing: bool) -> None:
@@ -248,7 +250,7 @@ class EngineWorker(QtCore.QThread):
         # Nothing new can be emitted before a hop of input has arrived: waiting for one keeps the
         # engine's calls few (a spinning loop would hand it a few samples at a time, and its
         # per-call overhead would then cost 30 times the transform).
-        quantum = int(self.params["hop_length"])
+        quantum = self.config.hop_length
         if self.kind == "mic":
             if source.error is not None:
                 self._lost(source.error)
@@ -285,15 +287,12 @@ class EngineWorker(QtCore.QThread):
     def _emit(self, out, block: np.ndarray | None) -> None:
         frames = None
         if len(out.frame_index):
-            n_fft = self.engine_n_fft
-            mag = np.abs(out.spec) * (4.0 / n_fft)
-            db = (20.0 * np.log10(mag + DB_EPS)).astype(np.float32)
             frames = Frames(
-                db,
+                self.engine.to_dbfs(out.spec, out.win_length),
                 np.asarray(out.win_length, dtype=np.float32),
                 self._time0 + np.asarray(out.time, dtype=np.float64),
             )
-            self._next_time = float(frames.time[-1]) + self.params["hop_length"] / self.source.sample_rate
+            self._next_time = float(frames.time[-1]) + self.config.hop_length / self.config.sample_rate
         level = None
         if block is not None and block.size:
             finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
@@ -310,39 +309,26 @@ class EngineWorker(QtCore.QThread):
 
     # -- engine -----------------------------------------------------------------------------------
 
-    @property
-    def engine_n_fft(self) -> int:
-        return int(self.params["n_fft"])
-
     def _new_engine(self, sample_rate: float, time0: float = 0.0) -> None:
-        settings = {k: v for k, v in self.params.items() if v is not None}
-        self.engine = engine_class()(sample_rate=sample_rate, **settings)
+        self.config = self.config.replace(sample_rate=sample_rate)
+        self.engine = engine_class()(config=self.config)
         self._time0 = self._next_time = time0
         self._busy.clear()
-        hop = int(self.params["hop_length"])
-        edges = self.engine.band_edges
-        self._push(Geometry(sample_rate, self.engine_n_fft, hop, time0, dict(self.params), edges))
+        self._push(Geometry(self.config, time0))
 
     def _configure(self, settings: dict) -> None:
         settings = dict(settings)
         if "auto" in settings:
             self.auto = bool(settings.pop("auto"))
-        unknown = set(settings) - set(LIVE_KEYS) - set(GEOMETRY_KEYS)
-        if unknown:
-            raise ValueError(f"unknown engine setting(s): {', '.join(sorted(unknown))}")
-        geometry = any(k in GEOMETRY_KEYS and settings[k] != self.params.get(k) for k in settings)
-        old = dict(self.params)
-        self.params.update(settings)
+        new = self.config.replace(**settings)  # refused as a whole, with the reason, if invalid
+        geometry = any(getattr(new, k) != getattr(self.config, k) for k in GEOMETRY_FIELDS)
+        self.config = new
         if self.engine is None:
             return
-        try:
-            if geometry:
-                self._new_engine(self.source.sample_rate, self._stream_time())
-            else:
-                self.engine.configure(**settings)
-        except ValueError:
-            self.params = old
-            raise
+        if geometry:
+            self._new_engine(self.config.sample_rate, self._stream_time())
+        else:
+            self.engine.configure(**{k: v for k, v in settings.items() if k in LIVE_FIELDS})
 
     def _stream_time(self) -> float:
         """Stream time (s) where a new engine's first frame goes: the file position, or for a
@@ -352,17 +338,8 @@ class EngineWorker(QtCore.QThread):
         return self._next_time
 
     def engine_settings(self) -> dict:
-        """The running engine's settings as it reports them (worker thread only)."""
-        e = self.engine
-        if e is None:
-            return {}
-        return {
-            **e.settings,
-            "n_fft": e.n_fft,
-            "hop_length": e.hop_length,
-            "sample_rate": e.sample_rate,
-            "bands": e.bands,
-        }
+        """The running engine's settings as it reports them, {StreamConfig field: value}."""
+        return {} if self.engine is None else self.engine.config.as_dict()
 
     # -- sources ----------------------------------------------------------------------------------
 
@@ -402,7 +379,7 @@ class EngineWorker(QtCore.QThread):
 
     def _suit_rate(self, sample_rate: float) -> None:
         if self.auto:
-            self.params.update(rate_defaults(sample_rate))
+            self.config = suited_to_rate(self.config, sample_rate)
 
     def _lost(self, error: Exception) -> None:
         self.message.emit("error", f"input stopped: {error}")

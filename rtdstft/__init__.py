@@ -6,6 +6,7 @@ The engine imports numpy and torch only; audio I/O (sounddevice, soundfile) is i
 
 from . import nn
 from .adapt import WindowFit, fit_window
+from .config import StreamConfig
 from .entropy import band_entropy, entropy
 from .stream import StreamingDSTFT, StreamOutput
 from .transform import DSTFT
@@ -18,6 +19,7 @@ __all__ = [
     "WindowFit",
     "StreamingDSTFT",
     "StreamOutput",
+    "StreamConfig",
     "nn",
 ]
 __version__ = "0.1.0"

@@ -100,12 +100,22 @@ def band_bins(edges, sample_rate: float, n_fft: int) -> np.ndarray:
     return np.array([0, *inner, n_fft // 2 + 1], dtype=np.int64)
 
 
+def _half_length(cutoff: float, sample_rate: float) -> int:
+    """Kaiser's estimate of the half-length of a low-pass at ``cutoff`` Hz, transition cutoff/2 wide."""
+    width = 2 * math.pi * (cutoff / 2) / sample_rate
+    return math.ceil((STOPBAND_DB - 7.95) / (2.285 * width) / 2)
+
+
+def split_delay(edges, sample_rate: float) -> int:
+    """D, the look-ahead (samples) of the split at ``edges`` (Hz): its longest filter's half-length."""
+    return max((_half_length(f, sample_rate) for f in edges), default=0)
+
+
 def lowpass_kernel(cutoff: float, sample_rate: float, half_length: int | None = None) -> np.ndarray:
     """Zero-phase Kaiser-windowed-sinc low-pass at ``cutoff`` Hz (-6 dB there), transition cutoff/2
     wide, 80 dB stopband, unit gain at 0 Hz: float64 [2h + 1], centred (h = ``half_length`` when
     given, else the Kaiser estimate)."""
-    width = 2 * math.pi * (cutoff / 2) / sample_rate
-    need = math.ceil((STOPBAND_DB - 7.95) / (2.285 * width) / 2)
+    need = _half_length(cutoff, sample_rate)
     h = need if half_length is None else max(half_length, need)
     j = np.arange(-h, h + 1, dtype=np.float64)
     fc = cutoff / sample_rate
@@ -132,12 +142,11 @@ class BandSplit:
         self.edges = check_band_edges(edges, sample_rate)
         self.sample_rate = float(sample_rate)
         self.bands = len(self.edges) + 1
+        self.delay = split_delay(self.edges, sample_rate)
         if self.edges:
-            longest = max(lowpass_kernel(f, sample_rate).shape[0] for f in self.edges) // 2
-            self.kernels = np.stack([lowpass_kernel(f, sample_rate, longest) for f in self.edges])
+            self.kernels = np.stack([lowpass_kernel(f, sample_rate, self.delay) for f in self.edges])
         else:
-            longest, self.kernels = 0, np.zeros((0, 1))
-        self.delay = longest
+            self.kernels = np.zeros((0, 1))
         self._spectra: dict[int, np.ndarray] = {}
         self.reset()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,8 @@ from typing import IO, Any, NoReturn
 
 import numpy as np
 
-from .stream import settings_for_rate
+from .config import StreamConfig
+from .entropy import ENTROPY_KINDS
 
 __all__ = ["main", "build_parser", "Progress"]
 
@@ -178,14 +180,6 @@ def _positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a number > 0")
 
 
-def _nonneg_float(text: str) -> float:
-    return _number(text, float, lambda v: v >= 0, "a number >= 0")
-
-
-def _bands(text: str) -> int:
-    return _number(text, int, lambda v: 1 <= v <= 8, "an integer in 1..8")
-
-
 def _device(text: str) -> int | str:
     """An audio device: an index (digits) or a name (anything else)."""
     return int(text) if text.strip().isdigit() else text
@@ -194,75 +188,46 @@ def _device(text: str) -> int | str:
 # -- engine settings -----------------------------------------------------------------------------
 
 
-def _engine_kwargs(args: argparse.Namespace, sample_rate: int) -> dict[str, Any]:
-    """The StreamingDSTFT arguments from the options, each checked with the option's name and range."""
-    # The rate's defaults (as the GUI's) unless N or H is given: then θ spans 2H..N unless given.
-    suited = settings_for_rate(sample_rate)
-    n_fft, hop = suited["n_fft"], suited["hop_length"]
-    if args.n_fft is not None:
-        n_fft = args.n_fft
-        if n_fft < 4 or n_fft % 2:
-            raise CommandError(f"--n-fft must be an even integer >= 4 (samples), got {n_fft}")
-        hop = max(1, n_fft // 8)
-    if args.hop is not None:
-        hop = args.hop
-    if args.n_fft is None and args.hop is None:
-        default_min, default_max = suited["win_min"], suited["win_max"]
-    else:
-        default_min, default_max = None, None
-    if not 1 <= hop <= n_fft // 2:
-        raise CommandError(
-            f"--hop must be an integer in 1..{n_fft // 2} (samples, at most half of --n-fft {n_fft}), "
-            f"got {hop}"
-        )
-    win_max = float((default_max or n_fft) if args.win_max is None else args.win_max)
-    if not hop < win_max <= n_fft:
-        raise CommandError(
-            f"--win-max must be in ({hop}, {n_fft}] samples (above --hop, at most --n-fft), got {win_max:g}"
-        )
-    if args.win_min is not None:
-        win_min = float(args.win_min)
-    else:
-        win_min = float(min(default_min or 2 * hop, win_max))
-    if not hop < win_min <= win_max:
-        raise CommandError(
-            f"--win-min must be in ({hop}, {win_max:g}] samples (above --hop {hop}, at most --win-max "
-            f"{win_max:g}), got {win_min:g}"
-        )
-    if args.win_length is not None and not win_min <= args.win_length <= win_max:
-        raise CommandError(
-            f"--win-length must be in [{win_min:g}, {win_max:g}] samples (--win-min..--win-max), "
-            f"got {args.win_length:g}"
-        )
-    if args.alpha == 1:
-        raise CommandError("--alpha must be > 0 and != 1 (Rényi order), got 1")
-    return dict(
-        sample_rate=sample_rate,
-        n_fft=n_fft,
-        hop_length=hop,
-        adapt=not args.no_adapt,
-        win_length=args.win_length,
-        win_min=win_min,
-        win_max=win_max,
-        block_frames=args.block_frames,
-        steps=args.steps,
-        lr=args.lr,
-        smoothness=args.smoothness,
-        entropy=args.entropy,
-        alpha=args.alpha,
-        radius=args.radius,
-        bands=args.bands,
-    )
+#: The engine options and the StreamConfig fields they set.
+ENGINE_OPTIONS = {
+    "n_fft": "--n-fft",
+    "hop_length": "--hop",
+    "win_min": "--win-min",
+    "win_max": "--win-max",
+    "win_length": "--win-length",
+    "block_frames": "--block-frames",
+    "steps": "--steps",
+    "entropy": "--entropy",
+    "alpha": "--alpha",
+    "radius": "--radius",
+    "smoothness": "--smoothness",
+    "lr": "--lr",
+    "steadiness": "--steadiness",
+    "bands": "--bands",
+}
+_FIELD_NAMES = re.compile(r"\b(" + "|".join(ENGINE_OPTIONS) + r")\b")
 
 
-def _describe(kw: dict[str, Any]) -> str:
-    sr = kw["sample_rate"]
-    mode = "adaptive" if kw["adapt"] else "fixed"
-    if kw.get("bands", 1) > 1:
-        mode += f" ({kw['bands']} bands)"
+def _engine_config(args: argparse.Namespace, sample_rate: float) -> StreamConfig:
+    """The engine's settings from the options: those given over the defaults that suit the rate
+    (see :meth:`StreamConfig.for_rate`). A bad value ends the command with the config's message,
+    written with the option names."""
+    given = {field: getattr(args, field) for field in ENGINE_OPTIONS if getattr(args, field) is not None}
+    try:
+        return StreamConfig.for_rate(sample_rate, adapt=not args.no_adapt, **given)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(_FIELD_NAMES.sub(lambda m: ENGINE_OPTIONS[m.group(1)], str(exc))) from None
+
+
+def _describe(cfg: StreamConfig) -> str:
+    sr = cfg.sample_rate
+    mode = "adaptive" if cfg.adapt else "fixed"
+    if cfg.bands > 1:
+        mode += f" ({cfg.bands} bands)"
+    lo, hi = cfg.theta_range
     return (
-        f"n_fft {kw['n_fft']}, hop {kw['hop_length']} ({1000 * kw['hop_length'] / sr:.2f} ms), {mode} θ "
-        f"in {1000 * kw['win_min'] / sr:.1f}..{1000 * kw['win_max'] / sr:.1f} ms"
+        f"n_fft {cfg.n_fft}, hop {cfg.hop_length} ({1000 * cfg.hop_length / sr:.2f} ms), {mode} θ "
+        f"in {1000 * lo / sr:.1f}..{1000 * hi / sr:.1f} ms"
     )
 
 
@@ -326,18 +291,17 @@ def _write_picture(
     image: _PooledSpectrogram,
     times: np.ndarray,
     theta: np.ndarray,
-    kw: dict[str, Any],
+    cfg: StreamConfig,
     db_range: float,
     title: str,
-    band_edges: tuple = (),
 ) -> None:
-    """Spectrogram in dB re full scale over the θ track in ms (θ [F]), or over an image of θ per
-    band (θ [F, B], bands split at ``band_edges`` Hz), on one time axis."""
+    """Spectrogram in dB re full scale (``image`` holds |S| scaled by the engine's dB scale) over
+    the θ track in ms (θ [F]), or over an image of θ per band (θ [F, B], the bands of ``cfg``), on
+    one time axis."""
     from matplotlib.figure import Figure
 
-    sr, n_fft, hop = kw["sample_rate"], kw["n_fft"], kw["hop_length"]
-    # "l1" windows keep a steady sinusoid's peak at A·N/4 whatever θ: 0 dB is a full-scale sine.
-    db = 20 * np.log10(np.maximum(image.mag.T * (4.0 / n_fft), 1e-12))
+    sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
+    db = 20 * np.log10(np.maximum(image.mag.T, 1e-12))
     top = float(db.max())
     duration = image.n_frames * hop / sr
     x0 = -0.5 * hop / sr
@@ -367,7 +331,7 @@ def _write_picture(
     fig.colorbar(shown, cax=cax, label="level (dB re full-scale sine)")
 
     theta_ms = 1000 * theta / sr
-    lo, hi = 1000 * kw["win_min"] / sr, 1000 * kw["win_max"] / sr
+    lo, hi = (1000 * t / sr for t in cfg.theta_range)
     if theta.ndim == 2:  # one θ per band: an image over time × band, colour = θ
         bands = theta.shape[1]
         track = ax_theta.imshow(
@@ -380,7 +344,7 @@ def _write_picture(
             vmax=hi,
             extent=(x0, x0 + len(times) * hop / sr, -0.5, bands - 0.5),
         )
-        edges = [0.0, *band_edges, sr / 2]
+        edges = [0.0, *cfg.band_edges, sr / 2]
         ax_theta.set_yticks(range(bands))
         ax_theta.set_yticklabels([f"{_hz(a)}–{_hz(b)}" for a, b in zip(edges, edges[1:], strict=False)])
         ax_theta.set_ylabel("band (Hz)")
@@ -430,15 +394,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     picture = Path(args.output)
     _check_picture_path(picture)
     with _open_file(args.file, args.channel) as src:
-        kw = _engine_kwargs(args, src.sample_rate)
-        engine = StreamingDSTFT(**kw)
-        n_frames = 1 + src.frames // kw["hop_length"]
-        image = _PooledSpectrogram(n_frames, kw["n_fft"] // 2 + 1)
-        theta = np.full((n_frames, engine.bands) if engine.bands > 1 else n_frames, np.nan)
-        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+        cfg = _engine_config(args, src.sample_rate)
+        engine = StreamingDSTFT(config=cfg)
+        n_frames = 1 + src.frames // cfg.hop_length
+        image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
+        theta = np.full((n_frames, cfg.bands) if cfg.bands > 1 else n_frames, np.nan)
+        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
 
         def take(out: Any) -> None:
-            image.add(out.frame_index, out.spec)
+            # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
+            # (with a θ per band, the bands' shortest: "l1" windows scale alike whatever θ)
+            shortest = out.win_length if out.win_length.ndim == 1 else out.win_length.min(-1)
+            image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(shortest)[:, None])
             theta[out.frame_index] = out.win_length
 
         with Progress(src.frames, "analyze", _progress_enabled(args)) as bar:
@@ -452,13 +419,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         sr, channels, frames = src.sample_rate, src.file_channels, src.frames
     if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
         raise RuntimeError("the engine did not emit every frame")
-    times = np.arange(n_frames) * (kw["hop_length"] / sr)
+    times = np.arange(n_frames) * (cfg.hop_length / sr)
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
-    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(kw)}"
-    _write_picture(picture, image, times, theta, kw, args.db_range, title, engine.band_edges)
-    print(f"{args.file}: {n_frames} frames; {_describe(kw)}")
+    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
+    _write_picture(picture, image, times, theta, cfg, args.db_range, title)
+    print(f"{args.file}: {n_frames} frames; {_describe(cfg)}")
     theta_ms = 1000 * theta / sr
     print(
         f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
@@ -500,8 +467,8 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         sources = [first]
     try:
         sr, frames = first.sample_rate, first.frames
-        kw = _engine_kwargs(args, sr)
-        engines = [StreamingDSTFT(**kw) for _ in sources]
+        cfg = _engine_config(args, sr)
+        engines = [StreamingDSTFT(config=cfg) for _ in sources]
         subtype = args.subtype
         if subtype is None:
             in_subtype = soundfile.info(str(src_path)).subtype
@@ -509,7 +476,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
             known = out_format in soundfile.available_formats()
             subtype = in_subtype if known and soundfile.check_format(out_format, in_subtype) else None
         latency = engines[0].latency
-        block = READ_BLOCKS * kw["block_frames"] * kw["hop_length"]
+        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
         pending = np.zeros((0, len(sources)), np.float64)  # input samples awaiting their resynthesis
         skip = latency
         written = 0
@@ -548,7 +515,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     snr = _snr_db(signal_energy, error_energy)
     channels = "mono" if len(sources) == 1 else f"{len(sources)} channels"
     print(
-        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(kw)}; latency {latency} samples"
+        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(cfg)}; latency {latency} samples"
     )
     print(f"wrote {out_path} ({rec.subtype})")
     print(f"SNR {snr:.1f} dB (resynthesis against the input, before writing)")
@@ -628,9 +595,13 @@ Errors print one line, `rtdstft: error: ...`, and exit with status 2."""
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
+    """The engine's settings as options; their ranges are checked by StreamConfig, which the
+    defaults come from too."""
+    d = StreamConfig()
     g = parser.add_argument_group("engine (StreamingDSTFT)")
     g.add_argument(
         "--n-fft",
+        dest="n_fft",
         type=int,
         metavar="N",
         help="frame support and FFT size, even, samples (default: suited to the rate, as in the GUI: the "
@@ -638,6 +609,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--hop",
+        dest="hop_length",
         type=int,
         metavar="H",
         help="samples between frames, 1..N/2 (default: the power of two nearest 2.5 ms, e.g. 32 at "
@@ -645,68 +617,67 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--win-min",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="shortest window θ, samples, in (H, win-max] (default: 2H, about 5 ms)",
     )
     g.add_argument(
         "--win-max",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="longest window θ, samples, in (H, N] (default: 85 ms; N with --n-fft or --hop)",
     )
     g.add_argument(
         "--win-length",
-        type=_positive_float,
+        type=float,
         metavar="S",
         help="the fixed θ with --no-adapt, else the starting θ; samples (default: sqrt(win-min * win-max))",
     )
     g.add_argument("--no-adapt", action="store_true", help="keep θ fixed at --win-length (default: adapt)")
     g.add_argument(
         "--block-frames",
-        type=_positive_int,
-        default=8,
+        type=int,
         metavar="K",
-        help="frames per adaptation block; latency grows with K*H (default: 8)",
+        help=f"frames per adaptation block, >= 1; latency grows with K*H (default: {d.block_frames})",
     )
     g.add_argument(
         "--steps",
-        type=_nonneg_int,
-        default=0,
+        type=int,
         help="0: refine each block's bracket search by a parabola; n >= 1: by n gradient steps "
-        "instead (default: 0)",
+        f"instead (default: {d.steps})",
     )
     g.add_argument(
         "--entropy",
-        choices=("shannon", "renyi"),
-        default="shannon",
-        help="concentration measure (default: shannon)",
+        choices=ENTROPY_KINDS,
+        help=f"concentration measure (default: {d.entropy})",
     )
-    g.add_argument(
-        "--alpha", type=_positive_float, default=3.0, help="Rényi order, > 0 and != 1 (default: 3)"
-    )
+    g.add_argument("--alpha", type=float, help=f"Rényi order, > 0 and != 1 (default: {d.alpha:g})")
     g.add_argument(
         "--radius",
-        type=_nonneg_int,
-        default=4,
+        type=int,
         metavar="R",
-        help="local entropy neighbourhood, frames either side (default: 4)",
+        help=f"local entropy neighbourhood, frames either side, >= 0 (default: {d.radius})",
     )
     g.add_argument(
         "--smoothness",
-        type=_nonneg_float,
-        default=0.02,
+        type=float,
         metavar="LAMBDA",
-        help="penalty on (log θ_b - log θ_b-1)^2 between blocks (default: 0.02)",
+        help=f"penalty on (log θ_b - log θ_b-1)^2 between blocks, >= 0 (default: {d.smoothness:g})",
     )
-    g.add_argument("--lr", type=_positive_float, default=0.1, help="gradient step in log θ (default: 0.1)")
+    g.add_argument("--lr", type=float, help=f"gradient step in log θ, > 0 (default: {d.lr:g})")
+    g.add_argument(
+        "--steadiness",
+        type=float,
+        metavar="NATS",
+        help="how much better (nats per unit of |Δ log θ|) a new θ must be before θ moves, >= 0 "
+        f"(default: {d.steadiness:g})",
+    )
     g.add_argument(
         "--bands",
-        type=_bands,
-        default=1,
+        type=int,
         metavar="B",
-        help="window lengths per block: 1 for all frequencies, or one per band of B octave-like bands "
-        "(250 Hz..8 kHz), 1..8 (default: 1)",
+        help=f"1: one θ for all frequencies; B in 2..8: a θ per octave-like band, 250 Hz..8 kHz "
+        f"(default: {d.bands})",
     )
 
 

@@ -5,7 +5,8 @@ are tied by the smoothness term) by minimising, in s = log θ ∈ [log win_min, 
 
     J(s) = mean_{n in scored} H_r[n](s) + λ (s - s_prev)²
 
-where H_r[n] is the local entropy (Shannon or Rényi of P = |S|², DESIGN §2) of frames n-r..n+r, and
+where H_r[n] is the local entropy (Shannon or Rényi of P = |S|², as :func:`rtdstft.entropy` with
+``radius=r``; 0 where the neighbourhood holds no energy) of frames n-r..n+r, and
 the scored frames are the block's K frames and the r emitted frames before it (their neighbourhoods
 reach into the block, so the block's θ changes their entropy too). The 2r emitted frames before the
 block are fixed context; frames after it are not known yet (no look-ahead beyond N/2).
@@ -144,17 +145,25 @@ class OnlineAdapter:
         # overhead would dominate. Neighbourhood sums = the fixed context's part + the block's part.
         r2 = 2 * self._radius
         mask = self._mask(frames.shape[0])
-        z = np.maximum(z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T, _TINY)
+        z = z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T
         q = q_col @ mask[:, r2:].T + self._ctx_q @ mask[:, :r2].T
         h = self._entropy(z, q)
         obj = h.mean(-1) + self.smoothness * (log_theta - log_prev) ** 2
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, h, obj)
 
     def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Local entropy from neighbourhood sums Z (> 0) and Q."""
+        """Local entropy from neighbourhood sums Z and Q (any shape)."""
+        silent = z <= 0  # no energy in the neighbourhood: entropy 0, as rtdstft.entropy says
+        if silent.any():
+            z, q = np.where(silent, 1.0, z), np.where(silent, 1.0, q)
         if self.kind == "shannon":
-            return np.log(z) - q / z
-        return (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
+            h = np.log(z) - q / z
+        else:
+            # Σ P^α may underflow to 0 in a quiet (not silent) neighbourhood: keep its log finite.
+            h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
+        if silent.any():
+            h[silent] = 0.0
+        return h
 
     def windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """θ [C] and w(θ) [C, N], remembered for the last few θ sets: while θ rests (a steady tone at
@@ -176,7 +185,7 @@ class OnlineAdapter:
         dspec = torch.fft.rfft(frames * dw)
         dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
-        z, q = cand.z[i], cand.q[i]
+        z, q = cand.z[i], cand.q[i]  # 1 where the neighbourhood is silent (see _evaluate)
         dz = _np(dpower.sum(-1)) @ mask.T
         if self.kind == "shannon":
             dq = _np(((cand.log_power[i] + 1.0) * dpower).sum(-1)) @ mask.T
@@ -221,14 +230,14 @@ class OnlineAdapter:
     def _homogeneous(self, cand: _Candidates, i: int) -> float:
         """Mean local entropy of the scored frames with the context, too, at candidate i's θ."""
         theta = float(cand.theta[i])
-        if np.all(self._ctx_theta == theta):
+        if np.all(self._ctx_theta == theta) or np.isnan(self._ctx_theta).any():  # as emitted
             ctx_z, ctx_q = self._ctx_z, self._ctx_q
         else:
             power = _power(torch.fft.rfft(self._ctx_frames * cand.w[i : i + 1]))
             ctx_z, ctx_q, _ = self._columns(power)
         r2 = 2 * self._radius
         mask = self._mask(cand.z_col.shape[-1])
-        z = np.maximum(cand.z_col[i] @ mask[:, r2:].T + ctx_z @ mask[:, :r2].T, _TINY)
+        z = cand.z_col[i] @ mask[:, r2:].T + ctx_z @ mask[:, :r2].T
         q = cand.q_col[i] @ mask[:, r2:].T + ctx_q @ mask[:, :r2].T
         return float(self._entropy(z, q).mean())
 
@@ -255,12 +264,15 @@ class OnlineAdapter:
         trial = self._evaluate(frames, np.array([vertex]), log_prev)
         return (trial, 0) if trial.obj[0] < cand.obj[i] else (cand, i)
 
-    def push_context(self, spec: torch.Tensor, frames: torch.Tensor, theta: float) -> None:
-        """Appends emitted frames (raw [K, N], S [K, M] at θ, chosen elsewhere, e.g. a fixed θ) to
-        the context."""
+    def push_context(self, spec: torch.Tensor, frames: torch.Tensor | None = None, theta: float = math.nan):
+        """Appends emitted frames S [K, M] (chosen elsewhere, e.g. at a fixed θ) to the context, with
+        their samples [K, N] and θ when known (a move is then confirmed on the context at one θ;
+        otherwise on the context as emitted)."""
         if self._radius:
             power = _power(spec)
             z_col, q_col, _ = self._columns(power)
+            if frames is None:
+                frames = torch.zeros(spec.shape[0], self.n_fft, device=self.device, dtype=self.dtype)
             self._push(power, z_col, q_col, frames, theta)
 
     def _columns(self, power: torch.Tensor, scratch: dict | None = None):
@@ -446,7 +458,7 @@ class BandedAdapter:
         one = self._one
         r2 = 2 * one.radius
         mask = one._mask(z_col.shape[-2])
-        z = np.maximum(mask[:, r2:] @ z_col + mask[:, :r2] @ ctx_z, _TINY)
+        z = mask[:, r2:] @ z_col + mask[:, :r2] @ ctx_z
         q = mask[:, r2:] @ q_col + mask[:, :r2] @ ctx_q
         return one._entropy(z, q)
 

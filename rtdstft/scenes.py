@@ -175,7 +175,7 @@ def adaptation_report(
     spec, theta, _ = stream_all(engine, x)
     s = torch.from_numpy(spec).T
     online = float(entropy(s, radius=radius).mean())
-    t = DSTFT(n_fft, hop_length, win_min=engine.settings["win_min"], win_max=engine.settings["win_max"])
+    t = DSTFT(n_fft, hop_length, win_min=engine.config.win_min, win_max=engine.config.win_max)
     grid = np.geomspace(t.win_min, t.win_max, grid_size)
     xt = torch.from_numpy(x)
     local = torch.stack([entropy(t(xt, float(g)), radius=radius) for g in grid])  # [G, F]

@@ -4,11 +4,12 @@ Samples arrive in blocks of any size. Frame n (centre c_n = n·H, support c_n - 
 zeros before the first sample) is complete once sample c_n + N/2 - 1 has arrived. Frames are processed
 in blocks of K (``block_frames``): for each block the :class:`~rtdstft.online.OnlineAdapter` picks θ
 (or the fixed θ is used when ``adapt=False``), and the block is emitted with that θ. What is emitted is
-exactly the offline :class:`~rtdstft.DSTFT` of the same samples with the emitted θ sequence (DESIGN §3).
+exactly the offline :class:`~rtdstft.DSTFT` of the same samples with the emitted θ sequence.
 
-Resynthesis is the weighted overlap-add of DESIGN §2 applied to the emitted spectra
-(x̂ = Σ w·irfft(S) / Σ w²). Sample k is final once no later frame touches it. ``process`` returns as
-many audio samples as it was given, delayed by a constant ``latency``
+Resynthesis is the weighted overlap-add of the emitted spectra, with the analysis window as the
+synthesis window: x̂ = Σ w·irfft(S) / Σ w², exact wherever Σ w² > 0 (θ > H sees to that). Sample
+k is final once no later frame touches it. ``process`` returns as many audio samples as it was
+given, delayed by a constant ``latency``
 
     latency = N + (K - 1)·H - 1   samples,
 
@@ -18,7 +19,16 @@ the worst case between a sample's arrival and its last frame's emission; so the 
 
 Analysis latency (a frame's centre to its emission): at most N/2 + (K - 1)·H samples.
 
-NaN and ±inf input samples are replaced by 0 before anything sees them, and counted.
+With ``bands`` = B > 1 (:mod:`rtdstft.bands`) the input first goes through a perfect-reconstruction
+split into B bands, each band gets its own θ per block (chosen on its band-restricted local entropy
+by :class:`~rtdstft.online.BandedAdapter`), its own frames and its own overlap-add inverse; the
+emitted spectrum is the sum of the band spectra and equals :func:`rtdstft.bands.banded_dstft` with
+the emitted θ [F, B]; the resynthesis is the sum of the bands' (exact again). The split needs D
+samples of look-ahead (``split_delay``), which both latencies include.
+
+Samples are floats in [-1, 1] (full scale); integer samples are scaled as soundfile reads them:
+signed b-bit x / 2^(b-1), unsigned (x - 2^(b-1)) / 2^(b-1). NaN and ±inf input samples are replaced
+by 0 before anything sees them, and counted.
 
 Threading: one thread calls process / flush / reset. ``configure`` may be called from any thread; the
 change takes effect at the next block boundary.
@@ -26,19 +36,20 @@ change takes effect at the next block boundary.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .bands import BandSplit, _check_bands, band_bins, check_band_edges, default_band_edges
-from .entropy import ENTROPY_KINDS
-from .online import DEFAULT_STEADINESS, BandedAdapter, OnlineAdapter
-from .transform import _check_int
+from .bands import BandSplit, band_bins
+from .config import LIVE_FIELDS, StreamConfig
+from .online import BandedAdapter, OnlineAdapter
 
-__all__ = ["StreamingDSTFT", "StreamOutput", "LIVE_SETTINGS", "settings_for_rate"]
+__all__ = ["StreamingDSTFT", "StreamOutput", "StreamConfig", "LIVE_SETTINGS", "settings_for_rate"]
+
+#: The settings :meth:`StreamingDSTFT.configure` changes on a running stream.
+LIVE_SETTINGS = LIVE_FIELDS
 
 
 @dataclass
@@ -65,124 +76,46 @@ class StreamOutput:
         return int(self.frame_index.shape[0])
 
 
-#: The window lengths (s) that :func:`settings_for_rate` spans at any rate: a click to a steady tone.
-THETA_RANGE_S = (0.005, 0.085)
-
-
 def settings_for_rate(sample_rate: float) -> dict:
-    """N, H and θ (samples) that suit ``sample_rate`` (Hz), so that θ spans about 5 ms (a click) to
-    85 ms (a steady tone) whatever the rate (the defaults of ``rtdstft analyze`` and the GUI):
-
-    - θ max = 85 ms, and N the smallest power of two that holds it (256 .. 8192);
-    - H the power of two nearest 2.5 ms (32 .. 1024, at most N/4), θ min = 2H (about 5 ms, which
-      keeps the resynthesis well conditioned, DESIGN §2);
-    - the fixed θ (adaptation off) = N/2.
-
-    For example 8 kHz: N 1024, H 32, θ 64 .. 680 (8 .. 85 ms); 16 kHz: N 2048, H 32, θ 64 .. 1360
-    (4 .. 85 ms); 24 kHz: N 2048, H 64, θ 128 .. 2040 (5.3 .. 85 ms); 48 kHz: N 4096, H 128,
-    θ 256 .. 4080 (5.3 .. 85 ms).
-
-    Returns {"n_fft", "hop_length", "win_length", "win_min", "win_max"}.
-    """
-    if not sample_rate > 0:
-        raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
-    sr = float(sample_rate)
-    shortest, longest = THETA_RANGE_S
-    n = 2 ** min(max(math.ceil(math.log2(longest * sr)), 8), 13)
-    h = min(2 ** min(max(round(math.log2(shortest / 2 * sr)), 5), 10), n // 4)
-    return {
-        "n_fft": n,
-        "hop_length": h,
-        "win_length": float(n // 2),
-        "win_min": float(2 * h),
-        "win_max": float(min(n, round(longest * sr))),
-    }
-
-
-#: Settings that :meth:`StreamingDSTFT.configure` changes on a running stream.
-LIVE_SETTINGS = (
-    "adapt",
-    "win_length",
-    "win_min",
-    "win_max",
-    "lr",
-    "smoothness",
-    "entropy",
-    "alpha",
-    "radius",
-    "steps",
-    "steadiness",
-)
+    """{"n_fft", "hop_length", "win_length", "win_min", "win_max"} of
+    :meth:`StreamConfig.for_rate(sample_rate) <rtdstft.config.StreamConfig.for_rate>`."""
+    cfg = StreamConfig.for_rate(sample_rate)
+    return {k: getattr(cfg, k) for k in ("n_fft", "hop_length", "win_length", "win_min", "win_max")}
 
 
 class StreamingDSTFT:
     """Streaming, adaptive DSTFT with exact overlap-add resynthesis.
 
     Args:
-        sample_rate: Hz (> 0), only used for times and latencies in seconds.
-        n_fft: N, frame support and FFT size (even, >= 4).
-        hop_length: H, samples between frames, 1 <= H <= N/2.
-        adapt: True to adapt θ online; False to use ``win_length`` for every frame.
-        win_length: the fixed θ (adapt=False) and the starting θ (adapt=True), samples;
-            default sqrt(win_min · win_max).
-        win_min: smallest θ, samples, in (H, win_max]; default min(2H, N). Above H, every sample
-            lies inside some window, which keeps the resynthesis exact.
-        win_max: largest θ, samples, in [win_min, N]; default N.
-        block_frames: K, frames per adaptation block (>= 1). Latency grows with K·H.
-        steps: 0 (default) refines each block's bracket search by a parabola; >= 1 by that many
-            gradient steps instead (see :mod:`rtdstft.online`).
-        lr: gradient step in log θ (> 0).
-        smoothness: λ >= 0, weight of (log θ_b - log θ_{b-1})² between blocks.
-        steadiness: nats per unit of |Δ log θ| (>= 0) by which a move of θ must lower J when the
-            context, too, is taken at each θ (see :mod:`rtdstft.online`); what keeps θ still on
-            stationary sound (mean |Δ log θ| per block <= 0.05 on white and pink noise).
-        entropy: "shannon" | "renyi";  alpha: Rényi order (> 0, != 1);  radius: r >= 0 frames.
-        normalization: window gain, "l1" (default) or "peak".
-        device: torch device of the transform ("cpu", "cuda", ...). dtype: float32 | float64.
-        bands: B in [1, 8], window lengths per block: one (the default) or one per frequency band
-            (:mod:`rtdstft.bands`: a perfect-reconstruction split, each band its own DSTFT, the
-            spectrum their sum; the split's look-ahead adds ``split_delay`` samples of latency).
-        band_edges: the B - 1 band edges in Hz (increasing, below 0.4·rate, a bin apart); default
-            :func:`rtdstft.bands.default_band_edges` (octave-like, 250 Hz .. 8 kHz). Gives B when
-            ``bands`` is left at 1.
+        sample_rate, n_fft, hop_length, and any other field of
+            :class:`~rtdstft.config.StreamConfig` by keyword (``adapt``, ``win_length``,
+            ``win_min``, ``win_max``, ``block_frames``, ``steps``, ``lr``, ``smoothness``,
+            ``entropy``, ``alpha``, ``radius``, ``normalization``): the settings, whose meanings,
+            units, defaults and ranges :class:`~rtdstft.config.StreamConfig` gives.
+        config: the settings as one StreamConfig; fields given as well change it.
+        device: torch device of the transform ("cpu", "cuda", ...).
+        dtype: torch.float32 or torch.float64.
+
+    The settings in force are :attr:`config`; :meth:`configure` changes the live ones
+    (:data:`~rtdstft.config.LIVE_FIELDS`) at the next block.
     """
 
     def __init__(
         self,
-        sample_rate: float = 48000,
-        n_fft: int = 2048,
-        hop_length: int = 256,
-        adapt: bool = True,
-        win_length: float | None = None,
-        win_min: float | None = None,
-        win_max: float | None = None,
-        block_frames: int = 8,
-        steps: int = 0,
-        lr: float = 0.1,
-        smoothness: float = 0.02,
-        entropy: str = "shannon",
-        alpha: float = 3.0,
-        radius: int = 4,
-        normalization: str = "l1",
+        sample_rate: float | None = None,
+        n_fft: int | None = None,
+        hop_length: int | None = None,
+        *,
+        config: StreamConfig | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        steadiness: float = DEFAULT_STEADINESS,
-        bands: int = 1,
-        band_edges=None,
+        **settings,
     ) -> None:
-        if not (isinstance(sample_rate, (int, float)) and sample_rate > 0):
-            raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
-        self.sample_rate = float(sample_rate)
-        self.n_fft = _check_int("n_fft", n_fft, 4, even=True)
-        self.hop_length = _check_int("hop_length", hop_length, 1)
-        if self.hop_length > self.n_fft // 2:
-            raise ValueError(f"hop_length must be in [1, n_fft/2 = {self.n_fft // 2}], got {self.hop_length}")
-        self.block_frames = _check_int("block_frames", block_frames, 1)
+        given = {"sample_rate": sample_rate, "n_fft": n_fft, "hop_length": hop_length}
+        settings = {**{k: v for k, v in given.items() if v is not None}, **settings}
+        config = StreamConfig(**settings) if config is None else config.replace(**settings)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        if normalization not in ("l1", "peak"):
-            raise ValueError(f"normalization must be 'l1' or 'peak', got {normalization!r}")
-        self.normalization = normalization
         try:
             self.device = torch.device(device)
             torch.empty(0, device=self.device)
@@ -190,198 +123,118 @@ class StreamingDSTFT:
             raise ValueError(f"device {device!r} is not available: {e}") from None
         self.dtype = dtype
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        # What the stream runs with (its own thread only), and the latest config asked for: every
+        # ``configure`` validates against, and replaces, the latter under the lock in one step.
         self._lock = threading.Lock()
-        self._pending: dict = {}
-        requested = dict(
-            adapt=adapt,
-            win_length=win_length,
-            win_min=win_min,
-            win_max=win_max,
-            lr=lr,
-            smoothness=smoothness,
-            entropy=entropy,
-            alpha=alpha,
-            radius=radius,
-            steps=steps,
-            steadiness=steadiness,
-        )
-        self._settings = dict(requested)
-        self._settings.update(self._validated(requested, initial=True))
+        self._config = self._requested = config
+        # The geometry is fixed for the engine's life.
+        self.sample_rate = config.sample_rate
+        self.n_fft = config.n_fft
+        self.hop_length = config.hop_length
+        self.block_frames = config.block_frames
+        self.normalization = config.normalization
         self._adapter = OnlineAdapter(
             self.n_fft,
-            radius=self._settings["radius"],
-            kind=self._settings["entropy"],
-            alpha=self._settings["alpha"],
-            smoothness=self._settings["smoothness"],
-            lr=self._settings["lr"],
-            steps=self._settings["steps"],
-            steadiness=self._settings["steadiness"],
-            normalization=normalization,
+            radius=config.radius,
+            kind=config.entropy,
+            alpha=config.alpha,
+            smoothness=config.smoothness,
+            lr=config.lr,
+            steps=config.steps,
+            steadiness=config.steadiness,
+            normalization=config.normalization,
             device=self.device,
             dtype=dtype,
         )
-        if band_edges is None:
-            self.band_edges = default_band_edges(_check_bands(bands), self.sample_rate)
-        else:
-            self.band_edges = check_band_edges(band_edges, self.sample_rate, self.n_fft)
-            if bands != 1 and bands != len(self.band_edges) + 1:
-                raise ValueError(f"bands ({bands}) must be len(band_edges) + 1 = {len(self.band_edges) + 1}")
-        self.bands = len(self.band_edges) + 1
+        self.bands, self.band_edges = config.bands, config.band_edges
         self.band_bins = band_bins(self.band_edges, self.sample_rate, self.n_fft)
         self._split = BandSplit(self.band_edges, self.sample_rate) if self.bands > 1 else None
-        self._band_adapter = (
-            BandedAdapter(
+        self._band_adapter = None
+        if self.bands > 1:
+            self._band_adapter = BandedAdapter(
                 self.n_fft,
                 self.band_bins,
-                radius=self._settings["radius"],
-                kind=self._settings["entropy"],
-                alpha=self._settings["alpha"],
-                smoothness=self._settings["smoothness"],
-                steadiness=self._settings["steadiness"],
-                normalization=normalization,
+                radius=config.radius,
+                kind=config.entropy,
+                alpha=config.alpha,
+                smoothness=config.smoothness,
+                steadiness=config.steadiness,
+                normalization=config.normalization,
                 device=self.device,
                 dtype=dtype,
             )
-            if self.bands > 1
-            else None
-        )
         self.nonfinite_count = 0
         self.reset()
 
     # ---- settings -------------------------------------------------------------------------------
 
-    def _validated(self, changes: dict, initial: bool = False) -> dict:
-        unknown = set(changes) - set(LIVE_SETTINGS)
-        if unknown:
-            raise ValueError(
-                f"cannot change {sorted(unknown)} on a running stream; live settings are {LIVE_SETTINGS} "
-                "(n_fft, hop_length, sample_rate need a new StreamingDSTFT)"
-            )
-        s = {**self._settings, **changes}
-        n, h = self.n_fft, self.hop_length
-        win_max = float(n if s["win_max"] is None else s["win_max"])
-        win_min = float(min(2 * h, win_max) if s["win_min"] is None else s["win_min"])
-        if not (h < win_max <= n):
-            raise ValueError(f"win_max must be in (hop_length = {h}, n_fft = {n}], got {win_max:g}")
-        if not (h < win_min <= win_max):
-            raise ValueError(f"win_min must be in (hop_length = {h}, win_max = {win_max:g}], got {win_min:g}")
-        wl = s["win_length"]
-        wl = math.sqrt(win_min * win_max) if wl is None else float(wl)
-        if not (win_min <= wl <= win_max):
-            raise ValueError(
-                f"win_length must be in [win_min, win_max] = [{win_min:g}, {win_max:g}], got {wl:g}"
-            )
-        if s["entropy"] not in ENTROPY_KINDS:
-            raise ValueError(f"entropy must be one of {ENTROPY_KINDS}, got {s['entropy']!r}")
-        if not (s["alpha"] > 0 and s["alpha"] != 1):
-            raise ValueError(f"alpha must be > 0 and != 1, got {s['alpha']!r}")
-        if not s["lr"] > 0:
-            raise ValueError(f"lr must be > 0, got {s['lr']!r}")
-        if not s["smoothness"] >= 0:
-            raise ValueError(f"smoothness must be >= 0, got {s['smoothness']!r}")
-        if not s["steadiness"] >= 0:
-            raise ValueError(f"steadiness must be >= 0 nats, got {s['steadiness']!r}")
-        for name in ("radius", "steps"):
-            v = s[name]
-            if isinstance(v, bool) or int(v) != v or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        out = {k: s[k] for k in LIVE_SETTINGS}
-        out.update(
-            win_min=win_min,
-            win_max=win_max,
-            win_length=wl,
-            adapt=bool(s["adapt"]),
-            radius=int(s["radius"]),
-            steps=int(s["steps"]),
-            alpha=float(s["alpha"]),
-            lr=float(s["lr"]),
-            smoothness=float(s["smoothness"]),
-            steadiness=float(s["steadiness"]),
-        )
-        if not initial:
-            out = {k: out[k] for k in changes} | {"win_min": win_min, "win_max": win_max}
-            if "win_length" in changes or not (win_min <= self._settings["win_length"] <= win_max):
-                out["win_length"] = wl
-        return out
+    @property
+    def config(self) -> StreamConfig:
+        """The settings in force, including changes waiting for the next block."""
+        return self._requested
 
     def configure(self, **changes) -> None:
-        """Changes live settings (names as in the constructor); applied at the next block.
-
-        Raises ValueError naming the parameter and its valid range; nothing changes then.
-        """
-        with self._lock:
-            merged = {**self._pending, **changes}
-            self._validated(merged)
-            self._pending = merged
-
-    @property
-    def settings(self) -> dict:
-        """The settings in force, including changes waiting for the next block."""
-        with self._lock:
-            return (
-                {**self._settings, **self._validated(dict(self._pending))}
-                if self._pending
-                else dict(self._settings)
+        """Changes live settings (:data:`~rtdstft.config.LIVE_FIELDS`, names and ranges as in
+        :class:`~rtdstft.config.StreamConfig`); they take effect at the next block. May be called
+        from any thread. Raises ValueError naming the parameter and its valid range; nothing
+        changes then."""
+        unknown = set(changes) - set(LIVE_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"cannot change {sorted(unknown)} on a running stream; live settings are {LIVE_FIELDS} "
+                "(the others need a new StreamingDSTFT)"
             )
-
-    def __getattr__(self, name):
-        if name in LIVE_SETTINGS:
-            return self.settings[name]
-        raise AttributeError(name)
+        with self._lock:
+            self._requested = self._requested.replace(**changes)
 
     def _apply_pending(self) -> None:
+        """Brings the stream to the latest requested config (at a block boundary)."""
         with self._lock:
-            if not self._pending:
-                return
-            changes = self._validated(self._pending)
-            self._pending = {}
-        self._settings.update(changes)
+            new = self._requested
+        old = self._config
+        if new is old:
+            return
+        self._config = new
         a = self._adapter
-        if "radius" in changes and changes["radius"] != a.radius:
-            a.radius = changes["radius"]
-        if (a.kind, a.alpha) != (self._settings["entropy"], self._settings["alpha"]):
-            a.kind, a.alpha = self._settings["entropy"], self._settings["alpha"]
+        if new.radius != a.radius:
+            a.radius = new.radius
+        if (a.kind, a.alpha) != (new.entropy, new.alpha):
+            a.kind, a.alpha = new.entropy, new.alpha
             a.refresh_context()
-        a.smoothness, a.lr, a.steps, a.steadiness = (
-            self._settings["smoothness"],
-            self._settings["lr"],
-            self._settings["steps"],
-            self._settings["steadiness"],
-        )
+        a.smoothness, a.lr, a.steps, a.steadiness = new.smoothness, new.lr, new.steps, new.steadiness
         banded = self._band_adapter
         if banded is not None:
-            for name, key in (("radius", "radius"), ("kind", "entropy"), ("alpha", "alpha")):
-                if getattr(banded, name) != self._settings[key]:
-                    setattr(banded, name, self._settings[key])
-            banded.smoothness, banded.steadiness = self._settings["smoothness"], self._settings["steadiness"]
-        if "win_length" in changes or not self._settings["adapt"]:
-            self._theta = np.full(self.bands, self._settings["win_length"])
-        self._theta = np.clip(self._theta, self._settings["win_min"], self._settings["win_max"])
+            for name, value in (("radius", new.radius), ("kind", new.entropy), ("alpha", new.alpha)):
+                if getattr(banded, name) != value:
+                    setattr(banded, name, value)
+            banded.smoothness, banded.steadiness = new.smoothness, new.steadiness
+        # A fixed θ is the one set; while adapting, θ moves to a newly set start, else stays in bounds.
+        if not new.adapt or (new.win_length != old.win_length and "win_length" not in new.derived):
+            self._theta = np.full(self.bands, new.win_length)
+        self._theta = np.clip(self._theta, new.win_min, new.win_max)
 
     # ---- geometry -------------------------------------------------------------------------------
 
     @property
     def split_delay(self) -> int:
         """D, the band split's look-ahead in samples (0 for one band)."""
-        return 0 if self._split is None else self._split.delay
+        return self._config.split_delay
 
     @property
     def latency(self) -> int:
         """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1 + D."""
-        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1 + self.split_delay
+        return self._config.latency
 
     @property
     def analysis_latency(self) -> int:
         """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H + D."""
-        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length + self.split_delay
+        return self._config.analysis_latency
 
-    @property
-    def frames_emitted(self) -> int:
-        return self._next_frame
-
-    @property
-    def samples_in(self) -> int:
-        return self._samples_in
+    def to_dbfs(self, spec, win_length) -> np.ndarray:
+        """The spectrum ``spec`` [F, M] of frames with θ ``win_length`` [F] or [F, B] (as in a
+        StreamOutput) in dB re a full-scale sine, float32 [F, M] (see :meth:`StreamConfig.db_scale`)."""
+        theta = np.asarray(win_length)
+        return self._config.to_dbfs(spec, theta if theta.ndim == 1 else theta.min(-1))
 
     def reset(self) -> None:
         """Starts a new stream: clears buffers and context; θ returns to the configured start."""
@@ -396,11 +249,10 @@ class StreamingDSTFT:
         self._acc_start = 0  # padded index of _acc[:, 0]
         self._final = 0  # padded index up to which the resynthesis is final
         self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
-        self._ready_start = 0  # sample index of _ready[0]
         self._samples_in = 0
         self._samples_out = 0
         self._next_frame = 0
-        self._theta = np.full(nb, self._settings["win_length"])
+        self._theta = np.full(nb, self._config.win_length)
         self._den_cache: dict[tuple[float, int], np.ndarray] = {}
         self._raw: list[np.ndarray] = []  # input not yet split into bands (split when frames need it)
         self._adapter.reset()
@@ -471,9 +323,9 @@ class StreamingDSTFT:
 
     def _one_band(self, frames: torch.Tensor):
         """S [K, M] and w [1, N] of one block of frames [K, N], θ chosen (or fixed) for all bins."""
-        s = self._settings
-        if s["adapt"]:
-            theta, spec, w = self._adapter.step(frames, float(self._theta[0]), s["win_min"], s["win_max"])
+        cfg = self._config
+        if cfg.adapt:
+            theta, spec, w = self._adapter.step(frames, float(self._theta[0]), cfg.win_min, cfg.win_max)
         else:
             theta_t, w = self._adapter.windows(np.log(self._theta))
             theta = float(theta_t[0])
@@ -484,10 +336,10 @@ class StreamingDSTFT:
 
     def _banded(self, frames: torch.Tensor):
         """S_b [B, K, M] and w [B, N] of one block of band frames [B, K, N], a θ per band."""
-        s = self._settings
+        cfg = self._config
         whole = frames.sum(0)  # the signal's own frames (the bands telescope), what θ is scored on
-        if s["adapt"]:
-            theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, s["win_min"], s["win_max"])
+        if cfg.adapt:
+            theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, cfg.win_min, cfg.win_max)
         else:
             _, w = self._adapter.windows(np.log(self._theta))
             spec_b = torch.fft.rfft(frames * w.unsqueeze(1))
@@ -551,7 +403,6 @@ class StreamingDSTFT:
                 raise RuntimeError("resynthesis ran ahead of the analysis")
             out[lead:] = self._ready[:take]
             self._ready = self._ready[take:]
-            self._ready_start += take
         self._samples_out += count
         return out
 
@@ -574,16 +425,18 @@ class StreamingDSTFT:
     def process(self, block) -> StreamOutput:
         """Feeds samples and returns what became ready.
 
-        block: 1-D array-like of samples (any length, float; NaN/inf are replaced by 0 and counted).
+        block: 1-D array-like of samples, any length: floats (full scale ±1; NaN/inf are replaced
+            by 0 and counted) or integer PCM (int16, int32, uint8, ..., scaled to [-1, 1) as
+            soundfile reads it).
         Returns a StreamOutput whose ``audio`` has len(block) samples.
         """
         x = np.asarray(block)
         if x.ndim != 1:
             raise ValueError(f"block must be 1-D (samples,), got shape {x.shape}")
-        if np.iscomplexobj(x) or not (
-            np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-        ):
-            raise TypeError(f"block must hold real samples, got dtype {x.dtype}")
+        if np.issubdtype(x.dtype, np.integer):
+            x = _int_to_float(x, self._np_dtype)
+        elif np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"block must hold real samples (floats, or integer PCM), got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
         bad = ~np.isfinite(x)
         nonfinite = int(bad.sum())
@@ -619,6 +472,16 @@ class StreamingDSTFT:
         out = self._package(blocks, self._take_audio(remaining), 0)
         self.reset()
         return out
+
+
+def _int_to_float(x: np.ndarray, dtype) -> np.ndarray:
+    """Integer PCM to floats in [-1, 1) as soundfile reads it: x / 2^(b-1) for b-bit signed
+    samples, (x - 2^(b-1)) / 2^(b-1) for unsigned ones (8-bit WAV is unsigned)."""
+    half = 2.0 ** (8 * x.dtype.itemsize - 1)
+    y = x.astype(np.float64)
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        y -= half
+    return (y / half).astype(dtype)
 
 
 def _add_frames(out: np.ndarray, frames: np.ndarray, hop: int) -> None:

@@ -171,10 +171,13 @@ ERROR_CASES = {
     "directory": (["resynth", "{tmp}", "{tmp}/y.wav"], ["directory"]),
     "n_fft_odd": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--n-fft", "1001"], ["--n-fft", "even", "1001"]),
     "n_fft_not_int": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--n-fft", "abc"], ["--n-fft", "abc"]),
-    "hop_zero": (["analyze", "{wav}", "-o", "{tmp}/x.png", "--hop", "0"], ["--hop", "1..1024", "got 0"]),
+    "hop_zero": (
+        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--hop", "0"],
+        ["--hop", "[1, --n-fft/2 = 1024]", "got 0"],
+    ),
     "win_min_above_max": (
         ["resynth", "{wav}", "{tmp}/y.wav", "--win-min", "900", "--win-max", "600"],
-        ["--win-min", "(32, 600]", "900"],
+        ["--win-min", "(--hop = 32, --win-max = 600]", "900"],
     ),
     "win_max_above_n_fft": (
         ["analyze", "{wav}", "-o", "{tmp}/x.png", "--win-max", "4096"],

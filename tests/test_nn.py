@@ -170,8 +170,8 @@ def test_to_streaming_hands_theta_over():
     ).double()
     s = fe.to_streaming(sample_rate=16000, dtype=torch.float64)
     assert isinstance(s, rtdstft.stream.StreamingDSTFT)
-    assert (s.n_fft, s.hop_length, s.adapt) == (256, 64, False)
-    assert s.win_length == pytest.approx(201.5, rel=1e-6)
+    assert (s.n_fft, s.hop_length, s.config.adapt) == (256, 64, False)
+    assert s.config.win_length == pytest.approx(201.5, rel=1e-6)
     # What the engine emits with the handed-over θ is the front end's spectrogram.
     x = _signal(length=3000)
     outs = [s.process(x.numpy()), s.flush()]
@@ -184,4 +184,4 @@ def test_to_streaming_hands_theta_over():
     np.testing.assert_allclose(spec[keep], ref[index[keep]], rtol=1e-9, atol=1e-9)
     per_frame = AdaptiveSpectrogram(n_fft=512, hop_length=128, win_min=256, win_max=512, n_frames=5)
     per_frame.set_win_length(torch.tensor([260.0, 300.0, 400.0, 410.0, 500.0]))
-    assert per_frame.to_streaming(16000).win_length == pytest.approx(400.0, rel=1e-5)
+    assert per_frame.to_streaming(16000).config.win_length == pytest.approx(400.0, rel=1e-5)
