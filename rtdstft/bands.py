@@ -40,7 +40,9 @@ __all__ = [
     "BandSplit",
     "banded_dstft",
     "band_bins",
+    "check_band_edges",
     "default_band_edges",
+    "split_delay",
 ]
 
 #: The bands the application starts with: low (harmonics), two middle (formants), high (noise, attacks).

@@ -379,7 +379,7 @@ class BandedAdapter:
     batched FFT serves all bands: a fixed grid over [log win_min, log win_max] (steps of at most
     ``grid_step``) plus each band's θ_prev, then one parabola vertex per band, evaluated together.
     A band's move is confirmed as in :class:`OnlineAdapter` (context at one θ, by ``steadiness``
-    nats). The chosen θ_b window band b's own frames for the emitted spectrum.
+    nats per unit of |Δ log θ|). The chosen θ_b window band b's own frames for the emitted spectrum.
 
     Args:
         n_fft: N. bins: bin edges [B + 1] of the bands (band b holds bins bins[b] .. bins[b+1] - 1).
