@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-$(DEMO): scripts/make_demo.py | $(VENV)/.installed
-	$(PY) scripts/make_demo.py $@
+$(DEMO): gui/demo.py | $(VENV)/.installed
+	$(PY) -m rtdstft_gui.demo $@
 
 run: setup $(DEMO)
 	$(VENV)/bin/rtdstft-gui $(DEMO) $(ARGS)

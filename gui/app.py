@@ -5,7 +5,7 @@
 
 Without ``--n-fft``/``--hop`` the analysis suits the source's sample rate (θ about 5 .. 85 ms)
 unless the saved settings say otherwise. With no source it replays the last file opened, or on
-first start the bundled demo recording.
+first start the demo recording (written into the user's data folder then, see :mod:`.demo`).
 ``--screenshot PATH`` saves the whole window to PATH after ``--exit-after`` seconds (default 3)
 and exits with status 0 (1 if the PNG could not be written); ``--exit-after`` alone just quits.
 """
@@ -20,6 +20,7 @@ import sys
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from .controls import HOPS, N_FFTS
+from .demo import demo_file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
 
-    from .window import DEMO, MainWindow  # after QApplication: the window imports torch
+    from .window import MainWindow  # after QApplication: the window imports torch
 
     overrides = {}
     if args.n_fft:
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             device = int(device)
         window.open_mic(device, args.rate)
     else:
-        window.open_file(args.file or window.last_file() or DEMO)
+        window.open_file(args.file or window.last_file() or str(demo_file()))
 
     status = {"code": 0}
     if args.exit_after is not None:

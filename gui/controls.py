@@ -305,16 +305,28 @@ def _config(n_fft: int, hop_length: int) -> StreamConfig | None:
 
 
 class DisplayPanel(QtWidgets.QGroupBox):
-    """dB floor and ceiling, colour map, time span, linear/log frequency axis, freeze.
+    """dB floor and ceiling, colour map, time span, frequency axis (linear, log or mel; note
+    names on the log axis), history length, freeze.
 
     Signals:
         changed(dict): keys ``floor``, ``ceiling`` (dBFS), ``colormap``, ``span`` (s), ``log``,
-            ``freeze``, whichever changed.
+            ``mel``, ``notes``, ``history`` (minutes), ``freeze``, whichever changed.
     """
 
     changed = QtCore.pyqtSignal(dict)
     GROUP = "display"
-    DEFAULTS = {"floor": -100.0, "ceiling": 0.0, "colormap": "magma", "span": 10.0, "log": False}
+    DEFAULTS = {
+        "floor": -100.0,
+        "ceiling": 0.0,
+        "colormap": "magma",
+        "span": 10.0,
+        "log": False,
+        "mel": False,
+        "notes": False,
+        "history": 10.0,
+        "a4": 440.0,
+        "harmonics": False,
+    }
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Display", parent)
@@ -323,6 +335,13 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.colormap = _combo((c, c) for c in COLORMAPS)
         self.span = _spin(1, 120, 10, 1, 1, " s")
         self.log = QtWidgets.QCheckBox("log frequency axis")
+        self.mel = QtWidgets.QCheckBox("mel frequency axis")
+        self.notes = QtWidgets.QCheckBox("note names on the log axis")
+        self.history = _spin(1, 60, 10, 1, 0, " min")
+        self.a4 = _spin(400, 480, 440, 0.5, 1, " Hz")
+        self.a4.setToolTip("tuning of A4 for the note names of the readout")
+        self.harmonics = QtWidgets.QCheckBox("harmonic cursor")
+        self.history.setToolTip("how much of the analysis to keep for looking back (from the next source)")
         self.freeze = QtWidgets.QCheckBox("freeze picture")
         form = QtWidgets.QFormLayout(self)
         form.addRow("floor", self.floor)
@@ -330,12 +349,22 @@ class DisplayPanel(QtWidgets.QGroupBox):
         form.addRow("colours", self.colormap)
         form.addRow("time span", self.span)
         form.addRow(self.log)
+        form.addRow(self.mel)
+        form.addRow(self.notes)
+        form.addRow("history", self.history)
+        form.addRow("A4", self.a4)
+        form.addRow(self.harmonics)
         form.addRow(self.freeze)
         self.floor.valueChanged.connect(lambda: self._levels("floor"))
         self.ceiling.valueChanged.connect(lambda: self._levels("ceiling"))
         self.colormap.currentIndexChanged.connect(lambda: self._emit("colormap"))
         self.span.valueChanged.connect(lambda: self._emit("span"))
-        self.log.toggled.connect(lambda: self._emit("log"))
+        self.log.toggled.connect(lambda on: self._axis(self.mel, on, "log"))
+        self.mel.toggled.connect(lambda on: self._axis(self.log, on, "mel"))
+        self.notes.toggled.connect(lambda: self._emit("notes"))
+        self.history.valueChanged.connect(lambda: self._emit("history"))
+        self.a4.valueChanged.connect(lambda: self._emit("a4"))
+        self.harmonics.toggled.connect(lambda: self._emit("harmonics"))
         self.freeze.toggled.connect(lambda: self._emit("freeze"))
 
     def values(self) -> dict:
@@ -345,6 +374,11 @@ class DisplayPanel(QtWidgets.QGroupBox):
             "colormap": self.colormap.currentData(),
             "span": self.span.value(),
             "log": self.log.isChecked(),
+            "mel": self.mel.isChecked(),
+            "notes": self.notes.isChecked(),
+            "history": self.history.value(),
+            "a4": self.a4.value(),
+            "harmonics": self.harmonics.isChecked(),
             "freeze": self.freeze.isChecked(),
         }
 
@@ -357,6 +391,13 @@ class DisplayPanel(QtWidgets.QGroupBox):
 
     def _emit(self, key: str) -> None:
         self.changed.emit({key: self.values()[key]})
+
+    def _axis(self, other: QtWidgets.QCheckBox, on: bool, key: str) -> None:
+        """Log and mel exclude each other."""
+        if on:
+            with QtCore.QSignalBlocker(other):
+                other.setChecked(False)
+        self._emit(key)
 
     def save(self, s: QtCore.QSettings) -> None:
         for key in self.DEFAULTS:
@@ -371,8 +412,12 @@ class DisplayPanel(QtWidgets.QGroupBox):
             _select(self.colormap, v["colormap"] if v["colormap"] in COLORMAPS else "magma")
         with QtCore.QSignalBlocker(self.span):
             self.span.setValue(v["span"])
-        with QtCore.QSignalBlocker(self.log):
-            self.log.setChecked(v["log"])
+        for key in ("log", "mel", "notes", "harmonics"):
+            with QtCore.QSignalBlocker(getattr(self, key)):
+                getattr(self, key).setChecked(v[key] and not (key == "mel" and v["log"]))
+        for key in ("history", "a4"):
+            with QtCore.QSignalBlocker(getattr(self, key)):
+                getattr(self, key).setValue(v[key])
 
 
 class DevicePanel(QtWidgets.QGroupBox):

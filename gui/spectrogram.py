@@ -12,8 +12,9 @@ so the axes never change while the picture scrolls. Scrolling only moves two ite
 and the θ curve) with ``setPos``; a paint is then one scaled blit of the ring in two pieces, a
 cached axis picture per axis and the θ polyline, whatever the stream time.
 
-Rows are display rows: with a linear axis one row per FFT bin; with a log axis ``LOG_ROWS`` rows
-log-spaced from ``LOG_F_MIN`` to Nyquist, each showing the loudest bin it covers.
+Rows are display rows: with a linear axis one row per FFT bin; with a log or mel axis one row per
+screen pixel, evenly spaced in log f (from ``LOG_F_MIN``) or in mel (from 0 Hz) to Nyquist, each
+showing the loudest bin it covers.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from rtdstft.pitch import from_axis, to_axis
+
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
 LOG_F_MIN = 20.0
+
+
+def note_label(freq: float) -> str:
+    """The note name of ``freq`` Hz (A4 = 440 Hz), for axis ticks."""
+    from rtdstft.pitch import note
+
+    return note(freq)[0]
 
 
 def lookup_table(name: str) -> np.ndarray:
@@ -42,13 +52,20 @@ def log_f_min(n_bins: int, sample_rate: float) -> float:
     return max(LOG_F_MIN, sample_rate / 2 / (n_bins - 1) / 2)
 
 
-def row_bins(n_bins: int, sample_rate: float, rows: int, log: bool) -> np.ndarray:
+def axis_bottom(scale: str, n_bins: int, sample_rate: float) -> float:
+    """Lowest frequency (Hz) of a log or mel axis: :func:`log_f_min` for log, 0 Hz for mel."""
+    return log_f_min(n_bins, sample_rate) if scale == "log" else 0.0
+
+
+def row_bins(n_bins: int, sample_rate: float, rows: int, scale: str) -> np.ndarray:
     """First FFT bin of each of ``rows`` display rows (non-decreasing), for ``np.maximum.reduceat``:
-    a row shows the loudest bin it covers, so a one-bin ridge never falls between screen pixels."""
+    a row shows the loudest bin it covers, so a one-bin ridge never falls between screen pixels.
+    ``scale``: "linear" (rows of equal Hz), "log" or "mel" (rows of equal log f or mel)."""
     nyquist = sample_rate / 2
     df = nyquist / (n_bins - 1)
-    if log:
-        edges = np.geomspace(log_f_min(n_bins, sample_rate), nyquist, rows + 1)[:-1]
+    if scale != "linear":
+        a, b = to_axis([axis_bottom(scale, n_bins, sample_rate), nyquist], scale)
+        edges = from_axis(np.linspace(a, b, rows + 1)[:-1], scale)
     else:
         edges = (np.arange(rows) - 0.5) * (n_bins / rows) * df
     return np.clip(np.ceil(edges / df - 1e-9).astype(np.int64), 0, n_bins - 1)
@@ -66,7 +83,7 @@ class RingImage(QtWidgets.QGraphicsObject):
     """
 
     def __init__(
-        self, width: int, n_bins: int, sample_rate: float, rows: int, log: bool, group: int = 1
+        self, width: int, n_bins: int, sample_rate: float, rows: int, scale: str, group: int = 1
     ) -> None:
         super().__init__()
         self.width = int(width)
@@ -83,7 +100,7 @@ class RingImage(QtWidgets.QGraphicsObject):
         self.pos = 0  # ring index of the next column to write = the oldest column shown
         self.count = 0  # columns ever written (since the last clear)
         self.paints = 0
-        self.set_rows(rows, log)
+        self.set_rows(rows, scale)
 
     # -- geometry ---------------------------------------------------------------------------------
 
@@ -91,11 +108,11 @@ class RingImage(QtWidgets.QGraphicsObject):
     def rows(self) -> int:
         return len(self._starts)
 
-    def set_rows(self, rows: int, log: bool) -> None:
-        """Change the display rows (count, linear or log) and redraw from the stored dB."""
-        self.log = bool(log)
-        rows = int(rows) if log else min(int(rows), self.n_bins)
-        self._starts = row_bins(self.n_bins, self.sample_rate, max(rows, 8), self.log)
+    def set_rows(self, rows: int, scale: str) -> None:
+        """Change the display rows (count; "linear", "log" or "mel") and redraw from the stored dB."""
+        self.scale = scale
+        rows = int(rows) if scale != "linear" else min(int(rows), self.n_bins)
+        self._starts = row_bins(self.n_bins, self.sample_rate, max(rows, 8), scale)
         self._pixels = np.zeros((self.rows, self.width), dtype=np.uint32)
         self._image = pg.functions.ndarray_to_qimage(self._pixels, QtGui.QImage.Format.Format_RGB32)
         self.prepareGeometryChange()
@@ -200,22 +217,33 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
 
+    Looking back (:mod:`.lookback`): once the user scrolls or zooms, the view leaves the live
+    picture and shows the :class:`~.history.History` (given by :meth:`attach`) over whatever range
+    is visible, while the analysis goes on; :meth:`go_live` (End) returns.
+
     Signals:
         hovered(dict): under the mouse: ``time`` s, ``freq`` Hz, ``db`` dBFS, ``theta_ms``; or {}.
+        live_changed(bool): the view followed the present (True) or left it (False).
+        selecting(QRectF, bool): a Shift+drag box (view coordinates), done or not.
     """
 
     hovered = QtCore.pyqtSignal(dict)
+    live_changed = QtCore.pyqtSignal(bool)
+    selecting = QtCore.pyqtSignal(QtCore.QRectF, bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        from .theta import ThetaTrack  # one concept per module; the view composes them
+        from .lookback import HistoryImage, LookViewBox  # one concept per module; the view
+        from .theta import ThetaTrack  # composes them
 
         self.setBackground("#101014")
         self.ci.layout.setContentsMargins(4, 6, 4, 4)
         self.ci.layout.setHorizontalSpacing(6)
-        self.plot = self.addPlot(row=0, col=0)
+        self.plot = self.addPlot(row=0, col=0, viewBox=LookViewBox())
         self.plot.setLabel("left", "frequency", units="Hz")
-        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.vb.user_range.connect(self._looked)
+        self.plot.vb.selecting.connect(self.selecting)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
         self.plot.getAxis("bottom").setStyle(showValues=False)
@@ -235,6 +263,32 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.addItem(self.theta.colorbar, row=1, col=1)  # θ's colours, shown with a θ per band
         self.theta.setXLink(self.plot)
         self.theta.vb.disableAutoRange()
+        self.history = None
+        self.live = True
+        self.history_image = HistoryImage()
+        self.history_image.setVisible(False)
+        self.plot.addItem(self.history_image)
+        self.theta_history = pg.PlotCurveItem(pen=pg.mkPen("#ffb347", width=1.6), connect="finite")
+        self.theta_history.setVisible(False)
+        self.theta.addItem(self.theta_history)
+        self._rendered = (None, -1)  # (view rectangle, history frames) of the last render
+        self.a4 = 440.0  # Hz, for note names
+        self.harmonics_on = False
+        self.harmonic_lines = []
+        for _ in range(7):
+            line = pg.InfiniteLine(
+                angle=0, pen=pg.mkPen("#80deea", width=1, style=QtCore.Qt.PenStyle.DotLine)
+            )
+            line.setVisible(False)
+            self.plot.addItem(line)
+            self.harmonic_lines.append(line)
+        self.region = None  # the selection drawn: a Region in stream time (s) × Hz
+        self.region_item = QtWidgets.QGraphicsRectItem()
+        self.region_item.setPen(pg.mkPen("#4fc3f7", width=1.5, cosmetic=True))
+        self.region_item.setBrush(pg.mkBrush(79, 195, 247, 40))
+        self.region_item.setZValue(20)
+        self.region_item.setVisible(False)
+        self.plot.addItem(self.region_item)
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 1)
         cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
@@ -247,7 +301,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image: RingImage | None = None
         self.span = 10.0
         self.cmap = "viridis"
-        self.log = False
+        self.scale = "linear"
+        self.notes = False  # note names on the log axis
         self.levels = (-100.0, 0.0)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
         self.band_edges: tuple = ()
@@ -280,7 +335,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         group = max(1, -(-frames // px_w))
         if self.image is not None:
             self.plot.removeItem(self.image)
-        self.image = RingImage(-(-frames // group), n_fft // 2 + 1, sample_rate, px_h, self.log, group)
+        self.image = RingImage(-(-frames // group), n_fft // 2 + 1, sample_rate, px_h, self.scale, group)
         self.image.set_levels(*self.levels)
         self.image.set_colormap(self.cmap)
         self.plot.addItem(self.image)
@@ -289,6 +344,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
         self.scroll_to(self.now)
+        self.go_live()
 
     def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(ev)
@@ -299,7 +355,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if max(1, -(-frames // px_w)) != self.image.group:
             self.reset(self.sample_rate, self.n_fft, self.hop)
         elif abs(px_h - self.image.rows) > 0.1 * self.image.rows:
-            self.image.set_rows(px_h, self.log)
+            self.image.set_rows(px_h, self.scale)
             self._set_yaxis()
             self._place()
 
@@ -324,27 +380,68 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if self.image is not None:
             self.image.set_colormap(name)
 
+    @property
+    def log(self) -> bool:
+        return self.scale == "log"
+
     def set_log(self, log: bool) -> None:
-        self.log = bool(log)
+        self.set_scale("log" if log else "linear")
+
+    def set_scale(self, scale: str, notes: bool | None = None) -> None:
+        """Frequency axis: "linear", "log" or "mel"; ``notes``: label the log axis with note names."""
+        to_axis(1.0, scale)  # validates the name
+        self.scale = scale
+        if notes is not None:
+            self.notes = bool(notes)
         if self.image is not None:
-            self.image.set_rows(self._pixels()[1], self.log)
+            self.image.set_rows(self._pixels()[1], self.scale)
             self._set_yaxis()
             self._place()
+            self._place_region()
+            self.refresh_history(force=True)
+
+    def axis_range(self) -> tuple[float, float]:
+        """The frequency axis' full range in its own coordinate (Hz, log10 Hz or mel)."""
+        nyquist = self.sample_rate / 2
+        if self.scale == "linear":
+            return 0.0, nyquist
+        lo, hi = to_axis(
+            [axis_bottom(self.scale, self.n_fft // 2 + 1, self.sample_rate), nyquist], self.scale
+        )
+        return float(lo), float(hi)
 
     def _set_yaxis(self) -> None:
         nyquist = self.sample_rate / 2
         axis = self.plot.getAxis("left")
-        if self.log:
-            lo = log_f_min(self.image.n_bins, self.sample_rate)
-            ticks = [f for f in (20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4) if lo <= f <= nyquist]
-            axis.setTicks([[(np.log10(f), f"{f / 1000:g}k" if f >= 1000 else f"{f:g}") for f in ticks]])
-            axis.enableAutoSIPrefix(False)
-            axis.setLabel("frequency", units="Hz")
-            self.plot.setYRange(np.log10(lo), np.log10(nyquist), padding=0)
-        else:
+        lo, hi = self.axis_range()
+        if self.scale == "linear":
             axis.setTicks(None)
             axis.enableAutoSIPrefix(True)
-            self.plot.setYRange(0, nyquist, padding=0)
+        else:
+            bottom = axis_bottom(self.scale, self.n_fft // 2 + 1, self.sample_rate)
+            if self.scale == "log" and self.notes:
+                ticks = [
+                    (f, note_label(f)) for f in 440.0 * 2.0 ** np.arange(-5, 6) if bottom <= f <= nyquist
+                ]
+                minor = [
+                    (f, note_label(f)) for f in 261.6256 * 2.0 ** np.arange(-4, 6) if bottom <= f <= nyquist
+                ]
+            else:
+                nice = (0, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4)
+                ticks = [
+                    (f, f"{f / 1000:g}k" if f >= 1000 else f"{f:g}") for f in nice if bottom <= f <= nyquist
+                ]
+                minor = []
+            axis.setTicks(
+                [
+                    [(float(to_axis(f, self.scale)), t) for f, t in ticks],
+                    [(float(to_axis(f, self.scale)), t) for f, t in minor],
+                ]
+            )
+            axis.enableAutoSIPrefix(False)
+            axis.setLabel("frequency", units="Hz")
+        self.plot.vb.setLimits(yMin=lo, yMax=hi)
+        self.plot.setYRange(lo, hi, padding=0)
 
     def _place(self) -> None:
         """The picture's transform: columns to seconds with the ring's newest column at x = 0,
@@ -353,27 +450,154 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         dt = img.group * self.hop / self.sample_rate
         tr = QtGui.QTransform()
         nyquist = self.sample_rate / 2
-        if self.log:
-            lo = np.log10(log_f_min(img.n_bins, self.sample_rate))
+        if self.scale != "linear":
+            lo, hi = self.axis_range()
             tr.translate(-(img.width - 0.5) * dt, lo)
-            tr.scale(dt, (np.log10(nyquist) - lo) / img.rows)
+            tr.scale(dt, (hi - lo) / img.rows)
         else:
             row_hz = nyquist * img.n_bins / (img.n_bins - 1) / img.rows
             tr.translate(-(img.width - 0.5) * dt, -row_hz / 2)
             tr.scale(dt, row_hz)
         img.setTransform(tr)
 
+    # -- looking back -----------------------------------------------------------------------------
+
+    def attach(self, history) -> None:
+        """Draw ``history`` (a :class:`~.history.History`) when looking back."""
+        self.history = history
+
+    def go_live(self) -> None:
+        """Back to the live picture: the last ``span`` seconds, the whole band."""
+        was = self.live
+        self.live = True
+        self.history_image.setVisible(False)
+        self.theta_history.setVisible(False)
+        if self.image is not None:
+            self.image.setVisible(True)
+            self._set_yaxis()
+        self.theta.curve.setVisible(self.theta.bands == 1)
+        self.theta.band_image.setVisible(self.theta.bands > 1)
+        self.theta.time_axis.set_offset(None)
+        self.plot.setXRange(-self.span, 0, padding=0)
+        if not was:
+            self.live_changed.emit(True)
+
+    def _looked(self) -> None:
+        """The user scrolled or zoomed: show the history over the new range."""
+        if self.history is None or self.image is None:
+            return
+        if self.live:
+            self.live = False
+            self.image.setVisible(False)
+            self.theta.curve.setVisible(False)
+            # The history keeps one θ per frame (with bands, the shortest): drawn with one band only.
+            self.theta.band_image.setVisible(False)
+            self.history_image.setVisible(True)
+            self.theta_history.setVisible(self.theta.bands == 1)
+            self.theta.time_axis.set_offset(self.now)
+            self.live_changed.emit(False)
+        self.refresh_history(force=True)
+
+    def visible(self) -> QtCore.QRectF:
+        """The spectrogram's visible range: x in s relative to :attr:`now`, y in axis units."""
+        (x0, x1), (y0, y1) = self.plot.vb.viewRange()
+        return QtCore.QRectF(QtCore.QPointF(x0, y0), QtCore.QPointF(x1, y1))
+
+    def refresh_history(self, force: bool = False) -> None:
+        """Re-render the looked-back picture if the range changed or new frames fall in it."""
+        if self.live or self.history is None:
+            return
+        rect = self.visible()
+        h = self.history
+        newest = h.time_span()[1] - self.now
+        if (
+            not force
+            and rect == self._rendered[0]
+            and (h.frames == self._rendered[1] or newest > rect.right() + 1)
+        ):
+            return
+        w, px_h = self._pixels()
+        self.history_image.render(h, rect, self.now, w, px_h, self.scale, self.image.lut, self.levels)
+        t, theta = h.theta_curve(rect.left() + self.now, rect.right() + self.now, 2 * w)
+        self.theta_history.setData(t - self.now, 1000.0 * theta / h.sample_rate)
+        self._rendered = (rect, h.frames)
+
+    def pan(self, dx: float = 0.0, dy: float = 0.0) -> None:
+        """Scroll by fractions of the visible width (time) and height (frequency)."""
+        r = self.visible()
+        self.plot.vb.translateBy(x=dx * r.width(), y=dy * r.height())
+        self._looked()
+
+    def zoom(self, fx: float = 1.0, fy: float = 1.0) -> None:
+        """Zoom by factors (> 1: in) about the centre of the visible range."""
+        self.plot.vb.scaleBy(x=1.0 / fx, y=1.0 / fy)
+        self._looked()
+
+    def show_oldest(self) -> None:
+        """Put the oldest history at the left edge, keeping the visible width."""
+        if self.history is None:
+            return
+        r = self.visible()
+        left = self.history.time_span()[0] - self.now
+        self.plot.setXRange(left, left + r.width(), padding=0)
+        self._looked()
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt's name)
+        k = QtCore.Qt.Key
+        actions = {
+            k.Key_Left: lambda: self.pan(dx=-0.25),
+            k.Key_Right: lambda: self.pan(dx=0.25),
+            k.Key_Up: lambda: self.pan(dy=0.25),
+            k.Key_Down: lambda: self.pan(dy=-0.25),
+            k.Key_Plus: lambda: self.zoom(fx=2.0),
+            k.Key_Equal: lambda: self.zoom(fx=2.0),
+            k.Key_Minus: lambda: self.zoom(fx=0.5),
+            k.Key_PageUp: lambda: self.zoom(fy=2.0),
+            k.Key_PageDown: lambda: self.zoom(fy=0.5),
+            k.Key_Home: self.show_oldest,
+            k.Key_End: self.go_live,
+        }
+        action = actions.get(ev.key())
+        if action is None:
+            super().keyPressEvent(ev)
+            return
+        action()
+        ev.accept()
+
+    def show_region(self, region) -> None:
+        """Draw ``region`` (a :class:`rtdstft.selection.Region`, stream time s × Hz), or nothing."""
+        self.region = region
+        self._place_region()
+
+    def region_of(self, rect: QtCore.QRectF):
+        """The Region (stream time s × Hz) of a rectangle in view coordinates."""
+        from rtdstft.selection import Region
+
+        y0, y1 = sorted((rect.top(), rect.bottom()))
+        lo, hi = self.axis_range()
+        f0, f1 = from_axis(np.clip([y0, y1], lo, hi), self.scale)
+        return Region(rect.left() + self.now, rect.right() + self.now, float(f0), float(f1))
+
+    def _place_region(self) -> None:
+        r = self.region
+        self.region_item.setVisible(r is not None)
+        if r is None:
+            return
+        lo, hi = self.axis_range()
+        y0, y1 = (float(np.clip(to_axis(max(f, 1e-3), self.scale), lo, hi)) for f in (r.f0, min(r.f1, 1e9)))
+        self.region_item.setRect(
+            QtCore.QRectF(QtCore.QPointF(r.t0 - self.now, y0), QtCore.QPointF(r.t1 - self.now, y1))
+        )
+
     def scroll_to(self, now: float) -> None:
         """Put stream time ``now`` (s) at the right edge: moves the picture and the θ curve, not
         the axes."""
         self.now = float(now)
+        if self.region is not None:
+            self._place_region()
         if self.image is not None:
             self.image.setPos(self._latest - self.now, 0.0)
         self.theta.scroll(self.now)
-
-    def x_of(self, time: float) -> float:
-        """The x coordinate (s relative to :attr:`now`) where stream time ``time`` is drawn."""
-        return float(time) - self.now
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -388,31 +612,48 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self._latest = float(self.image.time[(self.image.pos - 1) % self.image.width])
             self.image.setPos(self._latest - self.now, 0.0)
 
-    def clear(self) -> None:
-        """Forget the picture (after a seek or a new source); the geometry stays."""
-        self._latest = self.now = 0.0
-        if self.image is not None:
-            self.reset(self.sample_rate, self.n_fft, self.hop)
-
     def picture(self) -> np.ndarray:
-        """The shown picture as pixels [rows, columns] uint32, row 0 = lowest frequency."""
-        return self.image.image()
+        """The shown picture as pixels [rows, columns] uint32, row 0 = lowest frequency (looking
+        back: the history's picture of the visible range)."""
+        return self.image.image() if self.live else self.history_image.pixels()
 
     def row_of(self, freq: float) -> float:
         """Display row (fractional) where frequency ``freq`` (Hz) is drawn."""
         img = self.image
         nyquist = self.sample_rate / 2
-        if self.log:
-            lo = log_f_min(img.n_bins, self.sample_rate)
-            return img.rows * np.log(freq / lo) / np.log(nyquist / lo)
+        if self.scale != "linear":
+            lo, hi = self.axis_range()
+            return img.rows * (float(to_axis(freq, self.scale)) - lo) / (hi - lo)
         return freq / (nyquist * img.n_bins / (img.n_bins - 1) / img.rows)
 
     # -- cursor -----------------------------------------------------------------------------------
 
-    def readout(self, time: float, freq: float | None, band: int | None = None) -> dict:
-        """What the picture holds at (stream time s, freq Hz): the nearest shown column and FFT
-        bin; with a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of ``band``).
-        ``time`` in the answer is the column's time in the file (modulo :attr:`period`)."""
+    def readout(
+        self,
+        time: float,
+        freq: float | None,
+        band: tuple[float, float] | None = None,
+        theta_band: int | None = None,
+    ) -> dict:
+        """What is known at (stream time s, freq Hz): from the history (the nearest frame, the level
+        shown over ``band`` Hz, the refined peak near ``freq`` with its note; see
+        :meth:`.history.History.readout`), else from the live picture (the nearest column and
+        bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
+        ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
+        file (modulo :attr:`period`)."""
+        info = self.history.readout(time, freq, band, self.a4) if self.history is not None else {}
+        if not info:
+            info = self._picture_readout(time, freq)
+        if info and self.theta.bands > 1 and (freq is not None or theta_band is not None):
+            value = self.theta.value_ms(time, freq, theta_band)
+            if value is not None:
+                info["theta_ms"] = value
+                info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
+        if info and self.period:
+            info["time"] %= self.period
+        return info
+
+    def _picture_readout(self, time: float, freq: float | None) -> dict:
         img = self.image
         if img is None or img.count == 0:
             return {}
@@ -420,13 +661,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         slot = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
         if slot < 0 or dist[slot] > img.group * self.hop / self.sample_rate:
             return {}
-        t = float(img.time[slot])
-        if self.period:
-            t %= self.period
-        info = {"time": t, "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
-        if self.theta.bands > 1 and (freq is not None or band is not None):
-            info["theta_ms"] = self.theta.value_ms(time, freq, band)
-            info["band"] = self.theta.band_of(freq) if band is None else int(band)
+        info = {"time": float(img.time[slot]), "theta_ms": float(1000 * img.theta[slot] / self.sample_rate)}
         if freq is not None:
             b = int(np.clip(round(freq * self.n_fft / self.sample_rate), 0, img.n_bins - 1))
             info["freq"] = float(freq)
@@ -434,19 +669,42 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         return info
 
     def readout_at(self, scene_pos: QtCore.QPointF) -> dict:
-        """:meth:`readout` under a point of the scene (the mouse), {} outside the plots."""
+        """:meth:`readout` under a point of the scene (the mouse), {} outside the plots; the level
+        is the loudest over the frequencies of the pointer's screen pixel, as drawn."""
         if self.image is None:
             return {}
         for p in (self.plot, self.theta):
             if p.vb.sceneBoundingRect().contains(scene_pos):
                 v = p.vb.mapSceneToView(scene_pos)
-                freq = band = None
+                freq = band = theta_band = None
                 if p is self.plot:
-                    freq = 10 ** v.y() if self.log else v.y()
+                    freq = float(from_axis(v.y(), self.scale))
+                    half = 0.5 * self.visible().height() / max(p.vb.height(), 1.0)
+                    band = tuple(float(from_axis(v.y() + d, self.scale)) for d in (-half, half))
                 elif self.theta.bands > 1:
-                    band = int(np.clip(round(v.y()), 0, self.theta.bands - 1))
-                return self.readout(v.x() + self.now, freq, band)
+                    theta_band = int(np.clip(round(v.y()), 0, self.theta.bands - 1))
+                info = self.readout(v.x() + self.now, freq, band, theta_band)
+                self._show_harmonics(info.get("peak_hz"))
+                return info
+        self._show_harmonics(None)
         return {}
+
+    def set_harmonics(self, on: bool, a4: float | None = None) -> None:
+        """Show the harmonic cursor (lines at 2..8 × the peak under the pointer); A4 for notes."""
+        self.harmonics_on = bool(on)
+        if a4 is not None:
+            self.a4 = float(a4)
+        if not on:
+            self._show_harmonics(None)
+
+    def _show_harmonics(self, f0: float | None) -> None:
+        lo, hi = self.axis_range()
+        for k, line in enumerate(self.harmonic_lines, start=2):
+            f = None if f0 is None or not self.harmonics_on else k * f0
+            ok = f is not None and f < self.sample_rate / 2
+            line.setVisible(ok)
+            if ok:
+                line.setValue(float(np.clip(to_axis(f, self.scale), lo, hi)))
 
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
         self.hovered.emit(self.readout_at(scene_pos))

@@ -21,12 +21,43 @@ def _khz(f: float) -> str:
     return f"{f / 1000:.2g}"
 
 
+class TimeAxis(pg.AxisItem):
+    """The shared time axis: "seconds before now" while live; looking back, the stream time
+    (``offset`` + x, s) of what is shown."""
+
+    def __init__(self) -> None:
+        super().__init__("bottom")
+        self.offset: float | None = None
+
+    def set_offset(self, offset: float | None) -> None:
+        self.offset = offset
+        self.setLabel("time before now" if offset is None else "time", units="s")
+        self.picture = None  # the cached tick picture is stale
+        self.update()
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph's names)
+        if self.offset is None:
+            return super().tickValues(minVal, maxVal, size)
+        off = self.offset  # round numbers of the stream time, drawn at their x
+        return [
+            (sp, [v - off for v in vals]) for sp, vals in super().tickValues(minVal + off, maxVal + off, size)
+        ]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        if self.offset is not None:
+            values = [v + self.offset for v in values]
+        return super().tickStrings(values, scale, spacing)
+
+
 class ThetaTrack(pg.PlotItem):
     """A plot of θ (ms) against time (s), fed the same columns as the spectrogram."""
 
     def __init__(self, width: int, sample_rate: float) -> None:
-        super().__init__()
-        self.setLabel("bottom", "time before now", units="s")
+        self.time_axis = TimeAxis()
+        super().__init__(axisItems={"bottom": self.time_axis})
+        self.setLabel("left", "θ", units="ms")
+        self.time_axis.set_offset(None)
+        self.showGrid(x=True, y=True, alpha=0.25)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setMenuEnabled(False)

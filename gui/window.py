@@ -18,16 +18,16 @@ from rtdstft import audio
 from rtdstft.config import StreamConfig
 
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
+from .history import History
 from .meter import LevelMeter
+from .selection import SelectionPanel
 from .settings import open_settings, read
 from .spectrogram import SpectrogramView
-from .worker import EngineWorker, Frames, Geometry, Stats
+from .worker import EngineWorker, Frames, Geometry, Samples, Stats
 
 REDRAW_HZ = 60
 #: Engine threads that did not end when their window closed (never destroyed while running).
 _STUCK_WORKERS: list = []
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "recordings" / "demo.wav"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)"
 
 
@@ -41,8 +41,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Args:
         settings_path: INI file of the settings (default: see :mod:`.settings`).
-        recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: the ``recordings/`` folder
-            beside the package, else ``./recordings``).
+        recordings_dir: where Ctrl+R writes ``rec-*.wav`` (default: ``rtdstft`` in the user's
+            music folder, e.g. ``~/Music/rtdstft``; made when the first recording starts).
         overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
             applied over the saved ones. Giving N or H turns "suit the sample rate" off; what is
             not given of N, H and θ then takes the engine's defaults for them (StreamConfig's).
@@ -57,8 +57,8 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.setWindowTitle("rtdstft — adaptive spectrogram")
         self.settings = open_settings(settings_path)
-        default_rec = ROOT / "recordings" if (ROOT / "recordings").is_dir() else Path("recordings")
-        self.recordings_dir = Path(recordings_dir) if recordings_dir else default_rec
+        music = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.MusicLocation)
+        self.recordings_dir = Path(recordings_dir or Path(music) / "rtdstft")
         self.stats = Stats()
         self.error_dialog: QtWidgets.QMessageBox | None = None
         self.redraws = 0
@@ -71,6 +71,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.display = DisplayPanel()
         self.devices = DevicePanel()
         self.view = SpectrogramView()
+        self.history = History(60.0 * self.display.history.value())
+        self.view.attach(self.history)
         self.meter = LevelMeter()
         self._build_transport()
         self._build_layout()
@@ -93,6 +95,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.message.connect(self._on_message)
         self.worker.file_error.connect(self._on_file_error)
         self.worker.opened.connect(self._on_opened)
+        self.selection = SelectionPanel(
+            lambda: self.history,
+            lambda fn: self.worker.call(fn, timeout=60.0),  # a long selection takes a while
+            self.worker.play,
+            lambda: self.devices.output.currentData(),
+        )
+        self.selection_dock.setWidget(self.selection)
+        self.selection.changed.connect(self.view.show_region)
+        self.view.selecting.connect(self._on_selecting)
         self.analysis.changed.connect(self._on_analysis)
         self.display.changed.connect(self._apply_display)
         self.devices.listen.connect(self.open_mic)
@@ -144,13 +155,16 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addSeparator()
         self.record_action = bar.addAction("● Rec", self.toggle_record)
         self.record_action.setCheckable(True)
-        self.record_action.setToolTip("Record the raw input to recordings/rec-*.wav (Ctrl+R)")
+        self.record_action.setToolTip(f"Record the raw input to {self.recordings_dir}/rec-*.wav (Ctrl+R)")
         self.freeze_action = bar.addAction("Freeze", lambda: self.display.freeze.toggle())
         self.freeze_action.setCheckable(True)
         self.export_action = bar.addAction(
             style.standardIcon(icon.SP_DialogSaveButton), "Export", self.export_dialog
         )
         self.export_action.setToolTip("Export the view to PNG (Ctrl+E)")
+        self.live_action = bar.addAction("⏭ Live", self.view_live)
+        self.live_action.setToolTip("Back to the present after looking back (End)")
+        self.live_action.setEnabled(False)
 
     def _build_layout(self) -> None:
         self.source_label = QtWidgets.QLabel("no source")
@@ -176,6 +190,7 @@ class MainWindow(QtWidgets.QMainWindow):
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self.view.hovered.connect(self._on_hover)
+        self.view.live_changed.connect(self.live_action.setDisabled)
 
         panels = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(panels)
@@ -192,6 +207,10 @@ class MainWindow(QtWidgets.QMainWindow):
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         panels.setMinimumWidth(250)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.selection_dock = QtWidgets.QDockWidget("Selection")
+        self.selection_dock.setObjectName("selection")
+        self.selection_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.selection_dock)
 
     def _build_status(self) -> None:
         bar = self.statusBar()
@@ -215,6 +234,7 @@ class MainWindow(QtWidgets.QMainWindow):
             ("Ctrl+O", self.open_dialog),
             ("Ctrl+E", self.export_dialog),
             ("Ctrl+R", self.toggle_record),
+            ("Ctrl+Shift+E", self.export_view_dialog),
         ):
             sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
             sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
@@ -295,6 +315,22 @@ class MainWindow(QtWidgets.QMainWindow):
             ok = self.export_png(path)
             self.statusBar().showMessage(f"saved {path}" if ok else f"could not write {path}", 5000)
 
+    def export_view(self, path: str | Path) -> Path:
+        """The data of the visible view (its time range and band, from the history): complex frames,
+        θ, times, frequencies and settings as NPZ (``.npz``), or levels in dB as CSV (``.csv``)."""
+        return self.selection.export_view(path, self.view.region_of(self.view.visible()))
+
+    def export_view_dialog(self) -> None:
+        default = str(Path.cwd() / f"rtdstft-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export the view's data", default, "NumPy NPZ (*.npz);;CSV (*.csv)"
+        )
+        if path:
+            try:
+                self.statusBar().showMessage(f"saved {self.export_view(path)}", 5000)
+            except (OSError, ValueError) as exc:
+                self.statusBar().showMessage(f"could not write {path}: {exc}", 8000)
+
     # -- from the worker --------------------------------------------------------------------------
 
     def redraw(self) -> None:
@@ -302,13 +338,21 @@ class MainWindow(QtWidgets.QMainWindow):
         items, (peak, rms) = self.worker.take()
         frozen = self.display.freeze.isChecked()
         for item in items:
-            if isinstance(item, Geometry):
+            if isinstance(item, Samples):
+                self.history.add_audio(item.audio)
+            elif isinstance(item, Frames):
+                # The history keeps one θ per frame: with a θ per band, the shortest (as the picture).
+                shortest = item.theta if item.theta.ndim == 1 else item.theta.min(1)
+                self.history.add_frames(item.db, shortest, item.time)
+                if not frozen:
+                    self.view.append(item.db, item.theta, item.time)
+                    self._arrival = (float(item.time[-1]), time.monotonic())
+            elif isinstance(item, Geometry):
                 self._new_geometry(item)
-            elif not frozen and isinstance(item, Frames):
-                self.view.append(item.db, item.theta, item.time)
-                self._arrival = (float(item.time[-1]), time.monotonic())
         self.meter.set_level(peak, rms)
-        if not frozen and self._geometry is not None:
+        if not self.view.live:
+            self.view.refresh_history()
+        elif not frozen and self._geometry is not None:
             self._scroll()
 
     def _scroll(self) -> None:
@@ -324,8 +368,29 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view.scroll_to(right)
             self.redraws += 1
 
+    def _on_selecting(self, rect: QtCore.QRectF, done: bool) -> None:
+        """Shift + drag on the spectrogram: the box follows the mouse; on release it is measured.
+        Drawing a box holds the view still (it leaves the live picture)."""
+        if self.view.live:
+            self.view._looked()
+        region = self.view.region_of(rect)
+        if done:
+            self.selection.set_region(region)
+        else:
+            self.view.show_region(region)
+
+    def view_live(self) -> None:
+        """Back to the live picture after looking back (the End key)."""
+        self.view.go_live()
+        self.view.scroll_to(self._right)
+
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
+        seconds = 60.0 * self.display.history.value()
+        if seconds != self.history.seconds:  # a new length starts with the next stream
+            self.history = History(seconds)
+            self.view.attach(self.history)
+        self.history.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.as_dict())
         self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.band_edges)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
@@ -397,8 +462,11 @@ class MainWindow(QtWidgets.QMainWindow):
         parts = [f"t {info['time']:7.3f} s"]
         if "freq" in info:
             parts += [f"f {info['freq']:7.1f} Hz", f"{info['db']:6.1f} dBFS"]
-        band = f" (band {info['band'] + 1})" if "band" in info else ""
+        band = f" (band {info['theta_band'] + 1})" if "theta_band" in info else ""
         parts.append(f"θ {info['theta_ms']:5.1f} ms{band}")
+        if "peak_hz" in info:
+            parts.append(f"peak {info['peak_hz']:8.2f} Hz {info['peak_db']:6.1f} dB")
+            parts.append(f"{info['note']} {info['cents']:+.0f}¢")
         self.readout.setText("   ".join(parts))
 
     # -- settings ---------------------------------------------------------------------------------
@@ -419,8 +487,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if "span" in v:
             self.view.set_span(v["span"])
             self._right = self._arrival[0]
-        if "log" in v:
-            self.view.set_log(v["log"])
+        if "log" in v or "mel" in v or "notes" in v:
+            d = self.display
+            self.view.set_scale(
+                "log" if d.log.isChecked() else "mel" if d.mel.isChecked() else "linear", d.notes.isChecked()
+            )
+
+        if "harmonics" in v or "a4" in v:
+            self.view.set_harmonics(self.display.harmonics.isChecked(), self.display.a4.value())
         if "freeze" in v:
             self.freeze_action.setChecked(v["freeze"])
 

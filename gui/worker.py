@@ -76,6 +76,13 @@ class Frames:
 
 
 @dataclass
+class Samples:
+    """The engine's next input samples (float32 [n]), for the history."""
+
+    audio: np.ndarray
+
+
+@dataclass
 class Stats:
     """What the status bar and transport show; sent about 8 times a second."""
 
@@ -103,12 +110,14 @@ class EngineWorker(QtCore.QThread):
         message(str, str): (level, text), level "info" | "error"; errors of devices and settings.
         file_error(str, str): (path, reason) when a file cannot be opened: the GUI shows a dialog.
         opened(str, str): (kind, name) when a source was opened.
+        played(object): the samples (float32) that :meth:`play` sent to the output device.
     """
 
     stats = QtCore.pyqtSignal(object)
     message = QtCore.pyqtSignal(str, str)
     file_error = QtCore.pyqtSignal(str, str)
     opened = QtCore.pyqtSignal(str, str)
+    played = QtCore.pyqtSignal(object)
 
     def __init__(
         self, config: StreamConfig | None = None, auto: bool = False, parent: QtCore.QObject | None = None
@@ -133,6 +142,10 @@ class EngineWorker(QtCore.QThread):
         self.monitor_what = "resynthesis"
         self._monitor_to: tuple | None = None  # (device, what) asked for; reopened per source
         self.recorder = None
+        self.player = None  # the output stream of :meth:`play`, closed once it has played
+        self._player_until = 0.0
+        self._held: list[np.ndarray] = []  # microphone input waiting for the engine's next block
+        self._held_n = 0
         self.dropped_blocks = 0
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
@@ -147,7 +160,7 @@ class EngineWorker(QtCore.QThread):
         self._wake.set()
 
     def take(self) -> tuple[list, tuple[float, float]]:
-        """Everything finished since the last call (Geometry and Frames items, in order) and the
+        """Everything finished since the last call (Geometry, Samples and Frames items, in order) and the
         input level (peak, rms) over that time; called by the GUI at each redraw."""
         with self._out_lock:
             items = list(self._out)
@@ -193,6 +206,12 @@ class EngineWorker(QtCore.QThread):
         """Record the raw input to a timestamped WAV in ``folder``; None stops."""
         self.post(lambda: self._set_recording(folder))
 
+    def play(self, make: Callable[[], np.ndarray], sample_rate: float, device: int | str | None) -> None:
+        """Compute ``make()`` (mono float32 samples, e.g. a selection's resynthesis) in the engine
+        thread and play it once to output ``device`` at ``sample_rate``; :attr:`played` then
+        carries the samples. A new call cuts the previous one short."""
+        self.post(lambda: self._play(make(), sample_rate, device))
+
     def call(self, fn: Callable[[EngineWorker], object], timeout: float = 5.0) -> object:
         """Run ``fn(worker)`` in the worker thread and return its result (for tests and tools)."""
         box: list = []
@@ -225,6 +244,8 @@ class EngineWorker(QtCore.QThread):
                     self._close_source()
                     worked = False
                 self._send_stats()
+                if self.player is not None and time.monotonic() > self._player_until:
+                    self._stop_player()
                 if not worked:
                     self._wake.wait(0.004)
                     self._wake.clear()
@@ -232,6 +253,7 @@ class EngineWorker(QtCore.QThread):
             self._close_source()
             self._set_monitor(None, None)
             self._set_recording(None)
+            self._stop_player()
 
     def _run_commands(self) -> None:
         while True:
@@ -247,17 +269,25 @@ class EngineWorker(QtCore.QThread):
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
         source = self.source
-        # Nothing new can be emitted before a hop of input has arrived: waiting for one keeps the
-        # engine's calls few (a spinning loop would hand it a few samples at a time, and its
-        # per-call overhead would then cost 30 times the transform).
-        quantum = self.config.hop_length
+        # Nothing new can be emitted before the engine's next block of K frames can be completed:
+        # waiting for exactly that much input makes one engine call per block with no added
+        # latency. Fewer, larger calls matter here: this thread shares the interpreter lock with
+        # the GUI, and every small call re-acquires it (a call per hop made the in-app real-time
+        # factor several times the engine's own).
+        quantum = self.engine.samples_to_next_block
         if self.kind == "mic":
             if source.error is not None:
                 self._lost(source.error)
                 return False
-            if source.available < quantum:
+            # Take what the device has (a hop at least), and hand it on once a block is complete.
+            if source.available >= min(quantum - self._held_n, self.config.hop_length):
+                block = source.read_available()
+                self._held.append(block)
+                self._held_n += block.size
+            if self._held_n < quantum:
                 return False
-            block = source.read_available()
+            block = np.concatenate(self._held)
+            self._held, self._held_n = [], 0
         else:
             if not self.playing:
                 return False
@@ -293,11 +323,13 @@ class EngineWorker(QtCore.QThread):
                 self._time0 + np.asarray(out.time, dtype=np.float64),
             )
             self._next_time = float(frames.time[-1]) + self.config.hop_length / self.config.sample_rate
-        level = None
+        level = finite = None
         if block is not None and block.size:
-            finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            finite = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)  # what the engine took
             level = (float(np.max(np.abs(finite))), float(np.sqrt(np.mean(finite**2))))
         with self._out_lock:
+            if finite is not None:
+                self._out.append(Samples(finite))
             if frames is not None:
                 self._out.append(frames)
             if level is not None:
@@ -347,6 +379,7 @@ class EngineWorker(QtCore.QThread):
         if self.source is not None:
             self.source.close()
         self.source, self.kind, self.playing = None, "", False
+        self._held, self._held_n = [], 0
 
     def _open_file(self, path: str) -> None:
         try:
@@ -398,6 +431,7 @@ class EngineWorker(QtCore.QThread):
             (self.source.start if playing else self.source.stop)()
         elif playing:
             self.source.ring.clear()  # what came while paused is not shown
+            self._held, self._held_n = [], 0
             self.source.start()
         else:
             self.source.stop()
@@ -457,6 +491,29 @@ class EngineWorker(QtCore.QThread):
             self._set_monitor(None, None)
             return
         self.sink.write(resynthesis if self.monitor_what == "resynthesis" else block)
+
+    def _play(self, samples: np.ndarray, sample_rate: float, device) -> None:
+        self._stop_player()
+        samples = np.asarray(samples, np.float32)
+        try:
+            # A known buffer, not a live stream: a large device buffer costs nothing here and
+            # keeps a busy machine from cutting gaps into it.
+            self.player = audio.OutputSink(
+                device, sample_rate=sample_rate, latency="high", ring_seconds=len(samples) / sample_rate + 1.0
+            )
+            self.player.write(samples)
+            self.player.start()
+        except (audio.AudioDeviceError, ValueError) as exc:
+            self._stop_player()
+            self.message.emit("error", f"play: {exc}")
+            return
+        self._player_until = time.monotonic() + len(samples) / sample_rate + self.player.latency + 0.5
+        self.played.emit(samples)
+
+    def _stop_player(self) -> None:
+        if self.player is not None:
+            self.player.close()
+            self.player = None
 
     def _set_recording(self, folder: str | None) -> None:
         if self.recorder is not None:

@@ -20,6 +20,7 @@ that needs them is first used, so ``import rtdstft`` works without PortAudio or 
 from __future__ import annotations
 
 import math
+import stat
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .errors import ParameterError
 from .ringbuffer import SampleRing
 
 __all__ = [
@@ -37,20 +39,28 @@ __all__ = [
     "FileSource",
     "MicrophoneSource",
     "OutputSink",
+    "PARTIAL_SUFFIX",
+    "PCM_BITS",
+    "RECORDING_FORMATS",
     "Recorder",
     "format_devices",
+    "check_writable",
     "list_devices",
+    "recording_format",
     "supported_sample_rates",
     "timestamped_path",
+    "to_pcm",
 ]
 
 #: The rates probed when a device refuses the one asked for (Hz).
 STANDARD_SAMPLE_RATES = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400,
                          192000)  # fmt: skip
 
-# libsndfile sf_command code: rewrite the header after every write, so that a killed process leaves
-# a file whose header states the samples that reached the disk.
-_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+
+#: A header that states more samples than this per byte of the file states a bogus length.
+_MOST_SAMPLES_PER_BYTE = 4096
+#: Frames per read where a file breaks off (what a failing read would lose).
+_SALVAGE_STEP = 4096
 
 
 class AudioDeviceError(ValueError):
@@ -84,6 +94,24 @@ def _soundfile() -> Any:
     return soundfile
 
 
+def _check_regular_file(path: Path) -> None:
+    """Refuse, without opening it, what is not a regular file: a FIFO or a shell's ``<(...)``
+    would block the open or be read twice, and a directory or device is no audio file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read ({exc.strerror})") from exc
+    if stat.S_ISDIR(mode):
+        raise AudioFileError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        kind = "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise AudioFileError(
+            f"{path}: is {kind}; audio is read from regular files only (save the stream to a file first)"
+        )
+
+
 # -- parameter checks ------------------------------------------------
 
 
@@ -94,13 +122,13 @@ def _check_rate_value(sample_rate: float) -> float:
         or not math.isfinite(sample_rate)
         or sample_rate <= 0
     ):
-        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
     return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
 
 
 def _check_blocksize(blocksize: int) -> int:
     if isinstance(blocksize, bool) or not isinstance(blocksize, (int, np.integer)) or blocksize < 0:
-        raise ValueError(
+        raise ParameterError(
             f"blocksize must be an integer >= 0 (samples; 0 lets PortAudio choose), got {blocksize!r}"
         )
     return int(blocksize)
@@ -115,13 +143,13 @@ def _check_latency(latency: str | float) -> str | float:
         or not math.isfinite(latency)
         or latency < 0
     ):
-        raise ValueError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
+        raise ParameterError(f"latency must be 'low', 'high' or seconds >= 0, got {latency!r}")
     return float(latency)
 
 
 def _ring_for(ring_seconds: float, sample_rate: float) -> SampleRing:
     if not isinstance(ring_seconds, (int, float)) or not ring_seconds > 0:
-        raise ValueError(f"ring_seconds must be > 0 (seconds), got {ring_seconds!r}")
+        raise ParameterError(f"ring_seconds must be > 0 (seconds), got {ring_seconds!r}")
     return SampleRing(max(1, int(round(ring_seconds * sample_rate))))
 
 
@@ -250,7 +278,7 @@ def supported_sample_rates(
     """The rates of :data:`STANDARD_SAMPLE_RATES` (Hz) that ``device`` accepts for ``channels``
     float32 channels of ``kind`` (``'input'`` or ``'output'``), found by asking PortAudio."""
     if kind not in ("input", "output"):
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+        raise ParameterError(f"kind must be 'input' or 'output', got {kind!r}")
     sd = _sounddevice()
     return _rates_accepted(sd, _resolve_device(sd, device, kind), kind, channels)
 
@@ -294,7 +322,7 @@ class _Stream:
         self.blocksize = _check_blocksize(blocksize)
         self.requested_latency = _check_latency(latency)
         if not stall_timeout > 0:
-            raise ValueError(f"stall_timeout must be > 0 (seconds), got {stall_timeout!r}")
+            raise ParameterError(f"stall_timeout must be > 0 (seconds), got {stall_timeout!r}")
         self.stall_timeout = float(stall_timeout)
         self.device = _resolve_device(sd, device, self.kind)
         info = sd.query_devices(self.device)
@@ -338,11 +366,11 @@ class _Stream:
             or not (1 <= channels <= self.max_channels)
         ):
             if getattr(self, "channel", None) is not None:
-                raise ValueError(
+                raise ParameterError(
                     f"channel must be in 0..{self.max_channels - 1} for {self.kind} device "
                     f"{self.device} ({self.device_name!r}), got {self.channel!r}"
                 )
-            raise ValueError(
+            raise ParameterError(
                 f"channels must be an integer in 1..{self.max_channels} for {self.kind} device "
                 f"{self.device} ({self.device_name!r}), got {channels!r}"
             )
@@ -505,7 +533,7 @@ class MicrophoneSource(_Stream):
     ) -> None:
         if channel is not None:
             if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
-                raise ValueError(f"channel must be None or an integer >= 0, got {channel!r}")
+                raise ParameterError(f"channel must be None or an integer >= 0, got {channel!r}")
             channels = channel + 1
         self.channel = channel
         self.overruns = 0
@@ -624,7 +652,7 @@ class OutputSink(_Stream):
         """
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
-            raise ValueError(f"samples must have shape (n,), got {x.shape}")
+            raise ParameterError(f"samples must have shape (n,), got {x.shape}")
         self._draining = False
         if not block:
             return self.ring.write(x)
@@ -680,8 +708,16 @@ class FileSource:
     file that does not loop). Positions are in samples (:meth:`tell`, ``frames``) or seconds
     (``position``, ``duration``, :meth:`seek`).
 
+    A file cut short (a recording whose writer was killed, a broken download) is read up to where
+    it stops decoding: ``frames`` becomes what it holds, ``declared_frames`` keeps what its header
+    states and ``cut_short`` is True. A header length no file of its size could hold (a killed
+    FLAC states 2^63 - 1 frames) is replaced at once by a count of what decodes, so nothing is ever
+    sized by it.
+
     Raises:
-        AudioFileError: the file is missing, unreadable, not audio, or holds no samples.
+        AudioFileError: the file is missing, unreadable, not audio, holds no samples, or is not a
+            regular file (a FIFO or ``<(...)`` is refused without being opened: it could not be
+            rewound, and opening one without a writer blocks).
     """
 
     def __init__(
@@ -695,21 +731,24 @@ class FileSource:
         blocksize: int = 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        sf = _soundfile()
+        _soundfile()  # a missing libsndfile is reported before the path is looked at
         self.path = Path(path)
-        if not self.path.exists():
-            raise AudioFileError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise AudioFileError(f"{self.path}: is a directory, not an audio file")
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except (RuntimeError, OSError) as exc:
-            raise AudioFileError(f"{self.path}: not a readable audio file ({exc})") from exc
+        _check_regular_file(self.path)
         self._error_types = (RuntimeError, OSError)
+        self._file = self._open()
         self.sample_rate: int = int(self._file.samplerate)
         self.file_channels: int = int(self._file.channels)
         self.frames: int = int(self._file.frames)
         self.format: str = str(self._file.format)
+        self.subtype: str = str(self._file.subtype)
+        #: The frames the header states, when the file holds fewer (it was cut short); else None.
+        self.declared_frames: int | None = None
+        if self.frames * self.file_channels > _MOST_SAMPLES_PER_BYTE * max(1, self.path.stat().st_size):
+            # A length no file of this size can hold (a FLAC whose writer was killed states 2^63 - 1):
+            # count what decodes instead, and reopen, as libsndfile cannot seek after the break.
+            self.declared_frames, self.frames = self.frames, self._count_frames()
+            self._file.close()
+            self._file = self._open()
         if self.frames <= 0:
             self._file.close()
             raise AudioFileError(f"{self.path}: contains no samples")
@@ -717,18 +756,18 @@ class FileSource:
             isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < self.file_channels
         ):
             self._file.close()
-            raise ValueError(
+            raise ParameterError(
                 f"channel must be None (mix-down) or in 0..{self.file_channels - 1} for "
                 f"{self.path}, got {channel!r}"
             )
         if sample_rate is not None and _check_rate_value(sample_rate) != self.sample_rate:
             self._file.close()
-            raise ValueError(
+            raise ParameterError(
                 f"sample_rate={sample_rate!r} Hz differs from the {self.sample_rate} Hz of "
                 f"{self.path}; FileSource does not resample (pass None)"
             )
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a finite number > 0, got {speed!r}")
+            raise ParameterError(f"speed must be a finite number > 0, got {speed!r}")
         self.channel = channel
         self.realtime = bool(realtime)
         self.speed = float(speed)
@@ -740,6 +779,52 @@ class FileSource:
         self._paced = 0
         self._paused = False
         self._eof = False
+        self._position = 0
+
+    def _open(self) -> Any:
+        try:
+            return _soundfile().SoundFile(str(self.path))
+        except self._error_types as exc:
+            raise AudioFileError(f"{self.path}: not a readable audio file ({exc})") from exc
+
+    def _count_frames(self) -> int:
+        count = 0
+        try:  # in small steps: a read that reaches the break returns nothing of what came before it
+            while (k := self._file.read(_SALVAGE_STEP, dtype="float32", always_2d=True).shape[0]) > 0:
+                count += k
+        except self._error_types:
+            pass  # the end of what decodes
+        return count
+
+    def _read_before_break(self, n: int) -> np.ndarray:
+        """After a read that failed: reopen the file, go back to where that read began, and take
+        what still decodes (at most ``n`` frames) in small steps. Empty once at the break."""
+        self._file.close()
+        self._file = self._open()
+        parts = []
+        try:
+            self._file.seek(self._position)
+            while (
+                n > 0 and (c := self._file.read(min(n, _SALVAGE_STEP), dtype="float32", always_2d=True)).size
+            ):
+                parts.append(c)
+                n -= c.shape[0]
+        except self._error_types:
+            pass
+        return np.concatenate(parts) if parts else np.zeros((0, self.file_channels), np.float32)
+
+    @property
+    def cut_short(self) -> bool:
+        """True when the file holds fewer samples than its header states (a recording that was
+        killed, a download that broke off): ``frames`` is then what it holds."""
+        return self.declared_frames is not None
+
+    def _end_early(self) -> None:
+        """The file ended (or stopped decoding) before ``frames``: what was read is all there is."""
+        if self._position < self.frames:
+            if self.declared_frames is None:
+                self.declared_frames = self.frames
+            self.frames = self._position
 
     # -- positions ------------------------------------------------------------------------------
 
@@ -750,7 +835,7 @@ class FileSource:
 
     def tell(self) -> int:
         """The index of the next sample to be returned (samples from the start of the file)."""
-        return int(self._file.tell())
+        return self._position
 
     @property
     def position(self) -> float:
@@ -765,11 +850,17 @@ class FileSource:
     def seek(self, seconds: float) -> None:
         """Go to ``seconds`` from the start (0 .. ``duration``); restarts the real-time clock."""
         if not (isinstance(seconds, (int, float)) and 0 <= seconds <= self.duration):
-            raise ValueError(f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}")
+            raise ParameterError(
+                f"seconds must be in 0..{self.duration:.6g} for {self.path}, got {seconds!r}"
+            )
+        target = min(int(round(seconds * self.sample_rate)), self.frames)
         try:
-            self._file.seek(min(int(round(seconds * self.sample_rate)), self.frames))
+            if self.cut_short:
+                self._rewind()
+            self._file.seek(target)
         except self._error_types as exc:
             raise AudioFileError(f"{self.path}: cannot seek ({exc})") from exc
+        self._position = target
         self._eof = False
         if self._t0 is not None and not self._paused:
             self.start()
@@ -777,20 +868,24 @@ class FileSource:
     # -- reading --------------------------------------------------------------------------------
 
     def _read(self, n: int) -> np.ndarray:
-        out = np.empty(n, dtype=np.float32)
+        if not self.loop:  # never allocate beyond the end, whatever is asked
+            n = min(n, self.frames - self._position)
+        out = np.empty(max(n, 0), dtype=np.float32)
         got = 0
         wrapped_empty = False
         while got < n:
+            want = min(n - got, self.frames - self._position, 1 << 20)  # a pass ends at ``frames``
             try:
-                chunk = self._file.read(n - got, dtype="float32", always_2d=True)
-            except self._error_types as exc:
-                raise AudioFileError(f"{self.path}: read failed ({exc})") from exc
+                chunk = self._file.read(want, dtype="float32", always_2d=True) if want > 0 else out[:0, None]
+            except self._error_types:  # a tail that does not decode ends the file there
+                chunk = self._read_before_break(want)
             k = chunk.shape[0]
             if k == 0:
+                self._end_early()
                 if not self.loop or wrapped_empty:
                     self._eof = True
                     break
-                self._file.seek(0)
+                self._rewind()
                 self.loops += 1
                 wrapped_empty = True
                 continue
@@ -802,13 +897,24 @@ class FileSource:
             else:
                 np.mean(chunk, axis=1, out=out[got : got + k])
             got += k
+            self._position += k
+        if self._position >= self.frames and not self.loop:
+            self._eof = True
         return out[:got]
+
+    def _rewind(self) -> None:
+        if self.cut_short:  # libsndfile cannot seek in a file after its broken tail
+            self._file.close()
+            self._file = self._open()
+        else:
+            self._file.seek(0)
+        self._position = 0
 
     def read(self, n: int) -> np.ndarray:
         """The next ``n`` samples, float32 ``(k,)``, not paced; ``k < n`` only at the end of a
         file that does not loop (then 0 once finished)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an integer >= 0 (samples), got {n!r}")
+            raise ParameterError(f"n must be an integer >= 0 (samples), got {n!r}")
         out = self._read(int(n))
         self._paced += out.shape[0]
         return out
@@ -860,25 +966,120 @@ class FileSource:
         self.close()
 
 
-class Recorder:
-    """Writes audio to a file block by block, so a killed process leaves a valid file.
+#: The formats :class:`Recorder` writes, each with the subtypes it offers: those that libsndfile
+#: writes and reads back at full length and rate (headerless RAW, the block codecs that pad the
+#: end, and subtypes that do not read back are left out).
+RECORDING_FORMATS = {
+    "WAV": ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "WAVEX": ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "W64": ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "RF64": ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "AIFF": ("PCM_16", "PCM_24", "PCM_32", "PCM_S8", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "AU": ("PCM_16", "PCM_24", "PCM_32", "PCM_S8", "FLOAT", "DOUBLE", "ULAW", "ALAW"),
+    "CAF": ("PCM_16", "PCM_24", "PCM_32", "PCM_S8", "FLOAT", "DOUBLE", "ULAW", "ALAW", "ALAC_16",
+            "ALAC_20", "ALAC_24"),
+    "FLAC": ("PCM_16", "PCM_24", "PCM_S8"),
+    "OGG": ("VORBIS", "OPUS"),
+    "MP3": ("MPEG_LAYER_III",),
+}  # fmt: skip
 
-    Each :meth:`write` appends the block, has libsndfile rewrite the header's length fields, and
-    flushes, so a process that dies loses at most the block being written. Call it from the
-    thread that reads the ring, never from an audio callback (it does file I/O).
+#: Integer subtypes and their bits: written as integers rounded to nearest (libsndfile's own
+#: float-to-integer conversion scales by 2^(b-1) - 1, one step low for half of the range).
+PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ALAC_16": 16,
+             "ALAC_20": 20, "ALAC_24": 24}  # fmt: skip
+
+# Formats whose header libsndfile rewrites after every write (sample-wise subtypes only): a killed
+# process leaves a file that states the samples that reached the disk. Every other format (FLAC,
+# OGG, MP3, ALAC) is recorded to a WAV beside it and converted when the recording is closed.
+_HEADER_UPDATED = ("WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "CAF")
+_SFC_SET_UPDATE_HEADER_AUTO = 0x1061  # libsndfile's sf_command code; soundfile has no call for it
+#: Suffix of the WAV that a recording in another format is written to until it is closed.
+PARTIAL_SUFFIX = ".partial.wav"
+
+
+def recording_format(path: str | Path, format: str | None = None, subtype: str | None = None) -> tuple:
+    """The ``(format, subtype)`` that :class:`Recorder` writes to ``path``: the format from
+    ``format`` or the extension, the subtype from ``subtype`` or the format's default (PCM_16; VORBIS
+    for OGG, MPEG_LAYER_III for MP3). Raises AudioFileError / ValueError naming what is offered."""
+    sf = _soundfile()
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).upper()
+    if fmt not in RECORDING_FORMATS:
+        raise AudioFileError(
+            f"{path}: cannot write audio format {fmt or '(no extension)'!r}; formats: "
+            f"{', '.join(sorted(RECORDING_FORMATS))} (the extension or format chooses)"
+        )
+    offered = [s for s in RECORDING_FORMATS[fmt] if s in sf.available_subtypes(fmt)]
+    chosen = sf.default_subtype(fmt) if subtype is None else str(subtype).upper()
+    if chosen not in offered:
+        raise ParameterError(f"subtype={subtype!r} is not offered for {fmt}; subtypes: {', '.join(offered)}")
+    return fmt, chosen
+
+
+def to_pcm(x: np.ndarray, subtype: str) -> np.ndarray:
+    """``x`` (float, ±1 full scale) as the integers an integer ``subtype`` stores, rounded to
+    nearest and clipped, scaled so that libsndfile writes them unchanged (int16 for up to 16 bits,
+    int32 above, left-aligned). Reading the file back as float gives exactly ``q / 2^(bits-1)``.
+    NaN becomes 0. Float input for any other subtype is returned as it is."""
+    bits = PCM_BITS.get(subtype)
+    if bits is None or x.dtype.kind != "f":
+        return x
+    scale = 2.0 ** (bits - 1)
+    q = np.clip(np.rint(np.nan_to_num(x.astype(np.float64) * scale, nan=0.0)), -scale, scale - 1)
+    if bits <= 16:
+        return (q * 2.0 ** (16 - bits)).astype(np.int16)
+    return (q * 2.0 ** (32 - bits)).astype(np.int32)
+
+
+def check_writable(path: str | Path, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+    """Raise AudioFileError naming ``path`` if libsndfile refuses to create it with these settings
+    (a rate OPUS or MP3 does not take, a folder that cannot be written); nothing is left behind.
+    Lets a long job fail before it starts rather than at its end."""
+    from .atomic import atomic_output
+
+    sf = _soundfile()
+    try:
+        with atomic_output(path) as probe:
+            sf.SoundFile(str(probe), "w", sample_rate, channels, subtype, format=format).close()
+            probe.unlink()
+    except (RuntimeError, OSError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise AudioFileError(
+            f"{path}: cannot write {format} {subtype} at {sample_rate} Hz, {channels} channel(s) ({reason})"
+        ) from exc
+
+
+class Recorder:
+    """Writes audio to a file block by block, so that a killed process leaves a readable file.
+
+    WAV, WAVEX, W64, RF64, AIFF, AU and CAF (except ALAC) are written in place: each :meth:`write`
+    appends the block, has libsndfile rewrite the header's length fields, and flushes, so a
+    process that dies loses at most the block being written. FLAC, OGG, MP3 and ALAC cannot be read
+    after a kill (their length or index is written at the end): they are recorded to the 32-bit float
+    WAV ``writing`` (``path`` + ``.partial.wav``) and converted to ``path`` by :meth:`close`; the
+    converted file appears whole or not at all, and the WAV is kept if the recording does not end
+    with :meth:`close` (a kill, an exception inside ``with``) or the conversion fails.
+
+    Integer subtypes are written from float blocks rounded to nearest (see :func:`to_pcm`), so a
+    16-bit file read as float and written back holds the same integers.
+
+    Call it from the thread that reads the ring, never from an audio callback (it does file I/O).
 
     Args:
         path: the file to create (overwritten if it exists; missing folders are created). The
             format comes from the extension (``.wav``, ``.flac``, ``.ogg``, ...) unless ``format``
-            is given.
-        sample_rate: Hz.
+            is given; :data:`RECORDING_FORMATS` lists the formats and subtypes offered.
+        sample_rate: Hz, a whole number the format can store (OPUS: 8000, 12000, 16000, 24000 or
+            48000; MP3: at most 48000).
         channels: channels per sample frame (default 1).
-        subtype: libsndfile subtype, e.g. ``'PCM_16'`` (default), ``'PCM_24'``, ``'FLOAT'``;
-            ``None`` takes the format's default (``'VORBIS'`` for OGG).
+        subtype: libsndfile subtype, e.g. ``'PCM_16'``, ``'PCM_24'``, ``'FLOAT'``; ``None``
+            (default) takes the format's default (PCM_16; VORBIS for OGG, MPEG_LAYER_III for MP3).
         format: libsndfile major format (``'WAV'``, ``'FLAC'``, ...); default from the extension.
 
     Attributes:
         frames: sample frames written so far.
+        writing: the file being written now (``path``, or the WAV that becomes ``path``).
+        format, subtype: of ``path``.
     """
 
     def __init__(
@@ -886,38 +1087,34 @@ class Recorder:
         path: str | Path,
         sample_rate: int,
         channels: int = 1,
-        subtype: str | None = "PCM_16",
+        subtype: str | None = None,
         format: str | None = None,
     ) -> None:
         sf = _soundfile()
         self.path = Path(path)
         rate = _check_rate_value(sample_rate)
         if not isinstance(rate, int):
-            raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+            raise ParameterError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
         self.sample_rate = rate
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be an integer >= 1, got {channels!r}")
+            raise ParameterError(f"channels must be an integer >= 1, got {channels!r}")
         self.channels = channels
-        fmt = (format or self.path.suffix.lstrip(".")).upper()
-        if fmt not in sf.available_formats():
-            raise AudioFileError(
-                f"{self.path}: unknown audio format {fmt!r}; formats: "
-                f"{', '.join(sorted(sf.available_formats()))}"
-            )
-        if subtype is not None and not sf.check_format(fmt, subtype.upper()):
-            raise ValueError(
-                f"subtype={subtype!r} is not valid for {fmt}; subtypes: "
-                f"{', '.join(sorted(sf.available_subtypes(fmt)))}"
-            )
+        self.format, self.subtype = recording_format(self.path, format, subtype)
+        in_place = self.format in _HEADER_UPDATED and not self.subtype.startswith("ALAC")
+        self.writing = self.path if in_place else self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.frames = 0
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = sf.SoundFile(str(self.path), "w", rate, channels, subtype, format=fmt)
+            if not in_place:
+                check_writable(self.path, rate, channels, self.format, self.subtype)
+            fmt, subtype = (self.format, self.subtype) if in_place else ("WAV", "FLOAT")
+            self._file = sf.SoundFile(str(self.writing), "w", rate, channels, subtype, format=fmt)
         except (RuntimeError, OSError) as exc:
             raise AudioFileError(f"{self.path}: cannot create ({exc})") from exc
-        self.subtype = str(self._file.subtype)
-        # soundfile has no public call for this; without it a killed WAV says it holds 0 samples.
         sf._snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, sf._ffi.NULL, 1)
-        self.frames = 0
+        # What the in-place file stores is what the caller gets back: integers rounded here.
+        self._store = self.subtype if in_place else "FLOAT"
 
     @property
     def duration(self) -> float:
@@ -926,27 +1123,69 @@ class Recorder:
 
     def write(self, block: np.ndarray) -> None:
         """Append a block: shape ``(n,)`` (mono) or ``(n, channels)``, float (±1 full scale;
-        beyond is clipped by integer subtypes) or int. Flushes before returning."""
+        integer subtypes round to nearest and clip) or int16/int32 (full scale of the type). Flushes
+        before returning."""
         x = np.asarray(block)
         if x.ndim == 1 and self.channels == 1:
             pass
         elif x.ndim != 2 or x.shape[1] != self.channels:
-            raise ValueError(f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}")
+            raise ParameterError(
+                f"block must have shape (n,) for mono or (n, {self.channels}), got {x.shape}"
+            )
         if x.dtype.kind not in "fi":
             x = x.astype(np.float32)
-        self._file.write(x)
+        self._file.write(to_pcm(x, self._store))
         self._file.flush()
         self.frames += x.shape[0]
 
     def close(self) -> None:
-        """Finish the file; idempotent."""
+        """Finish the file (converting the WAV to ``path`` where one was recorded); idempotent.
+
+        Raises:
+            AudioFileError: the conversion failed; the recording is kept in ``writing``.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._file.close()
+        if self.writing != self.path:
+            self._convert()
+
+    def _convert(self) -> None:
+        from .atomic import atomic_output
+
+        sf = _soundfile()
+        try:
+            with atomic_output(self.path) as target, sf.SoundFile(str(self.writing)) as wav:
+                with sf.SoundFile(
+                    str(target), "w", self.sample_rate, self.channels, self.subtype, format=self.format
+                ) as out:
+                    for block in wav.blocks(blocksize=65536, dtype="float32", always_2d=True):
+                        out.write(to_pcm(block, self.subtype))
+        except (RuntimeError, OSError) as exc:
+            raise AudioFileError(
+                f"{self.path}: cannot convert the recording ({exc}); it is kept in {self.writing}"
+            ) from exc
+        self.writing.unlink()
+        self.writing = self.path
+
+    def discard(self) -> None:
+        """Close and delete what was written (nothing is converted); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._file.close()
+        if self.writing.exists():
+            self.writing.unlink()
 
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:  # keep what was recorded, unconverted: the caller is failing
+            self._closed = True
+            self._file.close()
 
 
 def timestamped_path(folder: str | Path, prefix: str = "rec", suffix: str = ".wav") -> Path:

@@ -1,4 +1,5 @@
-"""The offline speed benchmark behind ``rtdstft bench`` (DESIGN §5).
+"""The speed benchmark behind ``rtdstft bench``: the offline transform, the streaming engine and
+how well its online adaptation does.
 
 Input: ``batch`` signals of ``seconds`` s at ``sample_rate`` Hz of white noise, float32, CPU
 (default 8 × 30 s at 16 kHz, N = 1024, H = 256). Every row runs on that same input in the same run,
@@ -250,7 +251,7 @@ def run_stream_bench(
     block: int = 1024,
     repeats: int = 3,
 ) -> list[dict]:
-    """Streaming rows (DESIGN §5): real-time factor with adaptation off and on, one torch thread,
+    """Streaming rows: real-time factor with adaptation off and on, one torch thread,
     and the engine's latencies.
 
     The input is a scene whose character changes (clicks, tones, a fast chirp, a voiced passage, see
@@ -330,7 +331,7 @@ FSDD_WORDS = ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav", "9_nicolas_3
 def run_quality_bench(
     sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, scenes: dict | None = None
 ) -> list[dict]:
-    """Adaptation quality (DESIGN §5): mean local entropy (Shannon, p = 2, r = 4, nats) of the best
+    """Adaptation quality: mean local entropy (Shannon, p = 2, r = 4, nats) of the best
     single window in hindsight, of what the engine emits online, and of the per-block oracle (best
     constant θ per 8-frame block from a 24-point grid), and the share of that gap the engine closes."""
     from .scenes import adaptation_report, scene, speech

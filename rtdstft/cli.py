@@ -5,34 +5,41 @@
   over the window-length track θ in ms, and optionally θ per frame as CSV.
 - ``resynth IN OUT``: every channel through its own engine, overlap-add resynthesis written to OUT
   with the engine's latency removed; prints the SNR of the resynthesis against the input.
-- ``record OUT --seconds S``: a microphone to a file, written as it goes.
+- ``record OUT --seconds S``: a microphone to a file, written as it goes (FLAC, OGG, MP3 through a WAV
+  converted at the end).
 - ``devices``: the audio devices PortAudio sees.
 - ``bench`` and ``reproduce``: hand their arguments to :func:`rtdstft.bench.main` and
   :func:`rtdstft.experiments.main`.
 
-Long jobs draw a progress bar on stderr when it is a terminal (or with ``--progress``). A missing or
-unreadable file, an unknown device or a bad parameter ends the command with one line on stderr,
-``rtdstft: error: ...``, and exit status 2. matplotlib, soundfile and sounddevice are imported only
-by the subcommands that need them.
+Every output file is written under a temporary name and renamed when complete: it is whole or
+absent, after an error or Ctrl-C too. Inputs are regular files (a pipe is refused); a file cut short
+is read as far as it goes, with a warning. Long jobs draw a tqdm progress bar on stderr when it is a
+terminal (or with ``--progress``). A missing or unreadable file, an unknown device, a bad parameter or
+settings too large for the memory end the command with one line on stderr, ``rtdstft: error: ...``,
+and exit status 2; any other exception is a bug and shows its traceback. matplotlib, soundfile and
+sounddevice are imported only by the subcommands that need them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
+from .errors import ParameterError
 
-__all__ = ["main", "build_parser", "Progress"]
+__all__ = ["main", "build_parser", "CommandError"]
 
 PROG = "rtdstft"
 EXIT_ERROR = 2
@@ -42,7 +49,7 @@ MAX_COLUMNS = 2400
 READ_BLOCKS = 8
 
 
-class CommandError(Exception):
+class CommandError(ParameterError):
     """A bad parameter or path found by the command itself; printed as one line, exit status 2."""
 
 
@@ -62,97 +69,42 @@ class _RawFormatter(argparse.RawDescriptionHelpFormatter, _Formatter):
     """Keeps the top-level description's paragraphs as written."""
 
 
-# -- progress ------------------------------------------------------------------------------------
+# -- progress and messages ----------------------------------------------------------------------
 
 
-class Progress:
-    """A one-line progress bar on a stream (stderr by default): ``label [####----]  42%  ETA 0:03``.
+def _progress(total: int, label: str, args: argparse.Namespace) -> Any:
+    """A tqdm bar on stderr over ``total`` samples, drawn only when stderr is a terminal or with
+    ``--progress`` (logs that are not terminals stay clean)."""
+    from tqdm import tqdm
 
-    Redrawn in place with ``\\r`` at most every ``interval`` seconds; :meth:`close` draws 100 % (or
-    where it stopped) and ends the line. When ``enabled`` is False nothing is ever written, so logs
-    that are not terminals stay clean.
-
-    Args:
-        total: units of work (samples, frames; > 0).
-        label: what is being done, a few words.
-        enabled: draw at all.
-        stream: where to draw (default ``sys.stderr``).
-        width: characters of the bar.
-        interval: seconds between redraws at most.
-    """
-
-    def __init__(
-        self,
-        total: int,
-        label: str,
-        enabled: bool,
-        stream: IO[str] | None = None,
-        width: int = 30,
-        interval: float = 0.1,
-    ) -> None:
-        self.total = max(1, int(total))
-        self.label = label
-        self.enabled = enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.width = width
-        self.interval = interval
-        self.done = 0
-        self._t0 = time.monotonic()
-        self._drawn = -math.inf
-        self._drawn_done = -1
-        self._closed = False
-
-    def update(self, done: int) -> None:
-        """Set the units done so far; redraws if ``interval`` has passed."""
-        self.done = min(int(done), self.total)
-        now = time.monotonic()
-        if self.enabled and now - self._drawn >= self.interval:
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        frac = self.done / self.total
-        filled = int(round(frac * self.width))
-        elapsed = now - self._t0
-        if self.done >= self.total:
-            tail = f"{_clock(elapsed)}"
-        elif self.done > 0:
-            tail = f"ETA {_clock(elapsed * (self.total - self.done) / self.done)}"
-        else:
-            tail = "ETA --:--"
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {100 * frac:3.0f}%  {tail}   ")
-        self.stream.flush()
-        self._drawn, self._drawn_done = now, self.done
-
-    def close(self) -> None:
-        """Draw the final state and end the line; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.enabled:
-            if self._drawn_done != self.done:
-                self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 60}:{seconds % 60:02d}"
-        if seconds < 3600
-        else f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+    enabled = bool(args.progress) or sys.stderr.isatty()
+    return tqdm(
+        total=max(1, int(total)),
+        desc=label,
+        unit=" samples",
+        unit_scale=True,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.1,
     )
 
 
-def _progress_enabled(args: argparse.Namespace) -> bool:
-    return bool(args.progress) or sys.stderr.isatty()
+def _advance(bar: Any, done: int) -> None:
+    """Move ``bar`` to ``done`` samples."""
+    bar.update(max(0, min(done, bar.total) - bar.n))
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _warn_cut_short(src: Any) -> None:
+    if src.cut_short:
+        _warn(
+            f"{src.path} was cut short: it holds {src.frames} samples per channel, its header states "
+            f"{src.declared_frames}; used what it holds"
+        )
 
 
 # -- argument types ------------------------------------------------------------------------------
@@ -231,6 +183,40 @@ def _describe(cfg: StreamConfig) -> str:
     )
 
 
+#: Bytes the engine holds per sample of N per frame in flight (candidates, spectra, windows, their
+#: workspaces), a lower bound measured at N = 2048 .. 131072 and K = 8 .. 1024.
+ENGINE_BYTES_PER_FRAME_SAMPLE = 200
+
+
+def _available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux, else all of it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(cfg: StreamConfig, channels: int) -> int:
+    """Refuse, before anything is allocated, settings whose buffers would not fit in memory, naming
+    the options that make them large; returns the samples read from the file per step."""
+    n_fft, hop, k, radius = cfg.n_fft, cfg.hop_length, cfg.block_frames, cfg.radius
+    block = READ_BLOCKS * k * hop
+    # Each engine's frames in flight, and the read block as float32 samples plus float64 copies.
+    need = channels * (ENGINE_BYTES_PER_FRAME_SAMPLE * n_fft * (k + 2 * radius) + 20 * block)
+    have = _available_memory()
+    if need > have:
+        raise CommandError(
+            f"--n-fft {n_fft}, --hop {hop}, --block-frames {k}, --radius {radius}: the engine's buffers "
+            f"would take about {need / 2**30:.3g} GiB, more than the {have / 2**30:.3g} GiB of memory "
+            "available; use a smaller --n-fft or --block-frames"
+        )
+    return block
+
+
 def _open_file(path: str, channel: int | None) -> Any:
     """A FileSource (not paced) on ``path``, mixed down to mono or on ``channel``."""
     from .audio import FileSource
@@ -258,6 +244,11 @@ class _PooledSpectrogram:
         self.n_frames = n_frames
         self.pool = max(1, -(-n_frames // max_columns))
         self.mag = np.zeros((-(-n_frames // self.pool), n_bins), np.float32)
+
+    def trim(self, n_frames: int) -> None:
+        """Keep the columns of the first ``n_frames`` frames (a file that held fewer than planned)."""
+        self.n_frames = min(self.n_frames, n_frames)
+        self.mag = self.mag[: -(-self.n_frames // self.pool)]
 
     def add(self, frame_index: np.ndarray, spec: np.ndarray) -> None:
         """Frames ``frame_index`` (consecutive, ascending) with spectra ``spec`` [k, n_bins]."""
@@ -356,7 +347,6 @@ def _write_picture(
         ax_theta.set_ylabel("window length θ (ms)")
         ax_theta.grid(True, alpha=0.3)
     ax_theta.set_xlabel("time (s)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 
 
@@ -367,7 +357,6 @@ def _hz(f: float) -> str:
 def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_rate: float) -> None:
     """frame,time_s,win_length_samples,win_length_ms; with θ [F, B] the last two per band
     (win_length_samples_b0, ..., win_length_ms_b0, ...)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     per_band = theta.reshape(len(theta), -1)
     ms = 1000 * per_band / sample_rate
     rows = (
@@ -388,18 +377,24 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """``rtdstft analyze``: picture (and CSV) of the adaptive spectrogram of a file."""
+    """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
+    from .atomic import atomic_output
     from .stream import StreamingDSTFT
 
-    picture = Path(args.output)
-    _check_picture_path(picture)
+    if args.output is None and args.npz is None:
+        raise CommandError("analyze needs -o PICTURE, --npz PATH or both")
+    picture = None if args.output is None else Path(args.output)
+    if picture is not None:
+        _check_picture_path(picture)
     with _open_file(args.file, args.channel) as src:
         cfg = _engine_config(args, src.sample_rate)
+        block = _check_memory(cfg, 1)
         engine = StreamingDSTFT(config=cfg)
         n_frames = 1 + src.frames // cfg.hop_length
         image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
         theta = np.full((n_frames, cfg.bands) if cfg.bands > 1 else n_frames, np.nan)
-        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
+        # The complex frames themselves for --npz (8 bytes a bin: 90 MB a minute at 48 kHz, N = 2048).
+        spec = np.zeros((n_frames, cfg.n_fft // 2 + 1), np.complex64) if args.npz else None
 
         def take(out: Any) -> None:
             # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
@@ -407,16 +402,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             shortest = out.win_length if out.win_length.ndim == 1 else out.win_length.min(-1)
             image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(shortest)[:, None])
             theta[out.frame_index] = out.win_length
+            if spec is not None:
+                spec[out.frame_index] = out.spec
 
-        with Progress(src.frames, "analyze", _progress_enabled(args)) as bar:
-            while True:
-                x = src.read(block)
-                if x.size == 0:
-                    break
+        with _progress(src.frames, "analyze", args) as bar:
+            while (x := src.read(block)).size:
                 take(engine.process(x))
-                bar.update(src.tell())
+                _advance(bar, src.tell())
             take(engine.flush())
+        _warn_cut_short(src)
         sr, channels, frames = src.sample_rate, src.file_channels, src.frames
+    n_frames = 1 + frames // cfg.hop_length  # fewer than planned if the file was cut short
+    image.trim(n_frames)
+    theta = theta[:n_frames]
     if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
         raise RuntimeError("the engine did not emit every frame")
     times = np.arange(n_frames) * (cfg.hop_length / sr)
@@ -424,16 +422,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
     title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
-    _write_picture(picture, image, times, theta, cfg, args.db_range, title)
+    # All files or none: each is written to a part file, renamed into place once all are written.
+    written = [p for p in (picture, args.csv, args.npz) if p is not None]
+    with contextlib.ExitStack() as stack:
+        if picture is not None:
+            _write_picture(
+                stack.enter_context(atomic_output(picture)), image, times, theta, cfg, args.db_range, title
+            )
+        if args.csv:
+            _write_theta_csv(stack.enter_context(atomic_output(args.csv)), times, theta, sr)
+        if spec is not None:
+            from .export import write_npz
+
+            freqs = np.arange(cfg.n_fft // 2 + 1) * (sr / cfg.n_fft)
+            part = stack.enter_context(atomic_output(args.npz))
+            write_npz(part, spec[:n_frames], theta, times, np.arange(n_frames), freqs, cfg.as_dict())
     print(f"{args.file}: {n_frames} frames; {_describe(cfg)}")
     theta_ms = 1000 * theta / sr
     print(
         f"θ median {np.median(theta_ms):.1f} ms (min {theta_ms.min():.1f}, max {theta_ms.max():.1f}); "
-        f"wrote {picture}"
+        f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}"
     )
-    if args.csv:
-        _write_theta_csv(Path(args.csv), times, theta, sr)
-        print(f"wrote {args.csv}")
     return 0
 
 
@@ -448,12 +457,58 @@ def _snr_db(signal_energy: float, error_energy: float) -> float:
     return 10 * math.log10(signal_energy / error_energy)
 
 
-def cmd_resynth(args: argparse.Namespace) -> int:
-    """``rtdstft resynth``: every channel through its own engine, OUT = the overlap-add output with
-    the engine's latency removed; prints the SNR against the input."""
+def _written_snr(input_path: Path, output_path: Path, channel: int | None) -> tuple[float, int]:
+    """(SNR in dB of the file written against the input, non-finite input samples) over the input
+    samples that are finite; ``channel``: the one input channel that was resynthesised."""
     import soundfile
 
-    from .audio import Recorder
+    signal_energy = error_energy = 0.0
+    nonfinite = 0
+    with soundfile.SoundFile(str(input_path)) as original, soundfile.SoundFile(str(output_path)) as again:
+        while True:
+            try:
+                x = original.read(65536, dtype="float64", always_2d=True)
+            except (RuntimeError, OSError):  # a cut-short input ends where it breaks
+                break
+            y = again.read(x.shape[0], dtype="float64", always_2d=True)
+            if channel is not None:
+                x = x[:, channel : channel + 1]
+            n = min(x.shape[0], y.shape[0])
+            if n == 0:
+                break
+            x, y = x[:n], y[:n]
+            finite = np.isfinite(x)
+            nonfinite += int(finite.size - np.count_nonzero(finite))
+            signal_energy += float(np.sum(np.square(x, where=finite, out=np.zeros_like(x))))
+            error_energy += float(np.sum(np.square(x - y, where=finite, out=np.zeros_like(x))))
+    return _snr_db(signal_energy, error_energy), nonfinite
+
+
+def _output_subtype(requested: str | None, input_subtype: str, out_path: Path) -> tuple[str, str]:
+    """OUT's (format, subtype): ``requested``, else IN's subtype where OUT's format offers it, else
+    32-bit float for an input that is not integer PCM (a lossy or float input keeps the
+    resynthesis's precision), else the format's default."""
+    from .audio import RECORDING_FORMATS, recording_format
+
+    fmt, default = recording_format(out_path, subtype=requested)
+    if requested is not None:
+        return fmt, default
+    offered = RECORDING_FORMATS[fmt]
+    if input_subtype in offered:
+        return fmt, input_subtype
+    if not input_subtype.startswith("PCM") and "FLOAT" in offered:
+        return fmt, "FLOAT"
+    return fmt, default
+
+
+def cmd_resynth(args: argparse.Namespace) -> int:
+    """``rtdstft resynth``: every channel through its own engine, OUT = the overlap-add output with
+    the engine's latency removed, written whole or not at all; prints the SNR of OUT against the
+    input."""
+    import torch
+
+    from .atomic import atomic_output
+    from .audio import PCM_BITS, Recorder, check_writable
     from .stream import StreamingDSTFT
 
     src_path, out_path = Path(args.input), Path(args.output)
@@ -466,59 +521,53 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     else:
         sources = [first]
     try:
-        sr, frames = first.sample_rate, first.frames
+        sr = first.sample_rate
+        fmt, subtype = _output_subtype(args.subtype, first.subtype, out_path)
         cfg = _engine_config(args, sr)
-        engines = [StreamingDSTFT(config=cfg) for _ in sources]
-        subtype = args.subtype
-        if subtype is None:
-            in_subtype = soundfile.info(str(src_path)).subtype
-            out_format = out_path.suffix.lstrip(".").upper()
-            known = out_format in soundfile.available_formats()
-            subtype = in_subtype if known and soundfile.check_format(out_format, in_subtype) else None
+        block = _check_memory(cfg, len(sources))
+        check_writable(out_path, sr, len(sources), fmt, subtype)
+        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24.
+        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype == "DOUBLE"
+        dtype = torch.float64 if precise else torch.float32
+        engines = [StreamingDSTFT(config=cfg, dtype=dtype) for _ in sources]
         latency = engines[0].latency
-        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
-        pending = np.zeros((0, len(sources)), np.float64)  # input samples awaiting their resynthesis
-        skip = latency
-        written = 0
-        signal_energy = error_energy = 0.0
+        skip, fed, written = latency, 0, 0
+        with atomic_output(out_path) as part:
+            rec = Recorder(part, sr, channels=len(sources), subtype=subtype, format=fmt)
+            try:
 
-        with Recorder(out_path, sr, channels=len(sources), subtype=subtype) as rec:
+                def emit(y: np.ndarray) -> None:
+                    nonlocal skip, written
+                    drop = min(skip, y.shape[0])
+                    skip -= drop
+                    y = y[drop:][: fed - written]
+                    rec.write(y if len(sources) > 1 else y[:, 0])
+                    written += y.shape[0]
 
-            def emit(y: np.ndarray) -> None:
-                nonlocal skip, pending, written, signal_energy, error_energy
-                drop = min(skip, y.shape[0])
-                skip -= drop
-                y = y[drop:][: frames - written]
-                if not y.shape[0]:
-                    return
-                x, pending = pending[: y.shape[0]], pending[y.shape[0] :]
-                signal_energy += float(np.sum(np.square(x)))
-                error_energy += float(np.sum(np.square(x - y)))
-                rec.write(y.astype(np.float32) if len(sources) > 1 else y[:, 0].astype(np.float32))
-                written += y.shape[0]
-
-            with Progress(frames, "resynth", _progress_enabled(args)) as bar:
-                while True:
-                    xs = [s.read(block) for s in sources]
-                    if xs[0].size == 0:
-                        break
-                    x = np.stack(xs, axis=1)
-                    pending = np.concatenate([pending, x])
-                    emit(np.stack([e.process(c).audio for e, c in zip(engines, xs, strict=True)], axis=1))
-                    bar.update(sources[0].tell())
-                emit(np.stack([e.flush().audio for e in engines], axis=1))
+                with _progress(first.frames, "resynth", args) as bar:
+                    while (xs := [s.read(block) for s in sources])[0].size:
+                        fed += xs[0].size
+                        emit(np.stack([e.process(c).audio for e, c in zip(engines, xs, strict=True)], 1))
+                        _advance(bar, fed)
+                    emit(np.stack([e.flush().audio for e in engines], axis=1))
+                rec.close()
+            except BaseException:
+                rec.discard()
+                raise
+        _warn_cut_short(first)
     finally:
         for s in sources:
             s.close()
-    if written != frames:
-        raise RuntimeError(f"wrote {written} samples of {frames}")
-    snr = _snr_db(signal_energy, error_energy)
+    if written != fed:
+        raise RuntimeError(f"wrote {written} samples of {fed}")
+    snr, nonfinite = _written_snr(src_path, out_path, args.channel)
     channels = "mono" if len(sources) == 1 else f"{len(sources)} channels"
-    print(
-        f"{args.input}: {frames} samples at {sr} Hz, {channels}; {_describe(cfg)}; latency {latency} samples"
-    )
-    print(f"wrote {out_path} ({rec.subtype})")
-    print(f"SNR {snr:.1f} dB (resynthesis against the input, before writing)")
+    print(f"{args.input}: {fed} samples at {sr} Hz, {channels}; {_describe(cfg)}; latency {latency} samples")
+    print(f"wrote {out_path} ({fmt}, {subtype})")
+    if nonfinite:
+        print(f"replaced {nonfinite} non-finite input samples (NaN or inf) by 0")
+    over = "the finite input samples" if nonfinite else "the input"
+    print(f"SNR {snr:.1f} dB ({out_path.name} as written, against {over})")
     return 0
 
 
@@ -526,7 +575,8 @@ def cmd_resynth(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    """``rtdstft record``: a microphone to OUT for ``--seconds``, written block by block."""
+    """``rtdstft record``: a microphone to OUT for ``--seconds``, written block by block; Ctrl-C
+    ends the recording early and keeps what was recorded."""
     from .audio import AudioDeviceError, MicrophoneSource, Recorder
 
     target = int(round(args.seconds * args.rate))
@@ -534,30 +584,39 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--seconds must be > 0 and give at least one sample at {args.rate} Hz, got {args.seconds:g}"
         )
-    mic = MicrophoneSource(device=args.device, sample_rate=args.rate, channel=args.channel)
+    rec = Recorder(args.output, args.rate, subtype=args.subtype)
+    interrupted, lost = False, None
     try:
-        with Recorder(args.output, args.rate, subtype=args.subtype) as rec:
-            with Progress(target, "record", _progress_enabled(args)) as bar:
-                mic.start()
-                while rec.frames < target:
-                    x = mic.read(target - rec.frames)
-                    if x.size:
-                        rec.write(x)
-                        bar.update(rec.frames)
-                    else:
-                        time.sleep(0.01)
-                    if mic.error is not None:
-                        raise AudioDeviceError(
-                            f"{mic.error}; {args.output} holds the first {rec.duration:.2f} s"
-                        )
+        mic = MicrophoneSource(device=args.device, sample_rate=args.rate, channel=args.channel)
+    except BaseException:
+        rec.discard()
+        raise
+    if rec.writing != rec.path:
+        print(f"recording to {rec.writing}; it becomes {rec.path} when the recording ends", flush=True)
+    try:
+        with _progress(target, "record", args) as bar:
+            mic.start()
+            while rec.frames < target and lost is None:
+                x = mic.read(target - rec.frames)
+                if x.size:
+                    rec.write(x)
+                    _advance(bar, rec.frames)
+                else:
+                    time.sleep(0.01)
+                lost = mic.error
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         mic.close()
+    rec.close()
+    if lost is not None:
+        raise AudioDeviceError(f"{lost}; {rec.path} holds the first {rec.duration:.2f} s")
     print(
         f"recorded {rec.duration:.2f} s at {args.rate} Hz from input device {mic.device} "
-        f"({mic.device_name!r}) to {args.output}; samples dropped: {mic.dropped}, "
-        f"input overflows: {mic.overruns}"
+        f"({mic.device_name!r}) to {args.output} ({rec.format}, {rec.subtype}); samples dropped: "
+        f"{mic.dropped}, input overflows: {mic.overruns}" + ("; stopped by Ctrl-C" if interrupted else "")
     )
-    return 0
+    return 130 if interrupted else 0
 
 
 # -- devices, bench, reproduce -------------------------------------------------------------------
@@ -725,9 +784,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o",
         "--output",
-        required=True,
         metavar="PICTURE",
         help="the picture to write; format from the extension (.png, .pdf, .svg, ...)",
+    )
+    p.add_argument(
+        "--npz",
+        metavar="PATH",
+        help="also (or instead) write every complex frame, θ, frame times, bin frequencies and the "
+        "settings to an NPZ (numpy.load reads it; layout in the README)",
     )
     p.add_argument(
         "--csv",
@@ -769,8 +833,11 @@ def build_parser() -> argparse.ArgumentParser:
         "record",
         help="record a microphone to a file",
         formatter_class=_Formatter,
-        description="Record mono audio from an input device to OUT, written block by block (a killed "
-        "process leaves a valid file); the format comes from OUT's extension.",
+        description="Record mono audio from an input device to OUT, format from its extension (WAV, "
+        "WAVEX, W64, RF64, AIFF, AU, CAF, FLAC, OGG, MP3). WAV-like formats are written block by block "
+        "(a killed process leaves a valid file); FLAC, OGG, MP3 and ALAC are recorded to OUT.partial.wav "
+        "and converted when the recording ends (that WAV is kept if it does not end normally). Ctrl-C "
+        "ends the recording early and keeps it.",
     )
     p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
     p.add_argument(
@@ -790,7 +857,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_int, default=48000, metavar="R", help="sample rate, Hz (default: 48000)"
     )
     p.add_argument(
-        "--subtype", default="PCM_16", metavar="SUBTYPE", help="libsndfile subtype (default: PCM_16)"
+        "--subtype",
+        metavar="SUBTYPE",
+        help="libsndfile subtype, e.g. PCM_16, PCM_24, FLOAT (default: the format's: PCM_16; VORBIS for "
+        ".ogg, MPEG_LAYER_III for .mp3)",
     )
     _channel_and_progress(p, "record input", "mono mix-down of the first two")
     p.set_defaults(run=cmd_record)
@@ -826,9 +896,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return args.run(args)
-        except (AudioFileError, AudioDeviceError, ValueError, TypeError, OSError) as exc:
+        except (AudioFileError, AudioDeviceError, OSError) as exc:
             raise CommandError(_one_line(exc)) from exc
-    except CommandError as exc:
+    except ParameterError as exc:  # CommandError and the engine's validation errors
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -14,7 +14,8 @@ frame alone would not see that a short window concentrates a click in time; a ne
 Band-restricted (:func:`band_entropy`): the same over one band's bins only, normalised within the
 band, for every band of a partition of the bins.
 
-A region with no energy (Z = 0) has entropy 0 by convention.
+A region with no energy (Z = 0) has entropy 0 by convention. A region holding NaN or ±inf has entropy
+NaN: no value would be honest, and 0 would pass for the most concentrated.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def entropy(
             r >= 0 for the local entropy of frames n-r..n+r for every frame n (shape [..., F]).
 
     Returns:
-        Entropy in nats, [...] (global) or [..., F] (local). Differentiable.
+        Entropy in nats, [...] (global) or [..., F] (local); 0 where the region has no energy, NaN
+        where it holds NaN or ±inf. Differentiable.
     """
     if kind not in ENTROPY_KINDS:
         raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
@@ -90,7 +92,7 @@ def entropy(
         z, q = z.sum(-1), q.sum(-1)
     else:
         z, q = _window_sum(z, int(radius)), _window_sum(q, int(radius))
-    nonzero = z > 0
+    nonzero = z != 0  # NaN too: a NaN or inf region stays NaN below, never 0
     z_safe = torch.where(nonzero, z, torch.ones_like(z))
     if kind == "shannon":
         h = torch.log(z_safe) - q / z_safe

@@ -1,4 +1,5 @@
-"""Test scenes whose character changes, and the adaptation-quality report of DESIGN §5.
+"""Test scenes whose character changes, and a report of how close the online adaptation comes to
+the best window chosen in hindsight.
 
 Scenes are deterministic (seeded) float32 signals: click trains, steady tones (with vibrato), fast
 chirps and voiced speech-like passages, or real speech when a recording is given.

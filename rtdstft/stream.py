@@ -236,6 +236,14 @@ class StreamingDSTFT:
         theta = np.asarray(win_length)
         return self._config.to_dbfs(spec, theta if theta.ndim == 1 else theta.min(-1))
 
+    @property
+    def samples_to_next_block(self) -> int:
+        """Input samples still missing before :meth:`process` can emit the next block of K frames
+        (its last frame n needs samples up to n·H + N/2); at least 1. A caller that feeds this
+        many at a time makes one call per block, with no added latency."""
+        last = self._next_frame + self.block_frames - 1
+        return max(1, last * self.hop_length + self.n_fft // 2 - self._samples_in)
+
     def reset(self) -> None:
         """Starts a new stream: clears buffers and context; θ returns to the configured start."""
         self._apply_pending()
@@ -436,7 +444,7 @@ class StreamingDSTFT:
         if np.issubdtype(x.dtype, np.integer):
             x = _int_to_float(x, self._np_dtype)
         elif np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"block must hold real samples (floats, or integer PCM), got dtype {x.dtype}")
+            raise TypeError(f"block must contain real samples (floats, or integer PCM), got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
         bad = ~np.isfinite(x)
         nonfinite = int(bad.sum())

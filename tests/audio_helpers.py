@@ -6,13 +6,19 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import pytest
 
 F = TypeVar("F", bound=Callable[..., object])
+
+_SCRIPT = Path(sys.executable).with_name("rtdstft")
+#: The console script of pyproject's [project.scripts] when installed, else the module.
+RTDSTFT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "rtdstft"]
 
 
 @functools.lru_cache(maxsize=1)

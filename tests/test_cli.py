@@ -1,6 +1,6 @@
 """The `rtdstft` command end to end: the installed entry point run as a subprocess on files made here.
 
-Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz and OGG; the error cases
+Analyze / resynth on WAV, a stereo FLAC at 44.1 kHz and OGG; the error cases
 (one line on stderr, exit status 2, no traceback); devices and record through the PulseAudio null sink
 (marked `audio`); bench and reproduce hand over to their modules.
 """
@@ -8,7 +8,7 @@ Issue 3, must-hold line 7: analyze / resynth on WAV, a stereo FLAC at 44.1 kHz a
 from __future__ import annotations
 
 import csv
-import io
+import os
 import re
 import subprocess
 import sys
@@ -18,15 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_helpers import audio_test, block_peaks, tone
+from audio_helpers import RTDSTFT, audio_test, block_peaks, tone
 
-from rtdstft.cli import Progress, _PooledSpectrogram, main
+from rtdstft.cli import _PooledSpectrogram, main
 from rtdstft.scenes import scene
 from rtdstft.stream import settings_for_rate
-
-_SCRIPT = Path(sys.executable).with_name("rtdstft")
-#: The console script of pyproject's [project.scripts] when installed, else the module.
-RTDSTFT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "rtdstft"]
 
 
 def run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -164,7 +160,7 @@ def test_resynth_ogg_to_wav(files, tmp_path):
 
 # -- errors --------------------------------------------------------------------------------------
 
-#: name -> (arguments, strings the one stderr line must hold); {wav}, {tmp} are filled in.
+#: name -> (arguments, strings the one stderr line must contain); {wav}, {tmp} are filled in.
 ERROR_CASES = {
     "missing_file": (["analyze", "{tmp}/nope.wav", "-o", "{tmp}/x.png"], ["nope.wav", "no such file"]),
     "not_audio": (["analyze", "{tmp}/text.wav", "-o", "{tmp}/x.png"], ["text.wav", "not a readable audio"]),
@@ -200,18 +196,51 @@ ERROR_CASES = {
     ),
     "device_index": (["record", "{tmp}/r.wav", "--seconds", "1", "--device", "999"], ["device=999"]),
     "missing_output_option": (["analyze", "{wav}"], ["-o"]),
+    "block_frames_memory": (
+        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--block-frames", "1000000000"],
+        ["--block-frames 1000000000", "GiB of memory available"],
+    ),
+    "n_fft_memory": (
+        ["resynth", "{wav}", "{tmp}/y.wav", "--n-fft", "100000000"],
+        ["--n-fft 100000000", "GiB of memory available"],
+    ),
+    "fifo": (["analyze", "{tmp}/fifo.wav", "-o", "{tmp}/x.png"], ["fifo.wav", "pipe (FIFO)"]),
     "unknown_command": (["analyse", "{wav}"], ["analyse", "invalid choice"]),
 }
 #: The cases also run through the installed entry point, where a traceback would show.
-ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device")
+ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device", "n_fft_memory")
 
 
 @pytest.fixture(scope="module")
 def error_argv(files, tmp_path_factory) -> dict[str, list[str]]:
     tmp = tmp_path_factory.mktemp("errors")
     (tmp / "text.wav").write_text("this is not audio\n")
+    os.mkfifo(tmp / "fifo.wav")  # no writer: opening it for reading would block
     fill = {"wav": str(files["wav"]), "tmp": str(tmp)}
     return {name: [a.format(**fill) for a in argv] for name, (argv, _) in ERROR_CASES.items()}
+
+
+def test_a_bug_inside_a_command_keeps_its_traceback(monkeypatch, capsys):
+    """Only validation errors become one line; a TypeError or a plain ValueError from inside a
+    command is a bug and propagates (the console script then prints its traceback)."""
+    import rtdstft.cli as cli
+    from rtdstft.errors import ParameterError
+
+    for bug in (TypeError("unsupported operand"), ValueError("math domain error")):
+
+        def broken(args, bug=bug):
+            raise bug
+
+        monkeypatch.setattr(cli, "cmd_devices", broken)
+        with pytest.raises(type(bug), match=str(bug)):
+            main(["devices"])
+
+    def refused(args):
+        raise ParameterError("--thing must be in 1..3, got 7")
+
+    monkeypatch.setattr(cli, "cmd_devices", refused)
+    assert main(["devices"]) == 2
+    assert capsys.readouterr().err == "rtdstft: error: --thing must be in 1..3, got 7\n"
 
 
 def check_error(case: str, status: int, stdout: str, stderr: str) -> None:
@@ -344,15 +373,3 @@ def test_pooled_spectrogram_is_a_max_over_groups_of_frames_whatever_the_blocks()
         lo, hi = min(lo, n_frames), min(hi, n_frames)
         image.add(np.arange(lo, hi), spec[lo:hi])
     np.testing.assert_array_equal(image.mag, np.abs(spec).reshape(250, 4, n_bins).max(axis=1))
-
-
-def test_progress_draws_nothing_when_disabled_and_ends_its_line_when_enabled():
-    quiet, loud = io.StringIO(), io.StringIO()
-    for stream, enabled in ((quiet, False), (loud, True)):
-        with Progress(200, "work", enabled, stream=stream, interval=0) as bar:
-            for done in range(0, 201, 50):
-                bar.update(done)
-    assert quiet.getvalue() == ""
-    text = loud.getvalue()
-    assert text.endswith("\n") and text.count("\n") == 1 and text.count("\r") == 5
-    assert "work [" in text and " 50%" in text and "100%" in text and "ETA" in text

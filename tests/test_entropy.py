@@ -1,4 +1,4 @@
-"""Shannon and Rényi entropies, global and local, against a direct per-frame loop (DESIGN §2)."""
+"""Shannon and Rényi entropies, global and local, against a direct per-frame loop on the same spectra."""
 
 from __future__ import annotations
 

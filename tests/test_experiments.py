@@ -10,7 +10,7 @@ import rtdstft
 from rtdstft import experiments
 from rtdstft.experiments import common, fsdd, grid_vs_gradient, tracking
 
-DATA = common.DEFAULT_DATA
+DATA = common.CHECKOUT_DATA
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason="../shared/data not present (a user's clone has no shared data)"
 )
@@ -18,14 +18,41 @@ needs_data = pytest.mark.skipif(
 
 def test_missing_data_names_the_path(tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    assert experiments.main(["tracking", "--data", str(missing)]) == 1
+    assert experiments.main(["tracking", "--data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(missing) in err
+    assert len(err.splitlines()) == 1 and err.startswith("rtdstft: error:") and str(missing) in err
+
+
+def test_no_data_folder_anywhere_says_how_to_give_one(tmp_path, capsys, monkeypatch):
+    # As installed from a wheel: no --data, no environment variable, no checkout beside the package.
+    monkeypatch.delenv(common.DATA_ENV, raising=False)
+    monkeypatch.setattr(common, "CHECKOUT_DATA", tmp_path / "no-checkout")
+    assert experiments.main(["grid", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rtdstft: error:")
+    assert "--data DIR" in err and common.DATA_ENV in err and "site-packages" not in err
+
+
+def test_the_environment_variable_names_the_data_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(common.DATA_ENV, str(tmp_path))
+    monkeypatch.setattr(common, "CHECKOUT_DATA", tmp_path / "no-checkout")
+    assert experiments.main(["tracking"]) == 2  # the folder is used: its missing paper/ is named
+    assert str(tmp_path / "paper") in capsys.readouterr().err
+
+
+def test_help_describes_the_experiments_and_where_the_data_comes_from(capsys):
+    assert experiments.main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("fsdd", "tracking", "grid", "--quick", "--data DIR", common.DATA_ENV):
+        assert words in text
+    assert "maxime-leiber/dstft" in text and "MIT" in text
+    assert "free-spoken-digit-dataset" in text and "CC BY-SA 4.0" in text
 
 
 def test_unknown_experiment_prints_usage(capsys):
     assert experiments.main(["nope"]) == 2
-    assert "fsdd|tracking|grid" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rtdstft: error:") and "fsdd|tracking|grid" in err
 
 
 def test_tracker_recovers_two_tones_and_a_chirp():

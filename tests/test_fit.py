@@ -1,5 +1,6 @@
 """fit_window: the constant fit against a brute-force grid on the paper's signals, and the
-time-varying fit on a signal whose character changes (issue 2, lines 5 and 6)."""
+time-varying fit on a signal whose character changes: θ follows it, short on clicks and long on
+tones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The microphone path of the application (issue 4, "must hold" line 4): a tone played into the
+"""The microphone path of the application: a tone played into the
 PulseAudio null sink with sounddevice is captured by the window's microphone source (the sink's
 monitor is the default capture device) and appears at its frequency in the picture."""
 

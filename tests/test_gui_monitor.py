@@ -1,4 +1,4 @@
-"""Monitoring to an output device (issue 4): the application replays a tone with monitoring on;
+"""Monitoring to an output device: the application replays a tone with monitoring on;
 the PulseAudio null sink is its output, and what reaches the sink is captured from the sink's
 monitor through rtdstft.audio.MicrophoneSource (the capture device), so the test hears what a user
 would: the tone, at its frequency, from the resynthesis."""
@@ -57,5 +57,8 @@ def test_monitoring_plays_the_resynthesis_to_the_output(qtbot, tmp_path):
     _, freqs, levels = block_peaks(heard, RATE)
     loud = levels > 0.1
     assert loud.sum() >= 10, f"the tone did not reach the sink (peak {heard.max():.3f})"
-    assert np.median(np.abs(freqs[loud] - TONE_HZ)) < 5, freqs[loud]
+    # Within 2 %: an output opened at 44.1 kHz for this 48 kHz file would be 8 % off. Tighter
+    # would fail on a busy machine, where the output drops blocks and the gaps move the peaks of
+    # many 43 ms blocks by 5 to 20 Hz.
+    assert abs(np.median(freqs[loud]) - TONE_HZ) < 0.02 * TONE_HZ, freqs[loud]
     assert 0.3 < np.percentile(levels[loud], 90) < 0.7  # amplitude 0.5 (resynthesis is exact)

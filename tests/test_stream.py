@@ -224,7 +224,7 @@ def test_bad_live_changes_and_blocks_are_refused_without_effect():
     assert engine.config.win_min == 128.0
     with pytest.raises(ValueError, match="block must be 1-D"):
         engine.process(np.zeros((2, 10), np.float32))
-    with pytest.raises(TypeError, match="block must hold real samples"):
+    with pytest.raises(TypeError, match="block must contain real samples"):
         engine.process(np.zeros(10, np.complex64))
 
 

@@ -1,8 +1,8 @@
-"""DSTFT forward, backward and inverse against slow, obviously-correct references (DESIGN §2).
+"""DSTFT forward, backward and inverse against slow, obviously-correct references.
 
 References used here, each written independently of rtdstft/transform.py and rtdstft/windows.py:
 - ``torch.stft`` with a periodic Hann window (θ = N, normalization "peak");
-- ``numpy_dstft``: a per-frame numpy loop evaluating DESIGN §2's sum literally;
+- ``numpy_dstft``: a per-frame numpy loop evaluating the defining sum of rtdstft.transform literally;
 - ``reference_dstft``: plain autograd (half-angle Hann built from torch ops, frames by unfold, rfft),
   whose autograd gradients the hand-written backward must reproduce.
 """
@@ -36,7 +36,11 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def numpy_dstft(x: np.ndarray, theta: np.ndarray, n_fft: int, hop: int, normalization: str):
-    """DESIGN §2 taken literally: x [T], theta [F] (samples) -> S [N/2 + 1, F] complex128."""
+    """The defining sum taken literally, one frame and one bin at a time:
+
+        S[m, n] = Σ_j x[n·H - N/2 + j] · w(j - N/2; θ_n) · exp(-2πi m j / N),  x = 0 outside [0, T)
+
+    x [T], theta [F] (samples) -> S [N/2 + 1, F] complex128."""
     length = x.shape[-1]
     n_frames = 1 + length // hop
     j = np.arange(n_fft)

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..bench import machine_info
 
 __all__ = [
-    "DEFAULT_DATA",
+    "DATA_ENV",
+    "DATA_HELP",
     "data_dir",
     "experiment_parser",
     "experiment_main",
@@ -22,31 +23,66 @@ __all__ = [
     "write_json",
 ]
 
-#: ``../shared/data`` next to the repository checkout: only the default of ``--data``.
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+#: The environment variable that names the data folder when ``--data`` is not given.
+DATA_ENV = "RTDSTFT_DATA"
+#: ``../shared/data`` beside a source checkout of rtdstft: the last place looked, and only when it
+#: exists (an installed package has no such neighbour).
+CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+#: Where the data comes from and how to point at it; the help of ``rtdstft reproduce`` ends with it.
+DATA_HELP = f"""\
+data: one folder DIR, given by --data DIR or the environment variable {DATA_ENV}, holding
+  DIR/paper/  fan_flutter.npz (x, f1, f2, f3), x_vitesse2.npy, N22.npy: the seed paper's signals,
+              the .mat files in data/ of its reference implementation (github.com/maxime-leiber/dstft,
+              MIT licence) converted to numpy (tracking, grid);
+  DIR/fsdd/recordings/  the Free Spoken Digit Dataset's {{digit}}_{{speaker}}_{{index}}.wav files
+              (github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0) (fsdd).
+Neither ships with rtdstft."""
 
 
 def data_dir(path: str | os.PathLike | None, *required: str) -> Path:
-    """The data folder (default :data:`DEFAULT_DATA`), checked to contain ``required`` entries.
+    """The data folder, checked to contain ``required`` entries (paths relative to it).
 
-    Raises FileNotFoundError with a one-line message naming the missing path.
+    The folder is ``path`` if given, else the environment variable :data:`DATA_ENV`, else
+    ``../shared/data`` beside a source checkout if that exists. Raises FileNotFoundError with a
+    one-line message naming the missing path and how to give the folder.
     """
-    root = Path(DEFAULT_DATA if path is None else path)
+    if path is None:
+        path = os.environ.get(DATA_ENV) or None
+    if path is None:
+        if not CHECKOUT_DATA.is_dir():
+            raise FileNotFoundError(
+                f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder that holds paper/ "
+                "and fsdd/ (`rtdstft reproduce --help` says where they come from)"
+            )
+        path = CHECKOUT_DATA
+    root = Path(path)
     for sub in ("", *required):
         p = root / sub
         if not p.exists():
             raise FileNotFoundError(
-                f"data not found: {p} (pass --data DIR, the folder that holds paper/ and fsdd/)"
+                f"data not found: {p} (pass --data DIR or set {DATA_ENV}=DIR, the folder that holds "
+                "paper/ and fsdd/; `rtdstft reproduce --help` says where they come from)"
             )
     return root
 
 
 def experiment_parser(name: str, description: str) -> argparse.ArgumentParser:
     """The options every experiment takes: --quick, --json PATH, --data DIR."""
-    p = argparse.ArgumentParser(prog=f"rtdstft reproduce {name}", description=description)
+    p = argparse.ArgumentParser(
+        prog=f"rtdstft reproduce {name}",
+        description=description,
+        epilog=DATA_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="the cut-down configuration (minutes less)")
     p.add_argument("--json", metavar="PATH", help="also write the rows and settings as JSON here")
-    p.add_argument("--data", metavar="DIR", default=None, help=f"data folder (default {DEFAULT_DATA})")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help=f"the data folder (default: ${DATA_ENV}, else ../shared/data beside a source checkout)",
+    )
     return p
 
 

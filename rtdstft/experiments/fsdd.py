@@ -23,7 +23,7 @@ Both arms report the model after the last epoch (no early stopping), test accura
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,6 @@ class FSDDConfig:
     test_index: tuple = tuple(range(0, 5))
     workers: int = 2
     threads: int = 1
-    extra: dict = field(default_factory=dict)
 
 
 #: The cut-down configuration of ``--quick``: 3 grid points, 2 seeds, 4 epochs, a fifth of the data.

@@ -1,6 +1,5 @@
-"""Write the bundled demo recording: a deterministic scene whose character changes every few seconds.
-
-    python scripts/make_demo.py recordings/demo.wav
+"""The demo recording the application opens on its first start: a deterministic scene whose
+character changes every few seconds.
 
 The scene (24 kHz, 16-bit mono, 20 s, about 0.96 MB) is built so that the adaptive window has
 something to do in every part:
@@ -16,13 +15,18 @@ Under it all lies a faint pink noise floor at about -75 dBFS (RMS), as any real 
 digital silence would make the adaptation flicker between the clicks (an all-zero neighbourhood has
 entropy 0 by convention, whatever θ).
 
-Everything comes from a seeded generator, so the file is the same byte for byte on every run.
-Needs numpy only (the WAV is written with the standard library).
+Everything comes from a seeded generator, so the file is the same byte for byte on every run. The
+package ships this generator rather than the WAV (a few kB of code instead of a 1 MB file):
+:func:`demo_file` writes the WAV into the user's data folder the first time it is asked for (about
+a second of CPU) and returns it from there afterwards. Needs numpy only (the WAV is written with the
+standard library); ``python -m rtdstft_gui.demo OUT.wav`` writes it anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import wave
 from pathlib import Path
 
@@ -175,6 +179,39 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
+
+
+#: The name of the demo file in the user's data folder.
+DEMO_NAME = "demo.wav"
+
+
+def demo_file(folder: str | os.PathLike | None = None) -> Path:
+    """The demo WAV in ``folder`` (default: the application's per-user data folder, e.g.
+    ``~/.local/share/rtdstft/rtdstft-gui`` on Linux), written there first if it is missing or
+    incomplete. Written whole or not at all (:func:`rtdstft.atomic.atomic_output`), so a second
+    instance or a killed first start never sees half a file. A folder that cannot be written (a
+    read-only home) falls back to the system's temporary folder.
+    """
+    from rtdstft.atomic import atomic_output
+
+    if folder is None:
+        from PyQt6 import QtCore
+
+        folder = QtCore.QStandardPaths.writableLocation(
+            QtCore.QStandardPaths.StandardLocation.AppDataLocation
+        )
+    expected = 44 + 2 * int(DURATION * SAMPLE_RATE)  # RIFF header + 16-bit samples
+    for place in (Path(folder), Path(tempfile.gettempdir()) / "rtdstft"):
+        path = place / DEMO_NAME
+        if path.is_file() and path.stat().st_size == expected:
+            return path
+        try:
+            with atomic_output(path) as part:
+                write_wav(part, make_scene())
+            return path
+        except OSError:
+            continue
+    raise OSError(f"cannot write the demo recording to {folder} or to the temporary folder")
 
 
 def main() -> None:

@@ -1,0 +1,293 @@
+"""The history: the last minutes of what the application analysed, the one model that the
+spectrogram's look-back, the selections and the readouts share (views draw it, none owns it).
+
+It keeps three rings, filled from the engine thread's output at each redraw:
+
+- display columns: each frame's dB column quantised to uint8 (``DB_RANGE`` in 256 steps of
+  0.63 dB), max-pooled to at most ``MAX_ROWS`` rows and ``MAX_COLUMN_RATE`` columns per second;
+  with a pyramid of coarser copies (each level the max of 4 columns of the one below), so that a
+  picture of any stretch costs about 4 × its pixel columns, not the stretch's length;
+- θ of every frame (float32, samples);
+- the input audio (float32), so that any part can be transformed again exactly
+  (:class:`rtdstft.selection.Excerpt`) and resynthesised.
+
+Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
+38 MB of pyramid + 115 MB of audio + 0.5 MB of θ ≈ 270 MB; at N = 4096, H = 128 the same (the
+columns are pooled to 1025 rows and 187.5 per second).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rtdstft.pitch import note, peak_frequency
+from rtdstft.selection import Excerpt
+
+#: dB range of the stored columns (dBFS): code 0 is at or below the first, 255 at the second.
+DB_RANGE = (-150.0, 10.0)
+MAX_ROWS = 1025
+MAX_COLUMN_RATE = 200.0
+DEFAULT_SECONDS = 600.0
+
+
+def db_to_code(db: np.ndarray) -> np.ndarray:
+    lo, hi = DB_RANGE
+    return np.clip(np.rint((np.nan_to_num(db, nan=lo) - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+
+
+def code_to_db(code) -> np.ndarray:
+    lo, hi = DB_RANGE
+    return lo + np.asarray(code, np.float32) * ((hi - lo) / 255.0)
+
+
+def pool_max(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.maximum.reduceat(data, starts, axis=0)`` for non-decreasing ``starts``, a few times
+    faster when each segment holds a few rows (a gather and a max per row of the longest
+    segment, instead of numpy's per-segment loop); reduceat itself when segments are long."""
+    ends = np.append(starts[1:], len(data))
+    count = np.maximum(ends - starts, 1)
+    longest = int(count.max())
+    if longest > 8:
+        return np.maximum.reduceat(data, starts, axis=0)
+    out = data[starts]
+    for j in range(1, longest):
+        np.maximum(out, data[np.minimum(starts + j, starts + count - 1)], out=out)
+    return out
+
+
+class History:
+    """The last ``seconds`` (default 10 minutes) of a stream's analysis; see the module docstring.
+
+    Stream times: frame n is at ``time0 + n·H / sr``; input sample k at ``time0 + k / sr``
+    (``time0`` from :meth:`reset`, where a new engine started).
+    """
+
+    def __init__(self, seconds: float = DEFAULT_SECONDS) -> None:
+        if not 1.0 <= seconds <= 3600.0:
+            raise ValueError(f"history seconds must be in 1..3600, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
+        self.time0 = 0.0
+        self.settings: dict = {}
+        self.frames = 0  # frames received since the reset (frame indices 0 .. frames - 1)
+        self.samples = 0  # input samples received since the reset
+        self.columns = 0  # whole columns written
+        self._alloc()
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float = 0.0, settings=None) -> None:
+        """Forget everything: a new stream of this geometry starts at stream time ``time0`` (s)."""
+        self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
+        self.time0 = float(time0)
+        self.settings = dict(settings or {})
+        self.frames = self.samples = self.columns = 0
+        self._alloc()
+
+    def _alloc(self) -> None:
+        n_bins = self.n_fft // 2 + 1
+        self.bin_pool = -(-n_bins // MAX_ROWS)
+        self.rows = -(-n_bins // self.bin_pool)
+        frame_rate = self.sample_rate / self.hop
+        self.group = max(1, math.ceil(frame_rate / MAX_COLUMN_RATE - 1e-9))
+        self.frame_cap = int(math.ceil(self.seconds * frame_rate)) + self.group
+        self.col_cap = -(-self.frame_cap // self.group)
+        self.audio_cap = self.frame_cap * self.hop + self.n_fft
+        self.audio = np.zeros(self.audio_cap, np.float32)
+        self.theta = np.zeros(self.frame_cap, np.float32)
+        self.levels = [np.zeros((self.col_cap, self.rows), np.uint8)]
+        size = self.col_cap
+        while size > 256:
+            size = -(-size // 4) + 1
+            self.levels.append(np.zeros((size, self.rows), np.uint8))
+        self._pending = np.zeros((self.group, self.rows), np.uint8)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the rings (columns, pyramid, θ, audio)."""
+        return int(sum(a.nbytes for a in self.levels) + self.theta.nbytes + self.audio.nbytes)
+
+    @property
+    def column_seconds(self) -> float:
+        return self.group * self.hop / self.sample_rate
+
+    def column_time(self, c) -> np.ndarray:
+        """Stream time (s) of column(s) ``c``: the middle of its frames."""
+        return self.time0 + (np.asarray(c) * self.group + (self.group - 1) / 2) * self.hop / self.sample_rate
+
+    @property
+    def first_frame(self) -> int:
+        return max(0, self.frames - (self.frame_cap - self.group))
+
+    @property
+    def first_column(self) -> int:
+        return max(0, self.columns - (self.col_cap - 1))
+
+    def time_span(self) -> tuple[float, float]:
+        """Stream times (s) of the oldest and newest frame held (equal when empty)."""
+        per = self.hop / self.sample_rate
+        return self.time0 + self.first_frame * per, self.time0 + max(self.frames - 1, 0) * per
+
+    def row_frequencies(self) -> np.ndarray:
+        """Frequency (Hz) of the lowest bin of each stored row."""
+        return np.arange(self.rows) * self.bin_pool * self.sample_rate / self.n_fft
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        """The next input samples of the stream (the engine's input, in order)."""
+        x = np.asarray(samples, np.float32).reshape(-1)[-self.audio_cap :]
+        slots = (self.samples + np.arange(len(x))) % self.audio_cap
+        self.audio[slots] = x
+        self.samples += len(samples)
+
+    def add_frames(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
+        """The next frames: dB [k, bins] (dBFS), θ [k] (samples), stream time [k] (s). Frames
+        must follow each other; a gap (frames the GUI never got) is filled with silence."""
+        if len(time) == 0:
+            return
+        n = np.rint((np.asarray(time) - self.time0) * self.sample_rate / self.hop).astype(np.int64)
+        keep = n >= self.frames
+        db, theta, n = np.asarray(db)[keep], np.asarray(theta)[keep], n[keep]
+        if len(n) == 0:
+            return
+        codes = db_to_code(db)
+        if self.bin_pool > 1:
+            codes = np.maximum.reduceat(codes, np.arange(0, codes.shape[1], self.bin_pool), axis=1)
+        if n[0] > self.frames:  # a gap: silence
+            self._put_columns(np.zeros((n[0] - self.frames, self.rows), np.uint8), self.frames)
+            self.theta[np.arange(self.frames, n[0]) % self.frame_cap] = theta[0]
+        self.theta[n % self.frame_cap] = theta
+        self._put_columns(codes, int(n[0]))
+        self.frames = int(n[-1]) + 1
+
+    def _put_columns(self, codes: np.ndarray, first_frame: int) -> None:
+        g = self.group
+        for start in range(0, len(codes), 4096):  # bounded temporaries
+            chunk = codes[start : start + 4096]
+            f = first_frame + start + np.arange(len(chunk))
+            c = f // g
+            cols = np.unique(c)
+            base = self.levels[0]
+            for col in cols:
+                rows = chunk[c == col].max(axis=0)
+                slot = col % self.col_cap
+                base[slot] = rows if col >= self.columns else np.maximum(base[slot], rows)
+                self.columns = max(self.columns, int(col) + 1)
+            self._update_pyramid(int(cols[0]), int(cols[-1]) + 1)
+
+    def _update_pyramid(self, ca: int, cb: int) -> None:
+        count = self.columns
+        for level in range(1, len(self.levels)):
+            below, here = self.levels[level - 1], self.levels[level]
+            pa, pb = ca // 4, (cb - 1) // 4 + 1
+            children = np.arange(4 * pa, 4 * pb)
+            valid = children < count
+            block = np.zeros((len(children), self.rows), np.uint8)
+            block[valid] = below[children[valid] % len(below)]
+            here[np.arange(pa, pb) % len(here)] = block.reshape(pb - pa, 4, self.rows).max(axis=1)
+            ca, cb, count = pa, pb, -(-count // 4)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def picture(self, t0: float, t1: float, width: int) -> np.ndarray:
+        """The columns of stream times t0 .. t1 s as ``width`` pixel columns: uint8 codes
+        [width, rows], each pixel the loudest column it covers (the nearest when zoomed in);
+        0 where the history has nothing."""
+        width = max(1, int(width))
+        out = np.zeros((width, self.rows), np.uint8)
+        if self.columns == 0 or not t1 > t0:
+            return out
+        per = self.column_seconds
+        col_of = lambda t: (t - self.time0) / per - (self.group - 1) / (2 * self.group)  # noqa: E731
+        edges = col_of(np.linspace(t0, t1, width + 1))
+        span = edges[-1] - edges[0]
+        level = 0
+        while level + 1 < len(self.levels) and span / 4 ** (level + 1) >= width:
+            level += 1
+        scale = 4**level
+        first = -(-self.first_column // scale)
+        last = (self.columns - 1) // scale  # the newest entry may be partial: it is a true max
+        lo = np.floor(edges[:-1] / scale + 0.5).astype(np.int64)
+        hi = np.maximum(np.floor(edges[1:] / scale + 0.5).astype(np.int64), lo + 1)
+        has = (hi > first) & (lo <= last)
+        if not has.any():
+            return out
+        lo, hi = np.clip(lo, first, last), np.clip(hi, first + 1, last + 1)
+        a, b = int(lo[has].min()), int(hi[has].max())
+        ring = self.levels[level]
+        data = ring[np.arange(a, b) % len(ring)]
+        out[has] = pool_max(data, lo[has] - a)
+        return out
+
+    def theta_curve(self, t0: float, t1: float, points: int) -> tuple[np.ndarray, np.ndarray]:
+        """(time s, θ samples) of the frames in t0 .. t1, thinned to about ``points`` (each kept
+        point the shortest θ of the frames it stands for)."""
+        per = self.hop / self.sample_rate
+        a = max(self.first_frame, math.floor((t0 - self.time0) / per))
+        b = min(self.frames, math.ceil((t1 - self.time0) / per) + 1)
+        if b <= a:
+            return np.zeros(0), np.zeros(0)
+        step = max(1, (b - a) // max(points, 1))
+        n = np.arange(a, b)
+        th = self.theta[n % self.frame_cap]
+        if step > 1:
+            whole = (len(n) // step) * step
+            n, th = n[:whole:step], th[:whole].reshape(-1, step).min(axis=1)
+        return self.time0 + n * per, th
+
+    def readout(
+        self, time: float, freq: float | None, band: tuple[float, float] | None = None, a4: float = 440.0
+    ) -> dict:
+        """What the history holds at (stream time s, ``freq`` Hz), {} where it holds nothing:
+
+        ``time`` (of the nearest frame, s), ``theta_ms``; with ``freq``: ``freq``, ``db`` (the
+        loudest stored level over ``band`` (Hz; default the row of ``freq``), as the picture shows
+        it), and the spectral peak near ``freq`` refined by the phase-derivative instantaneous
+        frequency from the input samples (:func:`rtdstft.pitch.peak_frequency`): ``peak_hz``,
+        ``peak_db``, its ``note`` name and ``cents`` with A4 at ``a4`` Hz.
+        """
+        per = self.hop / self.sample_rate
+        n = round((time - self.time0) / per)
+        if self.frames == 0 or not self.first_frame <= n < self.frames:
+            return {}
+        theta = float(self.theta[n % self.frame_cap])
+        info = {"time": self.time0 + n * per, "theta_ms": 1000.0 * theta / self.sample_rate}
+        if freq is None:
+            return info
+        row_hz = self.bin_pool * self.sample_rate / self.n_fft
+        lo, hi = band if band is not None else (freq, freq)
+        r0 = int(np.clip(np.floor(min(lo, hi) / row_hz + 0.5), 0, self.rows - 1))
+        r1 = int(np.clip(np.floor(max(lo, hi) / row_hz + 0.5), r0, self.rows - 1))
+        column = self.levels[0][(n // self.group) % self.col_cap]
+        info.update(freq=float(freq), db=float(code_to_db(column[r0 : r1 + 1].max())))
+        centre = n * self.hop
+        reach = self.n_fft // 2 + self.hop
+        a = centre - reach
+        if a < max(0, self.samples - self.audio_cap) or centre + reach > self.samples:
+            return info
+        x = self.audio[np.arange(a, centre + reach) % self.audio_cap]
+        peak_hz, peak_db = peak_frequency(x, reach, freq, self.sample_rate, self.n_fft, self.hop, theta)
+        if peak_hz > 0:
+            name, cents = note(peak_hz, a4)
+            info.update(peak_hz=peak_hz, peak_db=peak_db, note=name, cents=cents)
+        return info
+
+    def excerpt(self, t0: float, t1: float) -> Excerpt:
+        """The audio and θ of stream times t0 .. t1 (s) and the frames' reach (± N/2) around
+        them, as far as the history still holds them; for :mod:`rtdstft.selection`."""
+        per = self.hop / self.sample_rate
+        n0 = max(self.first_frame, math.floor((t0 - self.time0) / per) - 1)
+        n1 = min(self.frames, math.ceil((t1 - self.time0) / per) + 2)
+        if n1 <= n0:
+            raise ValueError(f"the history holds nothing in {t0:.3f}..{t1:.3f} s")
+        reach = self.n_fft // 2 + 2 * self.hop
+        s0 = max(n0 * self.hop - reach, self.samples - self.audio_cap, 0)
+        s1 = min(n1 * self.hop + reach, self.samples)
+        audio = self.audio[np.arange(s0, s1) % self.audio_cap].copy()
+        theta = self.theta[np.arange(n0, n1) % self.frame_cap].copy()
+        return Excerpt(
+            audio, s0, theta, n0, self.sample_rate, self.n_fft, self.hop, self.time0, dict(self.settings)
+        )

@@ -1,0 +1,245 @@
+"""The selection panel: the time × frequency box drawn on the spectrogram (Shift + drag), its
+measurements, its band-limited replay, its exports, and the list of labelled selections.
+
+The panel holds no samples: every action takes an :class:`~rtdstft.selection.Excerpt` from the
+window's :class:`~.history.History` and runs the math of :mod:`rtdstft.selection` in the engine
+thread (the GUI thread never runs a transform). Times are stream times (s since the source
+started, as on the file's clock for a file replayed once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+
+from rtdstft import export, selection
+from rtdstft.selection import Region
+
+FIELDS = ("start", "end", "duration", "low", "high", "peak", "energy", "median θ")
+LABEL_FILTERS = "Audacity labels (*.txt);;Raven selection table (*.txt *.selections.txt)"
+
+
+def _fmt(m: dict) -> list[tuple[str, str]]:
+    return [
+        ("start", f"{m['start']:.3f} s"),
+        ("end", f"{m['end']:.3f} s"),
+        ("duration", f"{m['duration']:.3f} s"),
+        ("low", f"{m['low']:.1f} Hz"),
+        ("high", f"{m['high']:.1f} Hz"),
+        ("peak", f"{m['peak_hz']:.2f} Hz, {m['peak_db']:.1f} dB"),
+        ("energy", f"{m['energy_db']:.1f} dB"),
+        ("median θ", f"{m['median_theta_ms']:.1f} ms"),
+    ]
+
+
+class SelectionPanel(QtWidgets.QGroupBox):
+    """The current selection (measured, playable, exportable) and the list of kept ones.
+
+    Args:
+        history: returns the window's current :class:`~.history.History`.
+        run: runs a function in the engine thread and returns its result (``EngineWorker.call``).
+        play: plays ``make()`` to the output (``EngineWorker.play``-like: make, rate, device).
+        device: returns the output device chosen in the device panel.
+
+    Signals:
+        changed(object): the current :class:`Region` (or None).
+    """
+
+    changed = QtCore.pyqtSignal(object)
+
+    def __init__(
+        self,
+        history: Callable[[], object],
+        run: Callable[[Callable], object],
+        play: Callable,
+        device: Callable[[], object],
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)  # the dock around it carries the title
+        self._history, self._run, self._play, self._device = history, run, play, device
+        self.region: Region | None = None
+        self.measurement: dict = {}
+        self.regions: list[Region] = []
+        self.fields = {}
+        form = QtWidgets.QFormLayout()
+        for name in FIELDS:
+            self.fields[name] = QtWidgets.QLabel("—")
+            self.fields[name].setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(name, self.fields[name])
+        self.hint = QtWidgets.QLabel("Shift + drag on the spectrogram")
+        self.hint.setStyleSheet("color: #9090a0;")
+        buttons = QtWidgets.QGridLayout()
+        self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button.setToolTip("the selection's band, resynthesised, to the output device")
+        self.wav_button = QtWidgets.QPushButton("WAV…")
+        self.npz_button = QtWidgets.QPushButton("NPZ…")
+        self.csv_button = QtWidgets.QPushButton("CSV…")
+        self.add_button = QtWidgets.QPushButton("Keep")
+        for i, b in enumerate(
+            (self.play_button, self.wav_button, self.npz_button, self.csv_button, self.add_button)
+        ):
+            buttons.addWidget(b, i // 3, i % 3)
+            b.setEnabled(False)
+        self.label = QtWidgets.QLineEdit()
+        self.label.setPlaceholderText("label")
+        self.list = QtWidgets.QListWidget()
+        self.list.setMaximumHeight(110)
+        self.save_button = QtWidgets.QPushButton("Save labels…")
+        self.load_button = QtWidgets.QPushButton("Load labels…")
+        col = QtWidgets.QVBoxLayout(self)
+        col.addWidget(self.hint)
+        col.addLayout(form)
+        col.addLayout(buttons)
+        col.addWidget(self.label)
+        col.addWidget(self.list)
+        files = QtWidgets.QHBoxLayout()
+        files.addWidget(self.save_button)
+        files.addWidget(self.load_button)
+        col.addLayout(files)
+        self.play_button.clicked.connect(self.play)
+        self.wav_button.clicked.connect(lambda: self._dialog("WAV audio (*.wav)", ".wav", self.export_wav))
+        self.npz_button.clicked.connect(lambda: self._dialog("NumPy NPZ (*.npz)", ".npz", self.export_npz))
+        self.csv_button.clicked.connect(lambda: self._dialog("CSV (*.csv)", ".csv", self.export_csv))
+        self.add_button.clicked.connect(lambda: self.keep(self.label.text()))
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button.clicked.connect(self._load_dialog)
+        self.list.currentRowChanged.connect(self._picked)
+
+    # -- the current selection --------------------------------------------------------------------
+
+    def set_region(self, region: Region | None) -> None:
+        """Make ``region`` (stream time s × Hz) the current selection and measure it."""
+        self.region = None if region is None else region.normalized()
+        self.measurement = {}
+        if self.region is not None:
+            try:
+                ex, r = self._excerpt(), self.region  # taken here: the history is the GUI thread's
+                self.measurement = self._run(lambda _: selection.measure(ex, r))
+            except ValueError as exc:
+                self.hint.setText(str(exc))
+        for name, text in _fmt(self.measurement) if self.measurement else ((n, "—") for n in self.fields):
+            self.fields[name].setText(text)
+        for b in (self.play_button, self.wav_button, self.npz_button, self.csv_button, self.add_button):
+            b.setEnabled(bool(self.measurement))
+        self.changed.emit(self.region)
+
+    def _excerpt(self):
+        r = self.region
+        return self._history().excerpt(r.t0, r.t1)
+
+    def resynthesis(self) -> np.ndarray:
+        """The selection's masked resynthesis (float32, its duration at the stream's rate)."""
+        ex, r = self._excerpt(), self.region
+        return self._run(lambda _: selection.resynthesize(ex, r))
+
+    def play(self) -> None:
+        """Play the selection's resynthesis to the output device chosen in the device panel."""
+        if self.region is None:
+            return
+        ex, r = self._excerpt(), self.region
+        self._play(lambda: selection.resynthesize(ex, r), ex.sample_rate, self._device())
+
+    # -- exports ----------------------------------------------------------------------------------
+
+    def export_wav(self, path: str | Path) -> Path:
+        """The resynthesis (what :meth:`play` plays) as a float WAV."""
+        import soundfile as sf
+
+        y = self.resynthesis()
+        sf.write(str(path), y, int(round(self._history().sample_rate)), subtype="FLOAT")
+        return Path(path)
+
+    def export_npz(self, path: str | Path) -> Path:
+        """The selection's complex frames (all bins), θ, times, frequencies, settings and mask, in
+        the layout of :mod:`rtdstft.export`."""
+        ex, r = self._excerpt(), self.region
+        n0, n1 = ex.frame_range(r.t0, r.t1)
+        spec = self._run(lambda _: selection.frames(ex, n0, n1))
+        n = np.arange(n0, n1)
+        times, freqs = ex.frame_time(n), ex.frequencies()
+        m = selection.mask(times, freqs, r, ex.sample_rate / 2)
+        theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
+        return export.write_npz(path, spec, theta, times, n, freqs, ex.settings_json(), mask=m)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """θ and the refined peak frequency of every frame of the selection."""
+        ex, r = self._excerpt(), self.region
+        cols = self._run(lambda _: selection.frame_peaks(ex, r))
+        return export.write_frames_csv(path, cols, ex.sample_rate)
+
+    def export_view(self, path: str | Path, region: Region) -> Path:
+        """The complex frames of ``region`` (the visible view), its band's bins only, as the NPZ
+        layout of :mod:`rtdstft.export` (``.npz``) or as a CSV of levels in dB (``.csv``)."""
+        r = region.normalized()
+        ex = self._history().excerpt(r.t0, r.t1)
+        n0, n1 = ex.frame_range(r.t0, r.t1)
+        if n1 <= n0:
+            raise ValueError(f"the view {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
+        spec = self._run(lambda _: selection.frames(ex, n0, n1))
+        freqs = ex.frequencies()
+        band = (freqs >= r.f0) & (freqs <= r.f1)
+        n = np.arange(n0, n1)
+        theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
+        if Path(path).suffix.lower() == ".csv":
+            return export.write_spectrum_csv(
+                path, spec[:, band], theta, ex.frame_time(n), freqs[band], ex.n_fft
+            )
+        return export.write_npz(
+            path, spec[:, band], theta, ex.frame_time(n), n, freqs[band], ex.settings_json()
+        )
+
+    def _dialog(self, filt: str, suffix: str, write: Callable) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection", f"selection{suffix}", filt)
+        if path:
+            write(path)
+
+    # -- the list ---------------------------------------------------------------------------------
+
+    def keep(self, label: str = "") -> None:
+        """Add the current selection, with ``label``, to the list."""
+        if self.region is None:
+            return
+        r = self.region
+        self.regions.append(Region(r.t0, r.t1, r.f0, r.f1, label))
+        self._refill()
+
+    def _refill(self) -> None:
+        with QtCore.QSignalBlocker(self.list):
+            self.list.clear()
+            for r in self.regions:
+                self.list.addItem(f"{r.label or '—'}  {r.t0:.2f}–{r.t1:.2f} s  {r.f0:.0f}–{r.f1:.0f} Hz")
+
+    def _picked(self, row: int) -> None:
+        if 0 <= row < len(self.regions):
+            self.set_region(self.regions[row])
+
+    def save_labels(self, path: str | Path, raven: bool = False) -> Path:
+        """The list as an Audacity label track, or a Raven selection table (``raven``)."""
+        write = export.write_raven_table if raven else export.write_audacity_labels
+        return write(path, self.regions)
+
+    def load_labels(self, path: str | Path) -> list[Region]:
+        """Replace the list by the labels of an Audacity label track or a Raven selection table
+        (told apart by the Raven header)."""
+        with open(path, encoding="utf-8") as fh:
+            raven = fh.readline().startswith("Selection\t")
+        read = export.read_raven_table if raven else export.read_audacity_labels
+        self.regions = read(path)
+        self._refill()
+        return self.regions
+
+    def _save_dialog(self) -> None:
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Save labels", "labels.txt", LABEL_FILTERS)
+        if path:
+            self.save_labels(path, raven=chosen.startswith("Raven"))
+
+    def _load_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load labels", "", LABEL_FILTERS)
+        if path:
+            try:
+                self.load_labels(path)
+            except (OSError, ValueError) as exc:
+                QtWidgets.QMessageBox.warning(self, "Cannot load labels", str(exc))

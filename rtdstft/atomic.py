@@ -1,0 +1,42 @@
+"""Whole-or-absent output files.
+
+:func:`atomic_output` hands out a temporary name in the target's folder (same extension, so that
+libraries that pick the format from it still do) and renames it onto the target only when the
+block that writes it finishes without an exception. An interruption (Ctrl-C included), a failed
+write or a failed later step removes the temporary file: the target is then either the complete
+new file or whatever was there before, never a partial or empty one. The rename is atomic on
+POSIX file systems because both names are in one folder.
+
+Nest it to make several outputs succeed or fail together: the inner targets are renamed first,
+and an exception in the inner block removes every temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_output"]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (created folders included); on a clean exit rename it
+    to ``path``, else delete it.
+
+    The temporary name is hidden (``.NAME.part-XXXXXXXX.EXT``) and keeps ``path``'s extension. The
+    caller creates the file at the yielded path; a block that creates nothing leaves nothing.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.stem}.part-{secrets.token_hex(4)}{target.suffix}")
+    try:
+        yield temporary
+        if temporary.exists():
+            os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()

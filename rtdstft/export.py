@@ -1,0 +1,198 @@
+"""Writing analysis results: the NPZ of complex frames, the per-frame CSV, and label files.
+
+NPZ layout (``numpy.load(path)`` reads it, no pickle, no rtdstft needed):
+
+    spec         complex64 [F, M]   the complex frames, one row per frame (as the engine emits them)
+    theta        float32   [F]      window length θ of each frame, samples
+    time         float64   [F]      frame centre, s
+    frame_index  int64     [F]      n of each frame (its centre is sample n·H of the stream)
+    freq         float64   [M]      frequency of each column, Hz (bins m·sr/N, possibly a sub-band)
+    settings     str (0-d)          every analysis setting as JSON: sample_rate, n_fft, hop_length,
+                                    normalization, win_min, win_max, adapt, ...
+    mask         float32   [F, M]   (selections only) the time-frequency mask of the selection
+
+Level in dB re a full-scale sine: 20 log10(|spec| · 4 / n_fft) (with the default "l1" windows).
+
+Spectrum CSV (:func:`write_spectrum_csv`): one row per frame, ``time_s,win_length_samples`` then
+one column per frequency (header: the frequency in Hz) holding that level in dB.
+
+Label files (a list of :class:`~rtdstft.selection.Region`):
+
+- Audacity label track (``.txt``): per label a line ``start<TAB>end<TAB>label`` (seconds), followed
+  for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it.
+- Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
+  Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .selection import Region
+
+__all__ = [
+    "write_npz",
+    "read_settings",
+    "write_frames_csv",
+    "write_spectrum_csv",
+    "write_audacity_labels",
+    "read_audacity_labels",
+    "write_raven_table",
+    "read_raven_table",
+    "RAVEN_HEADER",
+]
+
+RAVEN_HEADER = (
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Annotation",
+)
+
+
+def write_npz(
+    path: str | Path,
+    spec: np.ndarray,
+    theta: np.ndarray,
+    time: np.ndarray,
+    frame_index: np.ndarray,
+    freq: np.ndarray,
+    settings: str | dict,
+    mask: np.ndarray | None = None,
+) -> Path:
+    """Write the NPZ layout of the module docstring (uncompressed); returns the path."""
+    spec = np.asarray(spec)
+    f, m = spec.shape
+    for name, a, n in (
+        ("theta", theta, f),
+        ("time", time, f),
+        ("frame_index", frame_index, f),
+        ("freq", freq, m),
+    ):
+        if np.shape(a) != (n,):
+            raise ValueError(f"{name} must have shape ({n},) to match spec {spec.shape}, got {np.shape(a)}")
+    arrays = {
+        "spec": spec.astype(np.complex64),
+        "theta": np.asarray(theta, np.float32),
+        "time": np.asarray(time, np.float64),
+        "frame_index": np.asarray(frame_index, np.int64),
+        "freq": np.asarray(freq, np.float64),
+        "settings": np.array(settings if isinstance(settings, str) else json.dumps(settings)),
+    }
+    if mask is not None:
+        arrays["mask"] = np.asarray(mask, np.float32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def read_settings(npz) -> dict:
+    """The settings dict of a loaded NPZ (``numpy.load`` result)."""
+    return json.loads(str(npz["settings"]))
+
+
+def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Path:
+    """Per-frame CSV: ``frame,time_s,win_length_samples,win_length_ms,peak_hz,peak_db`` from the
+    arrays ``frame``, ``time``, ``theta``, ``peak_hz``, ``peak_db`` of ``columns``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["frame", "time_s", "win_length_samples", "win_length_ms", "peak_hz", "peak_db"])
+        for n, t, w, f, db in zip(
+            columns["frame"],
+            columns["time"],
+            columns["theta"],
+            columns["peak_hz"],
+            columns["peak_db"],
+            strict=True,
+        ):
+            out.writerow(
+                [int(n), f"{t:.6f}", f"{w:.3f}", f"{1000 * w / sample_rate:.4f}", f"{f:.4f}", f"{db:.2f}"]
+            )
+    return path
+
+
+def write_spectrum_csv(
+    path: str | Path, spec: np.ndarray, theta: np.ndarray, time: np.ndarray, freq: np.ndarray, n_fft: int
+) -> Path:
+    """The levels (dB re a full-scale sine) of frames ``spec`` [F, M] as a CSV (module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = 20 * np.log10(np.maximum(np.abs(spec) * (4.0 / n_fft), 1e-12))
+    table = np.column_stack([np.asarray(time, np.float64), np.asarray(theta, np.float64), db])
+    header = ",".join(["time_s", "win_length_samples", *(f"{f:.3f}" for f in freq)])
+    fmt = ["%.6f", "%.3f"] + ["%.2f"] * db.shape[1]
+    np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
+    return path
+
+
+def write_audacity_labels(path: str | Path, regions: list[Region]) -> Path:
+    """An Audacity label track with spectral selections (see the module docstring)."""
+    lines = []
+    for r in regions:
+        lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{r.label}")
+        lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def read_audacity_labels(path: str | Path) -> list[Region]:
+    """The labels of an Audacity label track; a label without a spectral line gets 0 .. inf Hz."""
+    regions: list[Region] = []
+    for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        try:
+            if parts[0] == "\\":
+                if not regions:
+                    raise ValueError("a frequency line before any label")
+                r = regions[-1]
+                regions[-1] = Region(r.t0, r.t1, float(parts[1]), float(parts[2]), r.label)
+            else:
+                label = parts[2] if len(parts) > 2 else ""
+                regions.append(Region(float(parts[0]), float(parts[1]), 0.0, float("inf"), label))
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"{path}:{no}: not an Audacity label line: {line!r} ({exc})") from None
+    return regions
+
+
+def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
+    """A Raven selection table (see the module docstring)."""
+    rows = ["\t".join(RAVEN_HEADER)]
+    for i, r in enumerate(regions, 1):
+        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{r.label}")
+    Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def read_raven_table(path: str | Path) -> list[Region]:
+    """The selections of a Raven selection table (columns found by their header names)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh, delimiter="\t"))
+    regions = []
+    for no, row in enumerate(table, 2):
+        try:
+            regions.append(
+                Region(
+                    float(row["Begin Time (s)"]),
+                    float(row["End Time (s)"]),
+                    float(row["Low Freq (Hz)"]),
+                    float(row["High Freq (Hz)"]),
+                    row.get("Annotation") or "",
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{no}: not a Raven selection row ({exc})") from None
+    return regions

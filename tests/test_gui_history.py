@@ -1,0 +1,166 @@
+"""Looking back through the history in the real application (offscreen, pytest-qt): scroll and
+zoom with the keys and the wheel while a file replays, read the axes' ranges and the picture, and
+come back to the live view; the analysis goes on meanwhile."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+from PyQt6 import QtCore, QtGui  # noqa: E402
+from rtdstft_gui.history import History  # noqa: E402
+from rtdstft_gui.spectrogram import lookup_table  # noqa: E402
+from rtdstft_gui.window import MainWindow  # noqa: E402
+
+SR = 16000
+WAIT_MS = 30000
+
+
+@pytest.fixture(scope="module")
+def two_part_wav(tmp_path_factory) -> str:
+    """0-2 s a 1 kHz tone, 2-9 s a 3 kHz tone (amplitude 0.5)."""
+    t = np.arange(9 * SR) / SR
+    x = np.where(t < 2.0, np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 3000 * t))
+    path = tmp_path_factory.mktemp("history") / "two_part.wav"
+    sf.write(path, (0.5 * x).astype(np.float32), SR, subtype="FLOAT")
+    return str(path)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(
+        settings_path=str(tmp_path / "settings.ini"),
+        recordings_dir=str(tmp_path / "rec"),
+        overrides={"n_fft": 1024, "hop_length": 128},
+    )
+    qtbot.addWidget(w)
+    w.resize(1360, 820)
+    w.show()
+    yield w
+    w.close()
+
+
+def loudest_hz(w: MainWindow) -> float:
+    """The frequency of the loudest row of the picture shown (median over its columns)."""
+    lut = lookup_table(w.view.cmap)
+    order = np.argsort(lut)
+    pix = w.view.picture()
+    lv = order[np.clip(np.searchsorted(lut[order], pix), 0, 255)]
+    r = w.view.visible()
+    rows = np.argmax(lv, axis=0)[lv.max(axis=0) > 0]
+    y = r.top() + (np.median(rows) + 0.5) * r.height() / lv.shape[0]
+    return float(10**y) if w.view.scale == "log" else float(y)
+
+
+def wheel(w: MainWindow, steps: int, shift: bool = False) -> None:
+    """Turn the wheel over the middle of the spectrogram (steps > 0: away from the user)."""
+    vb = w.view.plot.vb
+    centre = w.view.mapFromScene(vb.sceneBoundingRect().center())
+    mods = QtCore.Qt.KeyboardModifier.ShiftModifier if shift else QtCore.Qt.KeyboardModifier.NoModifier
+    ev = QtGui.QWheelEvent(
+        QtCore.QPointF(centre),
+        QtCore.QPointF(w.view.mapToGlobal(centre)),
+        QtCore.QPoint(0, 0),
+        QtCore.QPoint(0, 120 * steps),
+        QtCore.Qt.MouseButton.NoButton,
+        mods,
+        QtCore.Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QtCore.QCoreApplication.sendEvent(w.view.viewport(), ev)
+
+
+def test_scroll_back_and_zoom_while_the_analysis_goes_on(qtbot, window, two_part_wav):
+    w = window
+    key = QtCore.Qt.Key
+    w.display.span.setValue(2.0)
+    w.speed.setCurrentIndex(w.speed.findData(2.0))
+    w.open_file(two_part_wav)
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > 4.5, timeout=WAIT_MS)
+    assert w.view.live and abs(loudest_hz(w) - 3000) < 100  # live: the last 2 s, the 3 kHz tone
+
+    # The keys: zoom out in time (-), then to the oldest history (Home).
+    w.view.setFocus()
+    before = w.view.visible().width()
+    qtbot.keyClick(w.view, key.Key_Minus)
+    assert not w.view.live and w.live_action.isEnabled()
+    assert w.view.visible().width() == pytest.approx(2 * before, rel=1e-3)
+    qtbot.keyClick(w.view, key.Key_Home)
+    r = w.view.visible()
+    oldest = w.history.time_span()[0]
+    assert r.left() + w.view.now == pytest.approx(oldest, abs=0.01)
+    assert r.right() + w.view.now < 4.1  # the 0-4 s of the file, long gone from the live view
+    t0 = r.left() + w.view.now
+    # The picture is the earlier content: the 1 kHz tone in the first half, 3 kHz in the second.
+    pix = w.view.picture()
+    half = pix.shape[1] // 2
+    cols = {}
+    for name, part in (("early", slice(0, half - 20)), ("late", slice(half + 20, None))):
+        keep = w.view.history_image._pixels
+        w.view.history_image._pixels = pix[:, part]
+        cols[name] = loudest_hz(w)
+        w.view.history_image._pixels = keep
+    assert abs(cols["early"] - 1000) < 60 and abs(cols["late"] - 3000) < 60, (cols, t0)
+
+    # The wheel: zoom in time around the pointer; with Shift, in frequency.
+    width = w.view.visible().width()
+    wheel(w, 3)
+    assert w.view.visible().width() < 0.8 * width
+    assert w.view.visible().height() == pytest.approx(SR / 2, rel=1e-3)
+    wheel(w, 3, shift=True)
+    assert w.view.visible().height() < 0.8 * SR / 2
+    qtbot.keyClick(w.view, key.Key_Right)  # pan in time by a quarter of the width
+    assert w.view.visible().left() > r.left()
+
+    # The analysis goes on while looking back.
+    frames = w.history.frames
+    qtbot.waitUntil(lambda: w.history.frames > frames + 100, timeout=WAIT_MS)
+    assert not w.view.live
+
+    # End: back to the live picture, the last 2 s at full band.
+    qtbot.keyClick(w.view, key.Key_End)
+    assert w.view.live and not w.live_action.isEnabled()
+    r = w.view.visible()
+    assert (r.left(), r.right()) == pytest.approx((-2.0, 0.0), abs=1e-6)
+    assert (r.top(), r.bottom()) == pytest.approx((0.0, SR / 2), abs=1e-6)
+    qtbot.wait(300)
+    assert abs(loudest_hz(w) - 3000) < 100
+
+
+def test_history_memory_at_48k_for_ten_minutes():
+    """10 minutes at 48 kHz stay under 400 MB at the application's default and rate-suited N, H."""
+    h = History(600.0)
+    for n_fft, hop in ((2048, 256), (4096, 128)):
+        h.reset(48000, n_fft, hop)
+        assert h.nbytes < 400e6, (n_fft, hop, h.nbytes / 1e6)
+
+
+def test_history_picture_is_the_max_of_what_it_covers():
+    """The pyramid gives the same picture as pooling the stored columns directly."""
+    rng = np.random.default_rng(3)
+    h = History(60.0)
+    h.reset(16000, 256, 64)  # 250 frames/s: columns of 2 frames
+    n = 12000
+    db = rng.uniform(-140, 0, size=(n, 129)).astype(np.float32)
+    for i in range(0, n, 37):
+        k = slice(i, i + 37)
+        h.add_frames(db[k], np.full(len(db[k]), 128.0, np.float32), np.arange(n)[k] * 64 / 16000)
+    t0, t1 = 1.0, 40.0
+    pic = h.picture(t0, t1, 300)
+    assert pic.shape == (300, 129)
+    from rtdstft_gui.history import db_to_code
+
+    cols = db_to_code(db).reshape(-1, 2, 129).max(axis=1)  # the stored columns
+    ct = h.column_time(np.arange(len(cols)))
+    edges = np.linspace(t0, t1, 301)
+    px = edges[1] - edges[0]  # a pyramid block is never wider than a pixel
+    for p in (1, 150, 298):
+        own = (ct >= edges[p]) & (ct < edges[p + 1])
+        near = (ct >= edges[p] - px) & (ct < edges[p + 1] + px)
+        # A loud column is never lost (a pyramid block may land on the next pixel), nor invented.
+        assert (pic[p - 1 : p + 2].max(axis=0) >= cols[own].max(axis=0)).all()
+        assert (pic[p] <= cols[near].max(axis=0)).all()  # nor invented
