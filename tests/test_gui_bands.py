@@ -75,7 +75,7 @@ def test_bands_control_reaches_engine_and_theta_image_shows_short_windows_on_top
     # The readout under the cursor: θ of the band holding the frequency.
     newest = float(np.nanmax(t))
     low, high = w.view.readout(newest, 100.0), w.view.readout(newest, 6000.0)
-    assert low["band"] == 0 and high["band"] == 3
+    assert low["theta_band"] == 0 and high["theta_band"] == 3
     assert low["theta_ms"] == pytest.approx(ms[np.nanargmax(t), 0])
     assert high["theta_ms"] == pytest.approx(ms[np.nanargmax(t), 3])
-    assert w.view.readout(newest, None, band=3)["theta_ms"] == high["theta_ms"]
+    assert w.view.readout(newest, None, theta_band=3)["theta_ms"] == high["theta_ms"]
