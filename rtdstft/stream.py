@@ -239,10 +239,10 @@ class StreamingDSTFT:
     @property
     def samples_to_next_block(self) -> int:
         """Input samples still missing before :meth:`process` can emit the next block of K frames
-        (its last frame n needs samples up to n·H + N/2); at least 1. A caller that feeds this
-        many at a time makes one call per block, with no added latency."""
+        (its last frame n needs samples up to n·H + N/2, and the band split D more); at least 1. A
+        caller that feeds this many at a time makes one call per block, with no added latency."""
         last = self._next_frame + self.block_frames - 1
-        return max(1, last * self.hop_length + self.n_fft // 2 - self._samples_in)
+        return max(1, last * self.hop_length + self.n_fft // 2 + self.split_delay - self._samples_in)
 
     def reset(self) -> None:
         """Starts a new stream: clears buffers and context; θ returns to the configured start."""

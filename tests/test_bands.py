@@ -233,3 +233,18 @@ def test_analyze_with_bands_draws_theta_per_band_and_writes_a_column_per_band(tm
     assert np.median(rows[:, 5]) < np.median(rows[:, 2]), "top band shorter than the bottom band"
     assert main(["analyze", str(wav), "-o", str(picture), "--bands", "9"]) == 2
     assert "--bands" in capsys.readouterr().err
+
+
+def test_samples_to_next_block_counts_the_split_delay():
+    """Feeding exactly ``samples_to_next_block`` samples emits one block each time, with bands too."""
+    x = np.random.default_rng(6).standard_normal(20_000).astype(np.float32)
+    for bands in (1, 4):
+        engine = rtdstft.StreamingDSTFT(16000, 512, 64, block_frames=4, bands=bands)
+        i = 0
+        while i + engine.samples_to_next_block <= len(x):
+            q = engine.samples_to_next_block
+            if q > 1:  # one sample short: nothing yet
+                assert engine.process(x[i : i + q - 1]).n_frames == 0
+            out = engine.process(x[i + q - 1 : i + q])
+            assert out.n_frames == 4, (bands, i, q)
+            i += q
