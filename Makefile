@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 # The CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 PYQT   ?= PyQt6==6.11.0
+# `rtdstft batch` and its tests: Parquet, the Ray cluster path, pandas to read the dataset back.
+SCALE  ?= ray[data]==2.60.0 pyarrow==26.0.1 pandas==3.1.1 tqdm==4.70.1
 DEMO   := recordings/demo.wav
 
 .PHONY: run test bench lint setup system-deps clean
@@ -17,8 +19,11 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PYQT)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PYQT) $(SCALE)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	# Test-only: the seed paper's reference implementation, compared against in tests and bench
+	# (its matplotlib import is covered by the audio extra; --no-deps skips its torchaudio pin).
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps dstft==3.0.0
 	@touch $@
 
 $(DEMO): gui/demo.py | $(VENV)/.installed

@@ -9,10 +9,12 @@ from .adapt import WindowFit, fit_window
 from .config import StreamConfig
 from .entropy import band_entropy, entropy
 from .stream import StreamingDSTFT, StreamOutput
-from .transform import DSTFT
+from .transform import DSTFT, positions_from_hop, positions_from_overlap
 
 __all__ = [
     "DSTFT",
+    "positions_from_hop",
+    "positions_from_overlap",
     "entropy",
     "band_entropy",
     "fit_window",

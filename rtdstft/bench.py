@@ -44,6 +44,8 @@ from .transform import DSTFT
 __all__ = [
     "machine_info",
     "run_offline_bench",
+    "run_modes_vs_dstft",
+    "run_inverse_bench",
     "run_stream_bench",
     "run_quality_bench",
     "run_band_quality_bench",
@@ -200,16 +202,105 @@ def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_d
             "grad to x and θ",
         ),
     ]
+    x_loss = x.detach().requires_grad_(True)
+
+    def stft_loss():
+        spec = torch.stft(
+            x_loss, n_fft, hop_length, window=hann, center=True, pad_mode="constant", return_complex=True
+        )
+        spec.abs().square().sum().backward()
+
+    def loss(th, positions=None):
+        def run():
+            th_ = th.detach().requires_grad_(True)
+            pos = None if positions is None else positions.detach().requires_grad_(True)
+            t(x, th_, pos).abs().square().sum().backward()
+
+        return run
+
+    # Real frame centres: n·H plus a fractional shift (the last kept inside the signal).
+    positions = torch.arange(n_frames) * float(hop_length) + 0.5 * torch.rand(n_frames, generator=gen)
+    positions = positions.clamp(max=length)
+    cases += [
+        ("torch.stft forward+backward, Σ|S|²", stft_loss, "grad to x"),
+        ("rtdstft forward+backward, θ [B, F] per item, Σ|S|²", loss(theta_items), "grad to θ"),
+        ("rtdstft forward, θ [B, F], real positions [F]", forward_at(t, x, theta_items, positions), ""),
+        (
+            "rtdstft forward+backward, θ [B, F], real positions [F], Σ|S|²",
+            loss(theta_items, positions),
+            "grad to θ and positions",
+        ),
+    ]
     cases += _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft)
     timings = _median_ms([fn for _, fn, _ in cases], repeats, warmup)
     rows = [
         {"name": name, "ms": ms, "ratio": None, "note": note}
         for (name, _, note), ms in zip(cases, timings, strict=True)
     ]
+    # The frequency-dependent modes cost tens of torch.stft's: fewer rounds, and their peak memory.
+    # The peak is taken on the first call, which also warms the row up.
+    mode_cases = _mode_cases(n_fft, hop_length, x, gen)
+    peaks = [_peak_mb(fn) for _, fn, _ in mode_cases]
+    timings = _median_ms([fn for _, fn, _ in mode_cases], 1 if repeats <= 2 else 2, 0)
+    for (name, _, note), ms, peak in zip(mode_cases, timings, peaks, strict=True):
+        rows.append({"name": name, "ms": ms, "ratio": None, "note": note, "peak MB": peak})
+    rows[0]["peak MB"] = _peak_mb(stft)
     ref = rows[0]["ms"]
     for row in rows:
         row["ratio"] = None if row["ms"] is None else row["ms"] / ref
     return rows
+
+
+def forward_at(t: DSTFT, x: torch.Tensor, theta: torch.Tensor, positions: torch.Tensor | None = None):
+    """A function that runs ``t(x, theta, positions)`` without autograd."""
+
+    def run():
+        with torch.no_grad():
+            return t(x, theta, positions)
+
+    return run
+
+
+def _peak_mb(fn: Callable[[], object] | None) -> float | None:
+    """Peak resident memory in MB that one call of fn adds to the process, from Linux's VmHWM
+    (reset through /proc/self/clear_refs); None where that is unavailable."""
+    if fn is None:
+        return None
+
+    def status(key: str) -> float:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return float(line.split()[1]) / 1024
+        raise OSError(key)
+
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS:")
+        fn()
+        return round(status("VmHWM:") - before, 1)
+    except OSError:
+        return None
+
+
+def _mode_cases(n_fft, hop_length, x, gen):
+    """(name, fn, note) for the frequency-dependent window modes on the bench input."""
+    cases = []
+    for mode in ("frequency", "time-frequency"):
+        t = DSTFT(n_fft, hop_length, window_mode=mode)
+        n_frames = t.num_frames(x.shape[-1])
+        shape = t.theta_shape(n_frames)
+        theta = t.win_min + (t.win_max - t.win_min) * torch.rand(shape, generator=gen)
+        label = f"{mode} θ [{', '.join('M' if d == t.n_bins else 'F' for d in shape)}]"
+
+        def fb(t=t, theta=theta):
+            th = theta.detach().requires_grad_(True)
+            t(x, th).abs().square().sum().backward()
+
+        cases.append((f"rtdstft forward, {label}", forward_at(t, x, theta), "matrix products"))
+        cases.append((f"rtdstft forward+backward, {label}, Σ|S|²", fb, "grad to θ"))
+    return cases
 
 
 def _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft):
@@ -240,6 +331,178 @@ def _dstft_cases(n_fft, hop_length, theta, x, cot, with_dstft):
         err = float((module(x)[1].abs() - ours).abs().max() / ours.abs().max())
     note = f"dstft {version}, also returns the magnitude; magnitudes match ours to {err:.0e}"
     return [(names[0], forward, note), (names[1], forward_backward, "grad to θ")]
+
+
+def _dstft_mode_module(mode: str, n_fft: int, hop_length: int, theta: torch.Tensor, x: torch.Tensor):
+    """dstft 3.0.0 in window mode ``mode`` carrying the window lengths ``theta`` ([M] or [M, F])."""
+    import dstft
+
+    win_min = 2.0 * hop_length
+    module = dstft.DSTFT(
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window_mode=mode,
+        hop_mode="fixed",
+        normalization="paper",
+        win_length=0.5 * (win_min + n_fft),
+        win_length_min=win_min,
+        win_length_max=float(n_fft),
+    )
+    module.initialize(x)
+    with torch.no_grad():
+        p = ((theta.double() - win_min) / (n_fft - win_min)).clamp(1e-6, 1 - 1e-6)
+        raw = torch.logit(p).reshape(theta.shape[0], -1)
+        module._raw_win_length.copy_(raw[:, : module._raw_win_length.shape[1]].to(x.dtype))
+    return module
+
+
+def run_modes_vs_dstft(
+    batch: int = 8,
+    seconds: float = 1.0,
+    sample_rate: int = 16000,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    repeats: int = 2,
+    seed: int = 0,
+) -> list[dict]:
+    """The frequency-dependent modes against dstft 3.0.0 on a cut of the bench input.
+
+    dstft forms every windowed frame of every bin, [B, M, F, N] complex: 63 GB on the full bench
+    input (8 × 30 s), so the two are timed on ``batch`` × ``seconds`` (same B, N, H; the cost of
+    both is linear in F). Rows carry "× dstft", dstft's time over ours, and the peak memory."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, round(seconds * sample_rate), generator=gen)
+    try:
+        import dstft  # noqa: F401
+    except ImportError as exc:
+        return [{"name": "dstft comparison", "ms": None, "note": f"dstft not installed ({exc.name})"}]
+    rows = []
+    for mode in ("frequency", "time-frequency"):
+        t = DSTFT(n_fft, hop_length, window_mode=mode)
+        shape = t.theta_shape(t.num_frames(x.shape[-1]))
+        theta = t.win_min + (t.win_max - t.win_min) * torch.rand(shape, generator=gen)
+        module = _dstft_mode_module(mode, n_fft, hop_length, theta, x)
+
+        def ours_fb(t=t, theta=theta):
+            th = theta.detach().requires_grad_(True)
+            t(x, th).abs().square().sum().backward()
+
+        def theirs_fwd(module=module):
+            with torch.no_grad():
+                return module(x)
+
+        def theirs_fb(module=module):
+            module.zero_grad(set_to_none=True)
+            module(x)[1].abs().square().sum().backward()
+
+        fns = [forward_at(t, x, theta), theirs_fwd, ours_fb, theirs_fb]
+        peaks = [_peak_mb(fn) for fn in fns]  # also the warm-up
+        times = _median_ms(fns, repeats, 0)
+        cut = f"{batch} × {seconds:g} s"
+        for what, pair in [("forward", (0, 1)), ("forward+backward, Σ|S|²", (2, 3))]:
+            ours, theirs = times[pair[0]], times[pair[1]]
+            rows.append(
+                {
+                    "name": f"rtdstft {what}, {mode}",
+                    "ms": ours,
+                    "× dstft": round(theirs / ours, 1),
+                    "peak MB": peaks[pair[0]],
+                    "note": cut,
+                }
+            )
+            rows.append(
+                {
+                    "name": f"dstft {what}, {mode}",
+                    "ms": theirs,
+                    "× dstft": 1.0,
+                    "peak MB": peaks[pair[1]],
+                    "note": f"{cut}, dstft 3.0.0",
+                }
+            )
+    return rows
+
+
+def run_inverse_bench(
+    seconds: float = 2.0, n_fft: int = 256, hop_length: int = 64, seed: int = 0
+) -> list[dict]:
+    """Inverse accuracy and cost, float64: time mode at real positions (weighted overlap-add) and the
+    least-squares inverse of the frequency-dependent modes, against dstft 3.0.0's own inverse of
+    the same modes (its default: 20 preconditioned CG iterations) on the same signal.
+
+    The signal is spoken digits (the FSDD recordings beside a checkout, 8 kHz) when present, else
+    the synthetic voiced scene; θ is random in [2H, N] per frame, per bin, or per bin and frame."""
+    from .scenes import scene, speech
+
+    fsdd = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+    if fsdd.is_dir():
+        x, source = speech([fsdd / n for n in FSDD_WORDS], 8000), "FSDD speech, 8 kHz"
+    else:
+        x, source = scene([("voiced", seconds)], 8000), "synthetic voiced scene, 8 kHz"
+    x = torch.as_tensor(x, dtype=torch.float64)[: round(seconds * 8000)]
+    length = x.shape[-1]
+    gen = torch.Generator().manual_seed(seed)
+
+    def snr(estimate):
+        return round(float(10 * torch.log10(x.square().sum() / (estimate - x).square().sum())), 1)
+
+    rows = []
+    t = DSTFT(n_fft, hop_length)
+    n_frames = t.num_frames(length)
+    pos = (
+        torch.arange(n_frames, dtype=torch.float64) * hop_length
+        + 0.9 * torch.rand(n_frames, generator=gen, dtype=torch.float64)
+    ).clamp(max=length)
+    theta = t.win_min + (t.win_max - t.win_min) * torch.rand(n_frames, generator=gen, dtype=torch.float64)
+    spec = t(x, theta, pos)
+    start = time.perf_counter()
+    x_hat = t.inverse(spec, theta, length=length, positions=pos)
+    ms = 1e3 * (time.perf_counter() - start)
+    rows.append(
+        {
+            "name": "rtdstft inverse, time θ [F], real positions",
+            "ms": ms,
+            "SNR dB": snr(x_hat),
+            "note": f"{source}; overlap-add",
+        }
+    )
+    for mode in ("frequency", "time-frequency"):
+        t = DSTFT(n_fft, hop_length, window_mode=mode)
+        theta = t.win_min + (t.win_max - t.win_min) * torch.rand(
+            t.theta_shape(n_frames), generator=gen, dtype=torch.float64
+        )
+        spec = t(x, theta)
+        start = time.perf_counter()
+        x_hat, residual = t.inverse(spec, theta, length=length, return_residual=True)
+        ms = 1e3 * (time.perf_counter() - start)
+        rows.append(
+            {
+                "name": f"rtdstft inverse, {mode}",
+                "ms": ms,
+                "SNR dB": snr(x_hat),
+                "note": f"least squares, residual {residual:.1e}",
+            }
+        )
+        try:
+            module = _dstft_mode_module(mode, n_fft, hop_length, theta, x[None])
+        except ImportError as exc:
+            rows.append(
+                {"name": f"dstft inverse, {mode}", "ms": None, "note": f"dstft not installed ({exc.name})"}
+            )
+            continue
+        with torch.no_grad():
+            theirs = module(x[None])[1]
+            start = time.perf_counter()
+            try:
+                x_theirs = module.inverse(theirs)[0]
+            except (ValueError, RuntimeError) as exc:  # its frequency-mode inverse fails on its shapes
+                rows.append(
+                    {"name": f"dstft inverse, {mode}", "ms": None, "note": f"dstft 3.0.0 fails: {exc}"}
+                )
+                continue
+            ms = 1e3 * (time.perf_counter() - start)
+        note = "dstft 3.0.0, CG 20 iterations"
+        rows.append({"name": f"dstft inverse, {mode}", "ms": ms, "SNR dB": snr(x_theirs), "note": note})
+    return rows
 
 
 def run_stream_bench(
@@ -329,11 +592,17 @@ FSDD_WORDS = ("3_jackson_0.wav", "7_george_1.wav", "5_lucas_2.wav", "9_nicolas_3
 
 
 def run_quality_bench(
-    sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, scenes: dict | None = None
+    sample_rate: int = 48000,
+    n_fft: int = 2048,
+    hop_length: int = 256,
+    scenes: dict | None = None,
+    offline_steps: int = 30,
 ) -> list[dict]:
     """Adaptation quality: mean local entropy (Shannon, p = 2, r = 4, nats) of the best
-    single window in hindsight, of what the engine emits online, and of the per-block oracle (best
-    constant θ per 8-frame block from a 24-point grid), and the share of that gap the engine closes."""
+    single window in hindsight, of what the engine emits online, of the per-block oracle (best
+    constant θ per 8-frame block from a 24-point grid), the share of that gap the engine closes, and
+    of the offline time fit (``fit_window(mode="time")``: whole-signal search, then ``offline_steps``
+    gradient steps), which sees the whole signal and must reach no higher than the engine."""
     from .scenes import adaptation_report, scene, speech
 
     if scenes is None:
@@ -350,7 +619,13 @@ def run_quality_bench(
     rows = []
     for name, parts in scenes.items():
         r = adaptation_report(
-            scene(parts, sample_rate), sample_rate, n_fft, hop_length, block_frames=8, radius=4
+            scene(parts, sample_rate),
+            sample_rate,
+            n_fft,
+            hop_length,
+            block_frames=8,
+            radius=4,
+            offline_steps=offline_steps,
         )
         rows.append(
             {
@@ -359,6 +634,7 @@ def run_quality_bench(
                 "online": round(r["online"], 4),
                 "oracle": round(r["oracle"], 4),
                 "gap closed": round(r["gap_closed"], 3),
+                "offline fit": round(r["offline"], 4),
                 "best fixed θ": round(r["best_fixed_theta"], 1),
             }
         )
@@ -392,6 +668,94 @@ def run_band_quality_bench(
                 "gain": round(r["time_only"] - r["banded"], 4),
             }
         )
+
+
+#: The spoken-digit corpus beside a checkout (the project's data folder; absent in a user's clone).
+FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+
+
+def run_batch_bench(
+    corpus: Path = FSDD, files: int | None = None, workers: tuple[int, ...] = (1, 2), ray: bool = True
+) -> list[dict]:
+    """Corpus throughput: ``rtdstft batch`` over ``corpus`` (the first ``files`` files, default all)
+    with 1 and 2 local workers and through Ray Data on a new local cluster of 2 CPUs, beside anchor
+    rows for a fixed-window STFT of the same files (read with soundfile, mixed to mono,
+    ``torch.stft`` and ``librosa.stft`` when installed, Hann window of N/2, the batch's N and H at
+    each file's rate, one thread). Throughput in seconds of audio per wall-clock second (× real
+    time); peak resident memory of a worker (MB). Every row reads the same files in the same run."""
+    import tempfile
+
+    from .batch import engine_config, expand_inputs, run_batch
+
+    if not corpus.is_dir():
+        return [{"name": "corpus", "note": f"{corpus} not found: no batch rows"}]
+    paths = sorted(expand_inputs([corpus]))[:files]
+    rows: list[dict] = []
+
+    def row(name: str, seconds: float, audio: float, peak: int | None, note: str) -> dict:
+        return {
+            "name": name,
+            "files": len(paths),
+            "audio h": round(audio / 3600, 3),
+            "wall s": round(seconds, 2),
+            "× real time": round(audio / seconds, 1),
+            "peak MB per worker": round(peak / 2**20) if peak else None,
+            "note": note,
+        }
+
+    import soundfile
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        anchors = {"torch.stft": None}
+        try:
+            import librosa
+
+            anchors["librosa.stft"] = librosa
+        except ImportError:
+            rows.append({"name": "librosa.stft", "note": "librosa not installed"})
+        for name, librosa_module in anchors.items():
+            audio = 0.0
+            start = time.perf_counter()
+            for p in paths:
+                x, sr = soundfile.read(p, dtype="float32", always_2d=True)
+                x = x.mean(axis=1)
+                cfg = engine_config(None, sr)
+                n, h = cfg.n_fft, cfg.hop_length
+                if librosa_module is None:
+                    w = torch.hann_window(n // 2)
+                    torch.stft(torch.from_numpy(x), n, h, n // 2, w, center=True, return_complex=True)
+                else:
+                    librosa_module.stft(x, n_fft=n, hop_length=h, win_length=n // 2, pad_mode="constant")
+                audio += x.shape[0] / sr
+            rows.append(
+                row(f"{name}, fixed window (anchor)", time.perf_counter() - start, audio, None, "1 thread")
+            )
+    finally:
+        torch.set_num_threads(previous_threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in workers:
+            s = run_batch(paths, Path(tmp, f"w{n}"), workers=n)
+            note = "in this process" if n == 1 else "processes (forkserver)"
+            rows.append(
+                row(f"rtdstft batch, {n} worker(s)", s.seconds, s.audio_seconds, s.worker_peak_bytes, note)
+            )
+        if ray:
+            try:
+                import ray as ray_module
+
+                ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - the row says why Ray is missing
+                rows.append({"name": "rtdstft batch --ray", "note": f"Ray unavailable: {exc}"})
+            else:
+                try:
+                    s = run_batch(paths, Path(tmp, "ray"), use_ray=True)
+                    rows.append(
+                        row("rtdstft batch --ray", s.seconds, s.audio_seconds, None, "local cluster, 2 CPUs")
+                    )
+                finally:
+                    ray_module.shutdown()
     return rows
 
 
@@ -421,12 +785,15 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rtdstft bench [--quick] [--part all|offline|stream|quality] [--json PATH] [--threads N]
+    """``rtdstft bench [--quick] [--part all|offline|stream|quality|batch] [--json PATH] [--threads N]
     [--repeats R] [--no-dstft]``."""
     parser = argparse.ArgumentParser(prog="rtdstft bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, 2 repeats (smoke test)")
     parser.add_argument(
-        "--part", choices=("all", "offline", "stream", "quality"), default="all", help="which tables"
+        "--part",
+        choices=("all", "offline", "stream", "quality", "batch"),
+        default="all",
+        help="which tables",
     )
     parser.add_argument("--json", metavar="PATH", help="also write machine, config and rows as JSON")
     parser.add_argument(
@@ -463,6 +830,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(rows))
         report["offline"] = rows
+        cut = 0.25 if args.quick else 1.0
+        rows = run_modes_vs_dstft(batch=config["batch"], seconds=cut, repeats=1 if args.quick else 2)
+        print(
+            f"\nfrequency-dependent modes against dstft 3.0.0 on {config['batch']} × {cut:g} s "
+            "(dstft cannot hold the full input)"
+        )
+        print(format_table(rows))
+        report["modes vs dstft"] = rows
+        rows = run_inverse_bench(seconds=0.25 if args.quick else 2.0)
+        print("\ninverse, float64, N=256, H=64 (SNR against the signal)")
+        print(format_table(rows))
+        report["inverse"] = rows
     if args.part in ("all", "stream"):
         rows = run_stream_bench(seconds=2.0 if args.quick else 12.0, repeats=1 if args.quick else 3)
         print("\nstreaming: blocks of 1024 samples at 48 kHz, N=2048, H=256, K=8, one torch thread")
@@ -470,11 +849,13 @@ def main(argv: list[str] | None = None) -> int:
         report["stream"] = rows
     if args.part in ("all", "quality"):
         rows = run_quality_bench(
-            scenes={"clicks → tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None
+            scenes={"clicks → tones": [("clicks", 0.5), ("tones", 0.5)]} if args.quick else None,
+            offline_steps=3 if args.quick else 30,
         )
         print(
             "\nadaptation quality: mean local entropy (Shannon, p=2, r=4, nats) at 48 kHz, N=2048, H=256;"
-            " oracle = best constant θ per 8-frame block in hindsight (24-point grid)"
+            " oracle = best constant θ per 8-frame block in hindsight (24-point grid);"
+            " offline fit = fit_window(mode='time'), θ per frame, whole signal"
         )
         print(format_table(rows))
         report["quality"] = rows
@@ -486,6 +867,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(rows))
         report["band_quality"] = rows
+    if args.part in ("all", "batch"):
+        rows = run_batch_bench(files=40 if args.quick else None, ray=not args.quick)
+        print(
+            "\ncorpus: `rtdstft batch` over the spoken-digit corpus (8 kHz), analyze's defaults; "
+            "anchors: a fixed-window STFT of the same files; one torch thread per worker"
+        )
+        print(format_table(rows))
+        report["batch"] = rows
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -1,8 +1,10 @@
-"""The ``rtdstft`` command: ``devices | analyze | resynth | record | bench | reproduce``.
+"""The ``rtdstft`` command: ``devices | analyze | batch | resynth | record | bench | reproduce``.
 
 - ``analyze FILE -o PICTURE.png [--csv THETA.csv]``: the whole file through the adaptive streaming
   engine, block by block; a picture of the spectrogram in dB (time in s, frequency in Hz, colour bar)
   over the window-length track θ in ms, and optionally θ per frame as CSV.
+- ``batch INPUT... -o OUT``: ``analyze``'s θ track and summaries for a corpus, one Parquet row
+  per file, resumable, on local processes or a Ray cluster (:mod:`rtdstft.batch`).
 - ``resynth IN OUT``: every channel through its own engine, overlap-add resynthesis written to OUT
   with the engine's latency removed; prints the SNR of the resynthesis against the input.
 - ``record OUT --seconds S``: a microphone to a file, written as it goes (FLAC, OGG, MP3 through a WAV
@@ -35,6 +37,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .batch import READ_BLOCKS
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
 from .errors import ParameterError
@@ -45,8 +48,6 @@ PROG = "rtdstft"
 EXIT_ERROR = 2
 #: Most spectrogram columns drawn in the picture; longer files are max-pooled over time to this.
 MAX_COLUMNS = 2400
-#: Frames fed to the engine per read, in units of its adaptation blocks.
-READ_BLOCKS = 8
 
 
 class CommandError(ParameterError):
@@ -77,7 +78,7 @@ def _progress(total: int, label: str, args: argparse.Namespace) -> Any:
     ``--progress`` (logs that are not terminals stay clean)."""
     from tqdm import tqdm
 
-    enabled = bool(args.progress) or sys.stderr.isatty()
+    enabled = _progress_enabled(args)
     return tqdm(
         total=max(1, int(total)),
         desc=label,
@@ -88,6 +89,10 @@ def _progress(total: int, label: str, args: argparse.Namespace) -> Any:
         dynamic_ncols=True,
         mininterval=0.1,
     )
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return bool(args.progress) or sys.stderr.isatty()
 
 
 def _advance(bar: Any, done: int) -> None:
@@ -160,13 +165,19 @@ ENGINE_OPTIONS = {
 _FIELD_NAMES = re.compile(r"\b(" + "|".join(ENGINE_OPTIONS) + r")\b")
 
 
+def _engine_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine settings given by the options, as StreamConfig fields (the rest take the rate's
+    defaults)."""
+    given = {field: getattr(args, field) for field in ENGINE_OPTIONS if getattr(args, field) is not None}
+    return {**given, "adapt": not args.no_adapt}
+
+
 def _engine_config(args: argparse.Namespace, sample_rate: float) -> StreamConfig:
     """The engine's settings from the options: those given over the defaults that suit the rate
     (see :meth:`StreamConfig.for_rate`). A bad value ends the command with the config's message,
     written with the option names."""
-    given = {field: getattr(args, field) for field in ENGINE_OPTIONS if getattr(args, field) is not None}
     try:
-        return StreamConfig.for_rate(sample_rate, adapt=not args.no_adapt, **given)
+        return StreamConfig.for_rate(sample_rate, **_engine_fields(args))
     except (ValueError, TypeError) as exc:
         raise CommandError(_FIELD_NAMES.sub(lambda m: ENGINE_OPTIONS[m.group(1)], str(exc))) from None
 
@@ -379,45 +390,55 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
     from .atomic import atomic_output
-    from .stream import StreamingDSTFT
+    from .batch import analyze_file
 
     if args.output is None and args.npz is None:
         raise CommandError("analyze needs -o PICTURE, --npz PATH or both")
     picture = None if args.output is None else Path(args.output)
     if picture is not None:
         _check_picture_path(picture)
-    with _open_file(args.file, args.channel) as src:
-        cfg = _engine_config(args, src.sample_rate)
-        block = _check_memory(cfg, 1)
-        engine = StreamingDSTFT(config=cfg)
-        n_frames = 1 + src.frames // cfg.hop_length
-        image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
-        theta = np.full((n_frames, cfg.bands) if cfg.bands > 1 else n_frames, np.nan)
-        # The complex frames themselves for --npz (8 bytes a bin: 90 MB a minute at 48 kHz, N = 2048).
-        spec = np.zeros((n_frames, cfg.n_fft // 2 + 1), np.complex64) if args.npz else None
+    if args.channel is not None:
+        _open_file(args.file, args.channel).close()  # a bad --channel named as the option
+    image: _PooledSpectrogram | None = None
+    # The complex frames themselves for --npz (8 bytes a bin: 90 MB a minute at 48 kHz, N = 2048).
+    spec: np.ndarray | None = None
 
-        def take(out: Any) -> None:
-            # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
-            # (with a θ per band, the bands' shortest: "l1" windows scale alike whatever θ)
-            shortest = out.win_length if out.win_length.ndim == 1 else out.win_length.min(-1)
-            image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(shortest)[:, None])
-            theta[out.frame_index] = out.win_length
-            if spec is not None:
-                spec[out.frame_index] = out.spec
+    def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
+        nonlocal image, spec
+        if image is None:
+            image = _PooledSpectrogram(n_frames, cfg.n_fft // 2 + 1)
+            if args.npz:
+                spec = np.zeros((n_frames, cfg.n_fft // 2 + 1), np.complex64)
+        # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
+        # (with a θ per band, the bands' shortest: "l1" windows scale alike whatever θ)
+        shortest = out.win_length if out.win_length.ndim == 1 else out.win_length.min(-1)
+        image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(shortest)[:, None])
+        if spec is not None:
+            spec[out.frame_index] = out.spec
 
-        with _progress(src.frames, "analyze", args) as bar:
-            while (x := src.read(block)).size:
-                take(engine.process(x))
-                _advance(bar, src.tell())
-            take(engine.flush())
-        _warn_cut_short(src)
-        sr, channels, frames = src.sample_rate, src.file_channels, src.frames
-    n_frames = 1 + frames // cfg.hop_length  # fewer than planned if the file was cut short
-    image.trim(n_frames)
-    theta = theta[:n_frames]
-    if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
-        raise RuntimeError("the engine did not emit every frame")
-    times = np.arange(n_frames) * (cfg.hop_length / sr)
+    bar: Any = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _progress(total, "analyze", args)
+        _advance(bar, done)
+
+    def config(sample_rate: float) -> StreamConfig:
+        cfg = _engine_config(args, sample_rate)
+        _check_memory(cfg, 1)
+        return cfg
+
+    try:
+        result = analyze_file(args.file, config, channel=args.channel, on_output=take, on_progress=advance)
+    finally:
+        if bar is not None:
+            bar.close()
+    _warn_cut_short(result)
+    cfg, sr, channels, frames = result.config, result.sample_rate, result.channels, result.frames
+    theta, times, n_frames = result.theta, result.times, result.theta.shape[0]
+    assert image is not None
+    image.trim(n_frames)  # fewer than planned if the file was cut short
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
@@ -617,6 +638,36 @@ def cmd_record(args: argparse.Namespace) -> int:
         f"{mic.dropped}, input overflows: {mic.overruns}" + ("; stopped by Ctrl-C" if interrupted else "")
     )
     return 130 if interrupted else 0
+
+
+# -- batch ---------------------------------------------------------------------------------------
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``rtdstft batch``: the adaptive analysis of a corpus into a Parquet dataset; exit status 1
+    when any file failed."""
+    from .batch import check_config, run_batch
+
+    check_config(lambda rate: _engine_config(args, rate))  # the options named as on the command line
+    try:
+        summary = run_batch(
+            args.inputs,
+            args.output,
+            options=_engine_fields(args),
+            workers=args.workers,
+            use_ray=args.ray is not None,
+            ray_address=args.ray or None,
+            overwrite=args.overwrite,
+            spectrogram=args.spectrogram,
+            shard_files=args.shard_files,
+            device=args.device,
+            progress=_progress_enabled(args),
+            log=(lambda line: print(line, file=sys.stderr)) if args.verbose else None,
+        )
+    except ImportError as exc:
+        raise CommandError(str(exc)) from exc
+    print(summary.line())
+    return 1 if summary.failed else 0
 
 
 # -- devices, bench, reproduce -------------------------------------------------------------------
@@ -864,6 +915,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _channel_and_progress(p, "record input", "mono mix-down of the first two")
     p.set_defaults(run=cmd_record)
+
+    p = sub.add_parser(
+        "batch",
+        help="adaptive analysis of a corpus into a Parquet dataset, one row per file",
+        formatter_class=_Formatter,
+        description="Analyse every file named by INPUT... as `analyze` does (same engine options and "
+        "defaults) and write a Parquet dataset to the folder OUT, one row per file: path, size, "
+        "mtime, rate, channels, duration, settings, the θ track and frame times, summaries, status "
+        "and error. A re-run skips the files OUT already holds (same path, size and mtime); shards "
+        "are written whole or not at all, so a killed run is resumed by running it again. A bad "
+        "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a file, a folder (searched recursively for audio files), a glob pattern (quote it; ** "
+        "crosses folders) or a CSV manifest with a `path` column",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the dataset's folder")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="local processes, one torch thread each (default: the CPU cores; 1: in this process)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run as a Ray Data pipeline: on the cluster at ADDRESS (e.g. auto, host:6379, "
+        "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale]); write "
+        "--ray=ADDRESS, or --ray after the inputs",
+    )
+    p.add_argument("--overwrite", action="store_true", help="analyse again the files OUT already holds")
+    p.add_argument(
+        "--spectrogram",
+        action="store_true",
+        help="also write each file's spectrogram in dB, float16 [bins, frames], to OUT/_spectrograms",
+    )
+    p.add_argument(
+        "--shard-files",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="rows per shard at most; a shard is also committed every 60 s (default: 1000)",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the engines: cpu, cuda, cuda:1 ... (default: cpu)"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="a line on stderr for every shard committed and every worker process that died",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr even when it is not a terminal (where it is drawn anyway)",
+    )
+    _engine_options(p)
+    p.set_defaults(run=cmd_batch)
 
     for name, text in (
         ("bench", "speed benchmarks (arguments: `rtdstft bench --help`)"),

@@ -8,6 +8,8 @@ chirps and voiced speech-like passages, or real speech when a recording is given
 
 - the best single window chosen in hindsight for the whole signal (a grid of constant θ),
 - what the streaming engine emits when adapting online,
+- optionally, the offline time fit (:func:`rtdstft.fit_window` with mode "time"), which sees the
+  whole signal and a θ per frame, so it should reach below the online engine,
 - the per-block oracle: for each block of K frames, the best constant θ from the grid in hindsight
   (each grid spectrogram's local entropy, averaged over the block, minimised per block),
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .adapt import fit_window
 from .entropy import band_entropy, entropy
 from .stream import StreamingDSTFT
 from .transform import DSTFT
@@ -167,9 +170,13 @@ def adaptation_report(
     block_frames: int = 8,
     radius: int = 4,
     grid_size: int = 24,
+    offline_steps: int | None = None,
     **engine_kw,
 ) -> dict:
-    """best_fixed / online / oracle mean local entropies (nats) and the gap share closed."""
+    """best_fixed / online / oracle mean local entropies (nats) and the gap share closed; with
+    ``offline_steps`` (an integer >= 1) also "offline", that of the offline time fit run for at most
+    that many gradient steps after its search (same θ bounds, radius, smoothness 0.1), and its θ as
+    "offline_theta"."""
     engine = StreamingDSTFT(
         sample_rate, n_fft, hop_length, adapt=True, block_frames=block_frames, radius=radius, **engine_kw
     )
@@ -189,6 +196,12 @@ def adaptation_report(
     counts[-1] = n_frames - (n_blocks - 1) * block_frames
     oracle = float((per_block.min(0).values * counts).sum() / n_frames)
     gap = best_fixed - oracle
+    offline = {}
+    if offline_steps is not None:
+        fit = fit_window(xt, t, mode="time", radius=radius, steps=offline_steps)
+        with torch.no_grad():
+            offline["offline"] = float(entropy(t(xt, fit.win_length), radius=radius).mean())
+        offline["offline_theta"] = fit.win_length.numpy()
     return {
         "best_fixed": best_fixed,
         "online": online,
@@ -196,6 +209,7 @@ def adaptation_report(
         "gap_closed": (best_fixed - online) / gap if gap > 0 else float("nan"),
         "best_fixed_theta": float(grid[int(local.mean(-1).argmin())]),
         "theta": theta,
+        **offline,
     }
 
 

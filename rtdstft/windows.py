@@ -84,3 +84,23 @@ def hann_window_derivative(
     if normalization == "l1":
         return t.sub_(c).mul_(c).mul_(n_fft / theta.square())
     return t.mul_(c).div_(theta)
+
+
+def hann_window_slope(
+    win_length: torch.Tensor,
+    n_fft: int,
+    normalization: str = "l1",
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """∂w/∂u, [..., N]: the window's derivative in its offset u, for gradients wrt frame positions.
+
+    With φ = π u / θ:  ∂(c²)/∂u = -2 c s π / θ = -(π / θ) sin 2φ, so ∂w/∂u = -g (π / θ) sin 2φ. φ is
+    clamped to ±π/2, where sin 2φ = 0, so the slope vanishes outside |u| < θ/2 (w is C¹ in u).
+    ``offsets`` may carry a per-frame shift (shape [..., N] broadcasting against θ[..., None]).
+    """
+    if offsets is None:
+        offsets = frame_offsets(n_fft, win_length.device, win_length.dtype)
+    theta = win_length.unsqueeze(-1)
+    scale = math.pi / theta
+    slope = (offsets * scale).clamp_(-_HALF_PI, _HALF_PI).mul_(2.0).sin_().mul_(-scale)
+    return slope.mul_(n_fft / theta) if normalization == "l1" else slope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from rtdstft.bench import REFERENCE, format_table, main
+from rtdstft.bench import FSDD, REFERENCE, format_table, main
 
 RTDSTFT_ROWS = [
     "rtdstft forward, θ [F] shared",
@@ -40,6 +40,26 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
         assert ms > 0 and math.isclose(ratio, ms / rows[REFERENCE]["ms"])
     for name in DSTFT_ROWS:  # timed when dstft is installed, else a note says why not
         assert (rows[name]["ms"] or 0) > 0 or "not installed" in rows[name]["note"]
+    for name in (
+        "torch.stft forward+backward, Σ|S|²",
+        "rtdstft forward+backward, θ [B, F] per item, Σ|S|²",
+        "rtdstft forward, θ [B, F], real positions [F]",
+        "rtdstft forward, frequency θ [M]",
+        "rtdstft forward+backward, time-frequency θ [M, F], Σ|S|²",
+    ):
+        assert rows[name]["ms"] > 0 and math.isclose(
+            rows[name]["ratio"], rows[name]["ms"] / rows[REFERENCE]["ms"]
+        )
+    assert "peak MB" in rows["rtdstft forward, time-frequency θ [M, F]"]
+    versus = {row["name"]: row for row in report["modes vs dstft"]}
+    if "dstft comparison" not in versus:  # dstft installed
+        for mode in ("frequency", "time-frequency"):
+            assert versus[f"rtdstft forward, {mode}"]["× dstft"] > 0
+            assert versus[f"dstft forward+backward, Σ|S|², {mode}"]["ms"] > 0
+    inverse = {row["name"]: row for row in report["inverse"]}
+    assert inverse["rtdstft inverse, time θ [F], real positions"]["SNR dB"] >= 250
+    for mode in ("frequency", "time-frequency"):
+        assert inverse[f"rtdstft inverse, {mode}"]["SNR dB"] >= 60
     stream = {row["name"]: row for row in report["stream"]}
     for bands in (1, 4):
         for adapt in ("off", "on"):
@@ -51,6 +71,15 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     assert band["banded (B=4)"] < band["time-only (B=1)"]
     (quality,) = report["quality"]
     assert quality["online"] < quality["best fixed"]
+    batch = {row["name"]: row for row in report["batch"]}
+    if FSDD.is_dir():  # the corpus rows need the project's data folder
+        for name in (
+            "torch.stft, fixed window (anchor)",
+            "rtdstft batch, 1 worker(s)",
+            "rtdstft batch, 2 worker(s)",
+        ):
+            assert batch[name]["files"] == 40 and batch[name]["× real time"] > 0
+        assert batch["rtdstft batch, 2 worker(s)"]["peak MB per worker"] > 0
 
 
 def test_format_table_is_generic():

@@ -88,7 +88,13 @@ def test_fsdd_pipeline_learns():
         threads=2,
     )
     rows = fsdd.run(config=config, log=lambda *_: None)
-    assert [r["arm"] for r in rows] == ["grid", "fixed (best on val)", "learned"]
+    assert [r["arm"] for r in rows] == ["grid", "fixed (best on val)", "learned", "learned θ + hop"]
+    joint = rows[-1]["runs"][0]
+    assert joint["loss_end"] < joint["loss_start"]
+    assert abs(joint["hop"] - 64.0) > 0.1 and 32 <= joint["hop"] <= 128  # the hop learnt, in bounds
+    assert abs(joint["theta"] - joint["theta_start"]) > 1.0
+    assert rows[-1]["total_seconds"] > 0
+    rows = rows[:-1]
     learned = rows[-1]["runs"][0]
     assert learned["steps"] == math.ceil(180 / 16)
     assert learned["loss_end"] < learned["loss_start"]
@@ -99,14 +105,22 @@ def test_fsdd_pipeline_learns():
     assert fixed["loss_end"] < fixed["loss_start"]
     for row in rows:
         assert 0 <= row["test_acc"] <= 100
-    assert rows[-1]["total_seconds"] > 0
 
 
 @needs_data
 def test_tracking_pipeline_learns():
-    config = tracking.TrackingConfig(steps=15, grid_step=100, powers=(2.0,))
+    config = tracking.TrackingConfig(steps=15, grid_step=100, powers=(2.0,), tf_steps=1, hop_steps=3)
     rows = tracking.run(config=config, log=lambda *_: None)
-    assert [r["method"].split(",")[0] for r in rows] == ["constant θ"] * 2 + ["time-varying θ"]
+    methods = [r["method"].split(",")[0] for r in rows]
+    assert methods == ["constant θ"] * 2 + [
+        "time-varying θ",
+        "time-frequency θ",
+        "time-varying θ + learnable hop (p = 2)",
+    ]
+    tf_row, hop_row = rows[3], rows[4]
+    assert tf_row["loss_end"] <= tf_row["loss_start"] and tf_row["theta_max"] > 2 * tf_row["theta_min"]
+    assert hop_row["loss_end"] <= hop_row["loss_start"] and hop_row["hop"] != 50.0  # the hop learnt
+    rows = rows[:3]
     for row in rows:
         assert np.isfinite(row["mse"]) and row["mse"] >= 0
     varying = rows[-1]
@@ -130,3 +144,17 @@ def test_grid_vs_gradient_pipeline_finds_the_minimum():
     # other): the fit must land in one of them, not necessarily the grid's.
     assert grad["entropy"] < grad["loss_start"] - 1e-3
     assert grad["entropy"] <= grid["entropy"] + 1e-3
+
+
+def test_tf_figure_fit_beats_the_best_constant_window_and_draws(tmp_path):
+    from rtdstft.experiments import tf_figure
+
+    path = tmp_path / "tf.png"
+    result = tf_figure.run(seconds=0.2, steps=1, figure=path, log=lambda *_: None)
+    assert result["time-frequency"] < result["best_constant"] - 0.3, result
+    assert result["frequency"] < result["best_constant"], result
+    theta = result["time-frequency_theta"]  # [257 bins of 31.25 Hz, 101 frames of 2 ms]
+    bursts = [round((0.03 + 0.0005 + 0.06 * k) * 16000 / 32) for k in range(3)]  # frames at the bursts
+    low, high = theta[:32, bursts], theta[96:224, bursts]  # below 1 kHz; 3..7 kHz
+    assert float(low.median()) > 2 * float(high.median()), (low.median(), high.median())
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

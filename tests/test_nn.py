@@ -185,3 +185,59 @@ def test_to_streaming_hands_theta_over():
     per_frame = AdaptiveSpectrogram(n_fft=512, hop_length=128, win_min=256, win_max=512, n_frames=5)
     per_frame.set_win_length(torch.tensor([260.0, 300.0, 400.0, 410.0, 500.0]))
     assert per_frame.to_streaming(16000).config.win_length == pytest.approx(400.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("window_mode, shape", [("frequency", (65,)), ("time-frequency", (65, 33))])
+def test_window_modes_train_and_equal_dstft(window_mode, shape):
+    fe = AdaptiveSpectrogram(128, 16, win_min=32, win_max=128, n_frames=33, window_mode=window_mode).double()
+    assert fe.rho.shape == shape
+    x = _signal((2,), length=512)
+    w = torch.randn(2, 65, 33, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    before = fe.win_length.clone()
+    opt = torch.optim.SGD(fe.parameters(), lr=1.0)
+    (fe(x) * w).sum().backward()
+    assert bool((fe.rho.grad != 0).any())
+    opt.step()
+    assert float((fe.win_length - before).abs().max()) > 1e-3  # a training step moves θ
+    t = rtdstft.DSTFT(128, 16, win_min=32, win_max=128, window_mode=window_mode)
+    expected = torch.log(t(x, fe.win_length).abs().square() + fe.log_eps)
+    torch.testing.assert_close(fe(x).detach(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("hop_mode", ["constant", "time"])
+def test_learnable_hop_trains_stays_bounded_and_equals_dstft(hop_mode):
+    fe = AdaptiveSpectrogram(128, 16, win_min=32, win_max=128, n_frames=33, hop_mode=hop_mode).double()
+    assert fe.eta.shape == (() if hop_mode == "constant" else (32,))
+    torch.testing.assert_close(fe.positions(), 16.0 * torch.arange(33, dtype=torch.float64))
+    x = _signal((2,), length=512)
+    w = torch.randn(2, 65, 33, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    (fe(x) * w).sum().backward()
+    assert bool((fe.eta.grad != 0).all())  # every hop gets a gradient
+    before = fe.hops().detach().clone()
+    opt = torch.optim.SGD(fe.parameters(), lr=0.5)
+    opt.step()
+    assert float((fe.hops().detach() - before).abs().max()) > 1e-3  # a training step moves the hop
+    with torch.no_grad():
+        fe.eta.fill_(1e3)  # far beyond the upper bound: the hop stays at hop_max = 2H
+        assert float(fe.hops().max()) <= 32.0 and float(fe.hops().min()) > 31.9
+        pos = fe.positions()
+        xp = torch.nn.functional.pad(x, (0, int(math.ceil(float(pos[-1]))) - 512))
+        t = rtdstft.DSTFT(128, 16, win_min=32, win_max=128)
+        expected = torch.log(t(xp, fe.win_length, pos).abs().square() + fe.log_eps)
+        torch.testing.assert_close(fe(x), expected, rtol=1e-12, atol=1e-12)
+        fe.eta.fill_(-1e3)  # hop_min = H/2: 33 frames stop short of the end, the tail is not analysed
+        pos = fe.positions()
+        assert float(pos[-1]) == pytest.approx(256.0)
+        expected = torch.log(t(x[:, : 256 + 64], fe.win_length, pos).abs().square() + fe.log_eps)
+        torch.testing.assert_close(fe(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_learnable_hop_and_time_frequency_need_n_frames():
+    with pytest.raises(ValueError, match=r"hop_mode='constant' needs n_frames"):
+        AdaptiveSpectrogram(128, 16, hop_mode="constant")
+    with pytest.raises(ValueError, match=r"window_mode='time-frequency' needs n_frames"):
+        AdaptiveSpectrogram(128, 16, window_mode="time-frequency")
+    with pytest.raises(ValueError, match=r"hop_mode must be one of"):
+        AdaptiveSpectrogram(128, 16, hop_mode="free")
+    with pytest.raises(ValueError, match=r"0 < hop_min < hop_max <= n_fft = 128"):
+        AdaptiveSpectrogram(128, 16, n_frames=10, hop_mode="time", hop_min=8, hop_max=200)

@@ -1,9 +1,10 @@
 """Reproductions of the seed paper's experiments, one module each, started by
-``rtdstft reproduce fsdd|tracking|grid`` (or ``python -m rtdstft.experiments NAME``).
+``rtdstft reproduce fsdd|tracking|grid|tf-figure`` (or ``python -m rtdstft.experiments NAME``).
 
 - :mod:`.fsdd`: spoken digits, best fixed window against a window learned with a CNN.
 - :mod:`.tracking`: ridge tracking on fan_flutter, constant against time-varying θ.
 - :mod:`.grid_vs_gradient`: cost of a gradient fit of a constant θ against a grid over every integer.
+- :mod:`.tf_figure`: a time-frequency fit on a low tone with high bursts, drawn as a figure.
 
 Each module has ``run(...) -> rows`` and ``main(argv) -> exit status``; all take ``--quick``,
 ``--json PATH`` and ``--data DIR`` (or the environment variable ``RTDSTFT_DATA``: the folder that
@@ -21,7 +22,7 @@ from .common import DATA_HELP
 __all__ = ["EXPERIMENTS", "main"]
 
 #: experiment name -> module
-EXPERIMENTS = {"fsdd": "fsdd", "tracking": "tracking", "grid": "grid_vs_gradient"}
+EXPERIMENTS = {"fsdd": "fsdd", "tracking": "tracking", "grid": "grid_vs_gradient", "tf-figure": "tf_figure"}
 
 _DESCRIPTION = """\
 Reproduce one of the seed paper's experiments and print its table (Markdown):

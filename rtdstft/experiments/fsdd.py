@@ -16,6 +16,10 @@ Arms, each over the same seeds (one seed fixes the CNN's initialisation and the 
   (b) learned: θ starts at the geometric mean of the bounds (181 samples) and trains with the CNN by
       the cross-entropy loss, Adam, on a higher learning rate (in ρ, the front end's parameter) than
       the CNN's.
+  (c) learned θ + hop (the seed paper's joint optimisation): as (b), and the frames' hop h is learnt
+      too (``hop_mode="constant"``, h ∈ [H/2, 2H] = [32, 128] from H = 64, on θ's learning rate);
+      F = 126 frames whatever h (past the end of the second the frames see zeros; with h < H the
+      tail beyond the last frame is not analysed), so the CNN's input keeps its shape.
 Both arms report the model after the last epoch (no early stopping), test accuracy mean ± std
 (sample std, n - 1) over the seeds.
 """
@@ -57,6 +61,7 @@ class FSDDConfig:
     test_index: tuple = tuple(range(0, 5))
     workers: int = 2
     threads: int = 1
+    learn_hop: bool = True
 
 
 #: The cut-down configuration of ``--quick``: 3 grid points, 2 seeds, 4 epochs, a fifth of the data.
@@ -153,8 +158,9 @@ def _precompute(frontend: AdaptiveSpectrogram, data: dict, batch: int = 200) -> 
     }
 
 
-def train_one(cfg: FSDDConfig, data: dict, seed: int, theta: float | None) -> dict:
-    """Trains one model; ``theta`` None learns θ, a number fixes it. Returns accuracies and θ.
+def train_one(cfg: FSDDConfig, data: dict, seed: int, theta: float | None, hop: bool = False) -> dict:
+    """Trains one model; ``theta`` None learns θ, a number fixes it; ``hop`` learns the hop too.
+    Returns accuracies, θ and the hop.
 
     With a fixed θ the features are computed once and only the CNN runs per step (the same
     arithmetic as running the front end every step, without repeating it).
@@ -168,12 +174,15 @@ def train_one(cfg: FSDDConfig, data: dict, seed: int, theta: float | None) -> di
         win_length=theta,
         learnable=theta is None,
         output="log",
+        n_frames=1 + cfg.length // cfg.hop_length if hop else None,
+        hop_mode="constant" if hop else "fixed",
+        window_mode="constant",
     )
     cnn = DigitCNN(width=cfg.width)
     groups = [{"params": cnn.parameters(), "lr": cfg.lr}]
     if theta is None:
         model: nn.Module = _Classifier(frontend, cnn)
-        groups.append({"params": [frontend.rho], "lr": cfg.theta_lr})
+        groups.append({"params": [frontend.rho] + ([frontend.eta] if hop else []), "lr": cfg.theta_lr})
     else:
         model, data = cnn, _precompute(frontend, data)
     opt = torch.optim.Adam(groups)
@@ -196,6 +205,7 @@ def train_one(cfg: FSDDConfig, data: dict, seed: int, theta: float | None) -> di
         "seed": seed,
         "theta_start": theta_start,
         "theta": float(frontend.win_length),
+        "hop": float(frontend.hops().detach()) if hop else float(cfg.hop_length),
         "val_acc": _accuracy(model, *data["val"]),
         "test_acc": _accuracy(model, *data["test"]),
         "loss_start": float(np.mean(losses[:k])),
@@ -226,14 +236,14 @@ def _summary(arm: str, theta_label: str, runs: list[dict], seconds: float) -> di
 
 def _job(args: tuple) -> dict:
     """One training run in a worker process: (config, data folder, seed, θ or None) -> result."""
-    config, root, seed, theta = args
+    config, root, seed, theta, hop = args
     torch.set_num_threads(config.threads)
     split = {
         name: load_split(root, getattr(config, f"{name}_index"), config.length)
         for name in ("train", "val", "test")
     }
     t0, c0 = time.perf_counter(), time.process_time()
-    result = train_one(config, split, seed, theta)
+    result = train_one(config, split, seed, theta, hop)
     return {**result, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
@@ -244,16 +254,18 @@ def run(data: str | Path | None = None, config: FSDDConfig = FSDDConfig(), log=p
     ``config.threads`` torch threads (1 by default: on a busy 2-core machine, two single-threaded
     processes spend far less CPU than one process with two threads, which spin waiting for each other).
 
-    Rows: arm ("grid", "fixed (best on val)", "learned"), theta (label), theta_mean (samples),
-    val_acc and test_acc (mean %, over seeds), test_std (%), test_per_seed, seconds (wall time of
-    that row's runs, summed over seeds), loss_start / loss_end (mean training loss over the first /
-    last steps), runs (per-seed details). The last row also holds ``total_seconds`` (wall time of the
-    whole experiment, data loading included) and ``total_cpu_seconds`` (CPU time of all runs).
+    Rows: arm ("grid", "fixed (best on val)", "learned", "learned θ + hop"), theta (label),
+    theta_mean (samples), val_acc and test_acc (mean %, over seeds), test_std (%), test_per_seed,
+    seconds (wall time of that row's runs, summed over seeds), loss_start / loss_end (mean training
+    loss over the first / last steps), runs (per-seed details). The last row also holds
+    ``total_seconds`` (wall time of the whole experiment, data loading included) and
+    ``total_cpu_seconds`` (CPU time of all runs).
     """
     start = time.perf_counter()
     root = data_dir(data, "fsdd/recordings")
-    jobs = [(config, root, s, None) for s in config.seeds]  # the longest runs first
-    jobs += [(config, root, s, float(theta)) for theta in config.grid for s in config.seeds]
+    jobs = [(config, root, s, None, True) for s in config.seeds] if config.learn_hop else []
+    jobs += [(config, root, s, None, False) for s in config.seeds]  # the longest runs first
+    jobs += [(config, root, s, float(theta), False) for theta in config.grid for s in config.seeds]
     log(f"fsdd: {len(jobs)} runs on {config.workers} worker(s) × {config.threads} thread(s)")
     if config.workers > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -265,8 +277,8 @@ def run(data: str | Path | None = None, config: FSDDConfig = FSDDConfig(), log=p
     else:
         results = [_job(j) for j in jobs]
     by_theta: dict = {}
-    for (_, _, _, theta), result in zip(jobs, results, strict=True):
-        by_theta.setdefault(theta, []).append(result)
+    for (_, _, _, theta, hop), result in zip(jobs, results, strict=True):
+        by_theta.setdefault("hop" if hop else theta, []).append(result)
 
     def summary(arm: str, label: str, runs: list[dict]) -> dict:
         return _summary(arm, label, runs, sum(r["seconds"] for r in runs))
@@ -279,6 +291,11 @@ def run(data: str | Path | None = None, config: FSDDConfig = FSDDConfig(), log=p
     runs = by_theta[None]
     rows.append(summary("learned", " / ".join(f"{r['theta']:.0f}" for r in runs), runs))
     log(f"  learned θ={rows[-1]['theta']}: test {rows[-1]['test_acc']:.1f} %")
+    if config.learn_hop:
+        runs = by_theta["hop"]
+        label = " / ".join(f"{r['theta']:.0f}, h {r['hop']:.1f}" for r in runs)
+        rows.append(summary("learned θ + hop", label, runs))
+        log(f"  learned θ, hop={label}: test {rows[-1]['test_acc']:.1f} %")
     rows[-1]["total_seconds"] = time.perf_counter() - start
     rows[-1]["total_cpu_seconds"] = sum(r["cpu_seconds"] for r in results)
     return rows

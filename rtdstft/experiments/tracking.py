@@ -20,8 +20,17 @@ which dominate the MSE: a ridge a window does not resolve takes a peak far away)
 
 Rows: constant θ from the global-entropy fit (``fit_window(mode="constant")``, p = 1 as the paper and
 p = 2), constant θ chosen by the tracking MSE itself over every integer θ (an oracle no entropy method
-can beat with one θ), and time-varying θ from ``fit_window(mode="time")`` (local entropy r = 4 frames,
-smoothness λ = 0.1, p = 1 and p = 2).
+can beat with one θ), time-varying θ from ``fit_window(mode="time")`` (local entropy r = 4 frames,
+smoothness λ = 0.1, p = 1 and p = 2), and the seed paper's further freedoms:
+
+- time-frequency θ (``fit_window(mode="time-frequency")``, one θ per bin and frame; the local entropy
+  of each of 8 bands of 63 bins alone, averaged, plus λ times the mean squared step of log θ across
+  bins and across frames);
+- time-varying θ with a learnable hop: the frames at c_n = n·h, h ∈ [H/2, 2H] learnt jointly with θ
+  (:class:`rtdstft.nn.AdaptiveSpectrogram`, ``hop_mode="constant"``, F fixed) by Adam on the time
+  fit's objective, from the time fit's θ and h = H. Frames past the segment's end see zeros, whose
+  local entropy is 0 (by convention), so the objective is taken over the frames whose centre lies
+  inside the segment only; the truth is read at each frame's (real) centre.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..adapt import fit_window
+from ..adapt import fit_window, smoothness_penalty
+from ..entropy import entropy
+from ..nn import AdaptiveSpectrogram
 from ..transform import DSTFT
 from .common import data_dir, experiment_main, machine_info
 
@@ -49,15 +60,19 @@ class TrackingConfig:
     n_fft: int = 1000
     hop_length: int = 50
     steps: int = 150
-    lr: float = 0.1
+    lr: float | None = None
     radius: int = 4
     smoothness: float = 0.1
     powers: tuple = (1.0, 2.0)
     grid_step: int = 1
+    bands: int = 8
+    tf_steps: int = 40
+    hop_steps: int = 40
+    hop_lr: float = 0.02
 
 
-#: ``--quick``: 40 optimiser steps, a grid every 10 samples.
-QUICK = TrackingConfig(steps=40, grid_step=10)
+#: ``--quick``: 40 optimiser steps (10 for the time-frequency and hop fits), a grid every 10 samples.
+QUICK = TrackingConfig(steps=40, grid_step=10, tf_steps=10, hop_steps=10)
 
 
 def load_fan_flutter(root: Path, start: int, stop: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -117,8 +132,8 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
     """All rows (see the module docstring).
 
     Keys: method, theta (samples; "min..max (median)" if time-varying), theta_min, theta_max,
-    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the fit's final
-    objective, nats), loss_start / loss_end, evaluations, theta_init, seconds (fit or grid time).
+    mse (bins²), mse_f1/f2/f3, gross (% of pairs > 5 bins off), entropy (the objective of the
+    fit's θ, nats), loss_start / loss_end, evaluations, theta_init, seconds (fit or grid time).
     """
     root = data_dir(data, "paper/fan_flutter.npz")
     x, truth = load_fan_flutter(root, config.start, config.stop)
@@ -128,15 +143,23 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
     scored = (centres >= config.n_fft // 2) & (centres <= length - config.n_fft // 2)
     truth_bins = truth[:, centres[scored]].T * config.n_fft  # [F_scored, 3]
 
-    def score(theta) -> tuple[float, np.ndarray, float]:
+    def score(theta, transform=t, positions=None) -> tuple[float, np.ndarray, float]:
         with torch.no_grad():
-            spec = t(x, theta)
-        return tracking_mse(spec[:, scored], truth_bins)
+            if positions is None:
+                spec = transform(x, theta)
+                return tracking_mse(spec[:, scored], truth_bins)
+            c = positions.numpy()
+            end = int(np.ceil(c[-1]))
+            xp = torch.nn.functional.pad(x, (0, max(0, end - length)))[: max(end, int(c[-1]) + t.n_fft // 2)]
+            inside = (c >= config.n_fft // 2) & (c <= length - config.n_fft // 2)
+            spec = transform(xp, theta, positions)
+            at = np.round(c[inside]).astype(int)
+            return tracking_mse(spec[:, inside], truth[:, at].T * config.n_fft)
 
     rows = []
 
-    def add(method, theta, fit=None, seconds=None, init=None):
-        mse, per, gross = score(theta)
+    def add(method, theta, fit=None, seconds=None, init=None, transform=t, positions=None, **extra):
+        mse, per, gross = score(theta, transform, positions)
         theta = torch.as_tensor(theta, dtype=torch.float64)
         label = (
             f"{float(theta):.0f}"
@@ -155,12 +178,15 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
             "gross": 100 * gross,
             "seconds": seconds,
             "theta_init": init,
+            **extra,
         }
+        if fit is not None and theta.dim() == 1:
+            row["fitted_theta"] = theta
         if fit is not None:
             row.update(
-                entropy=fit.loss_history[-1],
+                entropy=min(fit.loss_history),
                 loss_start=fit.loss_history[0],
-                loss_end=fit.loss_history[-1],
+                loss_end=min(fit.loss_history),
                 evaluations=fit.evaluations,
             )
         rows.append(row)
@@ -193,7 +219,77 @@ def run(data: str | Path | None = None, config: TrackingConfig = TrackingConfig(
         seconds=time.perf_counter() - t0,
     )
     entropy_fit("time", "time-varying θ, entropy fit")
+    time_fits = {p: row for p, row in zip(config.powers, rows[-len(config.powers) :], strict=True)}
+    tf = DSTFT(config.n_fft, config.hop_length, window_mode="time-frequency")
+    for p in config.powers:
+        t0 = time.perf_counter()
+        fit = fit_window(
+            x,
+            tf,
+            mode="time-frequency",
+            steps=config.tf_steps,
+            power=p,
+            radius=config.radius,
+            smoothness=config.smoothness,
+            bands=config.bands,
+        )
+        seconds = time.perf_counter() - t0
+        add(f"time-frequency θ, entropy fit (p = {p:g})", fit.win_length, fit, seconds, transform=tf)
+    for p in config.powers:
+        t0 = time.perf_counter()
+        theta, positions, fit = _hop_fit(x, t, time_fits[p]["fitted_theta"], config, p)
+        seconds = time.perf_counter() - t0
+        hop = float(positions[1] - positions[0])
+        add(
+            f"time-varying θ + learnable hop (p = {p:g})",
+            theta,
+            fit,
+            seconds,
+            positions=positions,
+            hop=hop,
+        )
+    for row in rows:
+        row.pop("fitted_theta", None)
     return rows
+
+
+def _hop_fit(x, t: DSTFT, theta0: torch.Tensor, config: TrackingConfig, power: float):
+    """θ [F] and a constant hop h learnt jointly (module docstring): (θ, positions [F], record)."""
+    n_frames = t.num_frames(x.shape[-1])
+    fe = AdaptiveSpectrogram(
+        t.n_fft,
+        t.hop_length,
+        t.win_min,
+        t.win_max,
+        win_length=theta0.clamp(t.win_min, t.win_max),
+        n_frames=n_frames,
+        output="complex",
+        hop_mode="constant",
+    ).double()
+    opt = torch.optim.Adam(fe.parameters(), lr=config.hop_lr)
+    history, best = [], None
+    length = x.shape[-1]
+    for _ in range(config.hop_steps):
+        opt.zero_grad(set_to_none=True)
+        spec = fe(x)
+        c = fe.positions().detach()
+        inside = (c >= 0) & (c <= length)
+        local = entropy(spec[:, inside], power=power, radius=config.radius)
+        loss = local.mean() + config.smoothness * smoothness_penalty(fe.theta()[inside])
+        loss.backward()
+        history.append(float(loss.detach()))
+        if history[-1] <= min(history):
+            best = (fe.win_length.clone(), c.clone())
+        opt.step()
+    return best[0], best[1], _Record(history)
+
+
+class _Record:
+    """The fields of a fit that ``add`` reads (loss history and evaluations)."""
+
+    def __init__(self, history: list) -> None:
+        self.loss_history = history
+        self.evaluations = len(history)
 
 
 COLUMNS = [
@@ -204,6 +300,7 @@ COLUMNS = [
     ("mse_f2", "f2", ".3g"),
     ("mse_f3", "f3 (burst)", ".3g"),
     ("gross", "> 5 bins off (%)", ".1f"),
+    ("hop", "hop (samples)", ".1f"),
     ("seconds", "time (s)", ".1f"),
 ]
 

@@ -1,0 +1,855 @@
+"""Corpus analysis: the adaptive analysis of many audio files, one Parquet row per file.
+
+:func:`analyze_file` runs one file through the streaming engine (``rtdstft analyze`` uses it too, so
+a file gets the same θ track either way). :func:`run_batch` does it for a corpus:
+
+- inputs: files, folders (searched recursively for audio extensions), glob patterns, or CSV
+  manifests (``.csv`` with a ``path`` column; relative paths are taken from the manifest's folder);
+- output: a folder holding a Parquet dataset, ``part-NNNNNN.parquet`` shards of at most
+  ``shard_files`` rows, each written to a temporary name and renamed when complete, so that a killed
+  run leaves whole shards or none (``pyarrow.dataset.dataset(OUT)`` or ``pandas.read_parquet(OUT)``
+  read it); with ``spectrogram=True`` also ``_spectrograms/<name>.npy``, float16 dB,
+  [bins, frames] (Parquet readers skip names that start with ``_``);
+- resumable: a file whose path, size and mtime match a row already in OUT is skipped (unless
+  ``overwrite``); a file analysed again supersedes its older row, which is removed at the end;
+- a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
+  ``status = "error"`` and its message; the run goes on;
+- local processes (``workers``, one torch thread each; a worker holds one file's analysis at a
+  time, and rows go to disk a shard at a time, so memory does not grow with the corpus), or a Ray
+  Data pipeline on a Ray cluster (``ray_address``), which gives the same rows.
+
+Row (one per file): path (absolute), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
+file; several are mixed down to mono as ``rtdstft analyze`` does), frames (samples per channel),
+duration (s), settings (JSON of the engine's StreamConfig), theta (θ per frame, samples, float32),
+frame_times (frame centres, s), theta_median (samples), share_min and share_max (share of frames at
+the shortest and longest θ allowed), entropy_mean (mean local entropy of the emitted spectrogram,
+nats, with the engine's measure and radius), spectrogram (path relative to OUT, or null), status
+("ok"; "cut short": the file holds fewer samples than its header states and was analysed as
+far as it decodes; "error": not analysed), error (message or note, or null).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import math
+import os
+import re
+import stat
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .config import StreamConfig
+
+__all__ = [
+    "FileAnalysis",
+    "BatchSummary",
+    "analyze_file",
+    "engine_config",
+    "check_config",
+    "expand_inputs",
+    "run_batch",
+    "AUDIO_EXTENSIONS",
+]
+
+#: File extensions a folder is searched for (those libsndfile reads, lower case, with the dot).
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".wave",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".au",
+    ".snd",
+    ".caf",
+    ".w64",
+    ".rf64",
+)
+#: Frames fed to the engine per read, in units of its adaptation blocks.
+READ_BLOCKS = 8
+SHARD_PATTERN = re.compile(r"^part-(\d{6})\.parquet$")
+#: Level of a silent bin in the spectrograms written, dB re a full-scale sine.
+DB_FLOOR = -240.0
+SPECTROGRAM_DIR = "_spectrograms"  # "_": not read as part of the Parquet dataset
+
+
+def _extra(name: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{name} is needed here: pip install 'rtdstft[{extra}]' ({exc})") from exc
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+#: Rates at which :func:`run_batch` checks the engine options before it starts: options that no
+#: rate accepts are refused at once; others are refused file by file, in the rows.
+CHECK_RATES = (8000, 16000, 22050, 44100, 48000, 96000)
+
+
+def engine_config(options: Mapping[str, Any] | None, sample_rate: float) -> StreamConfig:
+    """The engine's settings for a file at ``sample_rate`` Hz: ``options`` (StreamConfig fields such
+    as ``n_fft``, ``hop_length``, ``adapt``, ``win_min``, ``win_max``, ``radius``; None or missing
+    ones take the defaults) over the settings that suit the rate, as ``rtdstft analyze`` builds them
+    (:meth:`StreamConfig.for_rate`).
+
+    Raises ValueError naming the field and its valid range.
+    """
+    from .config import StreamConfig
+
+    given = dict(options or {})
+    unknown = set(given) - (set(StreamConfig.fields()) - {"sample_rate"})
+    if unknown:
+        raise ValueError(
+            f"unknown engine options {sorted(unknown)}; known: {', '.join(StreamConfig.fields()[1:])}"
+        )
+    return StreamConfig.for_rate(sample_rate, **given)
+
+
+def check_config(make: Callable[[float], Any]) -> None:
+    """Raises the error of ``make(rate)`` for the first of :data:`CHECK_RATES` when every one of
+    them fails (options no file could take); else returns."""
+    first: Exception | None = None
+    for rate in CHECK_RATES:
+        try:
+            make(rate)
+            return
+        except Exception as exc:  # noqa: BLE001 - re-raised below when no rate takes the options
+            first = first or exc
+    assert first is not None
+    raise first
+
+
+# -- one file ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileAnalysis:
+    """What :func:`analyze_file` found: θ per frame (samples) at frame centres ``times`` (s), for the
+    ``frames`` samples per channel that the file held."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    config: StreamConfig
+    theta: np.ndarray
+    times: np.ndarray
+    #: The samples per channel the file's header states when it holds fewer (cut short), else None.
+    declared_frames: int | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def cut_short(self) -> bool:
+        """True when the file held fewer samples than its header states; ``frames`` is what it held."""
+        return self.declared_frames is not None
+
+
+def analyze_file(
+    path: str | Path,
+    config: Mapping[str, Any] | Callable[[float], StreamConfig] | None = None,
+    channel: int | None = None,
+    on_output: Callable[[Any, StreamConfig, int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
+) -> FileAnalysis:
+    """The adaptive analysis of one file, block by block through a :class:`~rtdstft.StreamingDSTFT`.
+
+    Args:
+        path: the audio file (anything libsndfile reads).
+        config: the engine's settings: StreamConfig fields over the defaults that suit the file's
+            rate (see :func:`engine_config`), or a function from the rate (Hz) to a StreamConfig.
+        channel: None mixes all channels down to mono; an int (0-based) takes that channel.
+        on_output: called with each :class:`~rtdstft.stream.StreamOutput`, the engine's settings
+            and the file's frame count F, in order (the spectra of frames 0, 1, ... F-1).
+        on_progress: called with (samples read, samples in the file) after each read.
+        device: torch device of the engine.
+
+    Raises:
+        AudioFileError: missing, empty, unreadable, not audio, or not a regular file; ValueError: a
+        bad option or channel. A file cut short is read up to where it stops decoding
+        (``cut_short`` tells).
+    """
+    from .audio import FileSource
+    from .stream import StreamingDSTFT
+
+    with FileSource(path, channel=channel, realtime=False) as src:
+        cfg = config(src.sample_rate) if callable(config) else engine_config(config, src.sample_rate)
+        engine = StreamingDSTFT(config=cfg, device=device)
+        n_frames = 1 + src.frames // cfg.hop_length
+        theta = np.full((n_frames, cfg.bands) if cfg.bands > 1 else n_frames, np.nan, np.float32)
+        block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
+
+        def take(out: Any) -> None:
+            theta[out.frame_index] = out.win_length
+            if on_output is not None:
+                on_output(out, cfg, n_frames)
+
+        while (x := src.read(block)).size:
+            take(engine.process(x))
+            if on_progress is not None:
+                on_progress(src.tell(), src.frames)
+        take(engine.flush())
+        sr, channels, frames, declared = src.sample_rate, src.file_channels, src.frames, src.declared_frames
+    n_frames = 1 + frames // cfg.hop_length  # fewer than planned if the file was cut short
+    theta = theta[:n_frames]
+    if np.isnan(theta).any():  # the engine emits every frame 0..F-1 by construction
+        raise RuntimeError("the engine did not emit every frame")
+    times = np.arange(n_frames) * (cfg.hop_length / sr)
+    return FileAnalysis(Path(path), sr, channels, frames, cfg, theta, times, declared)
+
+
+class _LocalEntropy:
+    """The mean local entropy of a spectrogram that arrives in pieces (frames in order), equal to
+    ``rtdstft.entropy(S, kind, alpha, radius=r).mean()`` over the whole. Frames are scored in runs
+    of at least ``run`` frames, each with the r frames before it and the r after it as neighbours;
+    the unscored frames and 2r more are kept, so memory is bounded whatever the length."""
+
+    def __init__(self, kind: str, alpha: float, radius: int, run: int = 512) -> None:
+        self.kind, self.alpha, self.radius, self.run = kind, alpha, radius, run
+        self._held: list[np.ndarray] = []  # |S|² [k, bins] of the frames not yet scored, r before them
+        self._rows = 0
+        self._scored_from = 0  # row where the unscored frames start
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, spec: np.ndarray, final: bool = False) -> None:
+        """Frames ``spec`` [k, bins] (complex), the next ones; ``final`` when no more follow."""
+        if spec.shape[0]:
+            self._held.append(np.square(np.abs(spec)).astype(np.float32))
+            self._rows += spec.shape[0]
+        r = self.radius
+        if not self._held or (not final and self._rows - r - self._scored_from < self.run):
+            return
+        import torch
+
+        from .entropy import entropy
+
+        held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
+        end = held.shape[0] if final else held.shape[0] - r  # frames whose neighbours have all come
+        if end > self._scored_from:
+            # Clipping at the array's ends is the signal's ends (first frame, final frame).
+            lo = max(0, self._scored_from - r)
+            hi = min(held.shape[0], end + r)
+            p = torch.from_numpy(np.ascontiguousarray(held[lo:hi].T))
+            h = entropy(p, kind=self.kind, alpha=self.alpha, power=1.0, radius=r).numpy()
+            part = h[self._scored_from - lo : end - lo].astype(np.float64)
+            self.total += float(part.sum())
+            self.count += part.size
+            self._scored_from = end
+        keep = max(0, held.shape[0] - 2 * r)
+        self._held = [held[keep:]]
+        self._rows = held.shape[0] - keep
+        self._scored_from -= keep
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _schema() -> Any:
+    pa = _extra("pyarrow", "batch")
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("size", pa.int64()),
+            ("mtime_ns", pa.int64()),
+            ("sample_rate", pa.int32()),
+            ("channels", pa.int32()),
+            ("frames", pa.int64()),
+            ("duration", pa.float64()),
+            ("settings", pa.string()),
+            ("theta", pa.list_(pa.float32())),
+            ("frame_times", pa.list_(pa.float64())),
+            ("theta_median", pa.float32()),
+            ("share_min", pa.float32()),
+            ("share_max", pa.float32()),
+            ("entropy_mean", pa.float32()),
+            ("spectrogram", pa.string()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def _stat(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in ns) of a regular file, else (None, None)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the reader
+        return None, None
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _spectrogram_name(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{SPECTROGRAM_DIR}/{Path(path).stem}-{digest}.npy"
+
+
+def analyze_row(
+    path: str,
+    options: Mapping[str, Any] | None,
+    out_dir: str | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """One dataset row for ``path`` (see the module's docstring); never raises for a bad file: its
+    row has ``status = "error"`` and the message (``"cut short"`` and a note for a file that holds
+    fewer samples than its header states, analysed as far as it decodes). ``out_dir``: where to
+    write the dB spectrogram (``_spectrograms/`` under it), or None for none."""
+    row = _row(path)
+    size = row["size"]
+    spec_rel = _spectrogram_name(path) if out_dir is not None else None
+    tmp: Path | None = None
+    try:
+        if size is None:
+            raise OSError(f"{path}: not a regular file that can be read (missing, a folder, a FIFO, ...)")
+        meter: _LocalEntropy | None = None
+        image: np.ndarray | None = None
+
+        def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
+            nonlocal meter, image, tmp
+            if meter is None:
+                meter = _LocalEntropy(cfg.entropy, cfg.alpha, cfg.radius)
+            meter.add(out.spec, final=False)
+            if spec_rel is not None and out.n_frames:
+                if image is None:
+                    tmp = Path(out_dir, spec_rel + f".tmp-{uuid.uuid4().hex[:8]}")
+                    tmp.parent.mkdir(parents=True, exist_ok=True)
+                    image = np.lib.format.open_memmap(
+                        tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
+                    )
+                idx = out.frame_index
+                image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
+
+        result = analyze_file(path, options, on_output=take, device=device)
+        assert meter is not None
+        meter.add(np.zeros((0, result.config.n_fft // 2 + 1), np.complex64), final=True)
+        if image is not None:
+            n_frames = result.theta.shape[0]
+            if n_frames < image.shape[1]:  # cut short: fewer frames than its header promised
+                np.save(Path(out_dir, spec_rel + ".tmp-cut"), np.asarray(image[:, :n_frames]))
+                os.replace(Path(out_dir, spec_rel + ".tmp-cut.npy"), tmp)
+            else:
+                image.flush()
+            del image
+            os.replace(tmp, Path(out_dir, spec_rel))
+            tmp = None
+        row.update(_summary(result, meter.mean))
+        row["spectrogram"] = spec_rel
+        if result.cut_short:
+            row.update(
+                status="cut short",
+                error=f"the file holds {result.frames} samples per channel, its header states "
+                f"{result.declared_frames}; analysed what it holds",
+            )
+    except Exception as exc:  # a bad file is a row, never the end of the run
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        row = _row(path, f"{type(exc).__name__}: {message}")
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return row
+
+
+def _row(path: str, error: str | None = None) -> dict[str, Any]:
+    """A row for ``path`` with its size and mtime, the rest empty: ``status`` "ok", or "error" and
+    ``error``."""
+    size, mtime = _stat(path)
+    row: dict[str, Any] = dict.fromkeys(_schema().names)
+    row.update(path=path, size=size, mtime_ns=mtime, status="ok" if error is None else "error", error=error)
+    return row
+
+
+def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
+    cfg, theta = result.config, result.theta
+    # θ rests exactly on a bound up to the rounding of exp(log θ).
+    at_min = theta <= cfg.win_min * (1 + 1e-5)
+    at_max = theta >= cfg.win_max * (1 - 1e-5)
+    return dict(
+        sample_rate=result.sample_rate,
+        channels=result.channels,
+        frames=result.frames,
+        duration=result.duration,
+        settings=json.dumps(cfg.as_dict(), sort_keys=True),
+        theta=theta.astype(np.float32),
+        frame_times=result.times.astype(np.float64),
+        theta_median=float(np.median(theta)),
+        share_min=float(at_min.mean()),
+        share_max=float(at_max.mean()),
+        entropy_mean=entropy_mean,
+    )
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> Any:
+    pa = _extra("pyarrow", "batch")
+    schema = _schema()
+    columns = {name: [r[name] for r in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _analyze_many(
+    paths: Sequence[str], options: Mapping[str, Any] | None, out_dir: str | None, device: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows of ``paths`` and this process's peak resident memory so far (bytes)."""
+    return [analyze_row(p, options, out_dir, device) for p in paths], _peak_rss()
+
+
+def _peak_rss() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """The audio files named by ``inputs``, absolute, in order, each once: a file as it is; a
+    folder, every file under it with an extension of :data:`AUDIO_EXTENSIONS`; a pattern with
+    ``*``, ``?`` or ``[`` (``**`` crosses folders); a ``.csv`` manifest, its ``path`` column.
+
+    Raises ValueError naming an input that matches nothing or a manifest without ``path``.
+    """
+    import csv
+
+    found: list[str] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text)
+        if p.is_dir():
+            hits = sorted(
+                str(q) for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()
+            )
+            found.extend(hits)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            with open(p, newline="") as f:
+                reader = csv.DictReader(f)
+                if "path" not in (reader.fieldnames or []):
+                    raise ValueError(
+                        f"manifest {p} has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
+                    )
+                for rec in reader:
+                    entry = (rec["path"] or "").strip()
+                    if entry:
+                        q = Path(entry)
+                        found.append(str(q if q.is_absolute() else p.parent / q))
+        elif p.exists() or p.is_symlink():
+            found.append(text)
+        elif glob.has_magic(text):
+            hits = sorted(glob.glob(text, recursive=True))
+            if not hits:
+                raise ValueError(f"input pattern {text!r} matches no file")
+            found.extend(h for h in hits if not Path(h).is_dir())
+        else:
+            raise ValueError(f"input {text!r}: no such file, folder or pattern")
+    seen: set[str] = set()
+    out = []
+    for f in found:
+        a = os.path.abspath(f)
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+    return out
+
+
+# -- the dataset ---------------------------------------------------------------------------------
+
+
+class _Dataset:
+    """The shards in OUT: which files they hold, the next shard number, atomic commits."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        for leftover in root.glob(".tmp-*"):  # a killed run's shard in the making: never committed
+            leftover.unlink(missing_ok=True)
+        spec_dir = root / SPECTROGRAM_DIR
+        if spec_dir.is_dir():
+            for leftover in spec_dir.glob("*.tmp-*"):
+                leftover.unlink(missing_ok=True)
+        self.done: dict[str, tuple[int | None, int | None, str, int]] = {}
+        self.next_shard = 0
+        pq = _extra("pyarrow.parquet", "batch")
+        for shard, number in self.shards():
+            self.next_shard = max(self.next_shard, number + 1)
+            table = pq.read_table(shard, columns=["path", "size", "mtime_ns", "status"])
+            for path, size, mtime, status in zip(
+                *(table.column(i).to_pylist() for i in range(4)), strict=True
+            ):
+                # A later shard supersedes an earlier one.
+                self.done[path] = (size, mtime, status, number)
+
+    def shards(self) -> list[tuple[Path, int]]:
+        found = []
+        for p in self.root.iterdir():
+            m = SHARD_PATTERN.match(p.name)
+            if m:
+                found.append((p, int(m.group(1))))
+        return sorted(found, key=lambda t: t[1])
+
+    def is_done(self, path: str) -> bool:
+        entry = self.done.get(path)
+        return entry is not None and entry[:2] == _stat(path) and entry[0] is not None
+
+    def commit(self, rows: Sequence[Mapping[str, Any]]) -> Path:
+        """Writes ``rows`` as the next shard: a temporary file, fsynced, then renamed."""
+        pq = _extra("pyarrow.parquet", "batch")
+        number = self.next_shard
+        self.next_shard += 1
+        final = self.root / f"part-{number:06d}.parquet"
+        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        pq.write_table(_table(rows), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        for r in rows:
+            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number)
+        return final
+
+    def prune(self) -> int:
+        """Removes rows superseded by a later shard's row for the same path; shards rewritten
+        atomically (a shard left empty is deleted). Returns the rows removed."""
+        pq = _extra("pyarrow.parquet", "batch")
+        pc = _extra("pyarrow.compute", "batch")
+        removed = 0
+        for shard, number in self.shards():
+            paths = pq.read_table(shard, columns=["path"]).column("path").to_pylist()
+            keep = [self.done.get(p, (None, None, "", number))[3] == number for p in paths]
+            if all(keep):
+                continue
+            removed += keep.count(False)
+            if not any(keep):
+                shard.unlink()
+                continue
+            table = pq.read_table(shard).filter(
+                pc.field("path").isin([p for p, k in zip(paths, keep, strict=True) if k])
+            )
+            tmp = self.root / f".tmp-{shard.name}-{uuid.uuid4().hex[:8]}"
+            pq.write_table(table, tmp)
+            os.replace(tmp, shard)
+        return removed
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`run_batch` did: files named, analysed now, skipped (done before), failed (rows
+    with an error among the files named, this run's or an earlier one's), seconds of audio analysed
+    now, wall-clock seconds, shards written, the largest peak resident memory of a local worker
+    (bytes; None on Ray, where the cluster's dashboard shows it), files cut short (analysed as far
+    as they decode; not failed)."""
+
+    files: int
+    analysed: int
+    skipped: int
+    failed: int
+    audio_seconds: float
+    seconds: float
+    shards: int
+    output: Path
+    worker_peak_bytes: int | None = None
+    cut_short: int = 0
+
+    @property
+    def speed(self) -> float:
+        """Seconds of audio analysed per wall-clock second (× real time)."""
+        return self.audio_seconds / self.seconds if self.seconds > 0 else math.inf
+
+    def line(self) -> str:
+        return (
+            f"batch: {self.files} files: {self.analysed} analysed, {self.skipped} skipped (done before), "
+            f"{self.failed} failed"
+            + (f", {self.cut_short} cut short" if self.cut_short else "")
+            + f"; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
+            f"({self.speed:.0f}x real time); {self.shards} shard(s) written to {self.output}"
+            + (
+                f"; peak memory per worker {self.worker_peak_bytes / 2**20:.0f} MB"
+                if self.worker_peak_bytes
+                else ""
+            )
+        )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _local_results(
+    todo: Sequence[str],
+    options: Mapping[str, Any] | None,
+    out_dir: str | None,
+    workers: int,
+    device: str,
+    peak: list[int],
+    log: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Rows of ``todo`` as they finish: in this process for one worker, else a process pool, a few
+    tasks in flight per worker so that memory does not grow with the corpus. ``peak[0]`` is raised
+    to the largest peak resident memory of a worker (bytes).
+
+    A worker that dies (the out-of-memory killer, a crash in a decoder) takes its pool with it, and
+    which of the files in flight killed it is not known: each of them is then run alone in a worker
+    of its own, and one that kills that worker too becomes an error row; the run goes on."""
+    if workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for path in todo:
+                yield analyze_row(path, options, out_dir, device)
+        finally:
+            torch.set_num_threads(threads)
+            peak[0] = max(peak[0], _peak_rss())
+        return
+    job = (options, out_dir, device)
+    tasks = _chunks(todo, max(1, min(16, len(todo) // (workers * 8) or 1)))
+    while True:
+        lost: list[list[str]] = []
+        yield from _pool_rows(tasks, job, workers, 4 * workers, lost, peak)
+        if not lost:
+            return
+        alone = iter([[p] for chunk in lost for p in chunk])
+        if log is not None:
+            log(f"a worker process died: the {sum(map(len, lost))} files in flight are run again, one by one")
+        while True:
+            died: list[list[str]] = []
+            yield from _pool_rows(alone, job, 1, 1, died, peak)
+            if not died:
+                break
+            yield _row(died[0][0], "WorkerDied: the worker process died analysing this file (out of memory?)")
+
+
+def _pool_rows(
+    tasks: Iterator[list[str]],
+    job: tuple,
+    workers: int,
+    in_flight: int,
+    lost: list[list[str]],
+    peak: list[int],
+) -> Iterator[dict[str, Any]]:
+    """Rows of ``tasks`` (lists of paths, taken as needed) from a new pool of ``workers`` processes
+    (forkserver, or spawn where there is none: never a fork of a process whose torch threads run),
+    ``in_flight`` tasks at most. If a worker dies, the tasks then in flight go to ``lost`` and the
+    rest stay in ``tasks``."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    context = mp.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["rtdstft.batch", "rtdstft.stream", "rtdstft.audio"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending: dict[Any, list[str]] = {}
+
+        def submit() -> None:
+            chunk = next(tasks, None)
+            if chunk is None:
+                return
+            try:
+                pending[pool.submit(_analyze_many, chunk, *job)] = chunk
+            except BrokenProcessPool:  # a worker died since the last result came in
+                lost.append(chunk)
+
+        for _ in range(in_flight):
+            submit()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                chunk = pending.pop(fut)
+                try:
+                    rows, rss = fut.result()
+                except BrokenProcessPool:
+                    lost.append(chunk)
+                    continue
+                peak[0] = max(peak[0], rss)
+                yield from rows
+                if not lost:
+                    submit()
+
+
+def _ray_results(
+    todo: Sequence[str],
+    options: Mapping[str, Any] | None,
+    out_dir: str | None,
+    address: str | None,
+    device: str,
+) -> Iterator[dict[str, Any]]:
+    """Rows of ``todo`` through a Ray Data pipeline: the paths as a dataset, ``map_batches`` through
+    :func:`analyze_row` on the cluster's workers (one CPU each), streamed back as Arrow batches."""
+    ray = _extra("ray", "scale")
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 200)))
+    ds = ds.map_batches(
+        _RayAnalysis,
+        fn_constructor_kwargs=dict(options=dict(options or {}), out_dir=out_dir, device=device),
+        batch_size=16,
+        batch_format="pyarrow",
+        concurrency=(1, max(1, int(ray.available_resources().get("CPU", 1)))),
+        num_cpus=1,
+        num_gpus=1 if device.startswith("cuda") else 0,
+    )
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield from batch.to_pylist()
+
+
+class _RayAnalysis:
+    """The Ray Data stage: a batch of paths -> their rows as an Arrow table."""
+
+    def __init__(self, options: dict[str, Any], out_dir: str | None, device: str) -> None:
+        _init_worker()
+        self.options, self.out_dir, self.device = options, out_dir, device
+
+    def __call__(self, batch: Any) -> Any:
+        paths = batch.column("path").to_pylist()
+        return _table([analyze_row(p, self.options, self.out_dir, self.device) for p in paths])
+
+
+def run_batch(
+    inputs: Iterable[str | Path],
+    output: str | Path,
+    options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+    overwrite: bool = False,
+    spectrogram: bool = False,
+    shard_files: int = 1000,
+    shard_seconds: float = 60.0,
+    device: str = "cpu",
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """The adaptive analysis of every file named by ``inputs`` into the Parquet dataset ``output``
+    (a folder; see the module's docstring for the rows and the layout).
+
+    Args:
+        inputs: files, folders, glob patterns or CSV manifests (see :func:`expand_inputs`).
+        output: the dataset's folder (created; an existing one is resumed).
+        options: the engine's settings, StreamConfig fields over the defaults that suit each
+            file's rate, as ``rtdstft analyze`` takes them (see :func:`engine_config`); options
+            that no rate accepts are refused before any file is read.
+        workers: local processes (>= 1; default: the CPU cores); 1 runs in this process.
+        use_ray, ray_address: run on a Ray cluster instead: ``ray_address`` as ``ray.init`` takes it
+            (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``), None for ``RAY_ADDRESS`` or else a
+            new local cluster.
+        overwrite: analyse again files that ``output`` already holds.
+        spectrogram: also write each file's dB spectrogram, float16 [bins, frames], under
+            ``output/_spectrograms``.
+        shard_files, shard_seconds: a shard is committed every ``shard_files`` rows (>= 1) or
+            ``shard_seconds`` (> 0), whichever comes first.
+        device: torch device of the engines ("cpu", "cuda", ...).
+        progress: draw a progress bar (tqdm) on stderr: files/s and hours of audio per second.
+        log: called with a line for each shard committed and each worker process that died
+            (default: nothing).
+    """
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1 (processes), got {workers!r}")
+    if isinstance(shard_files, bool) or not isinstance(shard_files, int) or shard_files < 1:
+        raise ValueError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
+    if not (isinstance(shard_seconds, (int, float)) and shard_seconds > 0):
+        raise ValueError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
+    check_config(lambda rate: engine_config(options, rate))
+    if device != "cpu":
+        import torch
+
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise ValueError(f"device {device!r} is not available: {exc}") from None
+    paths = expand_inputs(inputs)
+    root = Path(output)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
+    data = _Dataset(root)
+    todo = [p for p in paths if overwrite or not data.is_done(p)]
+    skipped = len(paths) - len(todo)
+    out_dir = str(root) if spectrogram else None
+    peak = [0]
+    t0 = time.perf_counter()
+    rows = (
+        _ray_results(todo, options, out_dir, ray_address, device)
+        if use_ray
+        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log)
+    )
+    tqdm = _extra("tqdm", "batch").tqdm
+    bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
+    audio_seconds = 0.0
+    shards = 0
+    held: list[dict[str, Any]] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal held, shards, last_commit
+        if held:
+            shard = data.commit(held)
+            shards += 1
+            if log is not None:
+                log(f"committed {shard.name}: {len(held)} rows")
+        held = []
+        last_commit = time.monotonic()
+
+    with bar:
+        for row in rows:
+            held.append(row)
+            if row["status"] != "error":
+                audio_seconds += row["duration"]
+            bar.update(1)
+            hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
+            if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
+                commit()
+        commit()
+    data.prune()
+    seconds = time.perf_counter() - t0
+    status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
+    failed, cut = status.count("error"), status.count("cut short")
+    return BatchSummary(
+        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None, cut
+    )

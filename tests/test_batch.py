@@ -1,0 +1,411 @@
+"""`rtdstft batch` and rtdstft.batch: a corpus into a Parquet dataset, one row per file.
+
+The spoken-digit corpus (3000 files, ../shared/data) is analysed once per session with two local
+processes; the tests then check its rows against `rtdstft analyze --csv`, resume after a SIGKILL,
+bad files among good ones, and the same job through Ray Data on a local Ray cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import torch
+
+from rtdstft.batch import _LocalEntropy, analyze_file, expand_inputs, run_batch
+from rtdstft.cli import main
+from rtdstft.config import StreamConfig
+from rtdstft.entropy import entropy
+from rtdstft.scenes import scene
+from rtdstft.stream import StreamingDSTFT
+
+FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
+NO_DATA = "../shared/data not present (a user's clone has no shared data)"
+needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=NO_DATA)
+
+
+def read_rows(out: Path) -> dict[str, dict]:
+    """The dataset in ``out`` read the way a user would (pyarrow.dataset), rows by path."""
+    table = pads.dataset(out, format="parquet").to_table()
+    rows = table.to_pylist()
+    by_path = {r["path"]: r for r in rows}
+    assert len(by_path) == len(rows), "a file has more than one row"
+    return by_path
+
+
+def same_rows(a: dict, b: dict) -> None:
+    for key in a:
+        if key in ("theta", "frame_times"):
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+        elif isinstance(a[key], float) and np.isnan(a[key]):
+            assert np.isnan(b[key]), key
+        else:
+            assert a[key] == b[key], (key, a[key], b[key])
+
+
+def rtdstft_command(*args) -> list[str]:
+    return [sys.executable, "-m", "rtdstft", *map(str, args)]
+
+
+# -- the spoken-digit corpus ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fsdd_run(tmp_path_factory):
+    """The whole corpus, two local worker processes: (dataset folder, summary)."""
+    if not FSDD.is_dir():
+        pytest.skip(NO_DATA)
+    out = tmp_path_factory.mktemp("fsdd") / "theta"
+    summary = run_batch([FSDD], out, workers=2)
+    return out, summary
+
+
+@needs_fsdd
+def test_fsdd_dataset_has_a_row_per_file_and_opens_with_pyarrow_and_pandas(fsdd_run):
+    import pandas as pd
+
+    out, summary = fsdd_run
+    assert (summary.files, summary.analysed, summary.failed) == (3000, 3000, 0)
+    frame = pd.read_parquet(out)
+    assert len(frame) == 3000 and frame["path"].is_unique
+    assert (frame["status"] == "ok").all() and frame["error"].isna().all()
+    assert set(frame["sample_rate"]) == {8000} and set(frame["channels"]) == {1}
+    # θ in samples within the rate's bounds, one per frame, frames every hop.
+    s = StreamConfig.for_rate(8000)
+    first = frame.iloc[0]
+    assert len(first["theta"]) == len(first["frame_times"]) == 1 + first["frames"] // s.hop_length
+    assert np.diff(first["frame_times"]) == pytest.approx(s.hop_length / 8000)
+    theta = np.concatenate(frame["theta"].to_numpy())
+    assert s.win_min * 0.999 <= theta.min() and theta.max() <= s.win_max * 1.001
+    assert frame["duration"].sum() == pytest.approx((frame["frames"] / 8000).sum())
+    schema = pq.read_schema(next(out.glob("part-*.parquet")))
+    assert schema.field("theta").type == pa.list_(pa.float32())
+    # Summaries follow from the track.
+    row = frame.iloc[7]
+    assert row["theta_median"] == pytest.approx(np.median(row["theta"]))
+    assert row["share_max"] == pytest.approx(np.mean(row["theta"] >= s.win_max * (1 - 1e-5)))
+    assert 0 < row["entropy_mean"] < np.log(row["frames"])
+
+
+@needs_fsdd
+def test_fsdd_theta_tracks_equal_rtdstft_analyze_csv(fsdd_run, tmp_path):
+    out, _ = fsdd_run
+    rows = read_rows(out)
+    paths = sorted(rows)[::599]  # 6 files, several speakers and digits
+    for path in paths:
+        table = tmp_path / "theta.csv"
+        assert main(["analyze", path, "-o", str(tmp_path / "x.png"), "--csv", str(table)]) == 0
+        data = np.loadtxt(table, delimiter=",", skiprows=1)
+        np.testing.assert_allclose(rows[path]["theta"], data[:, 2], atol=6e-4, rtol=0)
+        np.testing.assert_allclose(rows[path]["frame_times"], data[:, 1], atol=6e-7, rtol=0)
+
+
+@needs_fsdd
+def test_sigkill_then_the_same_command_resumes_and_equals_an_uninterrupted_run(fsdd_run, tmp_path):
+    reference = read_rows(fsdd_run[0])
+    paths = sorted(reference)[:300]
+    manifest = tmp_path / "corpus.csv"
+    manifest.write_text("path\n" + "\n".join(paths) + "\n")
+    out = tmp_path / "out"
+    command = rtdstft_command("batch", manifest, "-o", out, "--workers", "2", "--shard-files", "20")
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("part-*.parquet"))) < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the command and its worker processes
+    proc.wait()
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("part-*.parquet")}
+    done_before = len(read_rows(out))  # whole shards only: a shard in the making is not read
+    assert 0 < done_before < len(paths), "the kill came after the run had finished"
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(paths) - done_before} analysed, {done_before} skipped" in again.stdout
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("part-*.parquet")}
+    assert {k: after[k] for k in before} == before, "a finished shard was written again"
+    assert not list(out.glob(".tmp-*")), "a killed shard in the making was left behind"
+    rows = read_rows(out)
+    assert sorted(rows) == paths
+    for path in paths:
+        same_rows(reference[path], rows[path])
+
+
+def _grandchildren(pid: int) -> list[int]:
+    """Processes whose parent's parent is ``pid`` (the pool's workers under its forkserver)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    children = {p for p, parent in parents.items() if parent == pid}
+    return sorted(p for p, parent in parents.items() if parent in children)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc to find the worker processes")
+def test_a_worker_killed_mid_run_costs_no_file(tmp_path):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    x = scene([("clicks", 0.3), ("tones", 0.3)], 8000)
+    for i in range(240):
+        sf.write(folder / f"copy{i:03d}.wav", x, 8000, "PCM_16")
+    out = tmp_path / "out"
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "2", "--shard-files", "20", "--verbose"
+    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("part-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.01)
+    workers = _grandchildren(proc.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer would
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "a worker process died" in stderr  # the kill came mid-run
+    assert "240 files: 240 analysed, 0 skipped (done before), 0 failed" in stdout
+    rows = read_rows(out)
+    assert len(rows) == 240 and {r["status"] for r in rows.values()} == {"ok"}
+    first = next(iter(rows.values()))["theta"]
+    assert all(r["theta"] == first for r in rows.values())  # the same audio, the same track
+
+
+# -- bad files, resume, inputs ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    """A folder of good and bad files: two good WAVs (8 and 16 kHz), a 6-channel FLAC, a WAV cut
+    inside its samples (read as the shorter file it now is), a WAV of no samples, a file of no bytes,
+    a WAV cut inside its header, a FLAC cut in half, text named .wav."""
+    d = tmp_path_factory.mktemp("corpus")
+    (d / "sub").mkdir()
+    f = {
+        "good8": d / "good8.wav",
+        "good16": d / "sub" / "good16.wav",
+        "six": d / "six.flac",
+        "empty": d / "empty.wav",
+        "zero": d / "zero_bytes.wav",
+        "header": d / "cut_header.wav",
+        "samples": d / "cut_samples.wav",
+        "flac": d / "cut.flac",
+        "text": d / "notes.wav",
+    }
+    sf.write(f["good8"], scene([("clicks", 0.4), ("tones", 0.4)], 8000), 8000, "PCM_16")
+    sf.write(f["good16"], scene([("chirp", 0.5)], 16000), 16000, "FLOAT")
+    six = np.stack([scene([("tones", 0.3)], 16000) * (c + 1) / 8 for c in range(6)], axis=1)
+    sf.write(f["six"], six, 16000, "PCM_24")
+    sf.write(f["empty"], np.zeros(0, np.float32), 8000)
+    f["zero"].write_bytes(b"")
+    whole = f["good8"].read_bytes()
+    f["header"].write_bytes(whole[:30])
+    f["samples"].write_bytes(whole[: len(whole) // 2])
+    whole = f["six"].read_bytes()
+    f["flac"].write_bytes(whole[: len(whole) // 2])
+    f["text"].write_text("this is not audio\n" * 50)
+    return f
+
+
+def test_bad_files_become_rows_with_their_error_and_match_analyze(corpus, tmp_path, capsys):
+    folder = corpus["good8"].parent
+    out = tmp_path / "out"
+    status = main(["batch", str(folder), "-o", str(out), "--workers", "1"])
+    printed = capsys.readouterr().out
+    rows = read_rows(out)
+    assert len(rows) == len(corpus)
+    for name, path in corpus.items():
+        row = rows[str(path)]
+        rc = main(["analyze", str(path), "-o", str(tmp_path / "x.png")])
+        capsys.readouterr()
+        assert (row["status"] != "error") == (rc == 0), (name, row["error"], rc)
+        if row["status"] == "error":
+            assert row["theta"] is None and row["error"], name
+        else:
+            assert len(row["theta"]) == 1 + row["frames"] // json.loads(row["settings"])["hop_length"]
+            assert (row["error"] is None) == (row["status"] == "ok"), name
+    bad = {n for n, p in corpus.items() if rows[str(p)]["status"] == "error"}
+    assert bad == {"empty", "zero", "header", "text"}
+    cut = rows[str(corpus["flac"])]  # analysed as far as it decodes, as analyze does, and said so
+    assert cut["status"] == "cut short" and "its header states" in cut["error"]
+    assert cut["frames"] < sf.info(corpus["six"]).frames
+    assert "no samples" in rows[str(corpus["empty"])]["error"]
+    assert "not a readable audio file" in rows[str(corpus["text"])]["error"]
+    assert rows[str(corpus["six"])]["channels"] == 6  # mixed down to mono, as analyze does
+    assert rows[str(corpus["samples"])]["frames"] == sf.info(corpus["samples"]).frames < 6400
+    fifo = tmp_path / "fifo.wav"  # named explicitly: a reader would wait on it forever
+    os.mkfifo(fifo)
+    assert main(["batch", str(fifo), "-o", str(out), "--workers", "1"]) == 1
+    assert "not a regular file" in read_rows(out)[str(fifo)]["error"]
+    assert status == 1
+    assert "9 files: 9 analysed, 0 skipped (done before), 4 failed, 1 cut short;" in printed
+
+
+def test_six_channels_are_mixed_down_as_analyze_does(corpus):
+    six = analyze_file(corpus["six"])
+    x = sf.read(corpus["six"], dtype="float32")[0].mean(axis=1)
+    engine = StreamingDSTFT(config=six.config)
+    out = [engine.process(x), engine.flush()]
+    np.testing.assert_array_equal(six.theta, np.concatenate([o.win_length for o in out]))
+
+
+def test_a_rerun_skips_done_files_a_changed_file_is_redone_and_overwrite_redoes_all(corpus, tmp_path):
+    good = [corpus["good8"], corpus["good16"]]
+    out = tmp_path / "out"
+    first = run_batch(good, out, workers=1)
+    assert (first.analysed, first.skipped, first.shards) == (2, 0, 1)
+    again = run_batch(good, out, workers=1)
+    assert (again.analysed, again.skipped, again.shards) == (0, 2, 0)
+    changed = tmp_path / "changed.wav"
+    sf.write(changed, scene([("tones", 0.3)], 8000), 8000)
+    run_batch([*good, changed], out, workers=1)
+    old_frames = read_rows(out)[str(changed)]["frames"]
+    sf.write(changed, scene([("clicks", 0.6)], 8000), 8000)  # new size and mtime
+    redo = run_batch([*good, changed], out, workers=1)
+    assert (redo.analysed, redo.skipped) == (1, 2)
+    rows = read_rows(out)  # the older row of the changed file is gone
+    assert rows[str(changed)]["frames"] == sf.info(changed).frames != old_frames
+    forced = run_batch([*good, changed], out, workers=1, overwrite=True)
+    assert (forced.analysed, forced.skipped) == (3, 0)
+    assert sorted(read_rows(out)) == sorted(map(str, [*good, changed]))
+
+
+def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
+    out = tmp_path / "out"
+    run_batch([corpus["good16"]], out, workers=1, spectrogram=True)
+    row = read_rows(out)[str(corpus["good16"])]
+    image = np.load(out / row["spectrogram"])
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == 1  # the .npy files are not taken for Parquet
+    s = StreamConfig.for_rate(16000)
+    assert image.dtype == np.float16 and image.shape == (s.n_fft // 2 + 1, len(row["theta"]))
+    engine = StreamingDSTFT(config=s)
+    x = sf.read(corpus["good16"], dtype="float32")[0]
+    spec = np.concatenate([engine.process(x).spec, engine.flush().spec])
+    expected = 20 * np.log10(np.maximum(np.abs(spec.T) * 4 / s.n_fft, 1e-12))  # "l1": a sine peaks at N/4
+    np.testing.assert_allclose(image.astype(np.float64), expected, atol=0.07, rtol=2e-3)
+
+
+@pytest.mark.parametrize("radius, run", [(0, 1), (1, 1), (4, 1), (4, 5), (4, 512)])
+def test_mean_local_entropy_in_pieces_equals_the_whole_spectrogram(radius, run):
+    rng = np.random.default_rng(radius)
+    spec = (rng.standard_normal((57, 33)) + 1j * rng.standard_normal((57, 33))).astype(np.complex64)
+    spec[20:30] = 0  # silent frames too
+    meter = _LocalEntropy("shannon", 3.0, radius, run=run)
+    cuts = [0, 1, 2, 9, 9, 30, 50, 57]
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        meter.add(spec[a:b])
+    meter.add(spec[:0], final=True)
+    whole = entropy(torch.from_numpy(spec.T), kind="shannon", radius=radius).mean().item()
+    assert meter.count == 57
+    assert meter.mean == pytest.approx(whole, rel=1e-5)
+
+
+def test_inputs_folders_globs_and_manifests(corpus, tmp_path):
+    folder = corpus["good8"].parent
+    everything = expand_inputs([folder])
+    assert set(everything) == {str(p) for p in corpus.values()}
+    assert expand_inputs([str(folder / "**" / "good*.wav")]) == sorted(
+        [str(corpus["good8"]), str(corpus["good16"])]
+    )
+    manifest = folder / "list.csv"
+    manifest.write_text("speaker,path\nx,good8.wav\ny,sub/good16.wav\nz,good8.wav\n")
+    assert expand_inputs([manifest]) == [str(corpus["good8"]), str(corpus["good16"])]
+    (tmp_path / "nopath.csv").write_text("file\na.wav\n")
+    with pytest.raises(ValueError, match="no 'path' column"):
+        expand_inputs([tmp_path / "nopath.csv"])
+    with pytest.raises(ValueError, match="no such file, folder or pattern"):
+        expand_inputs([tmp_path / "missing.wav"])
+    manifest.unlink()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--workers", "0"], ["--workers", "integer >= 1", "0"]),
+        (["--hop", "5000"], ["--hop", "5000"]),
+        (["--shard-files", "-1"], ["--shard-files", "-1"]),
+    ],
+)
+def test_bad_options_are_one_line_naming_the_option(corpus, tmp_path, capsys, args, words):
+    status = main(["batch", str(corpus["good8"]), "-o", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft")
+    assert all(w in err for w in words), err
+
+
+def test_engine_options_are_analyze_options_as_stream_config_fields(corpus, tmp_path):
+    out = tmp_path / "out"
+    run_batch([corpus["good16"]], out, options={"hop_length": 64, "adapt": False}, workers=1)
+    row = read_rows(out)[str(corpus["good16"])]
+    table = tmp_path / "theta.csv"
+    command = ["analyze", str(corpus["good16"]), "-o", str(tmp_path / "x.png"), "--csv", str(table)]
+    assert main([*command, "--hop", "64", "--no-adapt"]) == 0
+    np.testing.assert_allclose(row["theta"], np.loadtxt(table, delimiter=",", skiprows=1)[:, 2], atol=6e-4)
+    assert len(set(row["theta"])) == 1 and json.loads(row["settings"])["hop_length"] == 64
+    with pytest.raises(ValueError, match="unknown engine options"):
+        run_batch([corpus["good16"]], out, options={"hop": 64})
+    with pytest.raises(ValueError, match="hop_length"):  # at no rate
+        run_batch([corpus["good16"]], out, options={"hop_length": 100000})
+
+
+# -- Ray ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of two CPUs on loopback, for this module."""
+    try:
+        import ray
+    except ImportError as exc:
+        pytest.skip(f"Ray is not installed ({exc}); pip install 'rtdstft[scale]'")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - any reason Ray cannot start is the skip's reason
+        pytest.skip(f"a local Ray cluster cannot start here: {exc}")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_rows_as_the_local_path(ray_cluster, corpus, tmp_path):
+    files = sorted(expand_inputs([corpus["good8"].parent]))
+    if FSDD.is_dir():
+        files += sorted(expand_inputs([FSDD]))[:40]
+    local = run_batch(files, tmp_path / "local", workers=1)
+    remote = run_batch(files, tmp_path / "ray", use_ray=True)
+    assert (remote.analysed, remote.failed) == (local.analysed, local.failed) == (len(files), 4)
+    a, b = read_rows(tmp_path / "local"), read_rows(tmp_path / "ray")
+    assert sorted(a) == sorted(b) == sorted(files)
+    for path in files:
+        same_rows(a[path], b[path])
+
+
+# -- GPU --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_engines_give_the_cpu_rows(corpus, tmp_path):
+    files = [corpus["good8"], corpus["good16"], corpus["six"]]
+    run_batch(files, tmp_path / "cpu", workers=1)
+    run_batch(files, tmp_path / "cuda", workers=2, device="cuda")
+    cpu, gpu = read_rows(tmp_path / "cpu"), read_rows(tmp_path / "cuda")
+    for path in map(str, files):
+        assert gpu[path]["status"] == "ok"
+        # Another FFT rounds differently: a near tie between candidates may go the other way.
+        assert np.mean(np.isclose(gpu[path]["theta"], cpu[path]["theta"], rtol=1e-3)) >= 0.9
