@@ -668,6 +668,7 @@ def run_band_quality_bench(
                 "gain": round(r["time_only"] - r["banded"], 4),
             }
         )
+    return rows
 
 
 #: The spoken-digit corpus beside a checkout (the project's data folder; absent in a user's clone).
