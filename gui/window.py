@@ -18,6 +18,7 @@ from rtdstft import audio
 from rtdstft.config import StreamConfig
 
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
+from .edit import EditPanel
 from .history import History
 from .meter import LevelMeter
 from .selection import SelectionPanel
@@ -103,6 +104,20 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.selection_dock.setWidget(self.selection)
         self.selection.changed.connect(self.view.show_region)
+        self.source_path: str | None = None  # the replayed file (edits apply to it)
+        self.edit = EditPanel(
+            lambda: self.selection.region,
+            lambda: self.source_path,
+            lambda: self.worker.config,
+            lambda fn: self.worker.call(fn, timeout=600.0),
+            self.worker.play,
+            lambda: self.devices.output.currentData(),
+        )
+        self.edit_dock = QtWidgets.QDockWidget("Edit")
+        self.edit_dock.setObjectName("edit")
+        self.edit_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.edit_dock.setWidget(self.edit)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.edit_dock)
         self.view.selecting.connect(self._on_selecting)
         self.analysis.changed.connect(self._on_analysis)
         self.display.changed.connect(self._apply_display)
@@ -449,6 +464,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_opened(self, kind: str, name: str) -> None:
         self._say(self.no_input if kind == "file" else "")
+        self.source_path = name if kind == "file" else None
+        self.edit.clear()
         if kind == "file":
             self.settings.setValue("source/last_file", name)
             self.source_label.setText(Path(name).name)

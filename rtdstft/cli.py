@@ -592,6 +592,32 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- edit ----------------------------------------------------------------------------------------
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """``rtdstft edit``: gains on time-frequency regions of every channel, the rest bit-exact."""
+    import soundfile
+
+    from .edit import Edit, edit_file
+    from .selection import Region
+
+    if not args.region:
+        raise CommandError("edit needs at least one --region T0 T1 F0 F1 GAIN_DB")
+    try:
+        sr = soundfile.info(str(args.input)).samplerate
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise CommandError(f"{args.input}: cannot read it as audio ({_one_line(exc)})") from None
+    cfg = _engine_config(args, sr)
+    edits = [Edit(Region(t0, t1, f0, f1), g) for t0, t1, f0, f1, g in args.region]
+    fmt, subtype = edit_file(
+        args.input, args.output, edits, args.edge_ms, args.edge_hz, cfg, args.subtype, args.overwrite
+    )
+    print(f"{args.input}: {len(edits)} edit(s) at {sr} Hz; {_describe(cfg)}")
+    print(f"wrote {args.output} ({fmt}, {subtype})")
+    return 0
+
+
 # -- record --------------------------------------------------------------------------------------
 
 
@@ -805,6 +831,15 @@ def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_ch
     )
 
 
+def _out_subtype_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--subtype",
+        metavar="SUBTYPE",
+        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
+        "format takes it, else the format's default)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``rtdstft`` (``bench`` and ``reproduce`` are listed here but their
     arguments are parsed by their own modules)."""
@@ -870,15 +905,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", help="the audio file to resynthesise")
     p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
-    p.add_argument(
-        "--subtype",
-        metavar="SUBTYPE",
-        help="libsndfile subtype of OUT, e.g. PCM_16, PCM_24, FLOAT (default: IN's when OUT's "
-        "format takes it, else the format's default)",
-    )
+    _out_subtype_option(p)
     _channel_and_progress(p, "resynthesise", "every channel, each through its own engine")
     _engine_options(p)
     p.set_defaults(run=cmd_resynth)
+
+    p = sub.add_parser(
+        "edit",
+        help="change time-frequency regions of a file by a gain, the rest bit-exact",
+        formatter_class=_Formatter,
+        description="Multiply each --region of every channel of IN (T0..T1 s × F0..F1 Hz, a smooth "
+        "edge just inside it) by GAIN_DB through the adaptive engine's frames and write OUT: same "
+        "rate and channels, IN's subtype where OUT's format takes it. Samples farther than half a "
+        "window from every region are copied (bit-exact in integer PCM). OUT appears whole or not "
+        "at all; OUT = IN needs --overwrite and replaces IN only once the new file is complete.",
+    )
+    p.add_argument("input", metavar="IN", help="the audio file to edit")
+    p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")
+    p.add_argument(
+        "--region",
+        nargs=5,
+        type=float,
+        action="append",
+        metavar=("T0", "T1", "F0", "F1", "GAIN_DB"),
+        help="a region and its gain: 0 <= T0 < T1 s (T0 inside the file), 0 <= F0 < F1 Hz (F0 below "
+        "Nyquist), GAIN_DB in [-inf, 24] (-inf removes); repeatable, gains multiply where regions overlap",
+    )
+    p.add_argument(
+        "--edge-ms",
+        type=float,
+        default=10.0,
+        metavar="MS",
+        help="the mask's edge in time, ms, >= 0 (default: 10)",
+    )
+    p.add_argument(
+        "--edge-hz",
+        type=float,
+        default=50.0,
+        metavar="HZ",
+        help="the mask's edge in frequency, Hz, >= 0 (default: 50)",
+    )
+    _out_subtype_option(p)
+    p.add_argument(
+        "--overwrite", action="store_true", help="allow OUT = IN (IN replaced only when OUT is complete)"
+    )
+    _engine_options(p)
+    p.set_defaults(run=cmd_edit)
 
     p = sub.add_parser(
         "record",
@@ -1007,6 +1079,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in ("bench", "reproduce"):
             return _delegate(argv[0], argv[1:])
+        if argv and argv[0] == "edit":  # a gain of -inf is a value, not an option
+            argv = [" -inf" if a.lower() in ("-inf", "-infinity") else a for a in argv]
         args = build_parser().parse_args(argv)
         from .audio import AudioDeviceError, AudioFileError
 

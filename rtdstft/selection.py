@@ -24,7 +24,7 @@ import numpy as np
 
 from .pitch import instantaneous_frequency, scalloping
 
-__all__ = ["Excerpt", "Region", "frames", "mask", "resynthesize", "measure", "frame_peaks"]
+__all__ = ["Excerpt", "Region", "frames", "mask", "masked_inverse", "resynthesize", "measure", "frame_peaks"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,25 @@ def mask(
     return np.outer(a, b).astype(np.float32)
 
 
+def masked_inverse(ex: Excerpt, n0: int, n1: int, weights) -> tuple[np.ndarray, int]:
+    """The weighted overlap-add of the frames n0 .. n1 (end excluded) and ``ceil(N/2H)`` frames of
+    context either side, each multiplied by ``weights(times, freqs)`` ([frames, N/2 + 1], real, given
+    the frames' stream times in s and the bin frequencies in Hz).
+
+    Returns (y, s0): float32 samples and the stream sample of y[0]. A sample whose windows all
+    belong to frames of weight 0 is exactly 0.
+    """
+    import torch
+
+    x, theta = _segment(ex, n0, n1)
+    c = _context(ex)
+    t = _transform(ex, theta)
+    spec = t(x, theta)  # [M, F]
+    m = np.asarray(weights(ex.frame_time(np.arange(n0 - c, n1 + c)), ex.frequencies()), np.float32)
+    y = t.inverse(spec * torch.from_numpy(m.T), theta, length=x.shape[0]).numpy()
+    return y, (n0 - c) * ex.hop
+
+
 def resynthesize(
     ex: Excerpt, region: Region, edge_s: float | None = None, edge_hz: float | None = None
 ) -> np.ndarray:
@@ -184,16 +203,9 @@ def resynthesize(
     n0, n1 = ex.frame_range(r.t0, r.t1)
     if n1 <= n0:
         raise ValueError(f"the region {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
-    x, theta = _segment(ex, n0, n1)
-    c = _context(ex)
-    t = _transform(ex, theta)
-    spec = t(x, theta)  # [M, F]
-    seg_frames = np.arange(n0 - c, n1 + c)
-    m = mask(ex.frame_time(seg_frames), ex.frequencies(), r, ex.sample_rate / 2, edge_s, edge_hz)
-    import torch
-
-    y = t.inverse(spec * torch.from_numpy(m.T), theta, length=x.shape[0]).numpy()
-    s0 = (n0 - c) * ex.hop  # stream sample of y[0]
+    y, s0 = masked_inverse(
+        ex, n0, n1, lambda times, freqs: mask(times, freqs, r, ex.sample_rate / 2, edge_s, edge_hz)
+    )
     k0 = round((r.t0 - ex.time0) * ex.sample_rate) - s0
     k1 = round((r.t1 - ex.time0) * ex.sample_rate) - s0
     out = np.zeros(k1 - k0, dtype=np.float32)

@@ -1,0 +1,232 @@
+"""The edit panel: a gain (-inf .. +24 dB) on the current selection of a replayed file, with a smooth
+mask edge set in ms and Hz; preview, apply, undo / redo (several edits stack), and export of the
+edited recording.
+
+The edits are :class:`rtdstft.edit.Edit` values on the file's clock (a file replayed from its start
+has stream time = file time); every result comes from :func:`rtdstft.edit.spectral_edit` with the
+window's engine settings, so an exported file equals what the library writes for the same list of
+edits. The file's samples and the engine's θ for them are computed once per file and settings, in
+the engine thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from rtdstft.config import StreamConfig
+from rtdstft.edit import MAX_GAIN_DB, Edit, edit_file, engine_theta, spectral_edit
+from rtdstft.selection import Region
+
+#: The spin box's lowest value, shown as "-inf" (removal).
+GAIN_FLOOR_DB = -120.0
+#: Seconds of unedited context played before and after the edited region by the preview.
+PREVIEW_CONTEXT_S = 0.5
+SUBTYPES = ("same as source", "PCM_16", "PCM_24", "FLOAT")
+
+
+def _describe(e: Edit) -> str:
+    r = e.region
+    gain = "-inf" if e.gain_db == -math.inf else f"{e.gain_db:+.1f}"
+    return f"{gain} dB  {r.t0:.2f}–{r.t1:.2f} s  {r.f0:.0f}–{r.f1:.0f} Hz"
+
+
+class _Apply(QtGui.QUndoCommand):
+    def __init__(self, panel: EditPanel, edit: Edit) -> None:
+        super().__init__(f"gain {_describe(edit)}")
+        self.panel, self.edit = panel, edit
+
+    def redo(self) -> None:
+        self.panel.edits.append(self.edit)
+        self.panel._refill()
+
+    def undo(self) -> None:
+        self.panel.edits.pop()
+        self.panel._refill()
+
+
+class EditPanel(QtWidgets.QGroupBox):
+    """Gains on selections of the replayed file, undoable, previewed and exported.
+
+    Args:
+        region: returns the current selection (stream time s × Hz) or None.
+        source: returns the path of the file being replayed, or None (microphone).
+        config: returns the engine's settings (at the file's rate).
+        run: runs a function in the engine thread and returns its result.
+        play: plays ``make()`` (mono float32) at a rate to an output device (``EngineWorker.play``).
+        device: returns the output device chosen in the device panel.
+
+    Signals:
+        changed(list): the applied edits after every apply, undo or redo.
+    """
+
+    changed = QtCore.pyqtSignal(list)
+
+    def __init__(
+        self,
+        region: Callable[[], Region | None],
+        source: Callable[[], str | None],
+        config: Callable[[], StreamConfig],
+        run: Callable[[Callable], object],
+        play: Callable,
+        device: Callable[[], object],
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._region, self._source, self._config = region, source, config
+        self._run, self._play, self._device = run, play, device
+        self.edits: list[Edit] = []
+        self._cache: tuple | None = None  # see _analysed
+        self.stack = QtGui.QUndoStack(self)
+        self.gain = QtWidgets.QDoubleSpinBox()
+        self.gain.setRange(GAIN_FLOOR_DB, MAX_GAIN_DB)
+        self.gain.setSpecialValueText("-inf")  # the floor removes
+        self.gain.setSuffix(" dB")
+        self.gain.setDecimals(1)
+        self.gain.setValue(GAIN_FLOOR_DB)
+        self.gain.setToolTip(f"-inf (remove) .. +{MAX_GAIN_DB:g} dB on the selection")
+        self.edge_ms = QtWidgets.QDoubleSpinBox()
+        self.edge_ms.setRange(0.0, 1000.0)
+        self.edge_ms.setValue(10.0)
+        self.edge_ms.setSuffix(" ms")
+        self.edge_ms.setToolTip("the mask's smooth edge in time, inside the selection")
+        self.edge_hz = QtWidgets.QDoubleSpinBox()
+        self.edge_hz.setRange(0.0, 10000.0)
+        self.edge_hz.setValue(50.0)
+        self.edge_hz.setSuffix(" Hz")
+        self.edge_hz.setToolTip("the mask's smooth edge in frequency, inside the selection")
+        self.subtype = QtWidgets.QComboBox()
+        self.subtype.addItems(SUBTYPES)
+        form = QtWidgets.QFormLayout()
+        form.addRow("gain", self.gain)
+        form.addRow("edge", self.edge_ms)
+        form.addRow("", self.edge_hz)
+        form.addRow("export as", self.subtype)
+        self.preview_button = QtWidgets.QPushButton("▶ Preview")
+        self.preview_button.setToolTip("the edited selection with a little context, to the output device")
+        self.apply_button = QtWidgets.QPushButton("Apply")
+        self.undo_button = QtWidgets.QPushButton("Undo")
+        self.redo_button = QtWidgets.QPushButton("Redo")
+        self.export_button = QtWidgets.QPushButton("Export edited…")
+        buttons = QtWidgets.QGridLayout()
+        for i, b in enumerate(
+            (self.preview_button, self.apply_button, self.undo_button, self.redo_button, self.export_button)
+        ):
+            buttons.addWidget(b, i // 2, i % 2)
+        self.list = QtWidgets.QListWidget()
+        self.list.setMaximumHeight(90)
+        col = QtWidgets.QVBoxLayout(self)
+        col.addLayout(form)
+        col.addLayout(buttons)
+        col.addWidget(self.list)
+        self.preview_button.clicked.connect(self.preview)
+        self.apply_button.clicked.connect(self.apply)
+        self.undo_button.clicked.connect(self.stack.undo)
+        self.redo_button.clicked.connect(self.stack.redo)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        self.undo_button.setEnabled(False)
+        self.redo_button.setEnabled(False)
+
+    # -- the edit on the current selection ---------------------------------------------------------
+
+    def pending(self) -> Edit | None:
+        """The edit the controls describe on the current selection (None without one)."""
+        r = self._region()
+        if r is None:
+            return None
+        g = self.gain.value()
+        gain = -math.inf if g <= GAIN_FLOOR_DB else g
+        return Edit(r.normalized(), gain, self.edge_ms.value(), self.edge_hz.value())
+
+    def apply(self) -> None:
+        """Add the pending edit to the stack (undoable)."""
+        e = self.pending()
+        if e is not None:
+            self.stack.push(_Apply(self, e))
+
+    def clear(self) -> None:
+        """A new source: no edits, nothing to undo."""
+        self.stack.clear()
+        self.edits = []
+        self._cache = None
+        self._refill()
+
+    def _refill(self) -> None:
+        self.list.clear()
+        for e in self.edits:
+            self.list.addItem(_describe(e))
+        self.export_button.setEnabled(bool(self.edits))
+        self.changed.emit(list(self.edits))
+
+    # -- results -----------------------------------------------------------------------------------
+
+    def _analysed(self) -> tuple:
+        """(path, the window's config, samples [T, C] float64, rate, θ [C, F], the config at the
+        file's rate) of the replayed file, computed once per file and settings (in the calling
+        thread)."""
+        import soundfile as sf
+
+        path, cfg = self._source(), self._config()
+        if path is None:
+            raise ValueError("edits apply to a replayed file; open one first")
+        if self._cache is None or self._cache[:2] != (path, cfg):
+            x, sr = sf.read(path, dtype="float64", always_2d=True)
+            cfg = cfg if cfg.sample_rate == sr else cfg.replace(sample_rate=sr)
+            theta = np.stack([engine_theta(x[:, c], cfg) for c in range(x.shape[1])])
+            self._cache = (path, self._config(), x, sr, theta, cfg)
+        return self._cache
+
+    def edited(self, edits: list[Edit] | None = None) -> tuple[np.ndarray, float]:
+        """The whole file with ``edits`` (default the applied ones): ([T, C] float64, rate)."""
+        _, _, x, sr, theta, cfg = self._analysed()
+        return spectral_edit(x, sr, self.edits if edits is None else edits, config=cfg, theta=theta).audio, sr
+
+    def preview_samples(self) -> np.ndarray:
+        """The applied edits and the pending one, from the selection's start minus the context
+        to its end plus the context: mono float32 (channels averaged)."""
+        e = self.pending()
+        if e is None:
+            return np.zeros(0, np.float32)
+        y, sr = self.edited([*self.edits, e])
+        a = max(0, int((e.region.t0 - PREVIEW_CONTEXT_S) * sr))
+        b = min(y.shape[0], int(math.ceil((e.region.t1 + PREVIEW_CONTEXT_S) * sr)))
+        return y[a:b].mean(axis=1).astype(np.float32)
+
+    def preview(self) -> None:
+        """Play :meth:`preview_samples` to the output device (computed in the engine thread)."""
+        if self.pending() is None or self._source() is None:
+            return
+        sr = self._config().sample_rate
+        self._play(self.preview_samples, sr, self._device())
+
+    def export(self, path: str | Path, subtype: str | None = None) -> Path:
+        """Write the file with the applied edits to ``path``: same rate and channels, the source's
+        subtype where the format takes it, or ``subtype``; whole or not at all. Saving over the
+        source replaces it only once the new file is complete."""
+
+        def write(_=None) -> Path:
+            src, _cfg, _x, _sr, theta, cfg = self._analysed()
+            edit_file(src, path, self.edits, config=cfg, subtype=subtype, overwrite=True, theta=theta)
+            return Path(path)
+
+        return self._run(write)
+
+    def _export_dialog(self) -> None:
+        src = self._source()
+        if src is None:
+            return
+        start = str(Path(src).with_name(Path(src).stem + "-edited" + Path(src).suffix))
+        # The dialog asks before replacing an existing file (the source included): that is on purpose.
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export edited recording", start)
+        if path:
+            choice = self.subtype.currentText()
+            try:
+                self.export(path, None if choice == SUBTYPES[0] else choice)
+            except (OSError, ValueError) as exc:
+                QtWidgets.QMessageBox.warning(self, "Cannot export", str(exc))

@@ -1,0 +1,243 @@
+"""Spectral editing: a gain on a time-frequency region changes that region and leaves every other sample
+of the recording as it was."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtdstft.config import StreamConfig
+from rtdstft.edit import Edit, edit_gain, spectral_edit
+from rtdstft.errors import ParameterError
+from rtdstft.selection import Region
+
+FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fsdd" / "recordings"
+RATE = 8000
+BURST = (0.6, 1.1)  # s
+TONE_HZ = 3000.0
+
+
+CONFIG = StreamConfig.for_rate(RATE)
+
+
+def edit(t0, t1, f0, f1, gain_db) -> Edit:
+    return Edit(Region(t0, t1, f0, f1), gain_db)
+
+
+@pytest.fixture(scope="module")
+def speech_with_burst() -> np.ndarray:
+    """Four spoken digits (about 2 s) with a 3 kHz tone burst over 0.5 s, on the 16-bit grid."""
+    sf = pytest.importorskip("soundfile")
+    files = sorted(FSDD.glob("*_jackson_0.wav"))[:4] if FSDD.is_dir() else []
+    if len(files) < 4:
+        pytest.skip(f"the spoken-digit recordings are not at {FSDD} (a clone without ../shared/data)")
+    x = np.concatenate([sf.read(str(f))[0] for f in files])
+    t = np.arange(x.shape[0]) / RATE
+    x = x + 0.2 * np.sin(2 * np.pi * TONE_HZ * t) * ((t >= BURST[0]) & (t < BURST[1]))
+    return np.round(x * 32767) / 32768
+
+
+def tone_level_db(x: np.ndarray, start: float, end: float) -> float:
+    """Amplitude of the 3 kHz component over [start, end) s (a lock-in average), dB."""
+    t = np.arange(x.shape[0]) / RATE
+    s = (t >= start) & (t < end)
+    return 20 * math.log10(abs(np.mean(x[s] * np.exp(-2j * np.pi * TONE_HZ * t[s]))) + 1e-300)
+
+
+def outside(x: np.ndarray, region: Region) -> np.ndarray:
+    """Samples farther from the region than half the longest window (the mask's edge lies inside)."""
+    reach = CONFIG.win_max / 2 / RATE
+    t = np.arange(x.shape[0]) / RATE
+    return (t < region.t0 - reach) | (t > region.t1 + reach)
+
+
+def test_removing_a_tone_burst_lowers_it_by_40_db_and_keeps_the_rest_bit_exact(speech_with_burst):
+    x = speech_with_burst
+    e = edit(BURST[0] - 0.02, BURST[1] + 0.02, 2800.0, 3200.0, -math.inf)
+    y = spectral_edit(x, RATE, [e], edge_ms=10, edge_hz=50, config=CONFIG).audio
+    before = tone_level_db(x, BURST[0] + 0.05, BURST[1] - 0.05)
+    after = tone_level_db(y, BURST[0] + 0.05, BURST[1] - 0.05)
+    assert before - after >= 40, (before, after)
+    keep = outside(x, e.region)
+    assert keep.sum() > 0.5 * x.shape[0]
+    np.testing.assert_array_equal(y[keep], x[keep])
+    ints = lambda s: np.round(s * 32768).astype(np.int32)  # noqa: E731
+    np.testing.assert_array_equal(ints(y)[keep], ints(x)[keep])
+    # The speech under the burst, outside the edited band, survives.
+    inside = ~keep
+    assert np.sqrt(np.mean((y - x)[inside] ** 2)) < 0.2 / np.sqrt(2)
+
+
+def test_zero_db_returns_the_input(speech_with_burst):
+    x = speech_with_burst
+    r = spectral_edit(x, RATE, [edit(0.2, 1.7, 100.0, 3900.0, 0.0)], config=CONFIG)
+    assert np.abs(r.audio - x).max() <= 1e-6
+    np.testing.assert_array_equal(np.round(r.audio * 32768), np.round(x * 32768))
+    # A gain of 0 dB on one edit of a stack leaves the others' result as it was.
+    cut = edit(0.3, 0.9, 500.0, 1500.0, -12.0)
+    alone = spectral_edit(x, RATE, [cut], config=CONFIG).audio
+    stacked = spectral_edit(x, RATE, [cut, edit(0.2, 1.7, 100.0, 3900.0, 0.0)], config=CONFIG).audio
+    assert np.abs(alone - x).max() > 1e-3  # the -12 dB edit really changed something
+    assert np.abs(stacked - alone).max() <= 1e-6
+
+
+def test_stacked_edits_multiply_and_float32_input_keeps_its_dtype():
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(RATE)).astype(np.float32)
+    a = edit(0.2, 0.6, 500.0, 1500.0, -6.0)
+    b = edit(0.4, 0.8, 1000.0, 2000.0, -6.0)
+    both = spectral_edit(x, RATE, [a, b], config=CONFIG)
+    assert both.audio.dtype == np.float32 and both.audio.shape == x.shape
+    g = edit_gain([a, b], np.array([0.5]), np.array([1250.0]), RATE / 2, 10, 50)
+    assert g[0, 0] == pytest.approx(10 ** (-12 / 20))  # the overlap is inside both boxes: -12 dB there
+    one = spectral_edit(x, RATE, [edit(0.2, 0.8, 500.0, 2000.0, -12.0)], config=CONFIG)
+    assert not np.allclose(both.audio, one.audio)  # the stacked masks are not one box
+
+
+def test_stereo_channels_are_edited_independently():
+    t = np.arange(RATE) / RATE
+    left = 0.3 * np.sin(2 * np.pi * 1000 * t)
+    right = 0.3 * np.sin(2 * np.pi * 2000 * t)
+    x = np.stack([left, right], axis=1)
+    y = spectral_edit(x, RATE, [edit(0.3, 0.7, 900.0, 1100.0, -math.inf)], config=CONFIG).audio
+    assert tone_level(y[:, 0], 1000, 0.4, 0.6) < tone_level(x[:, 0], 1000, 0.4, 0.6) - 40
+    assert abs(tone_level(y[:, 1], 2000, 0.4, 0.6) - tone_level(x[:, 1], 2000, 0.4, 0.6)) < 0.01
+
+
+def test_given_theta_is_the_engines():
+    rng = np.random.default_rng(1)
+    x = 0.1 * rng.standard_normal(RATE)
+    e = [edit(0.2, 0.6, 500.0, 1500.0, -20.0)]
+    ran = spectral_edit(x, RATE, e, config=CONFIG)
+    given = spectral_edit(x, RATE, e, config=CONFIG, theta=ran.win_length)
+    np.testing.assert_array_equal(given.audio, ran.audio)
+    with pytest.raises(ParameterError, match="theta must be"):
+        spectral_edit(x, RATE, e, config=CONFIG, theta=ran.win_length[:-1])
+
+
+def tone_level(x: np.ndarray, hz: float, start: float, end: float) -> float:
+    t = np.arange(x.shape[0]) / RATE
+    s = (t >= start) & (t < end)
+    return 20 * math.log10(abs(np.mean(x[s] * np.exp(-2j * np.pi * hz * t[s]))) + 1e-300)
+
+
+@pytest.mark.parametrize(
+    ("e", "match"),
+    [
+        (edit(3.0, 4.0, 100, 200, -6), "t0 must be inside the signal"),
+        (edit(0.5, 0.4, 100, 200, -6), "t0 < t1"),
+        (edit(0.1, 0.4, 300, 200, -6), "f0 < f1"),
+        (edit(0.1, 0.4, 100, 200, float("nan")), "gain_db must be in"),
+        (edit(0.1, 0.4, 100, 200, 30.0), "gain_db must be in"),
+        (edit(0.1, 0.4, 5000, 6000, -6), "below the Nyquist"),
+    ],
+)
+def test_bad_edits_name_the_field(e, match):
+    with pytest.raises(ParameterError, match=match):
+        spectral_edit(np.zeros(RATE), RATE, [e], config=CONFIG)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def write16(path: Path, x: np.ndarray) -> Path:
+    import soundfile as sf
+
+    sf.write(str(path), x, RATE, subtype="PCM_16")
+    return path
+
+
+def test_cli_edit_writes_16_bit_bit_exact_outside_the_region(speech_with_burst, tmp_path, capsys):
+    import soundfile as sf
+
+    from rtdstft.cli import main
+
+    src = write16(tmp_path / "in.wav", speech_with_burst)
+    out = tmp_path / "out.wav"
+    e = edit(BURST[0] - 0.02, BURST[1] + 0.02, 2800.0, 3200.0, -math.inf)
+    region = [str(v) for v in (e.region.t0, e.region.t1, e.region.f0, e.region.f1)]
+    assert main(["edit", str(src), str(out), "--region", *region, "-inf", "--edge-ms", "10"]) == 0
+    assert f"wrote {out} (WAV, PCM_16)" in capsys.readouterr().out
+    x, _ = sf.read(str(src), dtype="int16")
+    y, sr = sf.read(str(out), dtype="int16")
+    assert sr == RATE and y.shape == x.shape and sf.info(str(out)).subtype == "PCM_16"
+    keep = outside(x, e.region)
+    np.testing.assert_array_equal(y[keep], x[keep])
+    assert (
+        tone_level_db(y / 32768, BURST[0] + 0.05, BURST[1] - 0.05)
+        < tone_level_db(x / 32768, BURST[0] + 0.05, BURST[1] - 0.05) - 40
+    )
+    # The file is the library's output written to 16 bits; a 0 dB edit writes IN back unchanged.
+    lib = spectral_edit(sf.read(str(src))[0], RATE, [e], config=CONFIG).audio
+    np.testing.assert_array_equal(y, np.clip(np.rint(lib * 32768), -32768, 32767).astype(np.int16))
+    assert main(["edit", str(src), str(out), "--region", "0.1", "1.8", "0", "4000", "0"]) == 0
+    np.testing.assert_array_equal(sf.read(str(out), dtype="int16")[0], x)
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (["9", "10", "100", "200", "-6"], "t0 must be inside the signal"),
+        (["0.1", "0.5", "300", "200", "-6"], "0 <= f0 < f1"),
+        (["0.1", "0.5", "300", "300", "-6"], "0 <= f0 < f1"),
+        (["0.1", "0.5", "100", "200", "nan"], "gain_db must be in [-inf, 24] dB"),
+    ],
+)
+def test_cli_bad_region_is_one_line_and_exit_2_and_writes_nothing(tmp_path, region, message, capsys):
+    from rtdstft.cli import main
+
+    src = write16(tmp_path / "in.wav", 0.1 * np.sin(np.arange(RATE) * 0.3))
+    out = tmp_path / "out.wav"
+    assert main(["edit", str(src), str(out), "--region", *region]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rtdstft: error: ") and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_cli_entry_point_bad_region_is_one_line_and_exit_2(tmp_path):
+    from audio_helpers import RTDSTFT
+
+    src = write16(tmp_path / "in.wav", 0.1 * np.sin(np.arange(RATE) * 0.3))
+    out = tmp_path / "out.wav"
+    region = ["0.1", "0.5", "100", "200", "nan"]
+    done = subprocess.run([*RTDSTFT, "edit", src, out, "--region", *region], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "rtdstft: error: gain_db must be in [-inf, 24] dB, got nan\n"
+    assert not out.exists()
+
+
+def test_cli_output_is_whole_or_absent(tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+
+    from rtdstft import audio
+    from rtdstft.cli import main
+
+    x = 0.1 * np.sin(np.arange(2 * RATE) * 0.3)
+    src = write16(tmp_path / "in.wav", x)
+    before = src.read_bytes()
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"the old OUT")
+    real_write = audio.Recorder.write
+
+    def write_half_then_fail(self, block):  # the disk fills up half way through
+        real_write(self, block[: len(block) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audio.Recorder, "write", write_half_then_fail)
+    assert main(["edit", str(src), str(out), "--region", "0.2", "0.8", "100", "900", "-12"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == b"the old OUT"  # the old file, not a partial new one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+    monkeypatch.undo()
+    # OUT = IN is refused unless --overwrite; then IN is replaced by the whole edited file.
+    assert main(["edit", str(src), str(src), "--region", "0.2", "0.8", "100", "900", "-12"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    args = ["edit", str(src), str(src), "--overwrite", "--region", "0.2", "0.8", "100", "900", "-12"]
+    assert main(args) == 0
+    y = sf.read(str(src))[0]
+    assert y.shape == x.shape and np.abs(y - x).max() > 1e-3
