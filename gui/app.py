@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-fft", type=int, choices=N_FFTS, help="FFT size N (samples)")
     p.add_argument("--hop", type=int, choices=HOPS, help="hop H (samples)")
     p.add_argument("--no-adapt", action="store_true", help="fixed window length (no adaptation)")
+    p.add_argument(
+        "--bands", type=int, choices=range(1, 9), metavar="B", help="a θ per band: 1 (one θ) to 8 bands"
+    )
     p.add_argument("--span", type=float, metavar="SECONDS", help="time shown, 1 to 120 s")
     p.add_argument("--screenshot", metavar="PATH", help="save the window to PATH, then exit")
     p.add_argument(
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["hop_length"] = args.hop
     if args.no_adapt:
         overrides["adapt"] = False
+    if args.bands is not None:
+        overrides["bands"] = args.bands
     window = MainWindow(settings_path=args.settings, overrides=overrides)
     if args.span is not None:
         window.display.span.setValue(args.span)

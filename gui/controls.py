@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PyQt6 import QtCore, QtWidgets
 
+from rtdstft.bands import DEFAULT_GUI_BANDS, MAX_BANDS
 from rtdstft.config import RATE_FIELDS, StreamConfig
 from rtdstft.entropy import ENTROPY_KINDS
 
@@ -87,6 +88,11 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.entropy = _combo((ENTROPY_LABELS.get(k, k), k) for k in ENTROPY_KINDS)
         self.alpha = _spin(0.1, 20.0, d.alpha, 0.5, 2)
         self.radius = _spin(0, 32, d.radius, 1, suffix=" frames")
+        self.bands = _spin(1, MAX_BANDS, DEFAULT_GUI_BANDS, 1)
+        self.bands.setToolTip(
+            "1: one θ for all frequencies; B > 1: a θ per octave-like band (250 Hz .. 8 kHz), so that "
+            "low sounds get long windows while high ones get short ones at the same moment"
+        )
         self._ms = {}
         form = QtWidgets.QFormLayout(self)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -94,6 +100,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         form.addRow("FFT size N", self.n_fft)
         form.addRow("hop H", self.hop)
         form.addRow(self.adapt)
+        form.addRow("bands (θ per band)", self.bands)
         for label, box in (("fixed θ", self.win_length), ("θ min", self.win_min), ("θ max", self.win_max)):
             row = QtWidgets.QHBoxLayout()
             row.addWidget(box, 1)
@@ -113,7 +120,8 @@ class AnalysisPanel(QtWidgets.QGroupBox):
 
     def initial_values(self) -> dict:
         """Values on first start: the engine's defaults, suited to the sample rate."""
-        return {**self._shown(StreamConfig.for_rate(self.sample_rate)), "auto": True}
+        suited = StreamConfig.for_rate(self.sample_rate, bands=DEFAULT_GUI_BANDS)
+        return {**self._shown(suited), "auto": True}
 
     @staticmethod
     def _shown(cfg: StreamConfig) -> dict:
@@ -128,6 +136,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.n_fft.currentIndexChanged.connect(lambda: self._geometry("n_fft"))
         self.hop.currentIndexChanged.connect(lambda: self._geometry("hop_length"))
         self.adapt.toggled.connect(lambda on: self._emit("adapt"))
+        self.bands.valueChanged.connect(lambda: self._emit("bands"))
         self.auto.toggled.connect(self._auto_toggled)
         for key in ("win_length", "win_min", "win_max", "steps", "lr", "smoothness", "alpha", "radius"):
             getattr(self, key).valueChanged.connect(lambda _v, k=key: self._emit(k))
@@ -149,6 +158,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
             "entropy": self.entropy.currentData(),
             "alpha": self.alpha.value(),
             "radius": self.radius.value(),
+            "bands": self.bands.value(),
         }
 
     def set_values(self, v: dict) -> None:
@@ -161,6 +171,7 @@ class AnalysisPanel(QtWidgets.QGroupBox):
         self.adapt.setChecked(bool(v["adapt"]))
         for key in ("win_length", "win_min", "win_max", "steps", "radius"):
             getattr(self, key).setValue(int(round(float(v[key]))))
+        self.bands.setValue(int(v.get("bands", DEFAULT_GUI_BANDS)))
         for key in ("lr", "smoothness", "alpha"):
             getattr(self, key).setValue(float(v[key]))
         _select(self.entropy, v["entropy"])
@@ -279,6 +290,7 @@ _FIELDS = (
     "entropy",
     "alpha",
     "radius",
+    "bands",
 )
 #: What changes with N and H, and what "suit the sample rate" sets.
 _GEOMETRY = (*RATE_FIELDS, "win_length")

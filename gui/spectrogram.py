@@ -260,6 +260,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.addItem(self.colorbar, row=0, col=1)
         self.theta = ThetaTrack(1, 1.0)
         self.addItem(self.theta, row=1, col=0)
+        self.addItem(self.theta.colorbar, row=1, col=1)  # θ's colours, shown with a θ per band
         self.theta.setXLink(self.plot)
         self.theta.vb.disableAutoRange()
         self.history = None
@@ -304,6 +305,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.notes = False  # note names on the log axis
         self.levels = (-100.0, 0.0)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
+        self.band_edges: tuple = ()
         self._latest = 0.0  # stream time of the newest column (s)
         self.now = 0.0  # stream time at the right edge, x = 0 (s)
         self.period: float | None = None  # length of the replayed file (s), for the readout
@@ -317,9 +319,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         ratio = self.devicePixelRatioF()
         return max(64, int(r.width() * ratio)), max(64, int(r.height() * ratio))
 
-    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float | None = None) -> None:
-        """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples)
-        whose first frame will be at ``time0`` (s; default: where the last picture ended)."""
+    def reset(
+        self, sample_rate: float, n_fft: int, hop: int, time0: float | None = None, band_edges=None
+    ) -> None:
+        """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples, the
+        engine's band edges in Hz when it has a θ per band) whose first frame will be at ``time0``
+        (s; default: where the last picture ended)."""
+        if band_edges is not None:
+            self.band_edges = tuple(band_edges)
         if time0 is not None:
             self._latest = self.now = float(time0)
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
@@ -332,7 +339,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.set_levels(*self.levels)
         self.image.set_colormap(self.cmap)
         self.plot.addItem(self.image)
-        self.theta.reset(frames, sample_rate)
+        self.theta.reset(frames, sample_rate, self.band_edges)
         self._set_yaxis()
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
@@ -468,7 +475,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         if self.image is not None:
             self.image.setVisible(True)
             self._set_yaxis()
-        self.theta.curve.setVisible(True)
+        self.theta.curve.setVisible(self.theta.bands == 1)
+        self.theta.band_image.setVisible(self.theta.bands > 1)
         self.theta.time_axis.set_offset(None)
         self.plot.setXRange(-self.span, 0, padding=0)
         if not was:
@@ -482,8 +490,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.live = False
             self.image.setVisible(False)
             self.theta.curve.setVisible(False)
+            # The history keeps one θ per frame (with bands, the shortest): drawn with one band only.
+            self.theta.band_image.setVisible(False)
             self.history_image.setVisible(True)
-            self.theta_history.setVisible(True)
+            self.theta_history.setVisible(self.theta.bands == 1)
             self.theta.time_axis.set_offset(self.now)
             self.live_changed.emit(False)
         self.refresh_history(force=True)
@@ -587,16 +597,16 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self._place_region()
         if self.image is not None:
             self.image.setPos(self._latest - self.now, 0.0)
-        self.theta.curve.setPos(-self.now, 0.0)
+        self.theta.scroll(self.now)
 
     # -- data -------------------------------------------------------------------------------------
 
     def append(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
-        """New finished frames: dB [k, bins] (dBFS), θ [k] (samples), time [k] (s)."""
+        """New finished frames: dB [k, bins] (dBFS), θ [k] or [k, B] (samples), time [k] (s)."""
         if len(time) == 0:
             return
         before = self.image.count
-        self.image.append(db, theta, time)
+        self.image.append(db, theta if theta.ndim == 1 else theta.min(1), time)
         self.theta.append(theta, time)
         if self.image.count != before:
             self._latest = float(self.image.time[(self.image.pos - 1) % self.image.width])
@@ -618,14 +628,27 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
     # -- cursor -----------------------------------------------------------------------------------
 
-    def readout(self, time: float, freq: float | None, band: tuple[float, float] | None = None) -> dict:
+    def readout(
+        self,
+        time: float,
+        freq: float | None,
+        band: tuple[float, float] | None = None,
+        theta_band: int | None = None,
+    ) -> dict:
         """What is known at (stream time s, freq Hz): from the history (the nearest frame, the level
         shown over ``band`` Hz, the refined peak near ``freq`` with its note; see
         :meth:`.history.History.readout`), else from the live picture (the nearest column and
-        bin). ``time`` in the answer is in the file (modulo :attr:`period`)."""
+        bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
+        ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
+        file (modulo :attr:`period`)."""
         info = self.history.readout(time, freq, band, self.a4) if self.history is not None else {}
         if not info:
             info = self._picture_readout(time, freq)
+        if info and self.theta.bands > 1 and (freq is not None or theta_band is not None):
+            value = self.theta.value_ms(time, freq, theta_band)
+            if value is not None:
+                info["theta_ms"] = value
+                info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
         if info and self.period:
             info["time"] %= self.period
         return info
@@ -653,12 +676,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         for p in (self.plot, self.theta):
             if p.vb.sceneBoundingRect().contains(scene_pos):
                 v = p.vb.mapSceneToView(scene_pos)
-                freq = band = None
+                freq = band = theta_band = None
                 if p is self.plot:
                     freq = float(from_axis(v.y(), self.scale))
                     half = 0.5 * self.visible().height() / max(p.vb.height(), 1.0)
                     band = tuple(float(from_axis(v.y() + d, self.scale)) for d in (-half, half))
-                info = self.readout(v.x() + self.now, freq, band)
+                elif self.theta.bands > 1:
+                    theta_band = int(np.clip(round(v.y()), 0, self.theta.bands - 1))
+                info = self.readout(v.x() + self.now, freq, band, theta_band)
                 self._show_harmonics(info.get("peak_hz"))
                 return info
         self._show_harmonics(None)

@@ -356,7 +356,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if isinstance(item, Samples):
                 self.history.add_audio(item.audio)
             elif isinstance(item, Frames):
-                self.history.add_frames(item.db, item.theta, item.time)
+                # The history keeps one θ per frame: with a θ per band, the shortest (as the picture).
+                shortest = item.theta if item.theta.ndim == 1 else item.theta.min(1)
+                self.history.add_frames(item.db, shortest, item.time)
                 if not frozen:
                     self.view.append(item.db, item.theta, item.time)
                     self._arrival = (float(item.time[-1]), time.monotonic())
@@ -404,7 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.history = History(seconds)
             self.view.attach(self.history)
         self.history.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.as_dict())
-        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0)
+        self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.band_edges)
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
         if self.analysis.auto.isChecked():  # show what the rate chose
@@ -477,7 +479,8 @@ class MainWindow(QtWidgets.QMainWindow):
         parts = [f"t {info['time']:7.3f} s"]
         if "freq" in info:
             parts += [f"f {info['freq']:7.1f} Hz", f"{info['db']:6.1f} dBFS"]
-        parts.append(f"θ {info['theta_ms']:5.1f} ms")
+        band = f" (band {info['theta_band'] + 1})" if "theta_band" in info else ""
+        parts.append(f"θ {info['theta_ms']:5.1f} ms{band}")
         if "peak_hz" in info:
             parts.append(f"peak {info['peak_hz']:8.2f} Hz {info['peak_db']:6.1f} dB")
             parts.append(f"{info['note']} {info['cents']:+.0f}¢")
@@ -487,7 +490,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_analysis(self, changes: dict) -> None:
         self.worker.configure(**changes)
-        if self._geometry is not None and not {"n_fft", "hop_length"} & set(changes):
+        if self._geometry is not None and not {"n_fft", "hop_length", "bands"} & set(changes):
             try:
                 self.view.theta.set_bounds(*self.analysis.config().theta_range)
             except ValueError:

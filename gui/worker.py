@@ -38,8 +38,9 @@ def engine_class():
 
 def suited_to_rate(config: StreamConfig, sample_rate: float) -> StreamConfig:
     """``config`` with N, H and the θ fields that suit ``sample_rate`` (θ about 5 .. 85 ms; the
-    starting / fixed θ follows the bounds), the other settings kept."""
-    skip = {*RATE_FIELDS, "win_length", "sample_rate"}
+    starting / fixed θ follows the bounds; default band edges follow the rate), the other settings
+    kept."""
+    skip = {*RATE_FIELDS, "win_length", "sample_rate", *({"band_edges"} & config.derived)}
     return StreamConfig.for_rate(sample_rate, **{k: v for k, v in config.as_dict().items() if k not in skip})
 
 
@@ -66,7 +67,8 @@ class Geometry:
 
 @dataclass
 class Frames:
-    """Finished frames: dB full scale [k, n_fft/2+1] float32, θ [k] (samples), time [k] (s)."""
+    """Finished frames: dB full scale [k, n_fft/2+1] float32, θ [k] or [k, bands] (samples),
+    time [k] (s)."""
 
     db: np.ndarray
     theta: np.ndarray

@@ -197,7 +197,7 @@ def analyze_file(
         cfg = config(src.sample_rate) if callable(config) else engine_config(config, src.sample_rate)
         engine = StreamingDSTFT(config=cfg, device=device)
         n_frames = 1 + src.frames // cfg.hop_length
-        theta = np.full(n_frames, np.nan, np.float32)
+        theta = np.full((n_frames, cfg.bands) if cfg.bands > 1 else n_frames, np.nan, np.float32)
         block = READ_BLOCKS * cfg.block_frames * cfg.hop_length
 
         def take(out: Any) -> None:

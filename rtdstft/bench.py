@@ -48,6 +48,7 @@ __all__ = [
     "run_inverse_bench",
     "run_stream_bench",
     "run_quality_bench",
+    "run_band_quality_bench",
     "format_table",
     "main",
 ]
@@ -531,8 +532,10 @@ def run_stream_bench(
     torch.set_num_threads(1)
     rows = []
     try:
-        for adapt in (False, True):
-            engine = StreamingDSTFT(sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames)
+        for bands, adapt in ((1, False), (1, True), (4, False), (4, True)):
+            engine = StreamingDSTFT(
+                sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames, bands=bands
+            )
             passes = []
             for _ in range(repeats + 1):
                 engine.reset()
@@ -544,27 +547,30 @@ def run_stream_bench(
             n_blocks = len(x) / (hop_length * block_frames)
             rows.append(
                 {
-                    "name": f"streaming, adaptation {'on' if adapt else 'off'}",
+                    "name": f"streaming, bands={bands}, adaptation {'on' if adapt else 'off'}",
                     "ms": 1e3 * wall / n_blocks,
                     "note": f"ms per block of K={block_frames} frames; {sample_rate / 1000:g} kHz, "
                     f"N={n_fft}, H={hop_length}, 1 thread",
                     "real-time factor": round(wall / duration, 4),
                 }
             )
-        rows.append(
-            {
-                "name": "analysis latency",
-                "ms": 1e3 * engine.analysis_latency / sample_rate,
-                "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H",
-            }
-        )
-        rows.append(
-            {
-                "name": "resynthesis latency",
-                "ms": 1e3 * engine.latency / sample_rate,
-                "note": f"{engine.latency} samples = N + (K-1)·H - 1",
-            }
-        )
+        for bands in (1, 2, 4, 8):
+            engine = StreamingDSTFT(sample_rate, n_fft, hop_length, block_frames=block_frames, bands=bands)
+            split = f" + D = {engine.split_delay} (band split)" if bands > 1 else ""
+            rows.append(
+                {
+                    "name": f"analysis latency, bands={bands}",
+                    "ms": 1e3 * engine.analysis_latency / sample_rate,
+                    "note": f"{engine.analysis_latency} samples = N/2 + (K-1)·H{split}",
+                }
+            )
+            rows.append(
+                {
+                    "name": f"resynthesis latency, bands={bands}",
+                    "ms": 1e3 * engine.latency / sample_rate,
+                    "note": f"{engine.latency} samples = N + (K-1)·H - 1{split}",
+                }
+            )
     finally:
         torch.set_num_threads(previous_threads)
     return rows
@@ -630,6 +636,36 @@ def run_quality_bench(
                 "gap closed": round(r["gap_closed"], 3),
                 "offline fit": round(r["offline"], 4),
                 "best fixed θ": round(r["best_fixed_theta"], 1),
+            }
+        )
+    return rows
+
+
+def run_band_quality_bench(
+    sample_rate: int = 48000, n_fft: int = 2048, hop_length: int = 256, bands: int = 4, quick: bool = False
+) -> list[dict]:
+    """Band-restricted quality: the mean over the B = ``bands`` default bands of each band's mean
+    local entropy (Shannon, p = 2, r = 4, over the band's bins only, normalised within the band) of
+    what the time-only engine and the banded engine emit online, on the quality scenes and on the
+    scenes where a low steady sound and high transients overlap (:func:`rtdstft.scenes.overlap_scenes`,
+    with real speech when ../shared/data is there). Lower is sharper."""
+    from .scenes import band_report, overlap_scenes, scene
+
+    fsdd = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+    signals = overlap_scenes(sample_rate, [fsdd / n for n in FSDD_WORDS] if fsdd.is_dir() else None)
+    if quick:
+        signals = {k: v[: sample_rate // 2] for k, v in list(signals.items())[:1]}
+    else:
+        signals.update({name: scene(parts, sample_rate) for name, parts in QUALITY_SCENES.items()})
+    rows = []
+    for name, x in signals.items():
+        r = band_report(x, sample_rate, n_fft, hop_length, bands)
+        rows.append(
+            {
+                "scene": name,
+                "time-only (B=1)": round(r["time_only"], 4),
+                f"banded (B={bands})": round(r["banded"], 4),
+                "gain": round(r["time_only"] - r["banded"], 4),
             }
         )
     return rows
@@ -824,6 +860,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_table(rows))
         report["quality"] = rows
+        rows = run_band_quality_bench(quick=args.quick)
+        print(
+            "\nband-restricted quality: mean over the 4 default bands of each band's mean local entropy "
+            "(Shannon, p=2, r=4, the band's bins only, nats; lower is sharper) of what the engines emit, "
+            "48 kHz, N=2048, H=256"
+        )
+        print(format_table(rows))
+        report["band_quality"] = rows
     if args.part in ("all", "batch"):
         rows = run_batch_bench(files=40 if args.quick else None, ray=not args.quick)
         print(

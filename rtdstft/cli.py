@@ -159,6 +159,8 @@ ENGINE_OPTIONS = {
     "radius": "--radius",
     "smoothness": "--smoothness",
     "lr": "--lr",
+    "steadiness": "--steadiness",
+    "bands": "--bands",
 }
 _FIELD_NAMES = re.compile(r"\b(" + "|".join(ENGINE_OPTIONS) + r")\b")
 
@@ -183,6 +185,8 @@ def _engine_config(args: argparse.Namespace, sample_rate: float) -> StreamConfig
 def _describe(cfg: StreamConfig) -> str:
     sr = cfg.sample_rate
     mode = "adaptive" if cfg.adapt else "fixed"
+    if cfg.bands > 1:
+        mode += f" ({cfg.bands} bands)"
     lo, hi = cfg.theta_range
     return (
         f"n_fft {cfg.n_fft}, hop {cfg.hop_length} ({1000 * cfg.hop_length / sr:.2f} ms), {mode} θ "
@@ -294,7 +298,8 @@ def _write_picture(
     title: str,
 ) -> None:
     """Spectrogram in dB re full scale (``image`` holds |S| scaled by the engine's dB scale) over
-    the θ track in ms, on one time axis."""
+    the θ track in ms (θ [F]), or over an image of θ per band (θ [F, B], the bands of ``cfg``), on
+    one time axis."""
     from matplotlib.figure import Figure
 
     sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
@@ -328,23 +333,56 @@ def _write_picture(
     fig.colorbar(shown, cax=cax, label="level (dB re full-scale sine)")
 
     theta_ms = 1000 * theta / sr
-    ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
     lo, hi = (1000 * t / sr for t in cfg.theta_range)
-    pad = 0.05 * (hi - lo) or 0.05 * hi
-    ax_theta.set_ylim(lo - pad, hi + pad)
-    ax_theta.set_ylabel("window length θ (ms)")
+    if theta.ndim == 2:  # one θ per band: an image over time × band, colour = θ
+        bands = theta.shape[1]
+        track = ax_theta.imshow(
+            theta_ms.T,
+            origin="lower",
+            aspect="auto",
+            interpolation="nearest",
+            cmap="viridis",
+            vmin=lo,
+            vmax=hi,
+            extent=(x0, x0 + len(times) * hop / sr, -0.5, bands - 0.5),
+        )
+        edges = [0.0, *cfg.band_edges, sr / 2]
+        ax_theta.set_yticks(range(bands))
+        ax_theta.set_yticklabels([f"{_hz(a)}–{_hz(b)}" for a, b in zip(edges, edges[1:], strict=False)])
+        ax_theta.set_ylabel("band (Hz)")
+        fig.colorbar(track, cax=fig.add_subplot(grid[1, 1]), label="θ (ms)")
+    else:
+        ax_theta.plot(times, theta_ms, drawstyle="steps-mid", color="tab:blue", linewidth=1.2)
+        pad = 0.05 * (hi - lo) or 0.05 * hi
+        ax_theta.set_ylim(lo - pad, hi + pad)
+        ax_theta.set_ylabel("window length θ (ms)")
+        ax_theta.grid(True, alpha=0.3)
     ax_theta.set_xlabel("time (s)")
-    ax_theta.grid(True, alpha=0.3)
     fig.savefig(path)
 
 
+def _hz(f: float) -> str:
+    return f"{f / 1000:.3g}k" if f >= 1000 else f"{f:.0f}"
+
+
 def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_rate: float) -> None:
+    """frame,time_s,win_length_samples,win_length_ms; with θ [F, B] the last two per band
+    (win_length_samples_b0, ..., win_length_ms_b0, ...)."""
+    per_band = theta.reshape(len(theta), -1)
+    ms = 1000 * per_band / sample_rate
     rows = (
-        f"{n},{t:.6f},{w:.3f},{1000 * w / sample_rate:.4f}"
-        for n, (t, w) in enumerate(zip(times.tolist(), theta.tolist(), strict=True))
+        f"{n},{t:.6f}," + ",".join(f"{v:.3f}" for v in w) + "," + ",".join(f"{v:.4f}" for v in m)
+        for n, (t, w, m) in enumerate(zip(times.tolist(), per_band.tolist(), ms.tolist(), strict=True))
     )
+    if theta.ndim == 1:
+        header = "frame,time_s,win_length_samples,win_length_ms"
+    else:
+        b = range(theta.shape[1])
+        header = ",".join(
+            ["frame", "time_s", *(f"win_length_samples_b{i}" for i in b), *(f"win_length_ms_b{i}" for i in b)]
+        )
     with open(path, "w", newline="") as f:
-        f.write("frame,time_s,win_length_samples,win_length_ms\n")
+        f.write(header + "\n")
         f.write("\n".join(rows))
         f.write("\n")
 
@@ -372,7 +410,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if args.npz:
                 spec = np.zeros((n_frames, cfg.n_fft // 2 + 1), np.complex64)
         # |S| in units of a full-scale sine's amplitude, so that the picture reads dBFS.
-        image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(out.win_length)[:, None])
+        # (with a θ per band, the bands' shortest: "l1" windows scale alike whatever θ)
+        shortest = out.win_length if out.win_length.ndim == 1 else out.win_length.min(-1)
+        image.add(out.frame_index, np.abs(out.spec) * cfg.db_scale(shortest)[:, None])
         if spec is not None:
             spec[out.frame_index] = out.spec
 
@@ -761,6 +801,20 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         help=f"penalty on (log θ_b - log θ_b-1)^2 between blocks, >= 0 (default: {d.smoothness:g})",
     )
     g.add_argument("--lr", type=float, help=f"gradient step in log θ, > 0 (default: {d.lr:g})")
+    g.add_argument(
+        "--steadiness",
+        type=float,
+        metavar="NATS",
+        help="how much better (nats per unit of |Δ log θ|) a new θ must be before θ moves, >= 0 "
+        f"(default: {d.steadiness:g})",
+    )
+    g.add_argument(
+        "--bands",
+        type=int,
+        metavar="B",
+        help=f"1: one θ for all frequencies; B in 2..8: a θ per octave-like band, 250 Hz..8 kHz "
+        f"(default: {d.bands})",
+    )
 
 
 def _channel_and_progress(parser: argparse.ArgumentParser, what: str, default_channels: str) -> None:

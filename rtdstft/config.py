@@ -26,7 +26,9 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .bands import MAX_BANDS, check_band_edges, default_band_edges, split_delay
 from .entropy import ENTROPY_KINDS
+from .online import DEFAULT_STEADINESS
 from .transform import _check_int
 from .windows import NORMALIZATIONS
 
@@ -52,15 +54,24 @@ LIVE_FIELDS = (
     "alpha",
     "radius",
     "steps",
+    "steadiness",
 )
 #: Settings that need a new engine.
-GEOMETRY_FIELDS = ("sample_rate", "n_fft", "hop_length", "block_frames", "normalization")
+GEOMETRY_FIELDS = (
+    "sample_rate",
+    "n_fft",
+    "hop_length",
+    "block_frames",
+    "normalization",
+    "bands",
+    "band_edges",
+)
 #: Settings that :meth:`StreamConfig.for_rate` chooses for a sample rate.
 RATE_FIELDS = ("n_fft", "hop_length", "win_min", "win_max")
 #: The window lengths (s) that :meth:`StreamConfig.for_rate` spans at any rate: a click to a steady tone.
 THETA_RANGE_S = (0.005, 0.085)
 #: Fields that follow others while not given.
-_DERIVED = ("hop_length", "win_max", "win_min", "win_length")
+_DERIVED = ("hop_length", "win_max", "win_min", "win_length", "bands", "band_edges")
 
 
 def _is_int(value) -> bool:
@@ -115,6 +126,15 @@ class StreamConfig:
         alpha: Rényi order, finite, > 0 and != 1.
         radius: r, frames either side in the local entropy, an integer >= 0.
         normalization: window gain, one of ``NORMALIZATIONS`` ("l1": N/θ, "peak": 1).
+        steadiness: nats per unit of |Δ log θ|, finite and >= 0, by which a move of θ must lower J
+            when the context, too, is taken at each θ (see :mod:`rtdstft.online`); what keeps θ
+            still on stationary sound. Default 0.15.
+        bands: B, an integer in [1, 8]: one θ per block (1) or one per frequency band
+            (:mod:`rtdstft.bands`: a perfect-reconstruction split, each band its own DSTFT, the
+            spectrum their sum; the split's look-ahead adds ``split_delay`` samples of latency).
+            Default: 1, or len(band_edges) + 1.
+        band_edges: the B - 1 band edges in Hz, increasing, inside (0, 0.4·rate), at least a bin
+            apart; default :func:`rtdstft.bands.default_band_edges` (octave-like, 250 Hz .. 8 kHz).
 
     A field given as None takes its default; ``derived`` names the fields that did, so that
     :meth:`replace` recomputes them from the new values. Every value is checked on construction:
@@ -136,6 +156,9 @@ class StreamConfig:
     alpha: float = 3.0
     radius: int = 4
     normalization: str = "l1"
+    steadiness: float = DEFAULT_STEADINESS
+    bands: int | None = None
+    band_edges: tuple | None = None
     derived: frozenset = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -196,6 +219,21 @@ class StreamConfig:
             put(self, name, int(v))
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+        steadiness = _real("steadiness", self.steadiness, ">= 0 nats")
+        if not steadiness >= 0:
+            raise ValueError(f"steadiness must be >= 0 nats, got {self.steadiness!r}")
+        put(self, "steadiness", steadiness)
+        bands = self.bands
+        if bands is not None and (not _is_int(bands) or not 1 <= bands <= MAX_BANDS):
+            raise ValueError(f"bands must be an integer in [1, {MAX_BANDS}], got {bands!r}")
+        if self.band_edges is None:
+            edges = default_band_edges(1 if bands is None else int(bands), self.sample_rate)
+        else:
+            edges = check_band_edges(self.band_edges, self.sample_rate, n)
+            if bands is not None and int(bands) != len(edges) + 1:
+                raise ValueError(f"bands ({bands}) must be len(band_edges) + 1 = {len(edges) + 1}")
+        put(self, "band_edges", edges)
+        put(self, "bands", len(edges) + 1)
 
     # ---- making configs ---------------------------------------------------------------------------
 
@@ -266,14 +304,19 @@ class StreamConfig:
         return (self.win_min, self.win_max) if self.adapt else (self.win_length, self.win_length)
 
     @property
+    def split_delay(self) -> int:
+        """D, the band split's look-ahead in samples (0 for one band)."""
+        return split_delay(self.band_edges, self.sample_rate)
+
+    @property
     def latency(self) -> int:
-        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1."""
-        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1
+        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1 + D."""
+        return self.n_fft + (self.block_frames - 1) * self.hop_length - 1 + self.split_delay
 
     @property
     def analysis_latency(self) -> int:
-        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H."""
-        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length
+        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H + D."""
+        return self.n_fft // 2 + (self.block_frames - 1) * self.hop_length + self.split_delay
 
     def db_scale(self, win_length) -> np.ndarray:
         """The dBFS factor per frame of this config's N and normalization (:func:`db_scale`)."""

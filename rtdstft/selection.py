@@ -92,7 +92,9 @@ class Excerpt:
 
     def settings_json(self) -> str:
         """Every analysis setting as JSON (sample rate, N, H and the engine's own)."""
-        keep = {k: v for k, v in self.settings.items() if isinstance(v, str | int | float | bool | None)}
+        keep = {
+            k: v for k, v in self.settings.items() if isinstance(v, str | int | float | bool | tuple | None)
+        }
         return json.dumps(
             {**keep, "sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop}
         )

@@ -19,6 +19,13 @@ the worst case between a sample's arrival and its last frame's emission; so the 
 
 Analysis latency (a frame's centre to its emission): at most N/2 + (K - 1)·H samples.
 
+With ``bands`` = B > 1 (:mod:`rtdstft.bands`) the input first goes through a perfect-reconstruction
+split into B bands, each band gets its own θ per block (chosen on its band-restricted local entropy
+by :class:`~rtdstft.online.BandedAdapter`), its own frames and its own overlap-add inverse; the
+emitted spectrum is the sum of the band spectra and equals :func:`rtdstft.bands.banded_dstft` with
+the emitted θ [F, B]; the resynthesis is the sum of the bands' (exact again). The split needs D
+samples of look-ahead (``split_delay``), which both latencies include.
+
 Samples are floats in [-1, 1] (full scale); integer samples are scaled as soundfile reads them:
 signed b-bit x / 2^(b-1), unsigned (x - 2^(b-1)) / 2^(b-1). NaN and ±inf input samples are replaced
 by 0 before anything sees them, and counted.
@@ -29,15 +36,15 @@ change takes effect at the next block boundary.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .bands import BandSplit, band_bins
 from .config import LIVE_FIELDS, StreamConfig
-from .online import OnlineAdapter
+from .online import BandedAdapter, OnlineAdapter
 
 __all__ = ["StreamingDSTFT", "StreamOutput", "StreamConfig", "LIVE_SETTINGS", "settings_for_rate"]
 
@@ -50,7 +57,7 @@ class StreamOutput:
     """What one call of ``process`` / ``flush`` produced.
 
     spec: complex64 [F_out, N/2 + 1], one row per emitted frame (complex128 for dtype=float64).
-    win_length: float [F_out], θ of each frame in samples.
+    win_length: float [F_out], θ of each frame in samples; [F_out, B] with B > 1 bands.
     frame_index: int64 [F_out], n of each frame (its centre is sample n·H).
     time: float64 [F_out], frame centres in seconds (n·H / sample_rate).
     audio: float [len(block)] (flush: the tail), the resynthesis delayed by ``latency`` samples.
@@ -134,10 +141,28 @@ class StreamingDSTFT:
             smoothness=config.smoothness,
             lr=config.lr,
             steps=config.steps,
+            steadiness=config.steadiness,
             normalization=config.normalization,
             device=self.device,
             dtype=dtype,
         )
+        self.bands, self.band_edges = config.bands, config.band_edges
+        self.band_bins = band_bins(self.band_edges, self.sample_rate, self.n_fft)
+        self._split = BandSplit(self.band_edges, self.sample_rate) if self.bands > 1 else None
+        self._band_adapter = None
+        if self.bands > 1:
+            self._band_adapter = BandedAdapter(
+                self.n_fft,
+                self.band_bins,
+                radius=config.radius,
+                kind=config.entropy,
+                alpha=config.alpha,
+                smoothness=config.smoothness,
+                steadiness=config.steadiness,
+                normalization=config.normalization,
+                device=self.device,
+                dtype=dtype,
+            )
         self.nonfinite_count = 0
         self.reset()
 
@@ -176,70 +201,98 @@ class StreamingDSTFT:
         if (a.kind, a.alpha) != (new.entropy, new.alpha):
             a.kind, a.alpha = new.entropy, new.alpha
             a.refresh_context()
-        a.smoothness, a.lr, a.steps = new.smoothness, new.lr, new.steps
+        a.smoothness, a.lr, a.steps, a.steadiness = new.smoothness, new.lr, new.steps, new.steadiness
+        banded = self._band_adapter
+        if banded is not None:
+            for name, value in (("radius", new.radius), ("kind", new.entropy), ("alpha", new.alpha)):
+                if getattr(banded, name) != value:
+                    setattr(banded, name, value)
+            banded.smoothness, banded.steadiness = new.smoothness, new.steadiness
         # A fixed θ is the one set; while adapting, θ moves to a newly set start, else stays in bounds.
         if not new.adapt or (new.win_length != old.win_length and "win_length" not in new.derived):
-            self._theta = new.win_length
-        self._theta = min(max(self._theta, new.win_min), new.win_max)
+            self._theta = np.full(self.bands, new.win_length)
+        self._theta = np.clip(self._theta, new.win_min, new.win_max)
 
     # ---- geometry -------------------------------------------------------------------------------
 
     @property
+    def split_delay(self) -> int:
+        """D, the band split's look-ahead in samples (0 for one band)."""
+        return self._config.split_delay
+
+    @property
     def latency(self) -> int:
-        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1."""
+        """Samples from an input sample to its resynthesis: N + (K - 1)·H - 1 + D."""
         return self._config.latency
 
     @property
     def analysis_latency(self) -> int:
-        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H."""
+        """Worst-case samples from a frame's centre to its emission: N/2 + (K - 1)·H + D."""
         return self._config.analysis_latency
 
     def to_dbfs(self, spec, win_length) -> np.ndarray:
-        """The spectrum ``spec`` [F, M] of frames with θ ``win_length`` [F] (as in a StreamOutput)
-        in dB re a full-scale sine, float32 [F, M] (see :meth:`StreamConfig.db_scale`)."""
-        return self._config.to_dbfs(spec, win_length)
+        """The spectrum ``spec`` [F, M] of frames with θ ``win_length`` [F] or [F, B] (as in a
+        StreamOutput) in dB re a full-scale sine, float32 [F, M] (see :meth:`StreamConfig.db_scale`)."""
+        theta = np.asarray(win_length)
+        return self._config.to_dbfs(spec, theta if theta.ndim == 1 else theta.min(-1))
 
     @property
     def samples_to_next_block(self) -> int:
         """Input samples still missing before :meth:`process` can emit the next block of K frames
-        (its last frame n needs samples up to n·H + N/2); at least 1. A caller that feeds this
-        many at a time makes one call per block, with no added latency."""
+        (its last frame n needs samples up to n·H + N/2, and the band split D more); at least 1. A
+        caller that feeds this many at a time makes one call per block, with no added latency."""
         last = self._next_frame + self.block_frames - 1
-        return max(1, last * self.hop_length + self.n_fft // 2 - self._samples_in)
+        return max(1, last * self.hop_length + self.n_fft // 2 + self.split_delay - self._samples_in)
 
     def reset(self) -> None:
         """Starts a new stream: clears buffers and context; θ returns to the configured start."""
         self._apply_pending()
-        n = self.n_fft
-        self._buf = np.zeros(4 * n + 8 * self.block_frames * self.hop_length, self._np_dtype)
+        n, nb = self.n_fft, self.bands
+        # One row per band (the signal itself for one band), in padded sample coordinates.
+        self._buf = np.zeros((nb, 4 * n + 8 * self.block_frames * self.hop_length), self._np_dtype)
         self._buf_start = 0  # padded index of _buf[0]; padded index p = sample index + N/2
         self._buf_len = n // 2  # the N/2 leading zeros of center=True
         # Overlap-add accumulators, row 0: Σ w·irfft(S), row 1: Σ w², in padded sample coordinates.
-        self._acc = np.zeros((2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
+        self._acc = np.zeros((nb, 2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
         self._acc_start = 0  # padded index of _acc[:, 0]
         self._final = 0  # padded index up to which the resynthesis is final
         self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
         self._samples_in = 0
         self._samples_out = 0
         self._next_frame = 0
-        self._theta = self._config.win_length
+        self._theta = np.full(nb, self._config.win_length)
         self._den_cache: dict[tuple[float, int], np.ndarray] = {}
+        self._raw: list[np.ndarray] = []  # input not yet split into bands (split when frames need it)
         self._adapter.reset()
+        if self._split is not None:
+            self._split.reset()
+            self._band_adapter.reset()
 
     # ---- processing -----------------------------------------------------------------------------
 
     def _append(self, block: np.ndarray) -> None:
-        need = self._buf_len + block.shape[0]
-        if need > self._buf.shape[0]:
-            grown = np.zeros(max(need, 2 * self._buf.shape[0]), self._np_dtype)
-            grown[: self._buf_len] = self._buf[: self._buf_len]
+        """Appends samples [B, n] (one row per band) to the frame buffer."""
+        need = self._buf_len + block.shape[-1]
+        if need > self._buf.shape[-1]:
+            grown = np.zeros((self.bands, max(need, 2 * self._buf.shape[-1])), self._np_dtype)
+            grown[:, : self._buf_len] = self._buf[:, : self._buf_len]
             self._buf = grown
-        self._buf[self._buf_len : need] = block
+        self._buf[:, self._buf_len : need] = block
         self._buf_len = need
 
+    def _split_pending(self, finish: bool = False) -> None:
+        """Moves the input waiting in ``_raw`` through the band split into the frame buffer (at the
+        end of the stream, also the split's last D samples)."""
+        if self._raw:
+            self._append(self._split.push(np.concatenate(self._raw)))
+            self._raw = []
+        if finish:
+            self._append(self._split.finish(self._np_dtype))
+
     def _frames_ready(self) -> int:
-        """Frames whose samples have all arrived: n·H + N <= padded count."""
-        padded = self._buf_start + self._buf_len
+        """Frames whose samples have all arrived: n·H + N <= padded count (of band samples, which
+        lag the input by the split's look-ahead D)."""
+        padded = self.n_fft // 2 + self._samples_in - self.split_delay
         return max(0, (padded - self.n_fft) // self.hop_length + 1)
 
     @torch.inference_mode()
@@ -255,65 +308,95 @@ class StreamingDSTFT:
             self._apply_pending()
             n0 = self._next_frame
             lo = n0 * h - self._buf_start
-            seg = torch.from_numpy(self._buf[lo : lo + (count - 1) * h + n]).to(self.device)
-            frames = seg.unfold(0, n, h)
-            cfg = self._config
-            if cfg.adapt:
-                theta, spec, w = self._adapter.step(frames, self._theta, cfg.win_min, cfg.win_max)
+            seg = torch.from_numpy(self._buf[:, lo : lo + (count - 1) * h + n]).to(self.device)
+            frames = seg.unfold(-1, n, h)  # [B, count, N]
+            if self.bands == 1:
+                spec, w = self._one_band(frames[0])
+                spec_b = spec.unsqueeze(0)
             else:
-                theta_t, w = self._adapter.windows(np.array([math.log(self._theta)]))
-                theta = float(theta_t)
-                spec = torch.fft.rfft(frames * w)
-                self._adapter.push_context(spec)
-            self._theta = theta
-            self._overlap_add(spec, w, theta, n0, count)
-            out.append((spec, theta, n0, count))
+                spec_b, w = self._banded(frames)
+                spec = spec_b.sum(0)
+            self._overlap_add(spec_b, w, self._theta, n0, count)
+            out.append((spec, self._theta.copy(), n0, count))
             self._next_frame += count
         # Samples before the next frame's support are final; drop input no frame needs any more.
         self._final = self._next_frame * h
         drop = self._next_frame * h - self._buf_start
         if drop > 0:
             keep = self._buf_len - drop
-            self._buf[:keep] = self._buf[drop : self._buf_len]
+            self._buf[:, :keep] = self._buf[:, drop : self._buf_len]
             self._buf_start += drop
             self._buf_len = keep
         return out
 
-    def _overlap_add(self, spec: torch.Tensor, w: torch.Tensor, theta: float, n0: int, count: int) -> None:
-        """Adds Σ w·irfft(S) and Σ w² of ``count`` frames (window w = w(θ) [1, N]) starting at frame n0
-        to the accumulators."""
+    def _one_band(self, frames: torch.Tensor):
+        """S [K, M] and w [1, N] of one block of frames [K, N], θ chosen (or fixed) for all bins."""
+        cfg = self._config
+        if cfg.adapt:
+            theta, spec, w = self._adapter.step(frames, float(self._theta[0]), cfg.win_min, cfg.win_max)
+        else:
+            theta_t, w = self._adapter.windows(np.log(self._theta))
+            theta = float(theta_t[0])
+            spec = torch.fft.rfft(frames * w)
+            self._adapter.push_context(spec, frames, theta)
+        self._theta[0] = theta
+        return spec, w
+
+    def _banded(self, frames: torch.Tensor):
+        """S_b [B, K, M] and w [B, N] of one block of band frames [B, K, N], a θ per band."""
+        cfg = self._config
+        whole = frames.sum(0)  # the signal's own frames (the bands telescope), what θ is scored on
+        if cfg.adapt:
+            theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, cfg.win_min, cfg.win_max)
+        else:
+            _, w = self._adapter.windows(np.log(self._theta))
+            spec_b = torch.fft.rfft(frames * w.unsqueeze(1))
+            theta = self._theta
+            self._band_adapter.push_context(spec_b.sum(0), whole, theta)
+        self._theta = np.asarray(theta, dtype=np.float64)
+        return spec_b, w
+
+    def _overlap_add(
+        self, spec_b: torch.Tensor, w: torch.Tensor, theta: np.ndarray, n0: int, count: int
+    ) -> None:
+        """Adds Σ w·irfft(S) and Σ w² of ``count`` frames of each band (S_b [B, K, M], windows
+        w = w(θ_b) [B, N]) starting at frame n0 to that band's accumulators."""
         h, n = self.hop_length, self.n_fft
-        yw = (torch.fft.irfft(spec, n=n) * w).cpu().numpy()
+        yw = (torch.fft.irfft(spec_b, n=n) * w.unsqueeze(1)).cpu().numpy()
         start = n0 * h - self._acc_start
         end = start + count * h + n  # one hop of slack for the chunked add below
-        if end > self._acc.shape[1]:
-            grown = np.zeros((2, max(end, 2 * self._acc.shape[1])), self._np_dtype)
-            grown[:, : self._acc.shape[1]] = self._acc
+        if end > self._acc.shape[-1]:
+            grown = np.zeros((self.bands, 2, max(end, 2 * self._acc.shape[-1])), self._np_dtype)
+            grown[..., : self._acc.shape[-1]] = self._acc
             self._acc = grown
-        _add_frames(self._acc[0, start:end], yw, h)
-        den = self._den_cache.get((theta, count))
-        if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
-            w2 = np.square(w.cpu().numpy()[0])
-            den = np.zeros(end - start, self._np_dtype)
-            _add_frames(den, np.broadcast_to(w2, (count, n)), h)
-            if len(self._den_cache) >= 8:
-                self._den_cache.pop(next(iter(self._den_cache)))
-            self._den_cache[(theta, count)] = den
-        self._acc[1, start:end] += den
+        for b in range(self.bands):
+            _add_frames(self._acc[b, 0, start:end], yw[b], h)
+            key = (float(theta[b]), count)
+            den = self._den_cache.get(key)
+            if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
+                w2 = np.square(w[b].cpu().numpy())
+                den = np.zeros(end - start, self._np_dtype)
+                _add_frames(den, np.broadcast_to(w2, (count, n)), h)
+                if len(self._den_cache) >= 8 * self.bands:
+                    self._den_cache.pop(next(iter(self._den_cache)))
+                self._den_cache[key] = den
+            self._acc[b, 1, start:end] += den
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
         m = self._final - self._acc_start
         if m <= 0:
             return
-        num, den = self._acc[0, :m], self._acc[1, :m]
-        x_hat = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        x_hat = np.zeros(m, self._np_dtype)
+        for b in range(self.bands):  # each band's weighted overlap-add inverse; the bands sum to x
+            num, den = self._acc[b, 0, :m], self._acc[b, 1, :m]
+            x_hat += np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         # Padded indices below N/2 are the zeros before the first sample: not part of the signal.
         skip = max(0, self.n_fft // 2 - self._acc_start)
         self._ready = np.concatenate([self._ready, x_hat[skip:]])
-        rest = self._acc.shape[1] - m
-        self._acc[:, :rest] = self._acc[:, m:]
-        self._acc[:, rest:] = 0
+        rest = self._acc.shape[-1] - m
+        self._acc[..., :rest] = self._acc[..., m:]
+        self._acc[..., rest:] = 0
         self._acc_start = self._final
 
     def _take_audio(self, count: int) -> np.ndarray:
@@ -336,12 +419,14 @@ class StreamingDSTFT:
         cdtype = np.complex64 if self.dtype == torch.float32 else np.complex128
         if blocks:
             spec = torch.cat([b[0] for b in blocks]).cpu().numpy()
-            theta = np.concatenate([np.full(b[3], b[1], self._np_dtype) for b in blocks])
+            theta = np.concatenate([np.tile(b[1].astype(self._np_dtype), (b[3], 1)) for b in blocks])
             index = np.concatenate([np.arange(b[2], b[2] + b[3], dtype=np.int64) for b in blocks])
         else:
             spec = np.zeros((0, m), cdtype)
-            theta = np.zeros(0, self._np_dtype)
+            theta = np.zeros((0, self.bands), self._np_dtype)
             index = np.zeros(0, np.int64)
+        if self.bands == 1:
+            theta = theta[:, 0]
         times = index * (self.hop_length / self.sample_rate)
         return StreamOutput(spec, theta, index, times, audio, nonfinite)
 
@@ -366,9 +451,15 @@ class StreamingDSTFT:
         if nonfinite:
             x = np.where(bad, 0, x).astype(self._np_dtype)
             self.nonfinite_count += nonfinite
-        self._append(x)
         self._samples_in += x.shape[0]
-        blocks = self._run_blocks(self._frames_ready(), partial=False)
+        ready = self._frames_ready()
+        if self._split is None:
+            self._append(x[None])
+        else:  # split in pieces of at least a block: FFT convolution pays off at that size
+            self._raw.append(x)
+            if ready >= self._next_frame + self.block_frames:
+                self._split_pending()
+        blocks = self._run_blocks(ready, partial=False)
         self._collect_final()
         return self._package(blocks, self._take_audio(x.shape[0]), nonfinite)
 
@@ -376,10 +467,12 @@ class StreamingDSTFT:
         """Ends the stream: emits the remaining frames (zeros after the last sample), returns them
         and the last ``latency`` samples of audio, then resets for a new stream."""
         t = self._samples_in
+        if self._split is not None:
+            self._split_pending(finish=True)
         last = 1 + t // self.hop_length
         need = (last - 1) * self.hop_length + self.n_fft - (self._buf_start + self._buf_len)
         if need > 0:
-            self._append(np.zeros(need, self._np_dtype))
+            self._append(np.zeros((self.bands, need), self._np_dtype))
         blocks = self._run_blocks(last, partial=True)
         self._final = t + self.n_fft // 2  # every input sample is final now
         self._collect_final()

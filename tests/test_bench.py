@@ -21,7 +21,11 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     assert main(["--quick", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: ") and "torch " in out and " threads" in out
-    for name in ("streaming, adaptation off", "streaming, adaptation on", "analysis latency"):
+    for name in (
+        "streaming, bands=1, adaptation off",
+        "streaming, bands=4, adaptation on",
+        "analysis latency, bands=4",
+    ):
         assert f"| {name} |" in out
     assert "| clicks → tones |" in out
     for name in [REFERENCE, *RTDSTFT_ROWS, *DSTFT_ROWS]:
@@ -57,10 +61,14 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
     for mode in ("frequency", "time-frequency"):
         assert inverse[f"rtdstft inverse, {mode}"]["SNR dB"] >= 60
     stream = {row["name"]: row for row in report["stream"]}
-    for adapt in ("off", "on"):
-        row = stream[f"streaming, adaptation {adapt}"]
-        assert row["ms"] > 0 and row["real-time factor"] > 0
-    assert stream["analysis latency"]["ms"] == 1e3 * (1024 + 7 * 256) / 48000
+    for bands in (1, 4):
+        for adapt in ("off", "on"):
+            row = stream[f"streaming, bands={bands}, adaptation {adapt}"]
+            assert row["ms"] > 0 and row["real-time factor"] > 0
+    assert stream["analysis latency, bands=1"]["ms"] == 1e3 * (1024 + 7 * 256) / 48000
+    assert stream["analysis latency, bands=4"]["ms"] > stream["analysis latency, bands=1"]["ms"]
+    (band,) = report["band_quality"]
+    assert band["banded (B=4)"] < band["time-only (B=1)"]
     (quality,) = report["quality"]
     assert quality["online"] < quality["best fixed"]
     batch = {row["name"]: row for row in report["batch"]}

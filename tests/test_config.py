@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import rtdstft
+from rtdstft.bands import DEFAULT_GUI_BANDS
 from rtdstft.cli import _engine_config, build_parser
 from rtdstft.config import LIVE_FIELDS, StreamConfig
 from rtdstft.online import OnlineAdapter
@@ -80,7 +81,7 @@ def test_defaults_derive_from_n_and_h_and_follow_them():
     cfg = StreamConfig(n_fft=1024)
     assert (cfg.hop_length, cfg.win_min, cfg.win_max) == (128, 256.0, 1024.0)
     assert cfg.win_length == pytest.approx(math.sqrt(256 * 1024))
-    assert cfg.derived == {"hop_length", "win_min", "win_max", "win_length"}
+    assert cfg.derived == {"hop_length", "win_min", "win_max", "win_length", "bands", "band_edges"}
     wider = cfg.replace(n_fft=4096)  # what was derived follows the new N
     assert (wider.hop_length, wider.win_min, wider.win_max) == (512, 1024.0, 4096.0)
     set_by_hand = StreamConfig(n_fft=1024, hop_length=64, win_min=300.0).replace(n_fft=4096)
@@ -135,6 +136,7 @@ def test_live_fields_change_a_running_stream_and_only_they():
         alpha=2.0,
         radius=2,
         steps=1,
+        steadiness=0.5,
     )
     assert set(changes) == set(LIVE_FIELDS)
     engine.configure(**changes)
@@ -286,15 +288,25 @@ def test_adapter_objective_equals_rtdstft_entropy_silent_frames_included(kind, s
 
 @pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
 def test_cli_and_gui_build_the_same_engine_settings_at_every_rate(rate, tmp_path, qtbot):
-    """``rtdstft analyze --no-adapt FILE`` and the application started with ``--no-adapt`` on its
-    first start (no saved settings), on the same file: the same StreamConfig, field by field."""
+    """``rtdstft analyze --no-adapt --bands 4 FILE`` and the application started with
+    ``--no-adapt`` on its first start (no saved settings; it starts with a θ per band, 4 bands),
+    on the same file: the same StreamConfig, field by field."""
     sf = pytest.importorskip("soundfile")
     from rtdstft_gui.window import MainWindow
 
     path = tmp_path / f"tone-{rate}.wav"
     t = np.arange(rate // 2) / rate
     sf.write(path, (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), rate)
-    args = build_parser().parse_args(["analyze", str(path), "-o", str(tmp_path / "x.png"), "--no-adapt"])
+    argv = [
+        "analyze",
+        str(path),
+        "-o",
+        str(tmp_path / "x.png"),
+        "--no-adapt",
+        "--bands",
+        str(DEFAULT_GUI_BANDS),
+    ]
+    args = build_parser().parse_args(argv)
     cli = _engine_config(args, sf.info(str(path)).samplerate)
 
     w = MainWindow(
@@ -330,5 +342,6 @@ def test_saved_settings_that_make_no_valid_config_give_way_to_the_defaults(tmp_p
         shown = w.analysis.config()
     finally:
         w.close()
-    assert shown == StreamConfig.for_rate(48000).replace(win_length=shown.win_length)
+    first_start = StreamConfig.for_rate(48000, bands=DEFAULT_GUI_BANDS)
+    assert shown == first_start.replace(win_length=shown.win_length)
     assert w.analysis.auto.isChecked()

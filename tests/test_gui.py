@@ -23,6 +23,7 @@ from rtdstft_gui.spectrogram import lookup_table  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
 from rtdstft import audio  # noqa: E402
+from rtdstft.bands import DEFAULT_GUI_BANDS  # noqa: E402
 from rtdstft.config import StreamConfig  # noqa: E402
 
 SR = 16000
@@ -76,12 +77,12 @@ def tone_wav(tmp_path_factory) -> str:
 @pytest.fixture
 def make_window(qtbot, tmp_path):
     """make_window(**kw) -> a shown MainWindow with its settings and recordings in tmp_path.
-    N = 2048, H = 256 (θ 512 .. 2048) unless ``overrides`` says otherwise (``{}``: the window's
-    own choice, suited to the sample rate)."""
+    N = 2048, H = 256 (θ 512 .. 2048), one θ for all frequencies (bands = 1) unless ``overrides``
+    says otherwise (``{}``: the window's own choice, suited to the sample rate)."""
     windows = []
 
     def make(settings: str | None = None, **kw) -> MainWindow:
-        kw.setdefault("overrides", {"n_fft": 2048, "hop_length": 256})
+        kw.setdefault("overrides", {"n_fft": 2048, "hop_length": 256, "bands": 1})
         w = MainWindow(
             settings_path=settings or str(tmp_path / "settings.ini"),
             recordings_dir=str(tmp_path / "recordings"),
@@ -473,7 +474,8 @@ def test_defaults_follow_the_file_rate_until_the_user_chooses(qtbot, make_window
     w.open_file(path)
     qtbot.waitUntil(lambda: w.view.sample_rate == 24000, timeout=WAIT_MS)  # the GUI has it too
     e, shown = engine(w), w.analysis.values()
-    suited = StreamConfig.for_rate(24000)  # N 2048, H 64, θ 128 .. 2040 (5.3 .. 85 ms)
+    # N 2048, H 64, θ 128 .. 2040 (5.3 .. 85 ms); the application's first start has a θ per band
+    suited = StreamConfig.for_rate(24000, bands=DEFAULT_GUI_BANDS)
     assert e == suited.as_dict()
     for key in ("n_fft", "hop_length", "win_min", "win_max"):
         assert shown[key] == getattr(suited, key), key
@@ -487,7 +489,7 @@ def test_defaults_follow_the_file_rate_until_the_user_chooses(qtbot, make_window
     assert (engine(w)["n_fft"], engine(w)["hop_length"]) == (2048, 128)
     # Ticked again: the defaults of the current rate come back.
     w.analysis.auto.setChecked(True)
-    suited = StreamConfig.for_rate(SR)
+    suited = StreamConfig.for_rate(SR, bands=DEFAULT_GUI_BANDS)
     qtbot.waitUntil(lambda: engine(w)["hop_length"] == suited.hop_length, timeout=WAIT_MS)
     assert engine(w) == suited.as_dict()
 

@@ -52,10 +52,12 @@ def replayed(qapp, tmp_path_factory, tones_wav):
     w = MainWindow(
         settings_path=str(tmp / "settings.ini"),
         recordings_dir=str(tmp / "rec"),
-        overrides={"n_fft": 2048, "hop_length": 256},
+        overrides={"n_fft": 2048, "hop_length": 256, "bands": 1},  # selections recompute one θ per frame
     )
     w.resize(1360, 900)
     w.show()
+    # No hold on θ: the short chirp must move θ inside the selections, however briefly.
+    w.worker.configure(steadiness=0.0)
     w.open_file(tones_wav)
     deadline = time.monotonic() + WAIT_MS / 1000
     while w.history.frames < 751 and time.monotonic() < deadline:  # 1 + 4 s · 48000 / 256
@@ -262,7 +264,8 @@ def test_view_export_has_the_layout_of_analyze_npz(qtbot, replayed, tmp_path, to
     assert view["freq"][0] >= 500 and view["freq"][-1] <= 3500 and view["freq"][-1] > 3450
 
     cli = tmp_path / "cli.npz"
-    assert main(["analyze", tones_wav, "--npz", str(cli), "--n-fft", "2048", "--hop", "256"]) == 0
+    argv = ["analyze", tones_wav, "--npz", str(cli), "--n-fft", "2048", "--hop", "256", "--steadiness", "0"]
+    assert main(argv) == 0  # the settings of the window (no hold on θ)
     whole = np.load(cli, allow_pickle=False)
     assert set(whole.files) == set(view.files)
     assert whole["spec"].shape == (751, 1025) and whole["time"][-1] == pytest.approx(4.0)

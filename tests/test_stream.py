@@ -61,7 +61,8 @@ def test_adaptive_frames_equal_offline_transform_with_emitted_theta(k):
     rng = np.random.default_rng(k)
     sr = 16000
     x = scene([("clicks", 0.6), ("tones", 0.6), ("chirp", 0.4)], sr)
-    engine = rtdstft.StreamingDSTFT(sr, 512, 64, adapt=True, block_frames=k)
+    # steadiness 0: θ takes many values (the emitted spectrum must equal the transform whatever θ did)
+    engine = rtdstft.StreamingDSTFT(sr, 512, 64, adapt=True, block_frames=k, steadiness=0.0)
     got, _ = feed(engine, x, rng)
     assert len(np.unique(got["win_length"])) > 3, "θ should move"
     assert got["win_length"].min() >= 128 and got["win_length"].max() <= 512
@@ -76,7 +77,7 @@ def test_resynthesis_is_the_input_delayed_by_latency(dtype, min_snr):
     x = scene([("voiced", 0.5), ("clicks", 0.5), ("vibrato", 0.5)], sr).astype(
         np.float32 if dtype == torch.float32 else np.float64
     )
-    engine = rtdstft.StreamingDSTFT(sr, 512, 64, adapt=True, block_frames=4, dtype=dtype)
+    engine = rtdstft.StreamingDSTFT(sr, 512, 64, adapt=True, block_frames=4, dtype=dtype, steadiness=0.0)
     latency = engine.latency
     assert latency == 512 + 3 * 64 - 1
     got, outs = feed(engine, x, rng)
@@ -85,7 +86,7 @@ def test_resynthesis_is_the_input_delayed_by_latency(dtype, min_snr):
     assert outs[-1].audio.shape[0] > 0, "flush delivers the tail"
     assert np.all(audio[:latency] == 0)
     assert snr_db(x, audio[latency:]) >= min_snr
-    assert len(np.unique(got["win_length"])) > 3
+    assert len(np.unique(got["win_length"])) > 2, "θ should move"
 
 
 def test_resynthesis_with_one_sample_blocks():
@@ -236,7 +237,8 @@ def test_adapter_gradient_matches_finite_differences(kind):
     x = torch.from_numpy(scene([("clicks", 0.3), ("voiced", 0.3)], sr)).double()
     frames = x[2000 : 2000 + 7 * 64 + 512].unfold(0, 512, 64)  # K = 8 frames
     adapter = OnlineAdapter(512, radius=3, kind=kind, alpha=2.5, smoothness=0.05, dtype=torch.float64)
-    adapter.push_context(torch.fft.rfft(x[1000 : 1000 + 5 * 64 + 512].unfold(0, 512, 64)))
+    context = x[1000 : 1000 + 5 * 64 + 512].unfold(0, 512, 64)
+    adapter.push_context(torch.fft.rfft(context), context, 512.0)
     log_prev, s0, eps = np.log(300.0), np.log(260.0), 1e-5
     cand = adapter._evaluate(frames, np.array([s0, s0 + eps, s0 - eps]), log_prev)
     numeric = (cand.obj[1] - cand.obj[2]) / (2 * eps)
