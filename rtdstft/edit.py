@@ -117,10 +117,13 @@ def edit_gain(
 
 
 def engine_theta(x: np.ndarray, config: StreamConfig) -> np.ndarray:
-    """θ (samples, float32) of every frame the streaming engine emits for the mono signal x."""
+    """θ (samples, float32) of every frame the streaming engine emits for the mono signal x.
+
+    A config with bands > 1 is taken with one band: the edit works on one θ per frame."""
     from .stream import StreamingDSTFT
 
-    engine = StreamingDSTFT(config=config)
+    # Edits go through one band's frames: a banded engine's θ is per band, its frames a sum.
+    engine = StreamingDSTFT(config=config if config.bands == 1 else config.replace(bands=1, band_edges=None))
     theta = np.full(1 + x.shape[0] // config.hop_length, np.nan, np.float32)
     step = 64 * config.block_frames * config.hop_length  # fewer, larger calls: less overhead
     for i in range(0, x.shape[0], step):

@@ -241,3 +241,15 @@ def test_cli_output_is_whole_or_absent(tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     y = sf.read(str(src))[0]
     assert y.shape == x.shape and np.abs(y - x).max() > 1e-3
+
+
+def test_a_banded_config_edits_through_one_band_of_frames():
+    """The GUI's default engine has several bands; the edit then takes θ from the one-band engine
+    with the same N and H (one θ per frame), and still keeps every other sample."""
+    from rtdstft.edit import engine_theta
+
+    rng = np.random.default_rng(3)
+    x = 0.1 * rng.standard_normal(16000)
+    banded = StreamConfig.for_rate(16000, bands=4)
+    one = banded.replace(bands=1, band_edges=None)
+    np.testing.assert_array_equal(engine_theta(x, banded), engine_theta(x, one))

@@ -45,7 +45,10 @@ def window(qapp, tmp_path_factory):
     sf.write(str(src), signal(), RATE, subtype="PCM_16")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(worker_module, "MAX_BACKLOG_S", 1e6)
-        w = MainWindow(settings_path=str(tmp / "settings.ini"), recordings_dir=str(tmp / "rec"))
+        # One band: the picture is then exactly the frames the edit goes through.
+        w = MainWindow(
+            settings_path=str(tmp / "settings.ini"), recordings_dir=str(tmp / "rec"), overrides={"bands": 1}
+        )
         w.resize(1360, 900)
         w.show()
         w.open_file(str(src))
