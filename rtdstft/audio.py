@@ -1016,6 +1016,22 @@ def recording_format(path: str | Path, format: str | None = None, subtype: str |
     return fmt, chosen
 
 
+def output_subtype(requested: str | None, input_subtype: str, out_path: str | Path) -> tuple[str, str]:
+    """The (format, subtype) to write a processed copy of an input to ``out_path``: ``requested``,
+    else the input's subtype where the output's format offers it, else 32-bit float for an input
+    that is not integer PCM (a lossy or float input keeps the processing's precision), else the
+    format's default. Raises as :func:`recording_format` does for an unknown format or subtype."""
+    fmt, default = recording_format(out_path, subtype=requested)
+    if requested is not None:
+        return fmt, default
+    offered = RECORDING_FORMATS[fmt]
+    if input_subtype in offered:
+        return fmt, input_subtype
+    if not input_subtype.startswith("PCM") and "FLOAT" in offered:
+        return fmt, "FLOAT"
+    return fmt, default
+
+
 def to_pcm(x: np.ndarray, subtype: str) -> np.ndarray:
     """``x`` (float, ±1 full scale) as the integers an integer ``subtype`` stores, rounded to
     nearest and clipped, scaled so that libsndfile writes them unchanged (int16 for up to 16 bits,

@@ -505,23 +505,6 @@ def _written_snr(input_path: Path, output_path: Path, channel: int | None) -> tu
     return _snr_db(signal_energy, error_energy), nonfinite
 
 
-def _output_subtype(requested: str | None, input_subtype: str, out_path: Path) -> tuple[str, str]:
-    """OUT's (format, subtype): ``requested``, else IN's subtype where OUT's format offers it, else
-    32-bit float for an input that is not integer PCM (a lossy or float input keeps the
-    resynthesis's precision), else the format's default."""
-    from .audio import RECORDING_FORMATS, recording_format
-
-    fmt, default = recording_format(out_path, subtype=requested)
-    if requested is not None:
-        return fmt, default
-    offered = RECORDING_FORMATS[fmt]
-    if input_subtype in offered:
-        return fmt, input_subtype
-    if not input_subtype.startswith("PCM") and "FLOAT" in offered:
-        return fmt, "FLOAT"
-    return fmt, default
-
-
 def cmd_resynth(args: argparse.Namespace) -> int:
     """``rtdstft resynth``: every channel through its own engine, OUT = the overlap-add output with
     the engine's latency removed, written whole or not at all; prints the SNR of OUT against the
@@ -529,7 +512,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     import torch
 
     from .atomic import atomic_output
-    from .audio import PCM_BITS, Recorder, check_writable
+    from .audio import PCM_BITS, Recorder, check_writable, output_subtype
     from .stream import StreamingDSTFT
 
     src_path, out_path = Path(args.input), Path(args.output)
@@ -543,7 +526,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         sources = [first]
     try:
         sr = first.sample_rate
-        fmt, subtype = _output_subtype(args.subtype, first.subtype, out_path)
+        fmt, subtype = output_subtype(args.subtype, first.subtype, out_path)
         cfg = _engine_config(args, sr)
         block = _check_memory(cfg, len(sources))
         check_writable(out_path, sr, len(sources), fmt, subtype)

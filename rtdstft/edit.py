@@ -255,8 +255,7 @@ def edit_file(
     Returns OUT's (format, subtype).
     """
     from .atomic import atomic_output
-    from .audio import Recorder, check_writable
-    from .cli import _output_subtype
+    from .audio import Recorder, check_writable, output_subtype
 
     sf = _soundfile()
     src, out = Path(input_path), Path(output_path)
@@ -270,7 +269,7 @@ def edit_file(
         x, sr = sf.read(str(src), dtype="float64", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise ParameterError(f"{src}: cannot read it as audio ({exc})") from None
-    fmt, sub = _output_subtype(subtype, info.subtype, out)
+    fmt, sub = output_subtype(subtype, info.subtype, out)
     check_writable(out, sr, x.shape[1], fmt, sub)
     if config is None:
         config = StreamConfig.for_rate(sr)
