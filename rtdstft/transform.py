@@ -39,6 +39,7 @@ from .windows import (
     frame_offsets,
     hann_window,
     hann_window_derivative,
+    hann_window_half,
     hann_window_slope,
 )
 
@@ -89,6 +90,16 @@ def frame_blocks(frames: torch.Tensor) -> list[slice]:
     return [slice(f0, min(f0 + step, n_frames)) for f0 in range(0, n_frames, step)]
 
 
+def window_frames(frames: torch.Tensor, half: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = frames · w, for frames [B, Fb, N] and a window even about u = 0 given by its half
+    [1 or B, Fb, N/2 + 1] (``hann_window_half``: offsets u = 0..N/2), mirrored on the fly into
+    sample j's offset |j - N/2|. Returns out [B, Fb, N]."""
+    n2 = frames.shape[-1] // 2
+    torch.mul(frames[..., :n2], half.flip(-1)[..., :n2], out=out[..., :n2])  # u = -N/2..-1
+    torch.mul(frames[..., n2:], half[..., :n2], out=out[..., n2:])  # u = 0..N/2-1
+    return out
+
+
 def frame_starts(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(floor(c), c - floor(c)) of frame centres c [..., F]: the first sample of each frame in the
     signal padded by N/2 on each side, and the window's fractional shift."""
@@ -130,9 +141,12 @@ class _DSTFTFunction(torch.autograd.Function):
             frames = frame_signal(x, n_fft, hop_length)
             ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
             spec = frames.new_empty(*frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
-            for block in frame_blocks(frames):
-                w = hann_window(theta[:, block], n_fft, normalization, offsets)
-                torch.fft.rfft(frames[:, block] * w, out=spec[:, block])
+            blocks = frame_blocks(frames)
+            scratch = frames.new_empty(frames.shape[0], blocks[0].stop, n_fft)  # reused by every block
+            for block in blocks:
+                half = hann_window_half(theta[:, block], n_fft, normalization)
+                windowed = window_frames(frames[:, block], half, scratch[:, : block.stop - block.start])
+                torch.fft.rfft(windowed, out=spec[:, block])
             return spec
         xp = F.pad(x, (n_fft // 2, n_fft // 2))
         starts, frac = frame_starts(positions)

@@ -60,6 +60,20 @@ def hann_window(
     return w if gain is None else w.mul_(gain)
 
 
+def hann_window_half(win_length: torch.Tensor, n_fft: int, normalization: str = "l1") -> torch.Tensor:
+    """w(u; θ) for u = 0..N/2 only, [..., N/2 + 1], without a graph: the window is even in u, so
+    this half, mirrored, is the whole window, at half the trigonometry of :func:`hann_window`.
+
+    Bit for bit the values :func:`hann_window` gives (without a graph) at offsets ±u: it rounds
+    u·(π/θ), whose sign drops out exactly, through the same steps.
+    """
+    theta = win_length.unsqueeze(-1)
+    u = torch.arange(n_fft // 2 + 1, device=win_length.device, dtype=win_length.dtype)
+    # -(u·c) is exactly u·(-c): the negation folds into the product.
+    w = torch.mul(u, -(math.pi / theta)).add_(_HALF_PI).clamp_min_(0.0).sin_().square_()
+    return w.mul_(n_fft / theta) if normalization == "l1" else w
+
+
 def hann_window_derivative(
     win_length: torch.Tensor,
     n_fft: int,

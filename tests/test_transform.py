@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rtdstft import DSTFT, transform
-from rtdstft.windows import hann_window
+from rtdstft.windows import hann_window, hann_window_half
 
 CPU_AND_CUDA = [
     "cpu",
@@ -415,6 +415,25 @@ def test_windows_are_built_by_broadcasting():
         th = float(theta[b, n])
         expected = (n_fft / th) * torch.cos(math.pi * u / th) ** 2 * (u.abs() < th / 2)
         assert torch.allclose(w[b, n], expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("normalization", ["l1", "peak"])
+def test_half_window_mirrored_is_the_whole_window_bit_for_bit(dtype, normalization):
+    # The forward builds half of each (even) window and mirrors it: the windowed frames must be
+    # exactly those of the full window, θ from win_min to N included.
+    n_fft = 64
+    theta = torch.cat([torch.tensor([[4.0, 17.3, 63.9, 64.0]]), 4 + 60 * torch.rand(2, 4)]).to(dtype)
+    frames = torch.randn(3, 4, n_fft, dtype=dtype)
+    half = hann_window_half(theta, n_fft, normalization)
+    assert half.shape == (3, 4, n_fft // 2 + 1)
+    full = hann_window(theta, n_fft, normalization)
+    # half[k] is w(u = k): full[N/2 + k] for k < N/2, and w(N/2) = w(-N/2) = full[0].
+    assert torch.equal(half, torch.cat([full[..., n_fft // 2 :], full[..., :1]], -1))
+    out = transform.window_frames(frames, half, torch.empty_like(frames))
+    assert torch.equal(out, frames * full)
+    shared = transform.window_frames(frames, half[:1], torch.empty_like(frames))  # one window per frame
+    assert torch.equal(shared, frames * full[:1])
 
 
 # ---------------------------------------------------------------- device and dtype
