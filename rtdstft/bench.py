@@ -12,6 +12,9 @@ and its ``ratio`` is its time over torch.stft's forward:
   The backward is ``S.backward(G)`` with a fixed random complex cotangent G (so it times the
   transform alone); θ requires grad, x does not (learning the window), except in the row marked
   "x and θ".
+- ``budget``: on the rows that have one, the row's time over its anchor's against the limit, and
+  whether it is met: a θ per batch item forward ≤ 1.0× torch.stft's forward, and its Σ|S|²
+  forward+backward (gradient to θ) ≤ 1.0× torch.stft's with the same loss (gradient to x).
 - ``dstft 3.0.0`` (the seed paper's reference implementation, PyPI ``dstft``), when importable:
   ``dstft.DSTFT(n_fft=N, hop_length=H, window_mode="time", hop_mode="fixed",
   normalization="paper", win_length_min=2H)`` whose raw per-frame parameter is set so that its
@@ -248,7 +251,30 @@ def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_d
     ref = rows[0]["ms"]
     for row in rows:
         row["ratio"] = None if row["ms"] is None else row["ms"] / ref
+    mark_budgets(rows)
     return rows
+
+
+#: The offline rows with a speed budget: row -> (the row it is measured against, the largest ratio).
+BUDGETS = {
+    "rtdstft forward, θ [B, F] per item": (REFERENCE, 1.0),
+    "rtdstft forward+backward, θ [B, F] per item, Σ|S|²": ("torch.stft forward+backward, Σ|S|²", 1.0),
+}
+
+
+def mark_budgets(rows: list[dict]) -> None:
+    """Adds ``"budget"`` to each row of :data:`BUDGETS`: its time over its anchor's, the limit, and
+    "met" or "NOT met"."""
+    times = {row["name"]: row["ms"] for row in rows}
+    for row in rows:
+        if row["name"] not in BUDGETS:
+            continue
+        anchor, limit = BUDGETS[row["name"]]
+        if row["ms"] is None or not times.get(anchor):
+            continue
+        ratio = row["ms"] / times[anchor]
+        verdict = "met" if ratio <= limit else "NOT met"
+        row["budget"] = f"{ratio:.2f}× {anchor} (≤ {limit:g}×): {verdict}"
 
 
 def forward_at(t: DSTFT, x: torch.Tensor, theta: torch.Tensor, positions: torch.Tensor | None = None):

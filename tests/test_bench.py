@@ -51,6 +51,13 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
             rows[name]["ratio"], rows[name]["ms"] / rows[REFERENCE]["ms"]
         )
     assert "peak MB" in rows["rtdstft forward, time-frequency θ [M, F]"]
+    for name, anchor in (
+        ("rtdstft forward, θ [B, F] per item", REFERENCE),
+        ("rtdstft forward+backward, θ [B, F] per item, Σ|S|²", "torch.stft forward+backward, Σ|S|²"),
+    ):
+        ratio = rows[name]["ms"] / rows[anchor]["ms"]
+        assert rows[name]["budget"] == f"{ratio:.2f}× {anchor} (≤ 1×): {'met' if ratio <= 1 else 'NOT met'}"
+    assert "budget" not in rows["rtdstft forward, θ [F] shared"]
     versus = {row["name"]: row for row in report["modes vs dstft"]}
     if "dstft comparison" not in versus:  # dstft installed
         for mode in ("frequency", "time-frequency"):
