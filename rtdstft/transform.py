@@ -23,7 +23,9 @@ forward + backward stays within twice torch.stft's forward; there is no Python l
 items. On the CPU both passes take the frames in blocks of about 4 MB of temporaries (128 frames of
 an 8-signal batch at N = 1024, vectorised inside; :data:`CPU_BLOCK_BYTES`), which keeps the
 temporaries in cache and off fresh pages: on 8 × 30 s this halves the time of both passes. The
-overlap-add loops over the N/H chunks of a frame.
+forward computes each window on offsets u = 0..N/2 only (the window is even in u) and mirrors it
+as it multiplies the frames into one scratch block that every block reuses. The overlap-add loops
+over the N/H chunks of a frame.
 """
 
 from __future__ import annotations
