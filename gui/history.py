@@ -286,8 +286,36 @@ class History:
         reach = self.n_fft // 2 + 2 * self.hop
         s0 = max(n0 * self.hop - reach, self.samples - self.audio_cap, 0)
         s1 = min(n1 * self.hop + reach, self.samples)
-        audio = self.audio[np.arange(s0, s1) % self.audio_cap].copy()
+        audio = self._audio_between(s0, s1)
         theta = self.theta[np.arange(n0, n1) % self.frame_cap].copy()
         return Excerpt(
             audio, s0, theta, n0, self.sample_rate, self.n_fft, self.hop, self.time0, dict(self.settings)
         )
+
+    def signal(
+        self, t0: float | None = None, t1: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The held input cut at frame centres, with the θ of its frames, for an offline edit of
+        what the history holds: (audio float32 [T], θ float32 [1 + T // H], stream time (s) of
+        audio[0]). Frame j of the result is centred at audio[j·H]. The span is every frame whose
+        samples (from H before its centre to H after) the history still holds, or those of them
+        in t0 .. t1 s."""
+        per = self.hop / self.sample_rate
+        oldest = max(0, self.samples - self.audio_cap)
+        a = max(self.first_frame, -(-oldest // self.hop))
+        b = min(self.frames, self.samples // self.hop)
+        if t0 is not None:
+            a = max(a, math.floor((t0 - self.time0) / per))
+        if t1 is not None:
+            b = min(b, math.ceil((t1 - self.time0) / per) + 1)
+        if b <= a:
+            raise ValueError("the history holds no audio there")
+        audio = self._audio_between(a * self.hop, b * self.hop - 1)
+        return audio, self.theta[np.arange(a, b) % self.frame_cap].copy(), self.time0 + a * per
+
+    def _audio_between(self, s0: int, s1: int) -> np.ndarray:
+        """A copy of input samples s0 .. s1 (end excluded), which the ring must still hold."""
+        i, n = s0 % self.audio_cap, s1 - s0
+        if i + n <= self.audio_cap:
+            return self.audio[i : i + n].copy()
+        return np.concatenate([self.audio[i:], self.audio[: i + n - self.audio_cap]])

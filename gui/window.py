@@ -104,10 +104,11 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.selection_dock.setWidget(self.selection)
         self.selection.changed.connect(self.view.show_region)
-        self.source_path: str | None = None  # the replayed file (edits apply to it)
+        self.source_path: str | None = None  # the replayed file (edits apply to it, else the history)
         self.edit = EditPanel(
             lambda: self.selection.region,
             lambda: self.source_path,
+            lambda: self.history,
             lambda: self.worker.config,
             lambda fn: self.worker.call(fn, timeout=600.0),
             self.worker.play,

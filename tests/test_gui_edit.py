@@ -184,3 +184,5 @@ def test_the_picture_and_the_edit_share_their_frames(window):
     x = h.audio[: h.samples].astype(np.float64)
     theta = engine_theta(x, w.worker.config)
     np.testing.assert_array_equal(h.theta[: h.frames], theta)
+    # The stereo file's edit takes that θ, of the mix on screen, for both channels.
+    np.testing.assert_array_equal(w.edit._analysed()[4], theta)
