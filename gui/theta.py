@@ -108,6 +108,8 @@ class ThetaTrack(pg.PlotItem):
             line.setVisible(not banded)
         self.band_image.setVisible(banded)
         self.colorbar.setVisible(banded)
+        # The bar's label axis was sized while hidden (no room: the label fell on the bar): resize it.
+        self.colorbar.getAxis("left").showLabel(True)
         self.showGrid(x=True, y=not banded, alpha=0.25)
         left = self.getAxis("left")
         if banded:

@@ -119,6 +119,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.edit_dock.setWidget(self.edit)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.edit_dock)
+        # One tab each: stacked, the three panels left the settings a single row at the default size.
+        self.tabifyDockWidget(self.settings_dock, self.selection_dock)
+        self.tabifyDockWidget(self.selection_dock, self.edit_dock)
+        self.settings_dock.raise_()
         self.view.selecting.connect(self._on_selecting)
         self.analysis.changed.connect(self._on_analysis)
         self.display.changed.connect(self._apply_display)
@@ -217,12 +221,12 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setWidget(panels)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        dock = QtWidgets.QDockWidget("Settings")
-        dock.setObjectName("settings")
-        dock.setWidget(scroll)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.settings_dock = QtWidgets.QDockWidget("Settings")
+        self.settings_dock.setObjectName("settings")
+        self.settings_dock.setWidget(scroll)
+        self.settings_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         panels.setMinimumWidth(250)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
         self.selection_dock = QtWidgets.QDockWidget("Selection")
         self.selection_dock.setObjectName("selection")
         self.selection_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
@@ -392,6 +396,7 @@ class MainWindow(QtWidgets.QMainWindow):
         region = self.view.region_of(rect)
         if done:
             self.selection.set_region(region)
+            self.selection_dock.raise_()  # its measurements
         else:
             self.view.show_region(region)
 
