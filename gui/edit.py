@@ -142,6 +142,7 @@ class EditPanel(QtWidgets.QGroupBox):
         col.addLayout(form)
         col.addLayout(buttons)
         col.addWidget(self.list)
+        col.addStretch(1)  # a tall tab keeps the rows together at the top
         self.preview_button.clicked.connect(self.preview)
         self.apply_button.clicked.connect(self.apply)
         self.undo_button.clicked.connect(self.stack.undo)

@@ -99,6 +99,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         files.addWidget(self.save_button)
         files.addWidget(self.load_button)
         col.addLayout(files)
+        col.addStretch(1)  # a tall tab keeps the rows together at the top
         self.play_button.clicked.connect(self.play)
         self.wav_button.clicked.connect(lambda: self._dialog("WAV audio (*.wav)", ".wav", self.export_wav))
         self.npz_button.clicked.connect(lambda: self._dialog("NumPy NPZ (*.npz)", ".npz", self.export_npz))

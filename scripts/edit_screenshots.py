@@ -80,6 +80,7 @@ def main() -> None:
     w.selection.set_region(region)
     w.edit.gain.setValue(w.edit.gain.minimum())  # -inf: remove
     w.edit.apply()
+    w.edit_dock.raise_()  # the Edit tab, with the applied edit in its list
     wait(app, 0.5)
     out.mkdir(parents=True, exist_ok=True)
     w.grab().save(str(out / "edit_before.png"), "PNG")
