@@ -175,6 +175,11 @@ class ThetaTrack(pg.PlotItem):
         ms = self._ms[view].copy()
         return self._t[view].copy(), ms[:, 0] if self.bands == 1 else ms
 
+    @property
+    def range_ms(self) -> tuple[float, float]:
+        """θ's colour range (ms), the engine's θ bounds."""
+        return self._range_ms
+
     def band_of(self, freq: float) -> int:
         """The band (0 .. B-1) holding frequency ``freq`` (Hz)."""
         return int(np.searchsorted(np.asarray(self.band_edges), freq, side="right"))

@@ -361,9 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if isinstance(item, Samples):
                 self.history.add_audio(item.audio)
             elif isinstance(item, Frames):
-                # The history keeps one θ per frame: with a θ per band, the shortest (as the picture).
-                shortest = item.theta if item.theta.ndim == 1 else item.theta.min(1)
-                self.history.add_frames(item.db, shortest, item.time)
+                self.history.add_frames(item.db, item.theta, item.time)
                 if not frozen:
                     self.view.append(item.db, item.theta, item.time)
                     self._arrival = (float(item.time[-1]), time.monotonic())

@@ -1,5 +1,6 @@
-"""Spectral editing of a live input's history (no file): the edit panel previews and exports the
-audio the history holds, edited through the θ the picture drew; the export equals
+"""A live input's history (no file), fed as the microphone path feeds it: it keeps every band's θ,
+which looking back draws and the readout and selections use; and the edit panel previews and
+exports the audio it holds, edited through the θ the picture drew. The export equals
 ``spectral_edit`` of the history's audio with the same edits, and outside the edits it is the
 history's audio sample for sample."""
 
@@ -42,16 +43,21 @@ def window(qtbot, tmp_path):
     w.close()
 
 
-def feed_like_the_microphone(w: MainWindow, x: np.ndarray, cfg: StreamConfig) -> None:
+def feed_like_the_microphone(w: MainWindow, x: np.ndarray, cfg: StreamConfig) -> np.ndarray:
     """What the engine thread does with a microphone's blocks (a new engine announced, each block
-    processed and handed over as samples and frames), drained by the window's redraw."""
+    processed and handed over as samples and frames), drained by the window's redraw. Returns
+    the θ the engine emitted, [frames, bands]."""
     engine = StreamingDSTFT(config=cfg)
     w.worker.engine, w.worker.config = engine, cfg
     w.worker._push(Geometry(cfg, 0.0))
     block = 8 * cfg.hop_length
+    emitted = []
     for i in range(0, len(x), block):
-        w.worker._emit(engine.process(x[i : i + block]), x[i : i + block])
+        out = engine.process(x[i : i + block])
+        emitted.append(np.asarray(out.win_length).reshape(len(out.frame_index), cfg.bands))
+        w.worker._emit(out, x[i : i + block])
         w.redraw()
+    return np.concatenate(emitted)
 
 
 def apply(w: MainWindow, region: Region, gain_db: float) -> None:
@@ -136,3 +142,38 @@ def test_a_microphone_history_is_edited_and_exported(window, qtbot, tmp_path):
     region = Region(mid - 0.4, mid + 0.4, 2700.0, 3300.0)
     apply(w, region, -math.inf)
     check_export(w, tmp_path, [Edit(region, -math.inf, 10.0, 50.0)])
+
+
+def test_looking_back_keeps_every_bands_theta(window):
+    """With a θ per band the history keeps them all: looking back draws each band's row, the
+    readout gives the θ of the band under the cursor, and a selection is recomputed with the θ
+    of the band holding its centre."""
+    w = window
+    cfg = StreamConfig.for_rate(RATE, bands=4)
+    t = np.arange(3 * RATE) / RATE
+    clicks = np.zeros_like(t)
+    clicks[:: RATE // 10] = 0.5
+    x = (0.3 * np.sin(2 * np.pi * 300 * t) + clicks).astype(np.float32)  # a low tone, broadband clicks
+    emitted = feed_like_the_microphone(w, x, cfg)
+    h = w.history
+    assert h.bands == 4 and emitted.shape == (h.frames, 4)
+    np.testing.assert_array_equal(h.theta[: h.frames], emitted)
+    assert np.abs(emitted[:, 0] - emitted[:, 3]).max() > 100, "the bands' θ should differ here"
+    w.view.plot.setXRange(0.5 - w.view.now, 2.5 - w.view.now, padding=0)
+    w.view._looked()
+    image = w.view.theta_history_bands
+    assert image.isVisible() and not w.view.theta_history.isVisible()
+    shown = image.image  # [bands, points], ms
+    assert shown.shape[0] == 4
+    times, theta = h.theta_curve(0.5, 2.5, 2 * w.view._pixels()[0])
+    np.testing.assert_allclose(shown, 1000 * theta.T / RATE)
+    n = 200  # a frame inside the view
+    time = n * h.hop / RATE
+    for band, freq in enumerate((100.0, 700.0, 1800.0, 6000.0)):  # edges at 397, 1000, 2520 Hz
+        assert h.band_of(freq) == band
+        info = h.readout(time, freq)
+        assert info["theta_ms"] == pytest.approx(1000 * emitted[n, band] / RATE)
+        ex = h.excerpt(time - 0.1, time + 0.1, freq)
+        np.testing.assert_array_equal(
+            ex.theta, emitted[ex.first_frame : ex.first_frame + len(ex.theta), band]
+        )
