@@ -12,8 +12,8 @@ It keeps three rings, filled from the engine thread's output at each redraw:
   (:class:`rtdstft.selection.Excerpt`) and resynthesised.
 
 Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
-38 MB of pyramid + 115 MB of audio + 0.5 MB of θ ≈ 270 MB; at N = 4096, H = 128 the same (the
-columns are pooled to 1025 rows and 187.5 per second).
+38 MB of pyramid + 115 MB of audio + 0.5 MB of θ per band ≈ 270 MB; at N = 4096, H = 128 the same
+(the columns are pooled to 1025 rows and 187.5 per second), but for 0.9 MB of θ per band.
 """
 
 from __future__ import annotations

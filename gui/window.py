@@ -405,6 +405,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
+        if self.history.frames:  # it cannot span two engines' streams: say that it starts again
+            a, b = self.history.time_span()
+            self.statusBar().showMessage(
+                f"history cleared ({a:.1f}–{b:.1f} s): the analysis started again "
+                "(a seek, another source, or a new N, H, bands or rate)",
+                10000,
+            )
         seconds = 60.0 * self.display.history.value()
         if seconds != self.history.seconds:  # a new length starts with the next stream
             self.history = History(seconds)
