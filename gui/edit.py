@@ -3,12 +3,12 @@ ms and Hz; preview, apply, undo / redo (several edits stack), and export of the 
 
 What is edited is the replayed file (the whole of it; every channel, through the θ of its mono
 mix, the θ the picture shows) or, for a live input, the audio the history holds, through the θ the
-picture drew. The edits are :class:`rtdstft.edit.Edit` values in stream time (a file replayed
-from its start has stream time = file time); every result comes from
-:func:`rtdstft.edit.spectral_edit`, so the preview, the exported file and what the library writes
-for the same list of edits agree. The file's samples and their θ are computed once per file and
-settings, in the engine thread; the history's are copied in the GUI thread (which owns it) and
-edited in the engine thread.
+picture drew (with a θ per band, the shortest of them: one θ track serves every edit). The edits
+are :class:`rtdstft.edit.Edit` values in stream time (a file replayed from its start has stream
+time = file time); every result comes from :func:`rtdstft.edit.spectral_edit`, so the preview,
+the exported file and what the library writes for the same list of edits agree. The file's
+samples and their θ are computed once per file and settings, in the engine thread; the history's
+are copied in the GUI thread (which owns it) and edited in the engine thread.
 """
 
 from __future__ import annotations
