@@ -297,7 +297,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(1, 1)
         cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
         for p in (self.plot, self.theta):
-            p.getAxis("left").setWidth(64)
+            p.getAxis("left").setWidth(78)  # room for the bands' "0.42–1.2" ticks beside the label
             # The axes never change while the picture scrolls, but they are repainted under it
             # (the θ grid covers the plot): as pixmaps that costs a blit, not re-drawn text.
             for name in ("left", "bottom", "top", "right"):

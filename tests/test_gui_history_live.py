@@ -35,12 +35,19 @@ def two_tones(seconds: float) -> np.ndarray:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
+    """The window, with one torch thread for the engine the test feeds it from (as the engine
+    thread has): two threads on a busy two-core machine run its small calls many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     w = MainWindow(settings_path=str(tmp_path / "settings.ini"), recordings_dir=str(tmp_path / "rec"))
     qtbot.addWidget(w)
     w.resize(1360, 900)
     w.show()
     yield w
     w.close()
+    torch.set_num_threads(threads)
 
 
 def feed_like_the_microphone(w: MainWindow, x: np.ndarray, cfg: StreamConfig) -> np.ndarray:
