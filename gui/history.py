@@ -7,13 +7,13 @@ It keeps three rings, filled from the engine thread's output at each redraw:
   0.63 dB), max-pooled to at most ``MAX_ROWS`` rows and ``MAX_COLUMN_RATE`` columns per second;
   with a pyramid of coarser copies (each level the max of 4 columns of the one below), so that a
   picture of any stretch costs about 4 × its pixel columns, not the stretch's length;
-- θ of every frame (float32, samples);
+- θ of every frame (float32, samples), one per band with a θ per band;
 - the input audio (float32), so that any part can be transformed again exactly
   (:class:`rtdstft.selection.Excerpt`) and resynthesised.
 
 Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
-38 MB of pyramid + 115 MB of audio + 0.5 MB of θ ≈ 270 MB; at N = 4096, H = 128 the same (the
-columns are pooled to 1025 rows and 187.5 per second).
+38 MB of pyramid + 115 MB of audio + 0.5 MB of θ per band ≈ 270 MB; at N = 4096, H = 128 the same
+(the columns are pooled to 1025 rows and 187.5 per second), but for 0.9 MB of θ per band.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class History:
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
         self.time0 = 0.0
         self.settings: dict = {}
+        self.bands, self.band_edges = 1, ()
         self.frames = 0  # frames received since the reset (frame indices 0 .. frames - 1)
         self.samples = 0  # input samples received since the reset
         self.columns = 0  # whole columns written
@@ -83,6 +84,8 @@ class History:
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
         self.time0 = float(time0)
         self.settings = dict(settings or {})
+        self.bands = int(self.settings.get("bands") or 1)
+        self.band_edges = tuple(self.settings.get("band_edges") or ())
         self.frames = self.samples = self.columns = 0
         self._alloc()
 
@@ -96,7 +99,7 @@ class History:
         self.col_cap = -(-self.frame_cap // self.group)
         self.audio_cap = self.frame_cap * self.hop + self.n_fft
         self.audio = np.zeros(self.audio_cap, np.float32)
-        self.theta = np.zeros(self.frame_cap, np.float32)
+        self.theta = np.zeros((self.frame_cap, self.bands), np.float32)
         self.levels = [np.zeros((self.col_cap, self.rows), np.uint8)]
         size = self.col_cap
         while size > 256:
@@ -144,13 +147,15 @@ class History:
         self.samples += len(samples)
 
     def add_frames(self, db: np.ndarray, theta: np.ndarray, time: np.ndarray) -> None:
-        """The next frames: dB [k, bins] (dBFS), θ [k] (samples), stream time [k] (s). Frames
-        must follow each other; a gap (frames the GUI never got) is filled with silence."""
+        """The next frames: dB [k, bins] (dBFS), θ [k] or [k, bands] (samples), stream time [k]
+        (s). Frames must follow each other; a gap (frames the GUI never got) is filled with
+        silence."""
         if len(time) == 0:
             return
         n = np.rint((np.asarray(time) - self.time0) * self.sample_rate / self.hop).astype(np.int64)
         keep = n >= self.frames
-        db, theta, n = np.asarray(db)[keep], np.asarray(theta)[keep], n[keep]
+        theta = np.asarray(theta, np.float32).reshape(len(n), -1)
+        db, theta, n = np.asarray(db)[keep], theta[keep], n[keep]
         if len(n) == 0:
             return
         codes = db_to_code(db)
@@ -222,9 +227,19 @@ class History:
         out[has] = pool_max(data, lo[has] - a)
         return out
 
+    def band_of(self, freq: float) -> int:
+        """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""
+        return int(np.searchsorted(np.asarray(self.band_edges), freq, side="right"))
+
+    def _theta(self, n: np.ndarray, freq: float | None) -> np.ndarray:
+        """θ (samples) of frames ``n``: of the band holding ``freq`` (Hz), or without it the
+        shortest of the frame's bands."""
+        th = self.theta[np.asarray(n) % self.frame_cap]
+        return th.min(axis=-1) if freq is None else th[..., min(self.band_of(freq), self.bands - 1)]
+
     def theta_curve(self, t0: float, t1: float, points: int) -> tuple[np.ndarray, np.ndarray]:
-        """(time s, θ samples) of the frames in t0 .. t1, thinned to about ``points`` (each kept
-        point the shortest θ of the frames it stands for)."""
+        """(time s, θ samples: [k], or [k, bands] with a θ per band) of the frames in t0 .. t1,
+        thinned to about ``points`` (each kept point the shortest θ of the frames it stands for)."""
         per = self.hop / self.sample_rate
         a = max(self.first_frame, math.floor((t0 - self.time0) / per))
         b = min(self.frames, math.ceil((t1 - self.time0) / per) + 1)
@@ -235,15 +250,16 @@ class History:
         th = self.theta[n % self.frame_cap]
         if step > 1:
             whole = (len(n) // step) * step
-            n, th = n[:whole:step], th[:whole].reshape(-1, step).min(axis=1)
-        return self.time0 + n * per, th
+            n, th = n[:whole:step], th[:whole].reshape(-1, step, self.bands).min(axis=1)
+        return self.time0 + n * per, (th[:, 0] if self.bands == 1 else th)
 
     def readout(
         self, time: float, freq: float | None, band: tuple[float, float] | None = None, a4: float = 440.0
     ) -> dict:
         """What the history holds at (stream time s, ``freq`` Hz), {} where it holds nothing:
 
-        ``time`` (of the nearest frame, s), ``theta_ms``; with ``freq``: ``freq``, ``db`` (the
+        ``time`` (of the nearest frame, s), ``theta_ms`` (of the band holding ``freq``, else the
+        frame's shortest); with ``freq``: ``freq``, ``db`` (the
         loudest stored level over ``band`` (Hz; default the row of ``freq``), as the picture shows
         it), and the spectral peak near ``freq`` refined by the phase-derivative instantaneous
         frequency from the input samples (:func:`rtdstft.pitch.peak_frequency`): ``peak_hz``,
@@ -253,7 +269,7 @@ class History:
         n = round((time - self.time0) / per)
         if self.frames == 0 or not self.first_frame <= n < self.frames:
             return {}
-        theta = float(self.theta[n % self.frame_cap])
+        theta = float(self._theta(n, freq))
         info = {"time": self.time0 + n * per, "theta_ms": 1000.0 * theta / self.sample_rate}
         if freq is None:
             return info
@@ -275,9 +291,10 @@ class History:
             info.update(peak_hz=peak_hz, peak_db=peak_db, note=name, cents=cents)
         return info
 
-    def excerpt(self, t0: float, t1: float) -> Excerpt:
+    def excerpt(self, t0: float, t1: float, freq: float | None = None) -> Excerpt:
         """The audio and θ of stream times t0 .. t1 (s) and the frames' reach (± N/2) around
-        them, as far as the history still holds them; for :mod:`rtdstft.selection`."""
+        them, as far as the history still holds them; for :mod:`rtdstft.selection`. With a θ per
+        band, the θ of the band holding ``freq`` (Hz; the selection's centre), else the shortest."""
         per = self.hop / self.sample_rate
         n0 = max(self.first_frame, math.floor((t0 - self.time0) / per) - 1)
         n1 = min(self.frames, math.ceil((t1 - self.time0) / per) + 2)
@@ -286,8 +303,37 @@ class History:
         reach = self.n_fft // 2 + 2 * self.hop
         s0 = max(n0 * self.hop - reach, self.samples - self.audio_cap, 0)
         s1 = min(n1 * self.hop + reach, self.samples)
-        audio = self.audio[np.arange(s0, s1) % self.audio_cap].copy()
-        theta = self.theta[np.arange(n0, n1) % self.frame_cap].copy()
+        audio = self._audio_between(s0, s1)
+        theta = self._theta(np.arange(n0, n1), freq)
         return Excerpt(
             audio, s0, theta, n0, self.sample_rate, self.n_fft, self.hop, self.time0, dict(self.settings)
         )
+
+    def signal(
+        self, t0: float | None = None, t1: float | None = None, freq: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The held input cut at frame centres, with the θ of its frames, for an offline edit of
+        what the history holds: (audio float32 [T], θ float32 [1 + T // H], stream time (s) of
+        audio[0]). Frame j of the result is centred at audio[j·H]. The span is every frame whose
+        samples (from H before its centre to H after) the history still holds, or those of them
+        in t0 .. t1 s. With a θ per band: that of the band holding ``freq`` (Hz), else the
+        shortest."""
+        per = self.hop / self.sample_rate
+        oldest = max(0, self.samples - self.audio_cap)
+        a = max(self.first_frame, -(-oldest // self.hop))
+        b = min(self.frames, self.samples // self.hop)
+        if t0 is not None:
+            a = max(a, math.floor((t0 - self.time0) / per))
+        if t1 is not None:
+            b = min(b, math.ceil((t1 - self.time0) / per) + 1)
+        if b <= a:
+            raise ValueError("the history holds no audio there")
+        audio = self._audio_between(a * self.hop, b * self.hop - 1)
+        return audio, self._theta(np.arange(a, b), freq), self.time0 + a * per
+
+    def _audio_between(self, s0: int, s1: int) -> np.ndarray:
+        """A copy of input samples s0 .. s1 (end excluded), which the ring must still hold."""
+        i, n = s0 % self.audio_cap, s1 - s0
+        if i + n <= self.audio_cap:
+            return self.audio[i : i + n].copy()
+        return np.concatenate([self.audio[i:], self.audio[: i + n - self.audio_cap]])

@@ -99,6 +99,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         files.addWidget(self.save_button)
         files.addWidget(self.load_button)
         col.addLayout(files)
+        col.addStretch(1)  # a tall tab keeps the rows together at the top
         self.play_button.clicked.connect(self.play)
         self.wav_button.clicked.connect(lambda: self._dialog("WAV audio (*.wav)", ".wav", self.export_wav))
         self.npz_button.clicked.connect(lambda: self._dialog("NumPy NPZ (*.npz)", ".npz", self.export_npz))
@@ -128,7 +129,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
 
     def _excerpt(self):
         r = self.region
-        return self._history().excerpt(r.t0, r.t1)
+        return self._history().excerpt(r.t0, r.t1, 0.5 * (r.f0 + r.f1))
 
     def resynthesis(self) -> np.ndarray:
         """The selection's masked resynthesis (float32, its duration at the stream's rate)."""
@@ -174,7 +175,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         """The complex frames of ``region`` (the visible view), its band's bins only, as the NPZ
         layout of :mod:`rtdstft.export` (``.npz``) or as a CSV of levels in dB (``.csv``)."""
         r = region.normalized()
-        ex = self._history().excerpt(r.t0, r.t1)
+        ex = self._history().excerpt(r.t0, r.t1, 0.5 * (r.f0 + r.f1))
         n0, n1 = ex.frame_range(r.t0, r.t1)
         if n1 <= n0:
             raise ValueError(f"the view {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")

@@ -271,6 +271,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.theta_history = pg.PlotCurveItem(pen=pg.mkPen("#ffb347", width=1.6), connect="finite")
         self.theta_history.setVisible(False)
         self.theta.addItem(self.theta_history)
+        self.theta_history_bands = pg.ImageItem(axisOrder="row-major")  # with a θ per band
+        self.theta_history_bands.setColorMap(pg.colormap.get("viridis"))  # as the θ colour bar
+        self.theta_history_bands.setVisible(False)
+        self.theta.addItem(self.theta_history_bands)
         self._rendered = (None, -1)  # (view rectangle, history frames) of the last render
         self.a4 = 440.0  # Hz, for note names
         self.harmonics_on = False
@@ -293,7 +297,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(1, 1)
         cache = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
         for p in (self.plot, self.theta):
-            p.getAxis("left").setWidth(64)
+            p.getAxis("left").setWidth(78)  # room for the bands' "0.42–1.2" ticks beside the label
             # The axes never change while the picture scrolls, but they are repainted under it
             # (the θ grid covers the plot): as pixmaps that costs a blit, not re-drawn text.
             for name in ("left", "bottom", "top", "right"):
@@ -472,6 +476,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.live = True
         self.history_image.setVisible(False)
         self.theta_history.setVisible(False)
+        self.theta_history_bands.setVisible(False)
         if self.image is not None:
             self.image.setVisible(True)
             self._set_yaxis()
@@ -490,10 +495,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.live = False
             self.image.setVisible(False)
             self.theta.curve.setVisible(False)
-            # The history keeps one θ per frame (with bands, the shortest): drawn with one band only.
             self.theta.band_image.setVisible(False)
             self.history_image.setVisible(True)
             self.theta_history.setVisible(self.theta.bands == 1)
+            self.theta_history_bands.setVisible(self.theta.bands > 1)
             self.theta.time_axis.set_offset(self.now)
             self.live_changed.emit(False)
         self.refresh_history(force=True)
@@ -519,7 +524,15 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         w, px_h = self._pixels()
         self.history_image.render(h, rect, self.now, w, px_h, self.scale, self.image.lut, self.levels)
         t, theta = h.theta_curve(rect.left() + self.now, rect.right() + self.now, 2 * w)
-        self.theta_history.setData(t - self.now, 1000.0 * theta / h.sample_rate)
+        ms = 1000.0 * theta / h.sample_rate
+        if ms.ndim == 1:
+            self.theta_history.setData(t - self.now, ms)
+        elif len(t) > 1:  # a row per band, a column per point (each as wide as its step)
+            dt = t[1] - t[0]
+            self.theta_history_bands.setImage(ms.T, levels=self.theta.range_ms, autoLevels=False)
+            self.theta_history_bands.setRect(
+                QtCore.QRectF(t[0] - self.now - dt / 2, -0.5, len(t) * dt, ms.shape[1])
+            )
         self._rendered = (rect, h.frames)
 
     def pan(self, dx: float = 0.0, dy: float = 0.0) -> None:

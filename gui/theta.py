@@ -108,6 +108,8 @@ class ThetaTrack(pg.PlotItem):
             line.setVisible(not banded)
         self.band_image.setVisible(banded)
         self.colorbar.setVisible(banded)
+        # The bar's label axis was sized while hidden (no room: the label fell on the bar): resize it.
+        self.colorbar.getAxis("left").showLabel(True)
         self.showGrid(x=True, y=not banded, alpha=0.25)
         left = self.getAxis("left")
         if banded:
@@ -172,6 +174,11 @@ class ThetaTrack(pg.PlotItem):
         view = slice(self.pos, self.pos + self.width)
         ms = self._ms[view].copy()
         return self._t[view].copy(), ms[:, 0] if self.bands == 1 else ms
+
+    @property
+    def range_ms(self) -> tuple[float, float]:
+        """θ's colour range (ms), the engine's θ bounds."""
+        return self._range_ms
 
     def band_of(self, freq: float) -> int:
         """The band (0 .. B-1) holding frequency ``freq`` (Hz)."""

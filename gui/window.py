@@ -104,10 +104,11 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.selection_dock.setWidget(self.selection)
         self.selection.changed.connect(self.view.show_region)
-        self.source_path: str | None = None  # the replayed file (edits apply to it)
+        self.source_path: str | None = None  # the replayed file (edits apply to it, else the history)
         self.edit = EditPanel(
             lambda: self.selection.region,
             lambda: self.source_path,
+            lambda: self.history,
             lambda: self.worker.config,
             lambda fn: self.worker.call(fn, timeout=600.0),
             self.worker.play,
@@ -118,6 +119,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.edit_dock.setWidget(self.edit)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.edit_dock)
+        # One tab each: stacked, the three panels left the settings a single row at the default size.
+        self.tabifyDockWidget(self.settings_dock, self.selection_dock)
+        self.tabifyDockWidget(self.selection_dock, self.edit_dock)
+        self.settings_dock.raise_()
         self.view.selecting.connect(self._on_selecting)
         self.analysis.changed.connect(self._on_analysis)
         self.display.changed.connect(self._apply_display)
@@ -216,12 +221,12 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setWidget(panels)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        dock = QtWidgets.QDockWidget("Settings")
-        dock.setObjectName("settings")
-        dock.setWidget(scroll)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.settings_dock = QtWidgets.QDockWidget("Settings")
+        self.settings_dock.setObjectName("settings")
+        self.settings_dock.setWidget(scroll)
+        self.settings_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         panels.setMinimumWidth(250)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
         self.selection_dock = QtWidgets.QDockWidget("Selection")
         self.selection_dock.setObjectName("selection")
         self.selection_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
@@ -356,9 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if isinstance(item, Samples):
                 self.history.add_audio(item.audio)
             elif isinstance(item, Frames):
-                # The history keeps one θ per frame: with a θ per band, the shortest (as the picture).
-                shortest = item.theta if item.theta.ndim == 1 else item.theta.min(1)
-                self.history.add_frames(item.db, shortest, item.time)
+                self.history.add_frames(item.db, item.theta, item.time)
                 if not frozen:
                     self.view.append(item.db, item.theta, item.time)
                     self._arrival = (float(item.time[-1]), time.monotonic())
@@ -391,6 +394,7 @@ class MainWindow(QtWidgets.QMainWindow):
         region = self.view.region_of(rect)
         if done:
             self.selection.set_region(region)
+            self.selection_dock.raise_()  # its measurements
         else:
             self.view.show_region(region)
 
@@ -401,6 +405,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
+        if self.history.frames:  # it cannot span two engines' streams: say that it starts again
+            a, b = self.history.time_span()
+            self.statusBar().showMessage(
+                f"history cleared ({a:.1f}–{b:.1f} s): the analysis started again "
+                "(a seek, another source, or a new N, H, bands or rate)",
+                10000,
+            )
         seconds = 60.0 * self.display.history.value()
         if seconds != self.history.seconds:  # a new length starts with the next stream
             self.history = History(seconds)

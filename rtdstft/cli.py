@@ -898,10 +898,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="change time-frequency regions of a file by a gain, the rest bit-exact",
         formatter_class=_Formatter,
         description="Multiply each --region of every channel of IN (T0..T1 s × F0..F1 Hz, a smooth "
-        "edge just inside it) by GAIN_DB through the adaptive engine's frames and write OUT: same "
-        "rate and channels, IN's subtype where OUT's format takes it. Samples farther than half a "
-        "window from every region are copied (bit-exact in integer PCM). OUT appears whole or not "
-        "at all; OUT = IN needs --overwrite and replaces IN only once the new file is complete.",
+        "edge just inside it) by GAIN_DB through the adaptive engine's frames (one θ track for all "
+        "channels: that of their mono mix) and write OUT: same rate and channels, IN's subtype where "
+        "OUT's format takes it. Samples farther than half a window from every region are copied "
+        "(bit-exact in integer PCM). The file is streamed (memory does not grow with its length). "
+        "OUT appears whole or not at all; OUT = IN needs --overwrite and replaces IN only once the "
+        "new file is complete.",
     )
     p.add_argument("input", metavar="IN", help="the audio file to edit")
     p.add_argument("output", metavar="OUT", help="the file to write (.wav, .flac, .ogg, ...)")

@@ -71,7 +71,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rtdstft-edit-shot-"))
     src, edited = tmp / "digits+burst.wav", tmp / "digits+burst-edited.wav"
     seconds = speech_with_burst(src)
-    w = MainWindow(settings_path=str(tmp / "s.ini"), recordings_dir=str(tmp))
+    # One band: the picture is then the frames the edit goes through (one θ per frame).
+    w = MainWindow(settings_path=str(tmp / "s.ini"), recordings_dir=str(tmp), overrides={"bands": 1})
     w.resize(1560, 960)
     w.show()
     w.speed.setCurrentIndex(w.speed.findData(1.0))
@@ -80,6 +81,7 @@ def main() -> None:
     w.selection.set_region(region)
     w.edit.gain.setValue(w.edit.gain.minimum())  # -inf: remove
     w.edit.apply()
+    w.edit_dock.raise_()  # the Edit tab, with the applied edit in its list
     wait(app, 0.5)
     out.mkdir(parents=True, exist_ok=True)
     w.grab().save(str(out / "edit_before.png"), "PNG")

@@ -56,6 +56,7 @@ def main() -> None:
     wait(app, 0.3)
     w.selection.set_region(Region(4.0, 5.5, 700.0, 1100.0))
     w.selection.keep("vibrato, 4th harmonic")
+    w.selection_dock.raise_()  # the measurements' tab
     w.display.harmonics.setChecked(True)
     vb = w.view.plot.vb
     pos = w.view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(4.6 - w.view.now, 880.0)))

@@ -183,4 +183,6 @@ def test_the_picture_and_the_edit_share_their_frames(window):
     assert h.first_frame == 0 and h.samples == int(SECONDS * RATE)
     x = h.audio[: h.samples].astype(np.float64)
     theta = engine_theta(x, w.worker.config)
-    np.testing.assert_array_equal(h.theta[: h.frames], theta)
+    np.testing.assert_array_equal(h.theta[: h.frames, 0], theta)
+    # The stereo file's edit takes that θ, of the mix on screen, for both channels.
+    np.testing.assert_array_equal(w.edit._analysed()[4], theta)

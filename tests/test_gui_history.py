@@ -164,3 +164,12 @@ def test_history_picture_is_the_max_of_what_it_covers():
         # A loud column is never lost (a pyramid block may land on the next pixel), nor invented.
         assert (pic[p - 1 : p + 2].max(axis=0) >= cols[own].max(axis=0)).all()
         assert (pic[p] <= cols[near].max(axis=0)).all()  # nor invented
+
+
+def test_a_seek_says_that_the_history_starts_again(qtbot, window, two_part_wav):
+    w = window
+    w.open_file(two_part_wav)
+    qtbot.waitUntil(lambda: w.history.frames > 50, timeout=WAIT_MS)
+    w.worker.seek(6.0)
+    qtbot.waitUntil(lambda: w.history.time0 == 6.0, timeout=WAIT_MS)
+    assert w.statusBar().currentMessage().startswith("history cleared (0.0–")
