@@ -161,6 +161,7 @@ class EngineWorker(QtCore.QThread):
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
         self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
+        self.work_total = np.zeros(3)  # seconds inside the engine's process(), samples, calls: all so far
         self._last_stats = 0.0
 
     # -- the GUI's side ---------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class EngineWorker(QtCore.QThread):
         # One intra-op thread: the engine's blocks are small, and on a 2-core machine a second
         # torch thread fights the GUI thread and makes the transform ~10× slower.
         torch.set_num_threads(1)
+        if self.engine_process:
+            self._process = EngineProcess()  # its interpreter and torch load while the GUI starts
         try:
             while not self._quit:
                 self._run_commands()
@@ -281,6 +284,8 @@ class EngineWorker(QtCore.QThread):
                 command()
             except (ValueError, audio.AudioDeviceError, audio.AudioFileError) as exc:
                 self.message.emit("error", str(exc))
+            except EngineProcessError as exc:
+                self._restart_engine(exc)
 
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
@@ -325,6 +330,7 @@ class EngineWorker(QtCore.QThread):
         # In a child process, the time the transform took there (the pipe's round trip is not the engine's).
         work = self.engine.seconds if self._process is not None else time.perf_counter() - t0
         self._busy.append((work, block.size / source.sample_rate))
+        self.work_total += (work, block.size, 1)
         self.nonfinite += int(out.nonfinite)
         self._emit(out, block)
         self._monitor(block, out.audio)
