@@ -215,18 +215,22 @@ def main() -> None:
     in_app = np.zeros(7)
     dropped = window.stats.dropped_blocks
     load = os.getloadavg()
+
+    def engine_totals() -> np.ndarray:
+        """The application engine's timed totals; in a child process, only the wall time inside
+        ``process`` there (as the worker reports it), samples and calls."""
+        if not args.engine_process:
+            return totals[engine_thread].copy()
+        work = window.worker.call(lambda wk: wk.work_total.copy(), timeout=120)
+        return np.concatenate([work, np.full(4, np.nan)])
+
     for _ in range(args.rounds):
         window.worker.set_playing(True)
-        t, c, r, before = (
-            time.perf_counter(),
-            time.thread_time(),
-            window.redraws,
-            totals[engine_thread].copy(),
-        )
-        while (totals[engine_thread][1] - before[1]) / RATE < seg:
+        t, c, r, before = time.perf_counter(), time.thread_time(), window.redraws, engine_totals()
+        while (engine_totals()[1] - before[1]) / RATE < seg:
             _wait(50)
         wall += time.perf_counter() - t
-        in_app += totals[engine_thread] - before
+        in_app += engine_totals() - before
         cpu += time.thread_time() - c
         redraws += window.redraws - r
         window.worker.set_playing(False)
