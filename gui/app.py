@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="quit after this many seconds (with --screenshot: default 3)",
     )
     p.add_argument("--settings", metavar="INI", help="settings file (default: the user's)")
+    p.add_argument(
+        "--engine-process",
+        action="store_true",
+        help="run the transform in a process of its own (it then shares no interpreter lock with the GUI)",
+    )
     args = p.parse_args(argv)
     if args.screenshot and args.exit_after is None:
         args.exit_after = 3.0
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["adapt"] = False
     if args.bands is not None:
         overrides["bands"] = args.bands
-    window = MainWindow(settings_path=args.settings, overrides=overrides)
+    window = MainWindow(settings_path=args.settings, overrides=overrides, engine_process=args.engine_process)
     if args.span is not None:
         window.display.span.setValue(args.span)
     window.show()

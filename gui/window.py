@@ -47,6 +47,8 @@ class MainWindow(QtWidgets.QMainWindow):
         overrides: engine settings from the command line (``n_fft``, ``hop_length``, ``adapt``),
             applied over the saved ones. Giving N or H turns "suit the sample rate" off; what is
             not given of N, H and θ then takes the engine's defaults for them (StreamConfig's).
+        engine_process: run the transform in a child process of its own (no interpreter lock
+            shared with the GUI); see :class:`.worker.EngineWorker`.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings_path: str | None = None,
         recordings_dir: str | None = None,
         overrides: dict | None = None,
+        engine_process: bool = False,
     ) -> None:
         super().__init__()
         self.setWindowTitle("rtdstft — adaptive spectrogram")
@@ -91,7 +94,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 v = {**v, **{k: getattr(cfg, k) for k in geometry}, "auto": False}
             self.analysis.set_values(v)
         self._apply_display(self.display.values())
-        self.worker = EngineWorker(self.analysis.config(), auto=self.analysis.auto.isChecked())
+        self.worker = EngineWorker(
+            self.analysis.config(), auto=self.analysis.auto.isChecked(), engine_process=engine_process
+        )
         self.worker.stats.connect(self._on_stats)
         self.worker.message.connect(self._on_message)
         self.worker.file_error.connect(self._on_file_error)

@@ -12,6 +12,7 @@ dropped blocks (the ring refuses samples, a file replay skips ahead), never as a
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -24,6 +25,8 @@ from PyQt6 import QtCore
 
 from rtdstft import audio
 from rtdstft.config import GEOMETRY_FIELDS, LIVE_FIELDS, RATE_FIELDS, StreamConfig
+
+from .engine_process import EngineProcess, EngineProcessError
 
 #: A file replay that falls this far behind (seconds of audio) skips ahead and counts a drop.
 MAX_BACKLOG_S = 0.5
@@ -120,9 +123,17 @@ class EngineWorker(QtCore.QThread):
     played = QtCore.pyqtSignal(object)
 
     def __init__(
-        self, config: StreamConfig | None = None, auto: bool = False, parent: QtCore.QObject | None = None
+        self,
+        config: StreamConfig | None = None,
+        auto: bool = False,
+        parent: QtCore.QObject | None = None,
+        engine_process: bool = False,
     ) -> None:
         super().__init__(parent)
+        # engine_process: the transform runs in a child process of its own (gui.engine_process),
+        # which shares no interpreter lock with the GUI; the source, monitor and recorder stay here.
+        self.engine_process = bool(engine_process)
+        self._process = None
         self.config = StreamConfig() if config is None else config
         # auto: each new source gets the N, H and θ that suit its sample rate (suited_to_rate).
         self.auto = bool(auto)
@@ -150,6 +161,7 @@ class EngineWorker(QtCore.QThread):
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
         self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
+        self.work_total = np.zeros(3)  # seconds inside the engine's process(), samples, calls: all so far
         self._last_stats = 0.0
 
     # -- the GUI's side ---------------------------------------------------------------------------
@@ -234,11 +246,16 @@ class EngineWorker(QtCore.QThread):
         # One intra-op thread: the engine's blocks are small, and on a 2-core machine a second
         # torch thread fights the GUI thread and makes the transform ~10× slower.
         torch.set_num_threads(1)
+        if self.engine_process:
+            self._process = EngineProcess()  # its interpreter and torch load while the GUI starts
         try:
             while not self._quit:
                 self._run_commands()
                 try:
                     worked = self._step() if self.source is not None else False
+                except EngineProcessError as exc:
+                    self._restart_engine(exc)
+                    worked = False
                 except Exception as exc:  # noqa: BLE001 - the window must outlive a failing stream
                     self.message.emit("error", f"stream stopped: {type(exc).__name__}: {exc}")
                     self._close_source()
@@ -254,6 +271,8 @@ class EngineWorker(QtCore.QThread):
             self._set_monitor(None, None)
             self._set_recording(None)
             self._stop_player()
+            if self._process is not None:
+                self._process.close()
 
     def _run_commands(self) -> None:
         while True:
@@ -265,6 +284,8 @@ class EngineWorker(QtCore.QThread):
                 command()
             except (ValueError, audio.AudioDeviceError, audio.AudioFileError) as exc:
                 self.message.emit("error", str(exc))
+            except EngineProcessError as exc:
+                self._restart_engine(exc)
 
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
@@ -306,7 +327,10 @@ class EngineWorker(QtCore.QThread):
             return False
         t0 = time.perf_counter()
         out = self.engine.process(block)
-        self._busy.append((time.perf_counter() - t0, block.size / source.sample_rate))
+        # In a child process, the time the transform took there (the pipe's round trip is not the engine's).
+        work = self.engine.seconds if self._process is not None else time.perf_counter() - t0
+        self._busy.append((work, block.size / source.sample_rate))
+        self.work_total += (work, block.size, 1)
         self.nonfinite += int(out.nonfinite)
         self._emit(out, block)
         self._monitor(block, out.audio)
@@ -343,10 +367,34 @@ class EngineWorker(QtCore.QThread):
 
     def _new_engine(self, sample_rate: float, time0: float = 0.0) -> None:
         self.config = self.config.replace(sample_rate=sample_rate)
-        self.engine = engine_class()(config=self.config)
+        if self.engine_process:
+            if self._process is None or not self._process.alive:
+                self._process = EngineProcess()
+            self.engine = self._process.new(self.config)
+        else:
+            self.engine = engine_class()(config=self.config)
         self._time0 = self._next_time = time0
         self._busy.clear()
         self._push(Geometry(self.config, time0))
+
+    def _restart_engine(self, error: Exception) -> None:
+        """The engine's process died: say so, and go on from here with a new one (or stop the
+        stream if that fails too)."""
+        self.message.emit("error", f"engine restarted: {error}")
+        if self._process is not None:
+            self._process.close()
+        self._process = None
+        if self.source is None:
+            return
+        try:
+            self._new_engine(self.source.sample_rate, self._stream_time())
+        except EngineProcessError as exc:
+            self.message.emit("error", f"stream stopped: {exc}")
+            self._close_source()
+
+    def engine_pid(self) -> int:
+        """The process id of the process that runs the transform (this one's without a child)."""
+        return self._process.pid if self._process is not None else os.getpid()
 
     def _configure(self, settings: dict) -> None:
         settings = dict(settings)

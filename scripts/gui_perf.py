@@ -1,21 +1,30 @@
 """Measure the GUI while it replays a 48 kHz file, the engine alone on the same audio, and the
 history at 10 minutes.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/gui_perf.py [--seconds 10] [--busy]
-        [--n-fft N --hop H]  (default: the settings suited to 48 kHz, as for the microphone)
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/gui_perf.py [--seconds 10] [--rounds 5]
+        [--busy] [--engine-process] [--n-fft N --hop H]  (default: the settings suited to 48 kHz)
 
 Runs the real application (its event loop, its 60 Hz timer, its engine thread) on the demo scene
-made at 48 kHz, looping, then the same engine alone in this process on the same audio, fed as the
-application feeds it, and prints:
+made at 48 kHz, looping, and in alternation with it the engine alone in this process's GUI thread
+(the replay paused meanwhile) on the same audio, with every setting of the application's engine
+(bands included), fed as the application feeds it (what its next block needs) and timed by the same
+wrapper around ``process``. ``--rounds`` alternations of ``--seconds / --rounds`` seconds of audio
+each way, so that whatever else runs on the machine weighs on both alike. Prints:
 
 - paint events of the spectrogram view per second, redraw ticks per second that moved the picture,
-  time per paint and per redraw tick, the GUI thread's CPU share;
-- the engine's real-time factor in the application (time inside ``process`` in the engine thread /
-  audio time, over the whole measurement) and alone, and their ratio; the dropped blocks;
+  time per paint and per redraw tick, the GUI thread's CPU share (in the application's rounds);
+- the engine's real-time factor (wall time inside ``process`` / audio time) in the application and
+  alone, their ratio against the target of 1.3 (met / NOT met), and the dropped blocks; and where
+  the time went, per second of audio: the engine thread's CPU time, its time runnable but waiting
+  for a CPU (Linux schedstat), and the rest (blocked: the interpreter lock, mostly);
 - the history: its memory for 10 minutes at 48 kHz (at N = 2048, H = 256 and at N = 4096,
   H = 128), and the redraws per second while scrolling through a full 10-minute history;
 - the load average, since these numbers depend on what else runs. ``--busy`` keeps one more
-  core busy (a spinning process) during the application's run and the engine-alone run.
+  core busy (a spinning process) during the whole measurement.
+
+``--engine-process`` runs the application's transform in a child process of its own; its real-time
+factor is then the wall time inside ``process`` there, as the engine thread reports it (the CPU
+and waiting columns, which this process cannot see, are left empty).
 
 A measurement, not a test.
 """
@@ -40,6 +49,8 @@ from PyQt6 import QtCore, QtWidgets  # noqa: E402
 from rtdstft_gui import demo  # noqa: E402
 
 RATE = 48_000
+#: The in-application real-time factor may be at most this many times the engine's alone.
+MAX_RATIO = 1.3
 
 
 def _spin(stop) -> None:
@@ -47,41 +58,42 @@ def _spin(stop) -> None:
         pass
 
 
-def _timed_process(totals: dict):
-    """Wrap StreamingDSTFT.process to add (seconds, samples) per thread into ``totals``."""
+def _sched() -> tuple[float, int, int]:
+    """This thread's seconds runnable but waiting for a CPU, and its voluntary (blocked: a lock, the
+    interpreter's included) and involuntary (preempted) context switches; Linux only, else 0."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            wait = int(f.read().split()[1]) / 1e9
+        with open("/proc/thread-self/status") as f:
+            status = dict(line.split(":", 1) for line in f if "ctxt_switches" in line)
+        return wait, int(status["voluntary_ctxt_switches"]), int(status["nonvoluntary_ctxt_switches"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return 0.0, 0, 0
+
+
+def _timed_process(totals: dict) -> None:
+    """Wrap StreamingDSTFT.process to add, per thread, into ``totals[thread id]``: wall seconds,
+    samples, calls, CPU seconds of the thread, seconds it waited for a CPU while runnable, and its
+    voluntary and involuntary context switches (see :func:`_sched`)."""
     from rtdstft import StreamingDSTFT
 
     original = StreamingDSTFT.process
 
     def process(self, block):
-        t = time.perf_counter()
+        t, c, s = time.perf_counter(), time.thread_time(), _sched()
         out = original(self, block)
-        acc = totals[threading.get_ident()]
-        acc[0] += time.perf_counter() - t
-        acc[1] += len(block)
-        acc[2] += 1
+        s = np.subtract(_sched(), s)
+        totals[threading.get_ident()] += (time.perf_counter() - t, len(block), 1, time.thread_time() - c, *s)
         return out
 
     StreamingDSTFT.process = process
-    return original
 
 
-def engine_alone(x: np.ndarray, params: dict) -> float:
-    """RTF of the engine on ``x`` fed as the application feeds it (what its next block needs)."""
-    import torch
-
-    from rtdstft import StreamingDSTFT
-
-    torch.set_num_threads(1)
-    e = StreamingDSTFT(sample_rate=RATE, **params)
-    work, i = 0.0, 0
-    while i < len(x):
-        k = e.samples_to_next_block
-        t = time.perf_counter()
-        e.process(x[i : i + k])
-        work += time.perf_counter() - t
-        i += k
-    return work / (len(x) / RATE)
+def _wait(ms: int) -> None:
+    """Run the application's event loop for ``ms`` milliseconds."""
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(ms, loop.quit)
+    loop.exec()
 
 
 def history_numbers(window, app) -> tuple[dict, float]:
@@ -120,18 +132,27 @@ def history_numbers(window, app) -> tuple[dict, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="how long to measure the application")
+    p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio measured each way")
+    p.add_argument("--rounds", type=int, default=5, help="alternations of application and engine alone")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     p.add_argument("--n-fft", type=int, help="N (default: suited to 48 kHz)")
     p.add_argument("--hop", type=int, help="H (default: suited to 48 kHz)")
     p.add_argument("--busy", action="store_true", help="keep one more core busy meanwhile")
+    p.add_argument(
+        "--engine-process", action="store_true", help="the application runs its transform in a child process"
+    )
     args = p.parse_args()
+    if args.seconds <= 0 or args.rounds < 1:
+        p.error(f"--seconds must be > 0 and --rounds >= 1, got {args.seconds} and {args.rounds}")
     app = QtWidgets.QApplication(sys.argv[:1])
+    import torch
     from rtdstft_gui.spectrogram import SpectrogramView
     from rtdstft_gui.window import MainWindow
 
+    from rtdstft import StreamConfig, StreamingDSTFT
     from rtdstft.stream import settings_for_rate
 
+    torch.set_num_threads(1)  # as the application's engine thread
     tmp = Path(tempfile.mkdtemp(prefix="rtdstft-perf-"))
     demo.SAMPLE_RATE = RATE
     scene = demo.make_scene()
@@ -145,7 +166,7 @@ def main() -> None:
     if busy is not None:
         busy.start()
 
-    totals: dict = collections.defaultdict(lambda: [0.0, 0, 0])
+    totals: dict = collections.defaultdict(lambda: np.zeros(7))
     _timed_process(totals)
     ticks: list[float] = []
     paints: list[float] = []
@@ -157,7 +178,12 @@ def main() -> None:
         paints.append(time.perf_counter() - t)
 
     SpectrogramView.paintEvent = timed_paint
-    window = MainWindow(settings_path=str(tmp / "s.ini"), recordings_dir=str(tmp), overrides=overrides)
+    window = MainWindow(
+        settings_path=str(tmp / "s.ini"),
+        recordings_dir=str(tmp),
+        overrides=overrides,
+        engine_process=args.engine_process,
+    )
     original_redraw = window.redraw
 
     def timed_redraw():
@@ -171,73 +197,97 @@ def main() -> None:
     window.show()
     window.loop.setChecked(True)
     window.open_file(tmp / "scene48k.wav")
-    mark: dict = {}
+    _wait(int(args.warmup * 1000))  # torch import, first blocks
+    engine_thread = int(window.worker.call(lambda _: threading.get_ident(), timeout=120))
+    settings = window.worker.call(lambda wk: wk.engine_settings())
+    # The engine alone: every setting of the application's engine (bands included), fed as the
+    # application feeds it, timed by the same wrapper, in rounds that alternate with the
+    # application's so that what else runs on the machine weighs on both alike.
+    alone = StreamingDSTFT(config=StreamConfig(**settings))
+    audio = np.tile(scene, int(np.ceil(args.seconds * RATE / len(scene)) + 1)).astype(np.float32)
+    here = threading.get_ident()
+    seg = args.seconds / args.rounds
+    fed = 0
+    ticks.clear()
+    paints.clear()
+    wall = cpu = 0.0
+    redraws = 0
+    in_app = np.zeros(7)
+    dropped = window.stats.dropped_blocks
+    load = os.getloadavg()
 
-    def engine_totals() -> tuple[float, int, int]:
-        wid = int(window.worker.call(lambda _: threading.get_ident()))
-        return tuple(totals[wid])
+    def engine_totals() -> np.ndarray:
+        """The application engine's timed totals; in a child process, only the wall time inside
+        ``process`` there (as the worker reports it), samples and calls."""
+        if not args.engine_process:
+            return totals[engine_thread].copy()
+        work = window.worker.call(lambda wk: wk.work_total.copy(), timeout=120)
+        return np.concatenate([work, np.full(4, np.nan)])
 
-    def start() -> None:
-        ticks.clear()
-        paints.clear()
-        mark.update(
-            redraws=window.redraws,
-            wall=time.perf_counter(),
-            cpu=time.thread_time(),
-            load=os.getloadavg(),
-            engine=engine_totals(),
-            dropped=window.stats.dropped_blocks,
-        )
-
-    def stop_app() -> None:
-        mark["wall"] = time.perf_counter() - mark["wall"]
-        mark["cpu"] = time.thread_time() - mark["cpu"]
-        mark["redraws"] = window.redraws - mark["redraws"]
-        work, samples, calls = engine_totals()
-        mark["rtf"] = (work - mark["engine"][0]) / max((samples - mark["engine"][1]) / RATE, 1e-9)
-        mark["calls"] = (calls - mark["engine"][2]) / mark["wall"]
-        mark["dropped"] = window.stats.dropped_blocks - mark["dropped"]
-        mark["settings"] = window.worker.call(lambda wk: wk.engine_settings())
-        mark["history"] = history_numbers(window, app)
-        window.close()
-        app.quit()
-
-    QtCore.QTimer.singleShot(int(args.warmup * 1000), start)  # torch import, first blocks
-    QtCore.QTimer.singleShot(int((args.warmup + args.seconds) * 1000), stop_app)
-    app.exec()
-    st = mark["settings"]
-    params = {k: st[k] for k in ("n_fft", "hop_length", "adapt", "win_length", "win_min", "win_max")}
-    audio = np.tile(scene, int(np.ceil(args.seconds * RATE / len(scene))))[: int(args.seconds * RATE)]
-    alone = engine_alone(audio.astype(np.float32), params)
+    for _ in range(args.rounds):
+        window.worker.set_playing(True)
+        t, c, r, before = time.perf_counter(), time.thread_time(), window.redraws, engine_totals()
+        while (engine_totals()[1] - before[1]) / RATE < seg:
+            _wait(50)
+        wall += time.perf_counter() - t
+        in_app += engine_totals() - before
+        cpu += time.thread_time() - c
+        redraws += window.redraws - r
+        window.worker.set_playing(False)
+        window.worker.call(lambda _: None)  # the replay has paused
+        end = fed + int(seg * RATE)
+        while fed < end:
+            k = alone.samples_to_next_block
+            alone.process(audio[fed : fed + k])
+            fed += k
+    dropped = window.stats.dropped_blocks - dropped
+    history = history_numbers(window, app)
+    window.close()
     stop.set()
     if busy is not None:
         busy.join()
-    wall = mark["wall"]
 
     def ms(xs):
         return (1000 * float(np.mean(xs)), 1000 * float(np.percentile(xs, 95))) if xs else (0.0, 0.0)
 
-    load = ", ".join(f"{x:.2f}" for x in (*mark["load"], *os.getloadavg()))
+    def per_audio_second(acc):
+        seconds = acc[1] / RATE
+        return acc[0] / seconds, acc[3] / seconds, acc[4] / seconds, acc[5] / acc[2], acc[6] / acc[2]
+
+    app_rtf, *app_rest = per_audio_second(in_app)
+    alone_rtf, *alone_rest = per_audio_second(totals[here])
+    ratio = app_rtf / alone_rtf
+    load = ", ".join(f"{x:.2f}" for x in (*load, *os.getloadavg()))
     print(
-        f"replay 48 kHz, N={st.get('n_fft')}, H={st.get('hop_length')}, adapt={st.get('adapt')}, "
-        f"{os.environ['QT_QPA_PLATFORM']}, {wall:.1f} s measured on {os.cpu_count()} cores"
+        f"replay 48 kHz, N={settings['n_fft']}, H={settings['hop_length']}, adapt={settings['adapt']}, "
+        f"bands={settings['bands']}, {os.environ['QT_QPA_PLATFORM']}, {args.seconds:g} s of audio each way "
+        f"in {args.rounds} alternating rounds on {os.cpu_count()} cores"
         f"{', one more core kept busy' if args.busy else ''}"
+        f"{', the transform in a child process' if args.engine_process else ''}"
     )
     print(f"load average (1, 5, 15 min) before / after: {load}")
     print(f"paint events delivered/s (view):   {len(paints) / wall:6.1f}")
-    print(f"redraw ticks/s that moved it:      {mark['redraws'] / wall:6.1f}")
+    print(f"redraw ticks/s that moved it:      {redraws / wall:6.1f}")
     print("time per paint event:              mean {:.2f} ms, p95 {:.2f} ms".format(*ms(paints)))
     print("time per redraw tick:              mean {:.2f} ms, p95 {:.2f} ms".format(*ms(ticks)))
-    print(f"GUI thread CPU:                    {100 * mark['cpu'] / wall:5.1f} % of one core")
-    print(f"engine calls/s in the application: {mark['calls']:6.1f}")
-    print(f"engine RTF in the application:     {mark['rtf']:.4f}")
-    print(f"engine RTF alone (same settings):  {alone:.4f}")
-    print(f"ratio application / alone:         {mark['rtf'] / alone:.2f}")
-    print(f"dropped blocks:                    {mark['dropped']}")
-    sizes, redraws = mark["history"]
+    print(f"GUI thread CPU:                    {100 * cpu / wall:5.1f} % of one core")
+    print(f"engine calls/s in the application: {in_app[2] / wall:6.1f}")
+    print("engine, per second of audio (s) and per call (switches):")
+    print("                                 wall (RTF)   CPU   runnable, no CPU   rest   blocked  preempted")
+    for name, rtf, (c, w, v, i) in (
+        ("in the application", app_rtf, app_rest),
+        ("alone", alone_rtf, alone_rest),
+    ):
+        print(f"  {name:<26} {rtf:10.4f} {c:8.4f} {w:12.4f} {rtf - c - w:12.4f} {v:8.2f} {i:9.2f}")
+    print(f"engine RTF in the application:     {app_rtf:.4f}")
+    print(f"engine RTF alone (same settings):  {alone_rtf:.4f}")
+    verdict = "met" if ratio <= MAX_RATIO else "NOT met"
+    print(f"ratio application / alone:         {ratio:.2f} ({verdict}: target <= {MAX_RATIO})")
+    print(f"dropped blocks:                    {dropped}")
+    sizes, redraws_s = history
     for (n, h), mb in sizes.items():
         print(f"history, 10 min at 48 kHz, N={n}, H={h}: {mb:6.1f} MB")
-    print(f"scrolling a full 10-min history:   {redraws:6.1f} redraws/s")
+    print(f"scrolling a full 10-min history:   {redraws_s:6.1f} redraws/s")
 
 
 if __name__ == "__main__":
