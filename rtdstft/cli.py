@@ -788,7 +788,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         "--steadiness",
         type=float,
         metavar="NATS",
-        help="how much better (nats per unit of |Δ log θ|) a new θ must be before θ moves, >= 0 "
+        help="how much better (nats per unit of |Δ log θ|) a new θ must be before θ moves while the "
+        "level holds (within 6 dB), >= 0 "
         f"(default: {d.steadiness:g})",
     )
     g.add_argument(

@@ -127,8 +127,9 @@ class StreamConfig:
         radius: r, frames either side in the local entropy, an integer >= 0.
         normalization: window gain, one of ``NORMALIZATIONS`` ("l1": N/θ, "peak": 1).
         steadiness: nats per unit of |Δ log θ|, finite and >= 0, by which a move of θ must lower J
-            when the context, too, is taken at each θ (see :mod:`rtdstft.online`); what keeps θ
-            still on stationary sound. Default 0.15.
+            when the context, too, is taken at each θ, where the sound's level holds (within 6 dB
+            of the frames before; a larger change of level lets the move stand, see
+            :mod:`rtdstft.online`); what keeps θ still on stationary sound. Default 0.15.
         bands: B, an integer in [1, 8]: one θ per block (1) or one per frequency band
             (:mod:`rtdstft.bands`: a perfect-reconstruction split, each band its own DSTFT, the
             spectrum their sum; the split's look-ahead adds ``split_delay`` samples of latency).

@@ -11,7 +11,19 @@ import torch
 
 import rtdstft
 from rtdstft.bands import BandSplit, band_bins, banded_dstft, default_band_edges
-from rtdstft.scenes import band_report, click_train, overlap_scenes, scene, steady_tones, stream_all
+from rtdstft.bench import FSDD_WORDS, QUALITY_SCENES
+from rtdstft.entropy import entropy
+from rtdstft.scenes import (
+    adaptation_report,
+    band_report,
+    block_oracle,
+    click_train,
+    overlap_scenes,
+    scene,
+    speech,
+    steady_tones,
+    stream_all,
+)
 from rtdstft.stream import settings_for_rate
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
@@ -181,6 +193,55 @@ def test_theta_follows_a_tone_to_clicks_switch_within_two_blocks():
     settled = np.median(blocks[switch + 6 :])
     assert blocks[switch - 1] > settled + 1.0, "on the tone θ should be long"
     assert abs(blocks[switch + 2] - settled) <= np.log(1.2), np.exp(blocks[switch - 1 : switch + 4])
+
+
+@pytest.mark.parametrize("name", [*QUALITY_SCENES, "clicks → tones → chirp → speech (FSDD)"])
+def test_time_only_engine_closes_nine_tenths_of_the_gap_on_every_quality_scene(name):
+    """The quality bench's scenes, whole, at its settings (48 kHz, N = 2048, H = 256, K = 8, r = 4):
+    entropies are deterministic, so this holds on any machine."""
+    sr = 48000
+    if name in QUALITY_SCENES:
+        parts = QUALITY_SCENES[name]
+    else:
+        if not FSDD.is_dir():
+            pytest.skip(NO_DATA)
+        parts = [
+            ("clicks", 1.0),
+            ("tones", 1.0),
+            ("chirp", 1.0),
+            (speech([FSDD / w for w in FSDD_WORDS], sr), None),
+        ]
+    r = adaptation_report(scene(parts, sr), sr, 2048, 256, block_frames=8, radius=4)
+    assert r["oracle"] <= r["best_fixed"]
+    assert r["gap_closed"] >= 0.9, {k: v for k, v in r.items() if k != "theta"}
+
+
+def test_block_oracle_is_the_best_sequence_of_one_theta_per_block():
+    """Against brute force over every sequence of 4 grid θ on 4 blocks, each scored by the local
+    entropy of the transform with that θ per frame."""
+    sr, k, r = 16000, 4, 2
+    x = np.concatenate([click_train(0.015, sr, rate=200.0), steady_tones(0.015, sr)])  # 480 samples
+    x = torch.from_numpy(x + 1e-4 * np.random.default_rng(3).standard_normal(len(x)))
+    t = rtdstft.DSTFT(128, 32, win_min=40, win_max=128)
+    grid = np.geomspace(40, 128, 4)
+    n_frames = t.num_frames(len(x))
+    n_blocks = -(-n_frames // k)
+    assert n_blocks == 4
+    spectra = [t(x, float(g)) for g in grid]
+    power = [s.abs() ** 2 for s in spectra]
+    z = np.stack([p.sum(0).double().numpy() for p in power])
+    q = np.stack([(p * torch.log(p + torch.finfo(p.dtype).tiny)).sum(0).double().numpy() for p in power])
+    value, choice = block_oracle(z, q, k, r)
+
+    def scored(seq):
+        theta = torch.from_numpy(grid[np.repeat(seq, k)[:n_frames]])
+        return float(entropy(t(x, theta), radius=r).mean())
+
+    brute = min(scored(np.array(seq)) for seq in np.ndindex(*(len(grid),) * n_blocks))
+    assert value == pytest.approx(brute, abs=1e-5)
+    assert scored(choice) == pytest.approx(value, abs=1e-5)
+    with pytest.raises(ValueError, match="radius must be in"):
+        block_oracle(z, q, 4, 3)
 
 
 # ---- quality (must hold 3) -----------------------------------------------------------------------
