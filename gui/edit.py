@@ -285,22 +285,8 @@ class EditPanel(QtWidgets.QGroupBox):
                 src, _cfg, _x, _sr, theta, cfg = self._analysed()
                 edit_file(src, path, edits, config=cfg, subtype=subtype, overwrite=True, theta=theta)
 
-        self._in_engine_thread(write)
+        self._run(lambda _worker: write())  # in the engine thread; what it raises is raised here
         return Path(path)
-
-    def _in_engine_thread(self, fn: Callable[[], object]) -> object:
-        """``fn()`` run in the engine thread; what it raises is raised here."""
-
-        def guarded(_worker) -> tuple:
-            try:
-                return fn(), None
-            except Exception as exc:  # noqa: BLE001 - handed back to the caller, raised there
-                return None, exc
-
-        result, error = self._run(guarded)
-        if error is not None:
-            raise error
-        return result
 
     def _export_dialog(self) -> None:
         src = self._source()

@@ -225,18 +225,26 @@ class EngineWorker(QtCore.QThread):
         self.post(lambda: self._play(make(), sample_rate, device))
 
     def call(self, fn: Callable[[EngineWorker], object], timeout: float = 5.0) -> object:
-        """Run ``fn(worker)`` in the worker thread and return its result (for tests and tools)."""
+        """Run ``fn(worker)`` in the worker thread and return its result; what ``fn`` raises is
+        raised here (at once, not after ``timeout``)."""
         box: list = []
         done = threading.Event()
 
         def run() -> None:
-            box.append(fn(self))
-            done.set()
+            try:
+                box.append((fn(self), None))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller, raised there
+                box.append((None, exc))
+            finally:
+                done.set()
 
         self.post(run)
         if not done.wait(timeout):
             raise TimeoutError("the engine thread did not answer")
-        return box[0]
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result
 
     # -- the thread -------------------------------------------------------------------------------
 

@@ -573,6 +573,19 @@ def test_device_lost_mid_stream_stops_with_a_message(qtbot, make_window, monkeyp
     assert w.isVisible()
 
 
+def test_a_call_into_the_engine_thread_raises_what_it_raised(make_window):
+    """The selection and edit panels run their maths through ``worker.call``: an error there must
+    reach them as itself (they show it), not as the call's time-out after a silent wait."""
+    w = make_window()
+
+    def fail(_worker):
+        raise ValueError("the history holds nothing there")
+
+    with pytest.raises(ValueError, match="holds nothing"):
+        w.worker.call(fail, timeout=600.0)
+    assert w.worker.call(lambda wk: 7) == 7  # the thread goes on
+
+
 def test_nan_samples_do_not_blank_the_picture(qtbot, make_window, tmp_path, every_sample):
     t = np.arange(3 * SR) / SR
     x = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
