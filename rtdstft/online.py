@@ -50,6 +50,9 @@ Cost per block: (C + 1 + 2·steps) · K real FFTs of size N and O(C·K·N) eleme
 FFTs when a move is proposed.
 
 :class:`BandedAdapter` does the same per frequency band, on band-restricted local entropies.
+:class:`LockstepAdapter` steps I streams side by side (the files of a corpus), each item's θ and
+spectra bit for bit those of its own :class:`OnlineAdapter`, its candidates evaluated with the other
+items' in one batched FFT.
 """
 
 from __future__ import annotations
