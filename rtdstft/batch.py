@@ -14,9 +14,13 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   ``overwrite``); a file analysed again supersedes its older row, which is removed at the end;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
-- local processes (``workers``, one torch thread each; a worker holds one file's analysis at a
-  time, and rows go to disk a shard at a time, so memory does not grow with the corpus), or a Ray
-  Data pipeline on a Ray cluster (``ray_address``), which gives the same rows.
+- local processes (``workers``, one torch thread each by default; a worker holds the analyses of
+  at most ``batch_files`` files at a time, and rows go to disk a shard at a time, so memory does
+  not grow with the corpus), or a Ray Data pipeline on a Ray cluster (``ray_address``), which
+  gives the same rows;
+- files side by side: a worker runs up to ``batch_files`` files of one configuration through one
+  lockstep engine (:func:`analyze_rows`), each file's θ and row exactly those it gets alone, at a
+  fraction of the per-block overhead (short files, thousands of them, are the case it is for).
 
 Row (one per file): path (absolute), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
 file; several are mixed down to mono as ``rtdstft analyze`` does), frames (samples per channel),
@@ -54,6 +58,8 @@ __all__ = [
     "FileAnalysis",
     "BatchSummary",
     "analyze_file",
+    "analyze_row",
+    "analyze_rows",
     "engine_config",
     "check_config",
     "expand_inputs",
@@ -323,44 +329,68 @@ def analyze_row(
     row has ``status = "error"`` and the message (``"cut short"`` and a note for a file that holds
     fewer samples than its header states, analysed as far as it decodes). ``out_dir``: where to
     write the dB spectrogram (``_spectrograms/`` under it), or None for none."""
-    row = _row(path)
-    size = row["size"]
-    spec_rel = _spectrogram_name(path) if out_dir is not None else None
-    tmp: Path | None = None
+    maker = _RowMaker(path, out_dir)
     try:
-        if size is None:
-            raise OSError(f"{path}: not a regular file that can be read (missing, a folder, a FIFO, ...)")
-        meter: _LocalEntropy | None = None
-        image: np.ndarray | None = None
+        maker.check()
+        return maker.finish(analyze_file(path, options, on_output=maker.take, device=device))
+    except Exception as exc:  # a bad file is a row, never the end of the run
+        return maker.fail(exc)
+    finally:
+        maker.close()
 
-        def take(out: Any, cfg: StreamConfig, n_frames: int) -> None:
-            nonlocal meter, image, tmp
-            if meter is None:
-                meter = _LocalEntropy(cfg.entropy, cfg.alpha, cfg.radius)
-            meter.add(out.spec, final=False)
-            if spec_rel is not None and out.n_frames:
-                if image is None:
-                    tmp = Path(out_dir, spec_rel + f".tmp-{uuid.uuid4().hex[:8]}")
-                    tmp.parent.mkdir(parents=True, exist_ok=True)
-                    image = np.lib.format.open_memmap(
-                        tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
-                    )
-                idx = out.frame_index
-                image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
 
-        result = analyze_file(path, options, on_output=take, device=device)
+class _RowMaker:
+    """One file's row in the making: the engine's outputs go to :meth:`take` in order (the local
+    entropy's meter, the spectrogram's memory-mapped file), then :meth:`finish` or :meth:`fail`
+    gives the row, and :meth:`close` removes what a failure left."""
+
+    def __init__(self, path: str, out_dir: str | None) -> None:
+        self.path, self.out_dir = path, out_dir
+        self.row = _row(path)
+        self.spec_rel = _spectrogram_name(path) if out_dir is not None else None
+        self.tmp: Path | None = None
+        self.meter: _LocalEntropy | None = None
+        self.image: np.ndarray | None = None
+
+    def check(self) -> None:
+        """Raises OSError when the path is no regular file (the row's size is then unknown)."""
+        if self.row["size"] is None:
+            raise OSError(
+                f"{self.path}: not a regular file that can be read (missing, a folder, a FIFO, ...)"
+            )
+
+    def take(self, out: Any, cfg: StreamConfig, n_frames: int) -> None:
+        """The next frames (a StreamOutput's spec, win_length, frame_index) of a file of ``n_frames``."""
+        if self.meter is None:
+            self.meter = _LocalEntropy(cfg.entropy, cfg.alpha, cfg.radius)
+        self.meter.add(out.spec, final=False)
+        if self.spec_rel is not None and out.n_frames:
+            if self.image is None:
+                self.tmp = Path(self.out_dir, self.spec_rel + f".tmp-{uuid.uuid4().hex[:8]}")
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)
+                self.image = np.lib.format.open_memmap(
+                    self.tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
+                )
+            idx = out.frame_index
+            self.image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
+
+    def finish(self, result: FileAnalysis) -> dict[str, Any]:
+        """The row of a file analysed to its end."""
+        meter, image, out_dir, spec_rel = self.meter, self.image, self.out_dir, self.spec_rel
         assert meter is not None
         meter.add(np.zeros((0, result.config.n_fft // 2 + 1), np.complex64), final=True)
         if image is not None:
             n_frames = result.theta.shape[0]
             if n_frames < image.shape[1]:  # cut short: fewer frames than its header promised
                 np.save(Path(out_dir, spec_rel + ".tmp-cut"), np.asarray(image[:, :n_frames]))
-                os.replace(Path(out_dir, spec_rel + ".tmp-cut.npy"), tmp)
+                os.replace(Path(out_dir, spec_rel + ".tmp-cut.npy"), self.tmp)
             else:
                 image.flush()
+            self.image = None
             del image
-            os.replace(tmp, Path(out_dir, spec_rel))
-            tmp = None
+            os.replace(self.tmp, Path(out_dir, spec_rel))
+            self.tmp = None
+        row = self.row
         row.update(_summary(result, meter.mean))
         row["spectrogram"] = spec_rel
         if result.cut_short:
@@ -369,14 +399,305 @@ def analyze_row(
                 error=f"the file holds {result.frames} samples per channel, its header states "
                 f"{result.declared_frames}; analysed what it holds",
             )
-    except Exception as exc:  # a bad file is a row, never the end of the run
+        return row
+
+    def fail(self, exc: Exception) -> dict[str, Any]:
+        """The error row of a file whose analysis raised ``exc``."""
         message = " ".join(str(exc).split()) or type(exc).__name__
-        row = _row(path, f"{type(exc).__name__}: {message}")
-    finally:
-        if tmp is not None:
+        return _row(self.path, f"{type(exc).__name__}: {message}")
+
+    def close(self) -> None:
+        self.image = None
+        if self.tmp is not None:
             with contextlib.suppress(OSError):
-                tmp.unlink()
-    return row
+                self.tmp.unlink()
+            self.tmp = None
+
+
+# -- files in lockstep ---------------------------------------------------------------------------
+
+#: Files of one configuration analysed side by side by default (``rtdstft batch --batch-files``).
+BATCH_FILES = 32
+#: The most torch threads a worker may be given.
+MAX_THREADS = 256
+
+
+def lockstep_ready(cfg: StreamConfig) -> bool:
+    """Whether files with settings ``cfg`` can go through :class:`~rtdstft.online.LockstepAdapter`:
+    one band, θ adapted by the bracket and parabola (no gradient steps), a θ range wider than a
+    point. Other files are analysed alone, with the same rows."""
+    return cfg.adapt and cfg.bands == 1 and cfg.steps == 0 and cfg.win_min < cfg.win_max
+
+
+def analyze_rows(
+    paths: Sequence[str],
+    options: Mapping[str, Any] | None,
+    out_dir: str | None = None,
+    device: str = "cpu",
+    batch_files: int = BATCH_FILES,
+) -> list[dict[str, Any]]:
+    """The rows of ``paths``, in order, each exactly the row :func:`analyze_row` gives.
+
+    Files are grouped by their engine settings (files of one sample rate share them), each group
+    sorted longest first and cut into runs of ``batch_files`` files that go through one
+    :class:`~rtdstft.online.LockstepAdapter` side by side, a block of K frames of every file per
+    step; a file that ends leaves its run, the others go on. A file that cannot be opened, whose
+    settings the lockstep does not take (:func:`lockstep_ready`), or whose run fails, is analysed
+    alone by :func:`analyze_row`.
+    """
+    if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
+        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+    rows: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[tuple[int, str, StreamConfig]]] = {}
+    configs: dict[int, StreamConfig | None] = {}  # by sample rate (None: refused)
+    for path in paths:
+        probe = _probe(path, options, configs) if batch_files > 1 else None
+        if probe is None:
+            rows[path] = analyze_row(path, options, out_dir, device)
+        else:
+            cfg, frames = probe
+            groups.setdefault(json.dumps(cfg.as_dict(), sort_keys=True), []).append((frames, path, cfg))
+    for group in groups.values():
+        group.sort(key=lambda t: -t[0])  # longest first: the runs stay full while files end
+        for i in range(0, len(group), batch_files):
+            run = group[i : i + batch_files]
+            rows.update(_lockstep_rows([p for _, p, _ in run], run[0][2], options, out_dir, device, configs))
+    return [rows[p] for p in paths]
+
+
+def _probe(
+    path: str, options: Mapping[str, Any] | None, configs: dict[int, StreamConfig | None]
+) -> tuple[StreamConfig, int] | None:
+    """(engine settings, samples per channel the header states) of a file the lockstep can take,
+    else None (the file is then analysed alone, which also makes the row of a bad one).
+    ``configs``: the settings by sample rate found so far (None where refused), added to."""
+    if _stat(path)[0] is None:
+        return None
+    try:
+        import soundfile as sf
+
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001 - analysed alone, which reports the error in its row
+        return None
+    cfg = _rate_config(options, info.samplerate, configs)
+    return (cfg, int(info.frames)) if cfg is not None and lockstep_ready(cfg) else None
+
+
+def _rate_config(
+    options: Mapping[str, Any] | None, rate: int, configs: dict[int, StreamConfig | None]
+) -> StreamConfig | None:
+    """:func:`engine_config` at ``rate``, remembered in ``configs``; None where it refuses."""
+    if rate not in configs:
+        try:
+            configs[rate] = engine_config(options, rate)
+        except Exception:  # noqa: BLE001 - such files are analysed alone, their rows say why
+            configs[rate] = None
+    return configs[rate]
+
+
+def _lockstep_rows(
+    paths: Sequence[str],
+    cfg: StreamConfig,
+    options: Mapping[str, Any] | None,
+    out_dir: str | None,
+    device: str,
+    configs: dict[int, StreamConfig | None],
+) -> dict[str, dict[str, Any]]:
+    """{path: row} of files of settings ``cfg``, run side by side (see :func:`analyze_rows`)."""
+    import torch
+
+    from .online import LockstepAdapter
+
+    lanes: list[_Lane] = []
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for path in paths:
+            lane = _Lane(path, cfg, lambda rate: _rate_config(options, rate, configs), out_dir)
+            if lane.error is not None or lane.src is None:
+                rows[path] = lane.end(lane.error)
+            else:
+                lanes.append(lane)
+        if not lanes:
+            return rows
+        adapter = LockstepAdapter(
+            cfg.n_fft,
+            len(lanes),
+            radius=cfg.radius,
+            kind=cfg.entropy,
+            alpha=cfg.alpha,
+            smoothness=cfg.smoothness,
+            steadiness=cfg.steadiness,
+            normalization=cfg.normalization,
+            device=device,
+        )
+        theta = np.full(len(lanes), float(np.clip(cfg.win_length, cfg.win_min, cfg.win_max)))
+        active = list(range(len(lanes)))
+        while active:
+            by_count: dict[int, list[int]] = {}
+            for j in active:
+                count = lanes[j].next_block()
+                if count:
+                    by_count.setdefault(count, []).append(j)
+            for count, js in by_count.items():
+                frames = torch.from_numpy(np.stack([lanes[j].frames(count) for j in js])).to(device)
+                t, spec = adapter.step(frames, theta[js], cfg.win_min, cfg.win_max, items=js)
+                spec = spec.cpu().numpy()
+                for q, j in enumerate(js):
+                    theta[j] = t[q]
+                    lanes[j].emit(spec[q], t[q])
+            still = []
+            for j in active:
+                if lanes[j].done:
+                    rows[lanes[j].path] = lanes[j].end(lanes[j].error)
+                else:
+                    still.append(j)
+            active = still
+    except Exception:  # noqa: BLE001 - a run that fails as a whole: its files are analysed alone
+        for lane in lanes:
+            lane.close()
+        return {p: rows[p] if p in rows else analyze_row(p, options, out_dir, device) for p in paths}
+    return rows
+
+
+class _Lane:
+    """One file of a lockstep run: its reader (the reads :func:`analyze_file` makes), its samples
+    with the N/2 zeros before them, its θ track, and its row in the making, which gets the frames in
+    the pieces the streaming engine would emit them in (the local entropy's sums are added in that
+    order)."""
+
+    def __init__(self, path: str, cfg: StreamConfig, config: Callable[[int], Any], out_dir: str | None):
+        from .audio import FileSource
+
+        self.path, self.cfg = path, cfg
+        self.maker = _RowMaker(path, out_dir)
+        self.src: Any = None
+        self.error: Exception | None = None
+        try:
+            self.maker.check()
+            self.src = FileSource(path, realtime=False)
+            if config(self.src.sample_rate) != cfg:
+                raise RuntimeError("the file's settings changed since it was probed")
+        except Exception as exc:  # noqa: BLE001 - the row says what happened
+            self.error = exc
+            return
+        h, n = cfg.hop_length, cfg.n_fft
+        self.read_size = READ_BLOCKS * cfg.block_frames * h
+        self.planned = 1 + self.src.frames // h  # the spectrogram's width (as analyze_file plans it)
+        self.theta = np.full(self.planned, np.nan, np.float32)
+        self.buf = np.zeros(n // 2, np.float32)  # padded samples from padded index ``buf_start``
+        self.buf_start = 0
+        self.samples = 0  # samples read
+        self.total: int | None = None  # samples in the file, once its end was read
+        self.next_frame = 0
+        self.pending: list[tuple[np.ndarray, float]] = []  # emitted blocks not yet handed on
+        self.handed = 0  # frames handed on to the row
+        self.cuts: list[int] = []  # frame counts after which the streaming engine emits
+        self.done = False
+
+    def _read(self) -> None:
+        cfg = self.cfg
+        x = self.src.read(self.read_size)
+        if not x.size:
+            self.total = self.samples
+            return
+        self.buf = np.concatenate([self.buf, x.astype(np.float32, copy=False)])
+        self.samples += x.shape[0]
+        # The engine emits, after this read, the whole blocks of the frames whose samples are in.
+        ready = max(0, (cfg.n_fft // 2 + self.samples - cfg.n_fft) // cfg.hop_length + 1)
+        self.cuts.append(ready - ready % cfg.block_frames)
+
+    def next_block(self) -> int:
+        """Reads what the next block needs; returns its frame count (0 when the lane has failed)."""
+        cfg = self.cfg
+        k, h, n = cfg.block_frames, cfg.hop_length, cfg.n_fft
+        try:
+            need = (self.next_frame + k - 1) * h + n // 2  # samples the block's last frame covers
+            while self.total is None and self.samples < need:
+                self._read()
+        except Exception as exc:  # noqa: BLE001 - this file fails; the others go on
+            self.error, self.done = exc, True
+            return 0
+        if self.total is None:
+            return k
+        return min(k, 1 + self.total // h - self.next_frame)
+
+    def frames(self, count: int) -> np.ndarray:
+        """The next block's ``count`` frames [count, N] (zeros after the file's end)."""
+        h, n = self.cfg.hop_length, self.cfg.n_fft
+        lo = self.next_frame * h - self.buf_start
+        hi = lo + (count - 1) * h + n
+        if hi > self.buf.shape[0]:
+            self.buf = np.concatenate([self.buf, np.zeros(hi - self.buf.shape[0], np.float32)])
+        block = self.buf[lo:hi]
+        return np.lib.stride_tricks.as_strided(block, (count, n), (h * block.strides[0], block.strides[0]))
+
+    def emit(self, spec: np.ndarray, theta: float) -> None:
+        """Takes the block's spectra [count, M] at θ; hands on what the engine would have emitted."""
+        cfg = self.cfg
+        self.next_frame += spec.shape[0]
+        self.pending.append((spec, theta))
+        drop = self.next_frame * cfg.hop_length - self.buf_start  # samples no later frame needs
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.buf_start += drop
+        last = self.total is not None and self.next_frame >= 1 + self.total // cfg.hop_length
+        while self.cuts and self.cuts[0] <= self.handed:
+            self.cuts.pop(0)
+        self.done = last
+        if last or (self.cuts and self.next_frame >= self.cuts[0]):
+            try:
+                self._hand_on()
+            except Exception as exc:  # noqa: BLE001 - this file fails (as it would alone); the others go on
+                self.error, self.done = exc, True
+
+    def _hand_on(self) -> None:
+        from .stream import StreamOutput
+
+        cfg = self.cfg
+        spec = np.concatenate([p[0] for p in self.pending])
+        theta = np.concatenate([np.full(p[0].shape[0], p[1], np.float32) for p in self.pending])
+        index = np.arange(self.handed, self.handed + spec.shape[0], dtype=np.int64)
+        self.pending = []
+        self.theta[index] = theta
+        out = StreamOutput(
+            spec, theta, index, index * (cfg.hop_length / cfg.sample_rate), np.zeros(0, np.float32)
+        )
+        self.handed += spec.shape[0]
+        self.maker.take(out, cfg, self.planned)
+
+    def end(self, error: Exception | None) -> dict[str, Any]:
+        """The lane's row (closes its reader)."""
+        try:
+            if error is not None:
+                return self.maker.fail(error)
+            src, cfg = self.src, self.cfg
+            frames = src.frames
+            n_frames = 1 + frames // cfg.hop_length
+            theta = self.theta[:n_frames]
+            if np.isnan(theta).any():
+                raise RuntimeError("the engine did not emit every frame")
+            times = np.arange(n_frames) * (cfg.hop_length / src.sample_rate)
+            result = FileAnalysis(
+                Path(self.path),
+                src.sample_rate,
+                src.file_channels,
+                frames,
+                cfg,
+                theta,
+                times,
+                src.declared_frames,
+            )
+            return self.maker.finish(result)
+        except Exception as exc:  # noqa: BLE001 - a bad file is a row
+            return self.maker.fail(exc)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.src is not None:
+            self.src.close()
+            self.src = None
+        self.maker.close()
 
 
 def _row(path: str, error: str | None = None) -> dict[str, Any]:
@@ -416,10 +737,14 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> Any:
 
 
 def _analyze_many(
-    paths: Sequence[str], options: Mapping[str, Any] | None, out_dir: str | None, device: str
+    paths: Sequence[str],
+    options: Mapping[str, Any] | None,
+    out_dir: str | None,
+    device: str,
+    batch_files: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Rows of ``paths`` and this process's peak resident memory so far (bytes)."""
-    return [analyze_row(p, options, out_dir, device) for p in paths], _peak_rss()
+    """Rows of ``paths`` (:func:`analyze_rows`) and this process's peak resident memory so far (bytes)."""
+    return analyze_rows(paths, options, out_dir, device, batch_files), _peak_rss()
 
 
 def _peak_rss() -> int:
@@ -608,10 +933,10 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[i : i + size])
 
 
-def _init_worker() -> None:
+def _init_worker(threads: int = 1) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
 
 
 def _local_results(
@@ -622,10 +947,13 @@ def _local_results(
     device: str,
     peak: list[int],
     log: Callable[[str], None] | None = None,
+    batch_files: int = BATCH_FILES,
+    threads: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Rows of ``todo`` as they finish: in this process for one worker, else a process pool, a few
-    tasks in flight per worker so that memory does not grow with the corpus. ``peak[0]`` is raised
-    to the largest peak resident memory of a worker (bytes).
+    tasks in flight per worker so that memory does not grow with the corpus; a task is up to
+    ``batch_files`` files (:func:`analyze_rows`), each worker runs ``threads`` torch threads.
+    ``peak[0]`` is raised to the largest peak resident memory of a worker (bytes).
 
     A worker that dies (the out-of-memory killer, a crash in a decoder) takes its pool with it, and
     which of the files in flight killed it is not known: each of them is then run alone in a worker
@@ -633,20 +961,20 @@ def _local_results(
     if workers == 1:
         import torch
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
-            for path in todo:
-                yield analyze_row(path, options, out_dir, device)
+            for chunk in _chunks(todo, 4 * batch_files):  # a few runs' worth: grouped longest first
+                yield from analyze_rows(chunk, options, out_dir, device, batch_files)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
             peak[0] = max(peak[0], _peak_rss())
         return
-    job = (options, out_dir, device)
-    tasks = _chunks(todo, max(1, min(16, len(todo) // (workers * 8) or 1)))
+    job = (options, out_dir, device, batch_files)
+    tasks = _chunks(todo, max(1, min(batch_files, len(todo) // (workers * 8) or 1)))
     while True:
         lost: list[list[str]] = []
-        yield from _pool_rows(tasks, job, workers, 4 * workers, lost, peak)
+        yield from _pool_rows(tasks, job, workers, 4 * workers, lost, peak, threads)
         if not lost:
             return
         alone = iter([[p] for chunk in lost for p in chunk])
@@ -654,7 +982,7 @@ def _local_results(
             log(f"a worker process died: the {sum(map(len, lost))} files in flight are run again, one by one")
         while True:
             died: list[list[str]] = []
-            yield from _pool_rows(alone, job, 1, 1, died, peak)
+            yield from _pool_rows(alone, job, 1, 1, died, peak, threads)
             if not died:
                 break
             yield _row(died[0][0], "WorkerDied: the worker process died analysing this file (out of memory?)")
@@ -667,6 +995,7 @@ def _pool_rows(
     in_flight: int,
     lost: list[list[str]],
     peak: list[int],
+    threads: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Rows of ``tasks`` (lists of paths, taken as needed) from a new pool of ``workers`` processes
     (forkserver, or spawn where there is none: never a fork of a process whose torch threads run),
@@ -680,7 +1009,9 @@ def _pool_rows(
     context = mp.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(["rtdstft.batch", "rtdstft.stream", "rtdstft.audio"])
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
         pending: dict[Any, list[str]] = {}
 
         def submit() -> None:
@@ -715,9 +1046,12 @@ def _ray_results(
     out_dir: str | None,
     address: str | None,
     device: str,
+    batch_files: int = BATCH_FILES,
+    threads: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Rows of ``todo`` through a Ray Data pipeline: the paths as a dataset, ``map_batches`` through
-    :func:`analyze_row` on the cluster's workers (one CPU each), streamed back as Arrow batches."""
+    :func:`analyze_rows` on the cluster's workers (one CPU each, ``threads`` torch threads),
+    ``batch_files`` paths a batch, streamed back as Arrow batches."""
     ray = _extra("ray", "scale")
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
@@ -726,8 +1060,14 @@ def _ray_results(
     ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 200)))
     ds = ds.map_batches(
         _RayAnalysis,
-        fn_constructor_kwargs=dict(options=dict(options or {}), out_dir=out_dir, device=device),
-        batch_size=16,
+        fn_constructor_kwargs=dict(
+            options=dict(options or {}),
+            out_dir=out_dir,
+            device=device,
+            batch_files=batch_files,
+            threads=threads,
+        ),
+        batch_size=batch_files,
         batch_format="pyarrow",
         concurrency=(1, max(1, int(ray.available_resources().get("CPU", 1)))),
         num_cpus=1,
@@ -740,13 +1080,15 @@ def _ray_results(
 class _RayAnalysis:
     """The Ray Data stage: a batch of paths -> their rows as an Arrow table."""
 
-    def __init__(self, options: dict[str, Any], out_dir: str | None, device: str) -> None:
-        _init_worker()
-        self.options, self.out_dir, self.device = options, out_dir, device
+    def __init__(
+        self, options: dict[str, Any], out_dir: str | None, device: str, batch_files: int, threads: int
+    ) -> None:
+        _init_worker(threads)
+        self.options, self.out_dir, self.device, self.batch_files = options, out_dir, device, batch_files
 
     def __call__(self, batch: Any) -> Any:
         paths = batch.column("path").to_pylist()
-        return _table([analyze_row(p, self.options, self.out_dir, self.device) for p in paths])
+        return _table(analyze_rows(paths, self.options, self.out_dir, self.device, self.batch_files))
 
 
 def run_batch(
@@ -763,6 +1105,8 @@ def run_batch(
     device: str = "cpu",
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    batch_files: int = BATCH_FILES,
+    threads: int = 1,
 ) -> BatchSummary:
     """The adaptive analysis of every file named by ``inputs`` into the Parquet dataset ``output``
     (a folder; see the module's docstring for the rows and the layout).
@@ -786,6 +1130,9 @@ def run_batch(
         progress: draw a progress bar (tqdm) on stderr: files/s and hours of audio per second.
         log: called with a line for each shard committed and each worker process that died
             (default: nothing).
+        batch_files: files of one configuration analysed side by side in a worker (>= 1; see
+            :func:`analyze_rows`); the rows are the same whatever it is.
+        threads: torch threads per worker (>= 1).
     """
     if workers is None:
         workers = os.cpu_count() or 1
@@ -793,6 +1140,12 @@ def run_batch(
         raise ValueError(f"workers must be an integer >= 1 (processes), got {workers!r}")
     if isinstance(shard_files, bool) or not isinstance(shard_files, int) or shard_files < 1:
         raise ValueError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
+    if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
+        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(
+            f"threads must be an integer in 1..{MAX_THREADS} (torch threads per worker), got {threads!r}"
+        )
     if not (isinstance(shard_seconds, (int, float)) and shard_seconds > 0):
         raise ValueError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
     check_config(lambda rate: engine_config(options, rate))
@@ -814,9 +1167,11 @@ def run_batch(
     peak = [0]
     t0 = time.perf_counter()
     rows = (
-        _ray_results(todo, options, out_dir, ray_address, device)
+        _ray_results(todo, options, out_dir, ray_address, device, batch_files, threads)
         if use_ray
-        else _local_results(todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log)
+        else _local_results(
+            todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log, batch_files, threads
+        )
     )
     tqdm = _extra("tqdm", "batch").tqdm
     bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)

@@ -705,17 +705,27 @@ FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recor
 
 
 def run_batch_bench(
-    corpus: Path = FSDD, files: int | None = None, workers: tuple[int, ...] = (1, 2), ray: bool = True
+    corpus: Path = FSDD,
+    files: int | None = None,
+    workers: tuple[int, ...] = (1, 2),
+    ray: bool = True,
+    batch_files: int = 32,
+    rounds: int = 3,
 ) -> list[dict]:
     """Corpus throughput: ``rtdstft batch`` over ``corpus`` (the first ``files`` files, default all)
+    with each file alone (``--batch-files 1``, one worker), then ``batch_files`` files side by side
     with 1 and 2 local workers and through Ray Data on a new local cluster of 2 CPUs, beside anchor
     rows for a fixed-window STFT of the same files (read with soundfile, mixed to mono,
     ``torch.stft`` and ``librosa.stft`` when installed, Hann window of N/2, the batch's N and H at
     each file's rate, one thread). Throughput in seconds of audio per wall-clock second (× real
-    time); peak resident memory of a worker (MB). Every row reads the same files in the same run."""
+    time); peak resident memory of a worker (MB). Every row reads the same files in the same run.
+
+    A last row compares, in this process and one thread, the files side by side with each alone
+    (:func:`~rtdstft.batch.analyze_rows` on at most 300 of the files, ``rounds`` alternating rounds,
+    medians), so that outside load weighs on both alike."""
     import tempfile
 
-    from .batch import engine_config, expand_inputs, run_batch
+    from .batch import analyze_rows, engine_config, expand_inputs, run_batch
 
     if not corpus.is_dir():
         return [{"name": "corpus", "note": f"{corpus} not found: no batch rows"}]
@@ -765,9 +775,15 @@ def run_batch_bench(
     finally:
         torch.set_num_threads(previous_threads)
     with tempfile.TemporaryDirectory() as tmp:
+        s = run_batch(paths, Path(tmp, "alone"), workers=1, batch_files=1)
+        rows.append(
+            row("rtdstft batch, 1 worker, files alone", s.seconds, s.audio_seconds, None, "--batch-files 1")
+        )
         for n in workers:
-            s = run_batch(paths, Path(tmp, f"w{n}"), workers=n)
-            note = "in this process" if n == 1 else "processes (forkserver)"
+            s = run_batch(paths, Path(tmp, f"w{n}"), workers=n, batch_files=batch_files)
+            note = f"--batch-files {batch_files}, " + (
+                "in this process" if n == 1 else "processes (forkserver)"
+            )
             rows.append(
                 row(f"rtdstft batch, {n} worker(s)", s.seconds, s.audio_seconds, s.worker_peak_bytes, note)
             )
@@ -780,13 +796,44 @@ def run_batch_bench(
                 rows.append({"name": "rtdstft batch --ray", "note": f"Ray unavailable: {exc}"})
             else:
                 try:
-                    s = run_batch(paths, Path(tmp, "ray"), use_ray=True)
+                    s = run_batch(paths, Path(tmp, "ray"), use_ray=True, batch_files=batch_files)
                     rows.append(
                         row("rtdstft batch --ray", s.seconds, s.audio_seconds, None, "local cluster, 2 CPUs")
                     )
                 finally:
                     ray_module.shutdown()
+    rows.append(_lockstep_speedup(paths[:300], batch_files, rounds, analyze_rows))
     return rows
+
+
+def _lockstep_speedup(paths: list[str], batch_files: int, rounds: int, analyze_rows) -> dict:
+    """Files side by side against each alone, interleaved in one process (one thread): medians of
+    ``rounds`` rounds of each, and their ratio."""
+    import soundfile
+
+    audio = sum(soundfile.info(p).duration for p in paths)
+    times: dict[int, list[float]] = {1: [], batch_files: []}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        analyze_rows(paths[:batch_files], None, batch_files=batch_files)  # warm-up
+        for _ in range(rounds):
+            for k in times:
+                start = time.perf_counter()
+                analyze_rows(paths, None, batch_files=k)
+                times[k].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous_threads)
+    alone, together = (statistics.median(times[k]) for k in times)
+    return {
+        "name": f"side by side / alone, {len(paths)} files",
+        "files": len(paths),
+        "audio h": round(audio / 3600, 3),
+        "wall s": round(together, 2),
+        "× real time": round(audio / together, 1),
+        "note": f"{alone / together:.2f}x faster than alone ({audio / alone:.1f}x real time); "
+        f"{rounds} interleaved rounds, medians, 1 thread",
+    }
 
 
 def format_table(rows: list[dict]) -> str:

@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .batch import READ_BLOCKS
+from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
 from .errors import ParameterError
@@ -131,6 +131,10 @@ def _positive_int(text: str) -> int:
 
 def _nonneg_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def _threads(text: str) -> int:
+    return _number(text, int, lambda v: 1 <= v <= MAX_THREADS, f"an integer in 1..{MAX_THREADS}")
 
 
 def _positive_float(text: str) -> float:
@@ -669,6 +673,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             spectrogram=args.spectrogram,
             shard_files=args.shard_files,
+            batch_files=args.batch_files,
+            threads=args.threads,
             device=args.device,
             progress=_progress_enabled(args),
             log=(lambda line: print(line, file=sys.stderr)) if args.verbose else None,
@@ -718,6 +724,14 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     defaults come from too."""
     d = StreamConfig()
     g = parser.add_argument_group("engine (StreamingDSTFT)")
+    g.add_argument(
+        "--threads",
+        type=_threads,
+        default=1,
+        metavar="N",
+        help=f"torch threads of the engine (batch: of each worker), 1..{MAX_THREADS} (default: 1: "
+        "its FFTs are small, and on a busy machine more threads cost far more than they gain)",
+    )
     g.add_argument(
         "--n-fft",
         dest="n_fft",
@@ -1024,6 +1038,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per shard at most; a shard is also committed every 60 s (default: 1000)",
     )
     p.add_argument(
+        "--batch-files",
+        type=_positive_int,
+        default=BATCH_FILES,
+        metavar="K",
+        help="files of one sample rate analysed side by side in a worker, longest first (1: one at a "
+        f"time); the rows are the same whatever K is (default: {BATCH_FILES})",
+    )
+    p.add_argument(
         "--device", default="cpu", help="torch device of the engines: cpu, cuda, cuda:1 ... (default: cpu)"
     )
     p.add_argument(
@@ -1052,6 +1074,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads set to ``threads`` for the command (None: left as they are), then
+    put back (``main`` may run in a process that goes on)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -1071,7 +1110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .audio import AudioDeviceError, AudioFileError
 
         try:
-            return args.run(args)
+            with _torch_threads(getattr(args, "threads", None)):
+                return args.run(args)
         except (AudioFileError, AudioDeviceError, OSError) as exc:
             raise CommandError(_one_line(exc)) from exc
     except ParameterError as exc:  # CommandError and the engine's validation errors

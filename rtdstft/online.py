@@ -50,6 +50,9 @@ Cost per block: (C + 1 + 2·steps) · K real FFTs of size N and O(C·K·N) eleme
 FFTs when a move is proposed.
 
 :class:`BandedAdapter` does the same per frequency band, on band-restricted local entropies.
+:class:`LockstepAdapter` steps I streams side by side (the files of a corpus), each item's θ and
+spectra bit for bit those of its own :class:`OnlineAdapter`, its candidates evaluated with the other
+items' in one batched FFT.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ import torch
 
 from .windows import frame_offsets, hann_window, hann_window_derivative
 
-__all__ = ["OnlineAdapter"]
+__all__ = ["OnlineAdapter", "LockstepAdapter", "BandedAdapter"]
 
 DEFAULT_OFFSETS = (0.25, 0.7, 1.4)
 DEFAULT_STEADINESS = 0.15
@@ -153,24 +156,37 @@ class OnlineAdapter:
         w = mask.sum(1)
         return w / w.sum()
 
-    def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev: float) -> _Candidates:
-        """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT."""
+    def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev, ctx=None) -> _Candidates:
+        """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT.
+
+        With a leading item axis (:class:`LockstepAdapter`): frames [I, K, N], log_theta [I, C],
+        log_prev [I, 1] and ``ctx``, each item's context part of the neighbourhood sums (Z, Q) as
+        [I, 1, r + K] (default: this adapter's context); every field of the result then has the
+        item axis first. Each item's numbers are those of its own evaluation, bit for bit.
+        """
         theta, w = self.windows(log_theta)
-        spec = torch.fft.rfft(frames.unsqueeze(0) * w.unsqueeze(1))  # [C, K, M]
+        spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
         # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
         # candidate's may still be needed by a later gradient step within the block).
-        scratch = self._scratch if len(log_theta) > 1 else None
+        scratch = self._scratch if log_theta.shape[-1] > 1 else None
         power = _power(spec, scratch)
         z_col, q_col, log_power = self._columns(power, scratch)
         # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
         # overhead would dominate. Neighbourhood sums = the fixed context's part + the block's part.
         r2 = 2 * self._radius
-        mask = self._mask(frames.shape[0])
-        z = z_col @ mask[:, r2:].T + self._ctx_z @ mask[:, :r2].T
-        q = q_col @ mask[:, r2:].T + self._ctx_q @ mask[:, :r2].T
+        k = frames.shape[-2]
+        mask = self._mask(k)
+        ctx_z, ctx_q = self._context_sums(k) if ctx is None else ctx
+        z = z_col @ mask[:, r2:].T + ctx_z
+        q = q_col @ mask[:, r2:].T + ctx_q
         h = self._entropy(z, q)
-        obj = h @ self._weights(frames.shape[0]) + self.smoothness * (log_theta - log_prev) ** 2
+        obj = h @ self._weights(k) + self.smoothness * (log_theta - log_prev) ** 2
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, h, obj)
+
+    def _context_sums(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The emitted context's part of the scored frames' neighbourhood sums Z and Q [r + K]."""
+        mask = self._mask(k)[:, : 2 * self._radius]
+        return self._ctx_z @ mask.T, self._ctx_q @ mask.T
 
     def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Local entropy from neighbourhood sums Z and Q (any shape)."""
@@ -333,6 +349,167 @@ class OnlineAdapter:
         """Recomputes the context sums after the entropy kind or α changed."""
         if self._radius:
             self._ctx_z, self._ctx_q, _ = self._columns(self._ctx_power)
+
+
+class LockstepAdapter:
+    """I independent streams adapted side by side: each item has its own θ, context and decisions,
+    exactly those of an :class:`OnlineAdapter` fed that item's blocks alone (bit for bit), while the
+    candidates of all the items go through one batched FFT and one pass of numpy.
+
+    Item j is an :class:`OnlineAdapter` of its own (``self.items[j]``: its context, its decisions);
+    the batched evaluation is :meth:`OnlineAdapter._evaluate` with an item axis. The bracket, the
+    parabola's vertex, the move's confirmation and the context's update are the single stream's
+    own functions, called item by item: one decision rule, whichever path runs it. The refinement
+    is the parabola (``steps = 0``, ``refine``); gradient steps have no lockstep form.
+
+    Args:
+        n_fft: N. items: I (>= 1). The rest as for :class:`OnlineAdapter`.
+
+    Cost per block of I items: (C + 1) · I · K real FFTs of size N in two calls, plus I · 2r for
+    the items whose move is being confirmed.
+    """
+
+    def __init__(
+        self,
+        n_fft: int,
+        items: int,
+        radius: int = 4,
+        kind: str = "shannon",
+        alpha: float = 3.0,
+        smoothness: float = 0.02,
+        offsets: tuple = DEFAULT_OFFSETS,
+        refine: bool = True,
+        steadiness: float = DEFAULT_STEADINESS,
+        normalization: str = "l1",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+            raise ValueError(f"items must be an integer >= 1 (streams in lockstep), got {items!r}")
+        settings = dict(
+            radius=radius,
+            kind=kind,
+            alpha=alpha,
+            smoothness=smoothness,
+            offsets=offsets,
+            refine=refine,
+            steadiness=steadiness,
+            normalization=normalization,
+            device=device,
+            dtype=dtype,
+        )
+        self._one = OnlineAdapter(n_fft, **settings)  # evaluates the items together
+        self.items = [OnlineAdapter(n_fft, **settings) for _ in range(items)]
+        self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
+        self.chunk_bytes = 1 << 22
+
+    def reset(self) -> None:
+        """Forgets every item's context (new streams)."""
+        for item in self.items:
+            item.reset()
+
+    def _bracket(self, log_prev: float, lo: float, hi: float) -> np.ndarray:
+        """:func:`_bracket` of the items' deltas, remembered: θ rests for many blocks, on a bound
+        or elsewhere, and the items then ask for a few brackets over and over."""
+        key = (log_prev, lo, hi)
+        c = self._brackets.get(key)
+        if c is None:
+            if len(self._brackets) >= 256:
+                self._brackets.clear()
+            c = self._brackets[key] = _bracket(log_prev, self._one._deltas, lo, hi)
+        return c
+
+    @torch.inference_mode()
+    def step(self, frames: torch.Tensor, theta_prev, win_min: float, win_max: float, items=None):
+        """Chooses θ for one block of each of the items ``items`` (indices into :attr:`items`,
+        default all, in order): returns (θ [J] numpy float64, S [J, K, M]); S becomes each item's
+        context. Every item of one call has a block of K frames (a stream's short last block is
+        stepped in a call of its own length).
+
+        frames: [J, K, N] real, each item's block of frames. theta_prev: [J], each item's θ of its
+        previous block (samples). win_min < win_max: bounds (samples).
+        """
+        idx = list(range(len(self.items)) if items is None else items)
+        n_items = frames.shape[0]
+        if len(idx) != n_items:
+            raise ValueError(f"frames has {n_items} items, items names {len(idx)}")
+        theta_prev = np.asarray(theta_prev, np.float64)
+        if len(self._one._scratch) > 8:  # buffers by shape: the item count shrinks as streams end
+            self._one._scratch.clear()
+        # A few items at a time: the candidates' spectra of many items outgrow the CPU's caches, and
+        # the elementwise passes over them then cost more per item than the batching saves.
+        per = max(1, self.chunk_bytes // (len(self._one._deltas) * frames.shape[-2] * frames.shape[-1] * 8))
+        theta, spec = [], []
+        for a in range(0, n_items, per):
+            t, s = self._step(
+                frames[a : a + per], theta_prev[a : a + per], win_min, win_max, idx[a : a + per]
+            )
+            theta.append(t)
+            spec.append(s)
+        return np.concatenate(theta), torch.cat(spec) if len(spec) > 1 else spec[0]
+
+    def _step(self, frames: torch.Tensor, theta_prev: np.ndarray, win_min: float, win_max: float, idx: list):
+        """:meth:`step` of the items ``idx``, evaluated together."""
+        adapters = [self.items[j] for j in idx]
+        n_items, k = frames.shape[0], frames.shape[-2]
+        one = self._one
+        lo, hi = math.log(win_min), math.log(win_max)
+        log_prev = np.array([min(max(math.log(t), lo), hi) for t in theta_prev])
+        log_c = np.stack([self._bracket(p, lo, hi) for p in log_prev.tolist()])
+        ctx = [a._context_sums(k) for a in adapters]
+        ctx_z = np.stack([c[0] for c in ctx])[:, None]
+        ctx_q = np.stack([c[1] for c in ctx])[:, None]
+        bracket = one._evaluate(frames, log_c, log_prev[:, None], (ctx_z, ctx_q))
+        choice = np.argmin(bracket.obj, axis=-1)
+        vertex = np.array([_vertex(log_c[j], bracket.obj[j], choice[j]) for j in range(n_items)])
+        refined = np.flatnonzero(np.isfinite(vertex)) if one.refine else np.zeros(0, np.int64)
+        trial = None
+        if refined.size:
+            trial = one._evaluate(
+                frames[refined],
+                vertex[refined, None],
+                log_prev[refined, None],
+                (ctx_z[refined], ctx_q[refined]),
+            )
+        theta = np.empty(n_items)
+        taken = np.zeros(n_items, np.int64)  # the candidate each item keeps: bracket's, or C for the trial
+        where = dict(zip(refined.tolist(), range(refined.size), strict=True))
+        theta_b, theta_t = bracket.theta.cpu().numpy(), None if trial is None else trial.theta.cpu().numpy()
+        for j, adapter in enumerate(adapters):
+            held = _item(bracket, j, theta_b)
+            best, i, c = held, int(choice[j]), int(choice[j])
+            t = where.get(j)
+            if t is not None and trial.obj[t, 0] < bracket.obj[j, i]:
+                best, i, c = _item(trial, t, theta_t), 0, log_c.shape[1]
+            if best.log_theta[i] != log_prev[j] and not adapter._confirmed(best, i, held, log_prev[j]):
+                best, i, c = held, 0, 0  # θ_prev (candidate 0) holds
+            theta[j] = float(best.theta[i])
+            taken[j] = c
+            adapter._push(best.power[i], best.z_col[i], best.q_col[i], frames[j], theta[j])
+        spec = bracket.spec[np.arange(n_items), np.minimum(taken, log_c.shape[1] - 1)]
+        from_trial = np.flatnonzero(taken == log_c.shape[1])
+        if from_trial.size:
+            spec[from_trial] = trial.spec[[where[j] for j in from_trial.tolist()], 0]
+        return theta, spec
+
+
+def _item(cand: _Candidates, j: int, theta: np.ndarray) -> _Candidates:
+    """Item j's candidates of an evaluation with an item axis: what the decision (a move's
+    confirmation) and the context's update read; θ as numpy (``theta``, the same float32 values)."""
+    return cand._replace(
+        log_theta=cand.log_theta[j],
+        theta=theta[j],
+        w=cand.w[j],
+        spec=None,
+        power=cand.power[j],
+        log_power=None,
+        z_col=cand.z_col[j],
+        q_col=cand.q_col[j],
+        z=None,
+        q=None,
+        h=None,
+        obj=cand.obj[j],
+    )
 
 
 class _Candidates(NamedTuple):

@@ -206,6 +206,22 @@ ERROR_CASES = {
     ),
     "fifo": (["analyze", "{tmp}/fifo.wav", "-o", "{tmp}/x.png"], ["fifo.wav", "pipe (FIFO)"]),
     "unknown_command": (["analyse", "{wav}"], ["analyse", "invalid choice"]),
+    "threads_zero": (
+        ["analyze", "{wav}", "-o", "{tmp}/x.png", "--threads", "0"],
+        ["--threads", "1..256", "'0'"],
+    ),
+    "threads_word": (
+        ["batch", "{wav}", "-o", "{tmp}/ds", "--threads", "many"],
+        ["--threads", "1..256", "many"],
+    ),
+    "threads_too_many": (
+        ["edit", "{wav}", "{tmp}/y.wav", "--threads", "1000"],
+        ["--threads", "1..256", "1000"],
+    ),
+    "batch_files_zero": (
+        ["batch", "{wav}", "-o", "{tmp}/ds", "--batch-files", "0"],
+        ["--batch-files", ">= 1", "0"],
+    ),
 }
 #: The cases also run through the installed entry point, where a traceback would show.
 ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device", "n_fft_memory")
@@ -273,6 +289,50 @@ def test_entry_point_errors_exit_2_with_one_line_and_no_traceback(error_argv):
     runs = _run_all({case: [*RTDSTFT, *error_argv[case]] for case in ENTRY_POINT_CASES})
     for case, done in runs.items():
         check_error(case, done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_option_sets_the_torch_threads_the_engine_runs_with(
+    files, tmp_path, monkeypatch, capsys, threads
+):
+    """--threads reaches torch.get_num_threads() where each command's engine runs (the engines'
+    own methods record it and go on), and the count before the command is back after it."""
+    import torch
+
+    from rtdstft.online import LockstepAdapter
+    from rtdstft.stream import StreamingDSTFT
+
+    seen: dict[str, set[int]] = {}
+    current = {"command": ""}
+
+    def record(cls, name):
+        real = getattr(cls, name)
+
+        def spy(self, *args, **kwargs):
+            seen.setdefault(current["command"], set()).add(torch.get_num_threads())
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+
+    record(StreamingDSTFT, "process")
+    record(LockstepAdapter, "step")
+    wav = str(files["wav"])
+    commands = {
+        "analyze": ["analyze", wav, "--npz", str(tmp_path / "t.npz")],
+        "resynth": ["resynth", wav, str(tmp_path / "y.wav")],
+        "edit": ["edit", wav, str(tmp_path / "e.wav"), "--region", "0.1", "0.5", "100", "2000", "-6"],
+        "batch": ["batch", wav, "-o", str(tmp_path / "ds"), "--workers", "1"],
+    }
+    before = torch.get_num_threads()
+    for name, argv in commands.items():
+        current["command"] = name
+        assert main([*argv, "--threads", str(threads)]) == 0, capsys.readouterr()
+        assert torch.get_num_threads() == before, name
+    capsys.readouterr()
+    assert seen == {name: {threads} for name in commands}
+    current["command"] = "default"
+    assert main(commands["analyze"]) == 0
+    assert seen["default"] == {1}  # the default: one thread
 
 
 # -- help, bench, reproduce ----------------------------------------------------------------------
