@@ -17,6 +17,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from rtdstft import audio
 from rtdstft.config import StreamConfig
 
+from . import priority
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
 from .edit import EditPanel
 from .history import History
@@ -70,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._right = 0.0
         self._geometry: Geometry | None = None
         self._shut_down = False
+        self._gui_nice: int | None = None  # the GUI thread's nice value before "engine first"
 
         self.analysis = AnalysisPanel()
         self.display = DisplayPanel()
@@ -136,6 +138,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.set_speed(self.speed.currentData())
         self.worker.set_loop(self.loop.isChecked())
         self.worker.start()
+        # Only now: threads inherit their creator's nice value, and the engine's must stay at 0.
+        self._gui_tid = priority.this_thread()
+        self._gui_nice = priority.nice(self._gui_tid)
+        self._engine_first(self.display.engine_first.isChecked())
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.redraw)
@@ -530,6 +536,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view.set_harmonics(self.display.harmonics.isChecked(), self.display.a4.value())
         if "freeze" in v:
             self.freeze_action.setChecked(v["freeze"])
+        if "engine_first" in v and self._gui_nice is not None:
+            self._engine_first(v["engine_first"])
+
+    def _engine_first(self, on: bool) -> None:
+        """The GUI thread at nice :data:`.priority.ENGINE_FIRST_NICE` (on) or back at its own."""
+        if self._gui_nice is None:
+            return
+        target = max(self._gui_nice, priority.ENGINE_FIRST_NICE) if on else self._gui_nice
+        why = priority.set_nice(self._gui_tid, target)
+        if why:
+            self.statusBar().showMessage(why, 8000)
 
     def _restore(self) -> None:
         s = self.settings
@@ -566,6 +583,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shut_down = True
         self.timer.stop()
         self.save_settings()
+        self._engine_first(False)  # the thread lives on (a test's, a second window's)
         if not self.worker.stop():
             # Destroying a running QThread aborts the process: keep it referenced and say so.
             _STUCK_WORKERS.append(self.worker)

@@ -624,6 +624,7 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
     _set(d.floor, -80.0)
     _set(d.span, 6.0)
     _set(d.log, True)
+    _set(d.engine_first, False)
     w.speed.setCurrentIndex(w.speed.findData(2.0))
     w.loop.setChecked(True)
     w.open_file(scene_wav)
@@ -647,6 +648,7 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
         "a4": 440.0,
         "harmonics": False,
         "freeze": False,
+        "engine_first": False,
     }
     assert w2.view.cmap == "gray" and w2.view.log and w2.view.span == 6.0
     assert w2.speed.currentData() == 2.0 and w2.loop.isChecked()
