@@ -106,6 +106,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection = SelectionPanel(
             lambda: self.history,
             lambda fn: self.worker.call(fn, timeout=60.0),  # a long selection takes a while
+            self.worker.submit,
             self.worker.play,
             lambda: self.devices.output.currentData(),
         )

@@ -114,6 +114,8 @@ class EngineWorker(QtCore.QThread):
         file_error(str, str): (path, reason) when a file cannot be opened: the GUI shows a dialog.
         opened(str, str): (kind, name) when a source was opened.
         played(object): the samples (float32) that :meth:`play` sent to the output device.
+        answered(object, object, object): (done, result, error) of :meth:`submit`, delivered to
+            ``done`` in the GUI thread.
     """
 
     stats = QtCore.pyqtSignal(object)
@@ -121,6 +123,7 @@ class EngineWorker(QtCore.QThread):
     file_error = QtCore.pyqtSignal(str, str)
     opened = QtCore.pyqtSignal(str, str)
     played = QtCore.pyqtSignal(object)
+    answered = QtCore.pyqtSignal(object, object, object)
 
     def __init__(
         self,
@@ -163,6 +166,7 @@ class EngineWorker(QtCore.QThread):
         self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
         self.work_total = np.zeros(3)  # seconds inside the engine's process(), samples, calls: all so far
         self._last_stats = 0.0
+        self.answered.connect(self._answer)  # this object lives in the GUI thread: queued there
 
     # -- the GUI's side ---------------------------------------------------------------------------
 
@@ -245,6 +249,26 @@ class EngineWorker(QtCore.QThread):
         if error is not None:
             raise error
         return result
+
+    def submit(
+        self, fn: Callable[[EngineWorker], object], done: Callable[[object, Exception | None], None]
+    ) -> None:
+        """Run ``fn(worker)`` in the worker thread without waiting for it; ``done(result, None)``,
+        or ``done(None, error)`` with what ``fn`` raised, is then called in the GUI thread (from
+        its event loop)."""
+
+        def run() -> None:
+            try:
+                result, error = fn(self), None
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller's ``done``
+                result, error = None, exc
+            self.answered.emit(done, result, error)
+
+        self.post(run)
+
+    @QtCore.pyqtSlot(object, object, object)
+    def _answer(self, done, result, error) -> None:
+        done(result, error)
 
     # -- the thread -------------------------------------------------------------------------------
 
