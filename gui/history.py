@@ -11,6 +11,11 @@ It keeps three rings, filled from the engine thread's output at each redraw:
 - the input audio (float32), so that any part can be transformed again exactly
   (:class:`rtdstft.selection.Excerpt`) and resynthesised.
 
+Stream time is the time of the analysis: it goes on when a file replay seeks (or loops), so that
+the history keeps what was analysed before, in the order it was analysed. The :attr:`History.marks`
+say where in the file each stretch came from (:meth:`History.file_time`); a seek adds one
+(:meth:`History.mark`), and the view draws a line there.
+
 Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
 38 MB of pyramid + 115 MB of audio + 0.5 MB of θ per band ≈ 270 MB; at N = 4096, H = 128 the same
 (the columns are pooled to 1025 rows and 187.5 per second), but for 0.9 MB of θ per band.
@@ -70,6 +75,7 @@ class History:
         self.seconds = float(seconds)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
         self.time0 = 0.0
+        self.marks: list[tuple[float, float]] = [(0.0, 0.0)]  # (stream time, file time) s, in order
         self.settings: dict = {}
         self.bands, self.band_edges = 1, ()
         self.frames = 0  # frames received since the reset (frame indices 0 .. frames - 1)
@@ -79,10 +85,20 @@ class History:
 
     # -- layout -----------------------------------------------------------------------------------
 
-    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float = 0.0, settings=None) -> None:
-        """Forget everything: a new stream of this geometry starts at stream time ``time0`` (s)."""
+    def reset(
+        self,
+        sample_rate: float,
+        n_fft: int,
+        hop: int,
+        time0: float = 0.0,
+        settings=None,
+        file_time: float | None = None,
+    ) -> None:
+        """Forget everything: a new stream of this geometry starts at stream time ``time0`` (s),
+        ``file_time`` s into its file (default: ``time0``)."""
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
         self.time0 = float(time0)
+        self.marks = [(self.time0, self.time0 if file_time is None else float(file_time))]
         self.settings = dict(settings or {})
         self.bands = int(self.settings.get("bands") or 1)
         self.band_edges = tuple(self.settings.get("band_edges") or ())
@@ -137,7 +153,31 @@ class History:
         """Frequency (Hz) of the lowest bin of each stored row."""
         return np.arange(self.rows) * self.bin_pool * self.sample_rate / self.n_fft
 
+    def file_time(self, time):
+        """Where in the file (s) stream time(s) ``time`` (s) came from, by the last mark at or
+        before it (a looping replay's time is not folded here: see the view's ``period``)."""
+        starts = np.array([m[0] for m in self.marks])
+        at = np.array([m[1] for m in self.marks])
+        i = np.clip(np.searchsorted(starts, np.asarray(time) + 1e-9, side="right") - 1, 0, len(starts) - 1)
+        return at[i] + (time - starts[i])
+
     # -- input ------------------------------------------------------------------------------------
+
+    def mark(self, time: float, file_time: float) -> None:
+        """The stream goes on at stream time ``time`` (s) from ``file_time`` s into its file (a
+        seek). The frames go on from :attr:`frames` (``time`` must be where the next one is due);
+        the audio, which may end short of it (the engine ended its stream with zeros), is padded
+        with zeros up to it, so that sample k stays at stream time ``time0 + k / sr``."""
+        s0 = int(round((time - self.time0) * self.sample_rate))
+        if s0 > self.samples:
+            self.add_audio(np.zeros(s0 - self.samples, np.float32))
+        self.samples = s0
+        oldest = self.time_span()[0]
+        # Only the marks of stretches the history still holds.
+        ends = [m[0] for m in self.marks[1:]] + [math.inf]
+        keep = [m for m, end in zip(self.marks, ends, strict=True) if end > oldest]
+        self.marks = [*keep, (float(time), float(file_time))]
+
 
     def add_audio(self, samples: np.ndarray) -> None:
         """The next input samples of the stream (the engine's input, in order)."""

@@ -166,10 +166,38 @@ def test_history_picture_is_the_max_of_what_it_covers():
         assert (pic[p] <= cols[near].max(axis=0)).all()  # nor invented
 
 
-def test_a_seek_says_that_the_history_starts_again(qtbot, window, two_part_wav):
+def test_a_seek_keeps_the_history_and_marks_where_it_jumped(qtbot, window, two_part_wav):
+    """Seeking from the 1 kHz part to 6 s (the 3 kHz part): what was analysed before stays in
+    the history, on the same stream clock; the frames after the seek follow on at the next
+    frame's time; a mark says where the file jumped (drawn as a line), and the readout's time
+    is the file's on both sides of it."""
     w = window
     w.open_file(two_part_wav)
-    qtbot.waitUntil(lambda: w.history.frames > 50, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > 1.5, timeout=WAIT_MS)
     w.worker.seek(6.0)
-    qtbot.waitUntil(lambda: w.history.time0 == 6.0, timeout=WAIT_MS)
-    assert w.statusBar().currentMessage().startswith("history cleared (0.0–")
+    qtbot.waitUntil(lambda: len(w.history.marks) == 2, timeout=WAIT_MS)
+    jump, to = w.history.marks[1]
+    assert to == 6.0 and jump > 1.5
+    assert w.statusBar().currentMessage().startswith("seek to 0:06.0")
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > jump + 1.0, timeout=WAIT_MS)
+    h = w.history
+    assert h.time0 == 0.0 and h.first_frame == 0  # nothing was forgotten
+    assert round(jump * SR / h.hop) * h.hop == round(jump * SR)  # on the frame grid
+    before, after = h.readout(1.0, 1000.0), h.readout(jump + 0.5, 3000.0)
+    assert abs(before["peak_hz"] - 1000.0) < 1.0 and abs(after["peak_hz"] - 3000.0) < 1.0
+    # The audio (for selections and edits) lies on the same clock: the file's samples from 6 s on.
+    x = sf.read(two_part_wav, dtype="float32")[0]
+    k = round(jump * SR)
+    np.testing.assert_array_equal(h._audio_between(k, k + 4000), x[6 * SR : 6 * SR + 4000])
+    assert w.view.readout(1.0, 1000.0)["time"] == pytest.approx(1.0, abs=1e-6)
+    assert w.view.readout(jump + 0.5, 3000.0)["time"] == pytest.approx(6.5, abs=h.hop / SR)
+    xs, _ = w.view.marks.getData()
+    assert list(xs) == [jump, jump]
+    # The picture looking back over the seek: 1 kHz on its left, 3 kHz on its right.
+    w.view.setFocus()
+    w.view.plot.setXRange(jump - 1.2 - w.view.now, jump - 0.2 - w.view.now, padding=0)
+    w.view._looked()
+    assert abs(loudest_hz(w) - 1000.0) < 100.0
+    w.view.plot.setXRange(jump + 0.2 - w.view.now, jump + 0.9 - w.view.now, padding=0)
+    w.view._looked()
+    assert abs(loudest_hz(w) - 3000.0) < 100.0
