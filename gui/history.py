@@ -39,7 +39,8 @@ DEFAULT_SECONDS = 600.0
 
 def db_to_code(db: np.ndarray) -> np.ndarray:
     lo, hi = DB_RANGE
-    return np.clip(np.rint((np.nan_to_num(db, nan=lo) - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+    # fmax: NaN and anything below the range go to code 0; +inf to 255.
+    return np.minimum(np.rint((np.fmax(db, lo) - lo) * (255.0 / (hi - lo))), 255).astype(np.uint8)
 
 
 def code_to_db(code) -> np.ndarray:
@@ -81,6 +82,7 @@ class History:
         self.frames = 0  # frames received since the reset (frame indices 0 .. frames - 1)
         self.samples = 0  # input samples received since the reset
         self.columns = 0  # whole columns written
+        self._resets = 0
         self._alloc()
 
     # -- layout -----------------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class History:
         self.bands = int(self.settings.get("bands") or 1)
         self.band_edges = tuple(self.settings.get("band_edges") or ())
         self.frames = self.samples = self.columns = 0
+        self._resets += 1
         self._alloc()
 
     def _alloc(self) -> None:
@@ -178,7 +181,6 @@ class History:
         keep = [m for m, end in zip(self.marks, ends, strict=True) if end > oldest]
         self.marks = [*keep, (float(time), float(file_time))]
 
-
     def add_audio(self, samples: np.ndarray) -> None:
         """The next input samples of the stream (the engine's input, in order)."""
         x = np.asarray(samples, np.float32).reshape(-1)[-self.audio_cap :]
@@ -198,9 +200,15 @@ class History:
         db, theta, n = np.asarray(db)[keep], theta[keep], n[keep]
         if len(n) == 0:
             return
+        if self.bin_pool > 1:  # pooled before quantising (half the work): the code is monotone in dB
+            db = np.asarray(db, np.float32)
+            pooled = db[:, :: self.bin_pool].copy()
+            for j in range(1, self.bin_pool):
+                part = db[:, j :: self.bin_pool]
+                head = pooled[:, : part.shape[1]]
+                np.fmax(head, part, out=head)  # fmax: NaN counts as the lowest, as db_to_code has it
+            db = pooled
         codes = db_to_code(db)
-        if self.bin_pool > 1:
-            codes = np.maximum.reduceat(codes, np.arange(0, codes.shape[1], self.bin_pool), axis=1)
         if n[0] > self.frames:  # a gap: silence
             self._put_columns(np.zeros((n[0] - self.frames, self.rows), np.uint8), self.frames)
             self.theta[np.arange(self.frames, n[0]) % self.frame_cap] = theta[0]
@@ -209,30 +217,40 @@ class History:
         self.frames = int(n[-1]) + 1
 
     def _put_columns(self, codes: np.ndarray, first_frame: int) -> None:
-        g = self.group
+        g, base = self.group, self.levels[0]
         for start in range(0, len(codes), 4096):  # bounded temporaries
             chunk = codes[start : start + 4096]
-            f = first_frame + start + np.arange(len(chunk))
-            c = f // g
-            cols = np.unique(c)
-            base = self.levels[0]
-            for col in cols:
-                rows = chunk[c == col].max(axis=0)
-                slot = col % self.col_cap
-                base[slot] = rows if col >= self.columns else np.maximum(base[slot], rows)
-                self.columns = max(self.columns, int(col) + 1)
+            c = (first_frame + start + np.arange(len(chunk))) // g
+            starts = np.flatnonzero(np.diff(c, prepend=-1))  # frames in order: a column's are adjacent
+            cols, rows = c[starts], pool_max(chunk, starts)
+            if cols[0] < self.columns:  # a column begun at the last call: add its new frames
+                np.maximum(rows[0], base[cols[0] % self.col_cap], out=rows[0])
+            base[cols % self.col_cap] = rows
+            self.columns = max(self.columns, int(cols[-1]) + 1)
             self._update_pyramid(int(cols[0]), int(cols[-1]) + 1)
 
     def _update_pyramid(self, ca: int, cb: int) -> None:
+        """Recompute the pyramid's entries over base columns ``ca .. cb`` (end excluded): each
+        entry the max of its (up to) 4 children below."""
         count = self.columns
         for level in range(1, len(self.levels)):
             below, here = self.levels[level - 1], self.levels[level]
             pa, pb = ca // 4, (cb - 1) // 4 + 1
-            children = np.arange(4 * pa, 4 * pb)
-            valid = children < count
-            block = np.zeros((len(children), self.rows), np.uint8)
-            block[valid] = below[children[valid] % len(below)]
-            here[np.arange(pa, pb) % len(here)] = block.reshape(pb - pa, 4, self.rows).max(axis=1)
+            if pb - pa <= 4:  # a redraw's few columns: a slice per entry, no temporaries
+                for p in range(pa, pb):
+                    i, k = (4 * p) % len(below), min(4, count - 4 * p)
+                    kids = (
+                        below[i : i + k]
+                        if i + k <= len(below)
+                        else below[(4 * p + np.arange(k)) % len(below)]
+                    )
+                    np.max(kids, axis=0, out=here[p % len(here)])
+            else:
+                children = np.arange(4 * pa, 4 * pb)
+                valid = children < count
+                block = np.zeros((len(children), self.rows), np.uint8)
+                block[valid] = below[children[valid] % len(below)]
+                here[np.arange(pa, pb) % len(here)] = block.reshape(pb - pa, 4, self.rows).max(axis=1)
             ca, cb, count = pa, pb, -(-count // 4)
 
     # -- queries ----------------------------------------------------------------------------------
@@ -241,10 +259,23 @@ class History:
         """The columns of stream times t0 .. t1 s as ``width`` pixel columns: uint8 codes
         [width, rows], each pixel the loudest column it covers (the nearest when zoomed in);
         0 where the history has nothing."""
+        return self.picture_since(t0, t1, width, None)[1]
+
+    @property
+    def state(self) -> tuple[int, int, int]:
+        """(reset count, columns written, oldest column held): what :meth:`picture_since` needs
+        to know of an earlier picture."""
+        return self._resets, self.columns, self.first_column
+
+    def picture_since(self, t0: float, t1: float, width: int, then: tuple | None) -> tuple[int, np.ndarray]:
+        """``(p, codes)``: the pixel columns p .. width-1 of :meth:`picture` (t0, t1, width); the
+        ones before p are those of the same picture drawn when the history's :attr:`state` was
+        ``then`` (p = 0 without ``then``, after a reset, or when what it forgot since was in
+        view). Only the pixels showing the columns written since, and the newest one before them
+        (which may have grown), are drawn again: at the live edge a redraw costs its new columns."""
         width = max(1, int(width))
-        out = np.zeros((width, self.rows), np.uint8)
         if self.columns == 0 or not t1 > t0:
-            return out
+            return 0, np.zeros((width, self.rows), np.uint8)
         per = self.column_seconds
         col_of = lambda t: (t - self.time0) / per - (self.group - 1) / (2 * self.group)  # noqa: E731
         edges = col_of(np.linspace(t0, t1, width + 1))
@@ -257,15 +288,24 @@ class History:
         last = (self.columns - 1) // scale  # the newest entry may be partial: it is a true max
         lo = np.floor(edges[:-1] / scale + 0.5).astype(np.int64)
         hi = np.maximum(np.floor(edges[1:] / scale + 0.5).astype(np.int64), lo + 1)
+        p = 0
+        if then is not None and then[0] == self._resets and 0 < then[1] <= self.columns:
+            # Pixels cover entries lo .. hi-1, both non-decreasing: from the first that reaches
+            # the entry that held the newest column then; all of them if a forgotten one showed.
+            p = int(np.searchsorted(hi, (then[1] - 1) // scale, side="right"))
+            if then[2] != self.first_column and lo[0] < first:
+                p = 0
+        lo, hi = lo[p:], hi[p:]
+        out = np.zeros((width - p, self.rows), np.uint8)
         has = (hi > first) & (lo <= last)
         if not has.any():
-            return out
+            return p, out
         lo, hi = np.clip(lo, first, last), np.clip(hi, first + 1, last + 1)
         a, b = int(lo[has].min()), int(hi[has].max())
         ring = self.levels[level]
         data = ring[np.arange(a, b) % len(ring)]
         out[has] = pool_max(data, lo[has] - a)
-        return out
+        return p, out
 
     def band_of(self, freq: float) -> int:
         """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""
