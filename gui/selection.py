@@ -6,7 +6,8 @@ window's :class:`~.history.History` and runs the math of :mod:`rtdstft.selection
 thread (the GUI thread never runs a transform). The measurement does not wait for it: the panel
 says "measuring…" and fills in when the engine thread answers, a newer selection superseding an
 older one still pending (which is then not computed at all if it has not started). Times are
-stream times (s since the source started, as on the file's clock for a file replayed once).
+stream times (s of analysis since the source started: the file's clock for a file replayed once
+without a seek; :meth:`~.history.History.file_time` maps them to the file).
 """
 
 from __future__ import annotations
