@@ -306,11 +306,13 @@ def _config(n_fft: int, hop_length: int) -> StreamConfig | None:
 
 class DisplayPanel(QtWidgets.QGroupBox):
     """dB floor and ceiling, colour map, time span, frequency axis (linear, log or mel; note
-    names on the log axis), history length, freeze.
+    names on the log axis), history length, freeze, engine first (the GUI thread at a lower
+    priority than the engine's: :mod:`.priority`).
 
     Signals:
         changed(dict): keys ``floor``, ``ceiling`` (dBFS), ``colormap``, ``span`` (s), ``log``,
-            ``mel``, ``notes``, ``history`` (minutes), ``freeze``, whichever changed.
+            ``mel``, ``notes``, ``history`` (minutes), ``freeze``, ``engine_first``, whichever
+            changed.
     """
 
     changed = QtCore.pyqtSignal(dict)
@@ -326,6 +328,7 @@ class DisplayPanel(QtWidgets.QGroupBox):
         "history": 10.0,
         "a4": 440.0,
         "harmonics": False,
+        "engine_first": True,
     }
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -343,6 +346,11 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.harmonics = QtWidgets.QCheckBox("harmonic cursor")
         self.history.setToolTip("how much of the analysis to keep for looking back (from the next source)")
         self.freeze = QtWidgets.QCheckBox("freeze picture")
+        self.engine_first = QtWidgets.QCheckBox("engine first")
+        self.engine_first.setChecked(True)
+        self.engine_first.setToolTip(
+            "the GUI thread gives way to the analysis when both want a CPU (Linux; no effect elsewhere)"
+        )
         form = QtWidgets.QFormLayout(self)
         form.addRow("floor", self.floor)
         form.addRow("ceiling", self.ceiling)
@@ -355,6 +363,7 @@ class DisplayPanel(QtWidgets.QGroupBox):
         form.addRow("A4", self.a4)
         form.addRow(self.harmonics)
         form.addRow(self.freeze)
+        form.addRow(self.engine_first)
         self.floor.valueChanged.connect(lambda: self._levels("floor"))
         self.ceiling.valueChanged.connect(lambda: self._levels("ceiling"))
         self.colormap.currentIndexChanged.connect(lambda: self._emit("colormap"))
@@ -366,6 +375,7 @@ class DisplayPanel(QtWidgets.QGroupBox):
         self.a4.valueChanged.connect(lambda: self._emit("a4"))
         self.harmonics.toggled.connect(lambda: self._emit("harmonics"))
         self.freeze.toggled.connect(lambda: self._emit("freeze"))
+        self.engine_first.toggled.connect(lambda: self._emit("engine_first"))
 
     def values(self) -> dict:
         return {
@@ -380,6 +390,7 @@ class DisplayPanel(QtWidgets.QGroupBox):
             "a4": self.a4.value(),
             "harmonics": self.harmonics.isChecked(),
             "freeze": self.freeze.isChecked(),
+            "engine_first": self.engine_first.isChecked(),
         }
 
     def _levels(self, key: str) -> None:
@@ -412,7 +423,7 @@ class DisplayPanel(QtWidgets.QGroupBox):
             _select(self.colormap, v["colormap"] if v["colormap"] in COLORMAPS else "magma")
         with QtCore.QSignalBlocker(self.span):
             self.span.setValue(v["span"])
-        for key in ("log", "mel", "notes", "harmonics"):
+        for key in ("log", "mel", "notes", "harmonics", "engine_first"):
             with QtCore.QSignalBlocker(getattr(self, key)):
                 getattr(self, key).setChecked(v[key] and not (key == "mel" and v["log"]))
         for key in ("history", "a4"):

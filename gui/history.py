@@ -11,6 +11,11 @@ It keeps three rings, filled from the engine thread's output at each redraw:
 - the input audio (float32), so that any part can be transformed again exactly
   (:class:`rtdstft.selection.Excerpt`) and resynthesised.
 
+Stream time is the time of the analysis: it goes on when a file replay seeks (or loops), so that
+the history keeps what was analysed before, in the order it was analysed. The :attr:`History.marks`
+say where in the file each stretch came from (:meth:`History.file_time`); a seek adds one
+(:meth:`History.mark`), and the view draws a line there.
+
 Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
 38 MB of pyramid + 115 MB of audio + 0.5 MB of θ per band ≈ 270 MB; at N = 4096, H = 128 the same
 (the columns are pooled to 1025 rows and 187.5 per second), but for 0.9 MB of θ per band.
@@ -34,7 +39,8 @@ DEFAULT_SECONDS = 600.0
 
 def db_to_code(db: np.ndarray) -> np.ndarray:
     lo, hi = DB_RANGE
-    return np.clip(np.rint((np.nan_to_num(db, nan=lo) - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+    # fmax: NaN and anything below the range go to code 0; +inf to 255.
+    return np.minimum(np.rint((np.fmax(db, lo) - lo) * (255.0 / (hi - lo))), 255).astype(np.uint8)
 
 
 def code_to_db(code) -> np.ndarray:
@@ -70,23 +76,36 @@ class History:
         self.seconds = float(seconds)
         self.sample_rate, self.n_fft, self.hop = 48000.0, 2048, 256
         self.time0 = 0.0
+        self.marks: list[tuple[float, float]] = [(0.0, 0.0)]  # (stream time, file time) s, in order
         self.settings: dict = {}
         self.bands, self.band_edges = 1, ()
         self.frames = 0  # frames received since the reset (frame indices 0 .. frames - 1)
         self.samples = 0  # input samples received since the reset
         self.columns = 0  # whole columns written
+        self._resets = 0
         self._alloc()
 
     # -- layout -----------------------------------------------------------------------------------
 
-    def reset(self, sample_rate: float, n_fft: int, hop: int, time0: float = 0.0, settings=None) -> None:
-        """Forget everything: a new stream of this geometry starts at stream time ``time0`` (s)."""
+    def reset(
+        self,
+        sample_rate: float,
+        n_fft: int,
+        hop: int,
+        time0: float = 0.0,
+        settings=None,
+        file_time: float | None = None,
+    ) -> None:
+        """Forget everything: a new stream of this geometry starts at stream time ``time0`` (s),
+        ``file_time`` s into its file (default: ``time0``)."""
         self.sample_rate, self.n_fft, self.hop = float(sample_rate), int(n_fft), int(hop)
         self.time0 = float(time0)
+        self.marks = [(self.time0, self.time0 if file_time is None else float(file_time))]
         self.settings = dict(settings or {})
         self.bands = int(self.settings.get("bands") or 1)
         self.band_edges = tuple(self.settings.get("band_edges") or ())
         self.frames = self.samples = self.columns = 0
+        self._resets += 1
         self._alloc()
 
     def _alloc(self) -> None:
@@ -137,7 +156,30 @@ class History:
         """Frequency (Hz) of the lowest bin of each stored row."""
         return np.arange(self.rows) * self.bin_pool * self.sample_rate / self.n_fft
 
+    def file_time(self, time):
+        """Where in the file (s) stream time(s) ``time`` (s) came from, by the last mark at or
+        before it (a looping replay's time is not folded here: see the view's ``period``)."""
+        starts = np.array([m[0] for m in self.marks])
+        at = np.array([m[1] for m in self.marks])
+        i = np.clip(np.searchsorted(starts, np.asarray(time) + 1e-9, side="right") - 1, 0, len(starts) - 1)
+        return at[i] + (time - starts[i])
+
     # -- input ------------------------------------------------------------------------------------
+
+    def mark(self, time: float, file_time: float) -> None:
+        """The stream goes on at stream time ``time`` (s) from ``file_time`` s into its file (a
+        seek). The frames go on from :attr:`frames` (``time`` must be where the next one is due);
+        the audio, which may end short of it (the engine ended its stream with zeros), is padded
+        with zeros up to it, so that sample k stays at stream time ``time0 + k / sr``."""
+        s0 = int(round((time - self.time0) * self.sample_rate))
+        if s0 > self.samples:
+            self.add_audio(np.zeros(s0 - self.samples, np.float32))
+        self.samples = s0
+        oldest = self.time_span()[0]
+        # Only the marks of stretches the history still holds.
+        ends = [m[0] for m in self.marks[1:]] + [math.inf]
+        keep = [m for m, end in zip(self.marks, ends, strict=True) if end > oldest]
+        self.marks = [*keep, (float(time), float(file_time))]
 
     def add_audio(self, samples: np.ndarray) -> None:
         """The next input samples of the stream (the engine's input, in order)."""
@@ -158,9 +200,15 @@ class History:
         db, theta, n = np.asarray(db)[keep], theta[keep], n[keep]
         if len(n) == 0:
             return
+        if self.bin_pool > 1:  # pooled before quantising (half the work): the code is monotone in dB
+            db = np.asarray(db, np.float32)
+            pooled = db[:, :: self.bin_pool].copy()
+            for j in range(1, self.bin_pool):
+                part = db[:, j :: self.bin_pool]
+                head = pooled[:, : part.shape[1]]
+                np.fmax(head, part, out=head)  # fmax: NaN counts as the lowest, as db_to_code has it
+            db = pooled
         codes = db_to_code(db)
-        if self.bin_pool > 1:
-            codes = np.maximum.reduceat(codes, np.arange(0, codes.shape[1], self.bin_pool), axis=1)
         if n[0] > self.frames:  # a gap: silence
             self._put_columns(np.zeros((n[0] - self.frames, self.rows), np.uint8), self.frames)
             self.theta[np.arange(self.frames, n[0]) % self.frame_cap] = theta[0]
@@ -169,30 +217,40 @@ class History:
         self.frames = int(n[-1]) + 1
 
     def _put_columns(self, codes: np.ndarray, first_frame: int) -> None:
-        g = self.group
+        g, base = self.group, self.levels[0]
         for start in range(0, len(codes), 4096):  # bounded temporaries
             chunk = codes[start : start + 4096]
-            f = first_frame + start + np.arange(len(chunk))
-            c = f // g
-            cols = np.unique(c)
-            base = self.levels[0]
-            for col in cols:
-                rows = chunk[c == col].max(axis=0)
-                slot = col % self.col_cap
-                base[slot] = rows if col >= self.columns else np.maximum(base[slot], rows)
-                self.columns = max(self.columns, int(col) + 1)
+            c = (first_frame + start + np.arange(len(chunk))) // g
+            starts = np.flatnonzero(np.diff(c, prepend=-1))  # frames in order: a column's are adjacent
+            cols, rows = c[starts], pool_max(chunk, starts)
+            if cols[0] < self.columns:  # a column begun at the last call: add its new frames
+                np.maximum(rows[0], base[cols[0] % self.col_cap], out=rows[0])
+            base[cols % self.col_cap] = rows
+            self.columns = max(self.columns, int(cols[-1]) + 1)
             self._update_pyramid(int(cols[0]), int(cols[-1]) + 1)
 
     def _update_pyramid(self, ca: int, cb: int) -> None:
+        """Recompute the pyramid's entries over base columns ``ca .. cb`` (end excluded): each
+        entry the max of its (up to) 4 children below."""
         count = self.columns
         for level in range(1, len(self.levels)):
             below, here = self.levels[level - 1], self.levels[level]
             pa, pb = ca // 4, (cb - 1) // 4 + 1
-            children = np.arange(4 * pa, 4 * pb)
-            valid = children < count
-            block = np.zeros((len(children), self.rows), np.uint8)
-            block[valid] = below[children[valid] % len(below)]
-            here[np.arange(pa, pb) % len(here)] = block.reshape(pb - pa, 4, self.rows).max(axis=1)
+            if pb - pa <= 4:  # a redraw's few columns: a slice per entry, no temporaries
+                for p in range(pa, pb):
+                    i, k = (4 * p) % len(below), min(4, count - 4 * p)
+                    kids = (
+                        below[i : i + k]
+                        if i + k <= len(below)
+                        else below[(4 * p + np.arange(k)) % len(below)]
+                    )
+                    np.max(kids, axis=0, out=here[p % len(here)])
+            else:
+                children = np.arange(4 * pa, 4 * pb)
+                valid = children < count
+                block = np.zeros((len(children), self.rows), np.uint8)
+                block[valid] = below[children[valid] % len(below)]
+                here[np.arange(pa, pb) % len(here)] = block.reshape(pb - pa, 4, self.rows).max(axis=1)
             ca, cb, count = pa, pb, -(-count // 4)
 
     # -- queries ----------------------------------------------------------------------------------
@@ -201,10 +259,23 @@ class History:
         """The columns of stream times t0 .. t1 s as ``width`` pixel columns: uint8 codes
         [width, rows], each pixel the loudest column it covers (the nearest when zoomed in);
         0 where the history has nothing."""
+        return self.picture_since(t0, t1, width, None)[1]
+
+    @property
+    def state(self) -> tuple[int, int, int]:
+        """(reset count, columns written, oldest column held): what :meth:`picture_since` needs
+        to know of an earlier picture."""
+        return self._resets, self.columns, self.first_column
+
+    def picture_since(self, t0: float, t1: float, width: int, then: tuple | None) -> tuple[int, np.ndarray]:
+        """``(p, codes)``: the pixel columns p .. width-1 of :meth:`picture` (t0, t1, width); the
+        ones before p are those of the same picture drawn when the history's :attr:`state` was
+        ``then`` (p = 0 without ``then``, after a reset, or when what it forgot since was in
+        view). Only the pixels showing the columns written since, and the newest one before them
+        (which may have grown), are drawn again: at the live edge a redraw costs its new columns."""
         width = max(1, int(width))
-        out = np.zeros((width, self.rows), np.uint8)
         if self.columns == 0 or not t1 > t0:
-            return out
+            return 0, np.zeros((width, self.rows), np.uint8)
         per = self.column_seconds
         col_of = lambda t: (t - self.time0) / per - (self.group - 1) / (2 * self.group)  # noqa: E731
         edges = col_of(np.linspace(t0, t1, width + 1))
@@ -217,15 +288,24 @@ class History:
         last = (self.columns - 1) // scale  # the newest entry may be partial: it is a true max
         lo = np.floor(edges[:-1] / scale + 0.5).astype(np.int64)
         hi = np.maximum(np.floor(edges[1:] / scale + 0.5).astype(np.int64), lo + 1)
+        p = 0
+        if then is not None and then[0] == self._resets and 0 < then[1] <= self.columns:
+            # Pixels cover entries lo .. hi-1, both non-decreasing: from the first that reaches
+            # the entry that held the newest column then; all of them if a forgotten one showed.
+            p = int(np.searchsorted(hi, (then[1] - 1) // scale, side="right"))
+            if then[2] != self.first_column and lo[0] < first:
+                p = 0
+        lo, hi = lo[p:], hi[p:]
+        out = np.zeros((width - p, self.rows), np.uint8)
         has = (hi > first) & (lo <= last)
         if not has.any():
-            return out
+            return p, out
         lo, hi = np.clip(lo, first, last), np.clip(hi, first + 1, last + 1)
         a, b = int(lo[has].min()), int(hi[has].max())
         ring = self.levels[level]
         data = ring[np.arange(a, b) % len(ring)]
         out[has] = pool_max(data, lo[has] - a)
-        return out
+        return p, out
 
     def band_of(self, freq: float) -> int:
         """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""

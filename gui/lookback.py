@@ -60,6 +60,8 @@ class HistoryImage(QtWidgets.QGraphicsObject):
         self._pixels = np.zeros((1, 1), np.uint32)
         self._image = pg.functions.ndarray_to_qimage(self._pixels, QtGui.QImage.Format.Format_RGB32)
         self.renders = 0
+        self._drawn: tuple | None = None  # what the pixels show: (its arguments, the history's state)
+        self.redrawn = 0  # pixel columns drawn by the last render
 
     def render(
         self,
@@ -74,27 +76,36 @@ class HistoryImage(QtWidgets.QGraphicsObject):
     ) -> None:
         """Draw stream times rect.left + now .. rect.right + now and axis coordinates rect.top ..
         rect.bottom (``scale``: "linear" | "log" | "mel") through colour table ``lut`` at dB
-        ``levels`` (floor, ceiling)."""
+        ``levels`` (floor, ceiling). The same picture again after new frames (the live edge in
+        view) redraws only the pixel columns they reach (:meth:`.history.History.picture_since`)."""
         width, height = max(8, int(width)), max(8, int(height))
         x0, x1, y0, y1 = rect.left(), rect.right(), rect.top(), rect.bottom()
-        codes = history.picture(x0 + now, x1 + now, width)  # [width, rows]
+        what = (history, x0 + now, x1 + now, y0, y1, width, height, scale, id(lut), tuple(levels))
+        then = self._drawn[1] if self._drawn is not None and self._drawn[0] == what else None
+        p, codes = history.picture_since(x0 + now, x1 + now, width, then)  # [width - p, rows]
+        self._drawn = (what, history.state)
         f = from_axis(np.linspace(y0, y1, height + 1)[:-1], scale)
         row_hz = history.bin_pool * history.sample_rate / history.n_fft
         starts = np.clip(np.floor(np.nan_to_num(f / row_hz + 0.5)), 0, history.rows - 1).astype(np.int64)
         starts = np.maximum.accumulate(starts)
         # Pool along contiguous rows (reducing across the last axis is several times slower).
-        rows = pool_max(np.ascontiguousarray(codes.T), starts)  # [height, width]
+        rows = pool_max(np.ascontiguousarray(codes.T), starts)  # [height, width - p]
         floor, ceiling = levels
         idx = np.clip((code_to_db(np.arange(256)) - floor) * (255.0 / max(ceiling - floor, 1e-6)), 0, 255)
         table = lut[idx.astype(np.uint8)]
-        self._pixels = table[rows]
+        self.renders += 1
+        self.redrawn = width - p
+        if p > 0:  # the same rectangle: the pixels before p stand
+            self._pixels[:, p:] = np.take(table, rows)
+            self.update()
+            return
+        self._pixels = np.take(table, rows)  # faster than table[rows] for a large picture
         self._image = pg.functions.ndarray_to_qimage(self._pixels, QtGui.QImage.Format.Format_RGB32)
         tr = QtGui.QTransform()
         tr.translate(x0, y0)
         tr.scale((x1 - x0) / width, (y1 - y0) / height)
         self.prepareGeometryChange()
         self.setTransform(tr)
-        self.renders += 1
         self.update()
 
     def pixels(self) -> np.ndarray:

@@ -3,8 +3,11 @@ measurements, its band-limited replay, its exports, and the list of labelled sel
 
 The panel holds no samples: every action takes an :class:`~rtdstft.selection.Excerpt` from the
 window's :class:`~.history.History` and runs the math of :mod:`rtdstft.selection` in the engine
-thread (the GUI thread never runs a transform). Times are stream times (s since the source
-started, as on the file's clock for a file replayed once).
+thread (the GUI thread never runs a transform). The measurement does not wait for it: the panel
+says "measuring…" and fills in when the engine thread answers, a newer selection superseding an
+older one still pending (which is then not computed at all if it has not started). Times are
+stream times (s of analysis since the source started: the file's clock for a file replayed once
+without a seek; :meth:`~.history.History.file_time` maps them to the file).
 """
 
 from __future__ import annotations
@@ -41,27 +44,34 @@ class SelectionPanel(QtWidgets.QGroupBox):
     Args:
         history: returns the window's current :class:`~.history.History`.
         run: runs a function in the engine thread and returns its result (``EngineWorker.call``).
+        submit: runs a function in the engine thread and hands its result to a callback in the
+            GUI thread, without waiting (``EngineWorker.submit``).
         play: plays ``make()`` to the output (``EngineWorker.play``-like: make, rate, device).
         device: returns the output device chosen in the device panel.
 
     Signals:
         changed(object): the current :class:`Region` (or None).
+        measured(dict): the current selection's measurement arrived ({} if it failed).
     """
 
     changed = QtCore.pyqtSignal(object)
+    measured = QtCore.pyqtSignal(dict)
 
     def __init__(
         self,
         history: Callable[[], object],
         run: Callable[[Callable], object],
+        submit: Callable[[Callable, Callable], None],
         play: Callable,
         device: Callable[[], object],
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
         super().__init__(parent)  # the dock around it carries the title
-        self._history, self._run, self._play, self._device = history, run, play, device
+        self._history, self._run, self._submit = history, run, submit
+        self._play, self._device = play, device
         self.region: Region | None = None
         self.measurement: dict = {}
+        self._asked: object = None  # the measurement asked for last; older answers are dropped
         self.regions: list[Region] = []
         self.fields = {}
         form = QtWidgets.QFormLayout()
@@ -112,20 +122,42 @@ class SelectionPanel(QtWidgets.QGroupBox):
     # -- the current selection --------------------------------------------------------------------
 
     def set_region(self, region: Region | None) -> None:
-        """Make ``region`` (stream time s × Hz) the current selection and measure it."""
+        """Make ``region`` (stream time s × Hz) the current selection and ask the engine thread to
+        measure it; the fields say "measuring…" until it answers (:attr:`measured`)."""
         self.region = None if region is None else region.normalized()
         self.measurement = {}
+        ask = self._asked = object()
+        self._show("measuring…" if self.region is not None else "—")
         if self.region is not None:
             try:
                 ex, r = self._excerpt(), self.region  # taken here: the history is the GUI thread's
-                self.measurement = self._run(lambda _: selection.measure(ex, r))
             except ValueError as exc:
-                self.hint.setText(str(exc))
-        for name, text in _fmt(self.measurement) if self.measurement else ((n, "—") for n in self.fields):
+                self._measured(ask, None, exc)
+            else:
+
+                def measure(_):
+                    # Superseded before its turn: not worth the engine thread's time.
+                    return None if ask is not self._asked else selection.measure(ex, r)
+
+                self._submit(measure, lambda result, error: self._measured(ask, result, error))
+        self.changed.emit(self.region)
+
+    def _measured(self, ask: object, result: dict | None, error: Exception | None) -> None:
+        if ask is not self._asked:
+            return  # a newer selection was made meanwhile
+        self.measurement = result or {}
+        if error is not None:
+            self.hint.setText(str(error))
+        self._show("—")
+        self.measured.emit(self.measurement)
+
+    def _show(self, empty: str) -> None:
+        """The fields of :attr:`measurement`, or ``empty`` in each; the buttons need a measurement."""
+        m = self.measurement
+        for name, text in _fmt(m) if m else ((n, empty) for n in self.fields):
             self.fields[name].setText(text)
         for b in (self.play_button, self.wav_button, self.npz_button, self.csv_button, self.add_button):
-            b.setEnabled(bool(self.measurement))
-        self.changed.emit(self.region)
+            b.setEnabled(bool(m))
 
     def _excerpt(self):
         r = self.region

@@ -210,9 +210,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     time axis. Receives finished frames through :meth:`append`; pulls nothing.
 
     Times: frames carry their stream time (s since the stream started, monotonic; a looping
-    file counts on). The axis shows x = stream time - :attr:`now` (:meth:`scroll_to` sets
-    ``now``), so it reads "seconds ago" and never changes. The cursor readout gives the time in
-    the file (stream time modulo :attr:`period`, the file's length, when it is set).
+    or seeking file counts on). The axis shows x = stream time - :attr:`now` (:meth:`scroll_to`
+    sets ``now``), so it reads "seconds ago" and never changes. The cursor readout gives the time
+    in the file (through the history's seek marks, :meth:`.history.History.file_time`, then
+    modulo :attr:`period`, the file's length, when it is set); :meth:`set_marks` draws the seeks.
 
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
@@ -286,6 +287,13 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             line.setVisible(False)
             self.plot.addItem(line)
             self.harmonic_lines.append(line)
+        # Where a file replay seeked: dashed lines across the band, x data in stream time (s).
+        self.marks = pg.PlotCurveItem(
+            pen=pg.mkPen("#e0e0e6", width=1, style=QtCore.Qt.PenStyle.DashLine), connect="pairs"
+        )
+        self.marks.setZValue(15)
+        self.plot.addItem(self.marks)
+        self._mark_times: list[float] = []
         self.region = None  # the selection drawn: a Region in stream time (s) × Hz
         self.region_item = QtWidgets.QGraphicsRectItem()
         self.region_item.setPen(pg.mkPen("#4fc3f7", width=1.5, cosmetic=True))
@@ -402,6 +410,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self._set_yaxis()
             self._place()
             self._place_region()
+            self.set_marks(self._mark_times)
             self.refresh_history(force=True)
 
     def axis_range(self) -> tuple[float, float]:
@@ -602,10 +611,18 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             QtCore.QRectF(QtCore.QPointF(r.t0 - self.now, y0), QtCore.QPointF(r.t1 - self.now, y1))
         )
 
+    def set_marks(self, times) -> None:
+        """Draw a line at each of the stream times ``times`` (s): where a file replay seeked."""
+        self._mark_times = [float(t) for t in times]
+        lo, hi = self.axis_range()
+        self.marks.setData(np.repeat(self._mark_times, 2), np.tile([lo, hi], len(self._mark_times)))
+        self.marks.setPos(-self.now, 0.0)
+
     def scroll_to(self, now: float) -> None:
         """Put stream time ``now`` (s) at the right edge: moves the picture and the θ curve, not
         the axes."""
         self.now = float(now)
+        self.marks.setPos(-self.now, 0.0)
         if self.region is not None:
             self._place_region()
         if self.image is not None:
@@ -653,7 +670,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         :meth:`.history.History.readout`), else from the live picture (the nearest column and
         bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
         ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
-        file (modulo :attr:`period`)."""
+        file (through the history's seek marks, modulo :attr:`period`)."""
         info = self.history.readout(time, freq, band, self.a4) if self.history is not None else {}
         if not info:
             info = self._picture_readout(time, freq)
@@ -662,6 +679,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             if value is not None:
                 info["theta_ms"] = value
                 info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
+        if info and self.history is not None:
+            info["time"] = float(self.history.file_time(info["time"]))
         if info and self.period:
             info["time"] %= self.period
         return info

@@ -8,6 +8,7 @@ axis, lagging one block behind the newest column so the right edge never shows a
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from rtdstft import audio
 from rtdstft.config import StreamConfig
 
+from . import priority
 from .controls import SPEEDS, AnalysisPanel, DevicePanel, DisplayPanel
 from .edit import EditPanel
 from .history import History
@@ -70,6 +72,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._right = 0.0
         self._geometry: Geometry | None = None
         self._shut_down = False
+        self._gui_nice: int | None = None  # the GUI thread's nice value before "engine first"
 
         self.analysis = AnalysisPanel()
         self.display = DisplayPanel()
@@ -104,6 +107,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection = SelectionPanel(
             lambda: self.history,
             lambda fn: self.worker.call(fn, timeout=60.0),  # a long selection takes a while
+            self.worker.submit,
             self.worker.play,
             lambda: self.devices.output.currentData(),
         )
@@ -111,7 +115,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.selection.changed.connect(self.view.show_region)
         self.source_path: str | None = None  # the replayed file (edits apply to it, else the history)
         self.edit = EditPanel(
-            lambda: self.selection.region,
+            self._selected_in_file,
             lambda: self.source_path,
             lambda: self.history,
             lambda: self.worker.config,
@@ -136,6 +140,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.set_speed(self.speed.currentData())
         self.worker.set_loop(self.loop.isChecked())
         self.worker.start()
+        # Only now: threads inherit their creator's nice value, and the engine's must stay at 0.
+        self._gui_tid = priority.this_thread()
+        self._gui_nice = priority.nice(self._gui_tid)
+        self._engine_first(self.display.engine_first.isChecked())
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.redraw)
@@ -403,6 +411,18 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.view.show_region(region)
 
+    def _selected_in_file(self):
+        """The selection for an edit: on the file's clock when a file is replayed (stream time
+        goes on across seeks and loops; its start decides), else as drawn."""
+        r = self.selection.region
+        if r is None or self.source_path is None:
+            return r
+        start = float(self.history.file_time(r.t0))
+        if self.view.period:
+            start %= self.view.period
+        shift = start - r.t0
+        return r if shift == 0 else dataclasses.replace(r, t0=r.t0 + shift, t1=r.t1 + shift)
+
     def view_live(self) -> None:
         """Back to the live picture after looking back (the End key)."""
         self.view.go_live()
@@ -410,19 +430,25 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_geometry(self, g: Geometry) -> None:
         self._geometry = g
+        if g.continues:  # a seek: the history and the picture go on, with a mark
+            self.history.mark(g.time0, g.file_time)
+            self.view.set_marks([t for t, _ in self.history.marks[1:]])
+            self.statusBar().showMessage(f"seek to {_fmt_time(g.file_time)}: the history goes on", 5000)
+            return
         if self.history.frames:  # it cannot span two engines' streams: say that it starts again
             a, b = self.history.time_span()
             self.statusBar().showMessage(
                 f"history cleared ({a:.1f}–{b:.1f} s): the analysis started again "
-                "(a seek, another source, or a new N, H, bands or rate)",
+                "(another source, or a new N, H, bands or rate)",
                 10000,
             )
         seconds = 60.0 * self.display.history.value()
         if seconds != self.history.seconds:  # a new length starts with the next stream
             self.history = History(seconds)
             self.view.attach(self.history)
-        self.history.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.as_dict())
+        self.history.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.as_dict(), g.file_time)
         self.view.reset(g.sample_rate, g.n_fft, g.hop, g.time0, g.config.band_edges)
+        self.view.set_marks([])
         self._arrival, self._right = (g.time0, time.monotonic()), g.time0
         self.analysis.set_sample_rate(g.sample_rate)
         if self.analysis.auto.isChecked():  # show what the rate chose
@@ -530,6 +556,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view.set_harmonics(self.display.harmonics.isChecked(), self.display.a4.value())
         if "freeze" in v:
             self.freeze_action.setChecked(v["freeze"])
+        if "engine_first" in v and self._gui_nice is not None:
+            self._engine_first(v["engine_first"])
+
+    def _engine_first(self, on: bool) -> None:
+        """The GUI thread at nice :data:`.priority.ENGINE_FIRST_NICE` (on) or back at its own."""
+        if self._gui_nice is None:
+            return
+        target = max(self._gui_nice, priority.ENGINE_FIRST_NICE) if on else self._gui_nice
+        why = priority.set_nice(self._gui_tid, target)
+        if why:
+            self.statusBar().showMessage(why, 8000)
 
     def _restore(self) -> None:
         s = self.settings
@@ -566,6 +603,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._shut_down = True
         self.timer.stop()
         self.save_settings()
+        self._engine_first(False)  # the thread lives on (a test's, a second window's)
         if not self.worker.stop():
             # Destroying a running QThread aborts the process: keep it referenced and say so.
             _STUCK_WORKERS.append(self.worker)

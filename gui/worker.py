@@ -50,10 +50,16 @@ def suited_to_rate(config: StreamConfig, sample_rate: float) -> StreamConfig:
 @dataclass
 class Geometry:
     """A new stream starts: the GUI resets its picture. ``time0`` is the stream time (s) of the
-    first frame to come; ``config`` the engine's settings."""
+    first frame to come; ``config`` the engine's settings; ``file_time`` where in the file (s)
+    that frame is, for a file. ``continues``: not a new stream but the same one going on from
+    another place in the file (a seek): the frames before it stay, ``time0`` follows on from
+    them (the engine was flushed, its last frames padded with zeros) and only ``file_time``
+    jumps."""
 
     config: StreamConfig
     time0: float = 0.0
+    file_time: float | None = None
+    continues: bool = False
 
     @property
     def sample_rate(self) -> float:
@@ -114,6 +120,8 @@ class EngineWorker(QtCore.QThread):
         file_error(str, str): (path, reason) when a file cannot be opened: the GUI shows a dialog.
         opened(str, str): (kind, name) when a source was opened.
         played(object): the samples (float32) that :meth:`play` sent to the output device.
+        answered(object, object, object): (done, result, error) of :meth:`submit`, delivered to
+            ``done`` in the GUI thread.
     """
 
     stats = QtCore.pyqtSignal(object)
@@ -121,6 +129,7 @@ class EngineWorker(QtCore.QThread):
     file_error = QtCore.pyqtSignal(str, str)
     opened = QtCore.pyqtSignal(str, str)
     played = QtCore.pyqtSignal(object)
+    answered = QtCore.pyqtSignal(object, object, object)
 
     def __init__(
         self,
@@ -160,9 +169,11 @@ class EngineWorker(QtCore.QThread):
         self.dropped_blocks = 0
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
+        self._fed = 0  # samples fed to the engine since it started or was flushed
         self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
         self.work_total = np.zeros(3)  # seconds inside the engine's process(), samples, calls: all so far
         self._last_stats = 0.0
+        self.answered.connect(self._answer)  # this object lives in the GUI thread: queued there
 
     # -- the GUI's side ---------------------------------------------------------------------------
 
@@ -245,6 +256,26 @@ class EngineWorker(QtCore.QThread):
         if error is not None:
             raise error
         return result
+
+    def submit(
+        self, fn: Callable[[EngineWorker], object], done: Callable[[object, Exception | None], None]
+    ) -> None:
+        """Run ``fn(worker)`` in the worker thread without waiting for it; ``done(result, None)``,
+        or ``done(None, error)`` with what ``fn`` raised, is then called in the GUI thread (from
+        its event loop)."""
+
+        def run() -> None:
+            try:
+                result, error = fn(self), None
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller's ``done``
+                result, error = None, exc
+            self.answered.emit(done, result, error)
+
+        self.post(run)
+
+    @QtCore.pyqtSlot(object, object, object)
+    def _answer(self, done, result, error) -> None:
+        done(result, error)
 
     # -- the thread -------------------------------------------------------------------------------
 
@@ -339,6 +370,7 @@ class EngineWorker(QtCore.QThread):
         work = self.engine.seconds if self._process is not None else time.perf_counter() - t0
         self._busy.append((work, block.size / source.sample_rate))
         self.work_total += (work, block.size, 1)
+        self._fed += block.size
         self.nonfinite += int(out.nonfinite)
         self._emit(out, block)
         self._monitor(block, out.audio)
@@ -382,8 +414,9 @@ class EngineWorker(QtCore.QThread):
         else:
             self.engine = engine_class()(config=self.config)
         self._time0 = self._next_time = time0
+        self._fed = 0
         self._busy.clear()
-        self._push(Geometry(self.config, time0))
+        self._push(Geometry(self.config, time0, self.source.position if self.kind == "file" else None))
 
     def _restart_engine(self, error: Exception) -> None:
         """The engine's process died: say so, and go on from here with a new one (or stop the
@@ -476,6 +509,7 @@ class EngineWorker(QtCore.QThread):
 
     def _finish_file(self) -> None:
         self._emit(self.engine.flush(), None)
+        self._fed = 0
         self.playing = False
 
     def _set_playing(self, playing: bool) -> None:
@@ -494,11 +528,19 @@ class EngineWorker(QtCore.QThread):
         self.playing = playing
 
     def _seek(self, seconds: float) -> None:
+        """Go on from ``seconds`` into the file. The stream goes on too (its history stays): the
+        engine ends what it had (its last frames, zeros after the last sample), starts afresh on
+        the new place, and its frames follow on in stream time (:class:`Geometry` ``continues``)."""
         if self.kind != "file":
             return
         seconds = float(np.clip(seconds, 0.0, self.source.duration))
+        if self._fed:
+            self._emit(self.engine.flush(), None)  # also resets the engine for a new stream
+            self._fed = 0
         self.source.seek(seconds)
-        self._new_engine(self.source.sample_rate, seconds)
+        self._time0 = self._next_time
+        self._busy.clear()
+        self._push(Geometry(self.config, self._time0, seconds, continues=True))
         if self.playing:
             self.source.start()
 

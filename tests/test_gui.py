@@ -127,10 +127,10 @@ def replay(qtbot, w: MainWindow, path: str, until: float, speed: float = 4.0) ->
 
 
 def restart(qtbot, w: MainWindow, until: float) -> None:
-    """Seek to 0 (a fresh engine, a fresh picture) and wait until the picture reaches ``until``."""
+    """Open the file again (a fresh engine, a fresh picture) and wait until the picture reaches
+    ``until``."""
     old = w.view.image
-    w.worker.seek(0.0)
-    w.worker.set_playing(True)
+    w.open_file(w.source_path)
     qtbot.waitUntil(
         lambda: w.view.image is not old and w.view.image.count > 0 and np.nanmax(column_times(w)) >= until,
         timeout=WAIT_MS,
@@ -159,9 +159,10 @@ def whole_file(qtbot, w: MainWindow) -> tuple[np.ndarray, np.ndarray]:
 
 
 def play_again(qtbot, w: MainWindow) -> tuple[np.ndarray, np.ndarray]:
-    """From the start once more (a fresh engine with the current settings): :func:`whole_file`."""
-    w.worker.seek(0.0)
-    w.worker.set_playing(True)
+    """From the start once more (the file opened again: a fresh engine with the current settings,
+    a fresh picture): :func:`whole_file`."""
+    w.open_file(w.source_path)
+    qtbot.waitUntil(lambda: playing(w), timeout=WAIT_MS)
     return whole_file(qtbot, w)
 
 
@@ -333,10 +334,16 @@ def test_transport_pause_seek_speed_loop(qtbot, make_window, scene_wav):
     assert not w.stats.playing and w.stats.position == paused_at
     qtbot.keyClick(w, QtCore.Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: w.stats.playing and w.stats.position > paused_at + 0.05, timeout=WAIT_MS)
-    # The seek slider: release at 2/3 of the file; the picture restarts there.
+    # The seek slider: release at 2/3 of the file; the analysis goes on from there, after what
+    # came before (kept, with a mark where the file jumped).
     w.seek.setValue(667)
     w.seek.sliderReleased.emit()
-    qtbot.waitUntil(lambda: w.view.image.count > 0 and np.nanmin(column_times(w)) >= 1.9, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(w.history.marks) == 2, timeout=WAIT_MS)
+    jump, to = w.history.marks[1]
+    assert to == pytest.approx(0.667 * w.stats.duration, abs=0.01) and w.history.first_frame == 0
+    qtbot.waitUntil(lambda: np.nanmax(column_times(w)) >= jump + 0.1, timeout=WAIT_MS)
+    newest = float(np.nanmax(column_times(w)))
+    assert w.history.file_time(newest) == pytest.approx(to + newest - jump)
     # Speed: seconds of the file taken by the engine per second of the worker's clock, both read
     # at one moment in the worker's thread (loops counted), over 1.5 s.
     w.loop.setChecked(True)
@@ -624,6 +631,7 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
     _set(d.floor, -80.0)
     _set(d.span, 6.0)
     _set(d.log, True)
+    _set(d.engine_first, False)
     w.speed.setCurrentIndex(w.speed.findData(2.0))
     w.loop.setChecked(True)
     w.open_file(scene_wav)
@@ -647,6 +655,7 @@ def test_settings_persist_across_restart(qtbot, make_window, tmp_path, scene_wav
         "a4": 440.0,
         "harmonics": False,
         "freeze": False,
+        "engine_first": False,
     }
     assert w2.view.cmap == "gray" and w2.view.log and w2.view.span == 6.0
     assert w2.speed.currentData() == 2.0 and w2.loop.isChecked()

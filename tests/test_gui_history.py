@@ -166,10 +166,116 @@ def test_history_picture_is_the_max_of_what_it_covers():
         assert (pic[p] <= cols[near].max(axis=0)).all()  # nor invented
 
 
-def test_a_seek_says_that_the_history_starts_again(qtbot, window, two_part_wav):
+def test_a_seek_keeps_the_history_and_marks_where_it_jumped(qtbot, window, two_part_wav):
+    """Seeking from the 1 kHz part to 6 s (the 3 kHz part): what was analysed before stays in
+    the history, on the same stream clock; the frames after the seek follow on at the next
+    frame's time; a mark says where the file jumped (drawn as a line), and the readout's time
+    is the file's on both sides of it."""
     w = window
     w.open_file(two_part_wav)
-    qtbot.waitUntil(lambda: w.history.frames > 50, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > 1.5, timeout=WAIT_MS)
     w.worker.seek(6.0)
-    qtbot.waitUntil(lambda: w.history.time0 == 6.0, timeout=WAIT_MS)
-    assert w.statusBar().currentMessage().startswith("history cleared (0.0–")
+    qtbot.waitUntil(lambda: len(w.history.marks) == 2, timeout=WAIT_MS)
+    jump, to = w.history.marks[1]
+    assert to == 6.0 and jump > 1.5
+    assert w.statusBar().currentMessage().startswith("seek to 0:06.0")
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > jump + 1.0, timeout=WAIT_MS)
+    h = w.history
+    assert h.time0 == 0.0 and h.first_frame == 0  # nothing was forgotten
+    assert round(jump * SR / h.hop) * h.hop == round(jump * SR)  # on the frame grid
+    before, after = h.readout(1.0, 1000.0), h.readout(jump + 0.5, 3000.0)
+    assert abs(before["peak_hz"] - 1000.0) < 1.0 and abs(after["peak_hz"] - 3000.0) < 1.0
+    # The audio (for selections and edits) lies on the same clock: the file's samples from 6 s on.
+    x = sf.read(two_part_wav, dtype="float32")[0]
+    k = round(jump * SR)
+    np.testing.assert_array_equal(h._audio_between(k, k + 4000), x[6 * SR : 6 * SR + 4000])
+    assert w.view.readout(1.0, 1000.0)["time"] == pytest.approx(1.0, abs=1e-6)
+    assert w.view.readout(jump + 0.5, 3000.0)["time"] == pytest.approx(6.5, abs=h.hop / SR)
+    xs, _ = w.view.marks.getData()
+    assert list(xs) == [jump, jump]
+    # The picture looking back over the seek: 1 kHz on its left, 3 kHz on its right.
+    w.view.setFocus()
+    w.view.plot.setXRange(jump - 1.2 - w.view.now, jump - 0.2 - w.view.now, padding=0)
+    w.view._looked()
+    assert abs(loudest_hz(w) - 1000.0) < 100.0
+    w.view.plot.setXRange(jump + 0.2 - w.view.now, jump + 0.9 - w.view.now, padding=0)
+    w.view._looked()
+    assert abs(loudest_hz(w) - 3000.0) < 100.0
+
+
+@pytest.mark.parametrize("seconds,span,forgets", [(4.0, 3.95, True), (40.0, 8.0, False), (40.0, 35.0, False)])
+def test_a_redraw_at_the_live_edge_draws_the_new_columns_only_and_the_same_picture(
+    qtbot, seconds, span, forgets
+):
+    """Looking back with the newest frames in view: each render after new frames arrive equals a
+    render from scratch, pixel for pixel, on a linear and a log axis, zoomed in (a pixel per
+    column) and out (the pyramid), while the ring forgets its oldest (a 4 s history) or not;
+    and it draws only the pixel columns that the new frames reach."""
+    from PyQt6 import QtCore
+    from rtdstft_gui.lookback import HistoryImage
+
+    rng = np.random.default_rng(7)
+    h = History(seconds)
+    h.reset(48000, 4096, 128, 0.0, {"bands": 4, "band_edges": (500.0, 2000.0, 6000.0)})  # pools 2 × 2
+    lut = lookup_table("magma")
+    tones = rng.uniform(-150, 10, size=(64, 2049)).astype(np.float32)
+
+    def feed(k: int) -> None:
+        t = (h.frames + np.arange(k)) * h.hop / h.sample_rate
+        h.add_frames(tones[rng.integers(0, 64, k)], np.full((k, 4), 1024.0, np.float32), t)
+
+    feed(int(1.1 * span * 375))
+    now = h.time_span()[1]
+    for scale, (y0, y1) in (("linear", (0.0, 24000.0)), ("log", (np.log10(30.0), np.log10(24000.0)))):
+        rect = QtCore.QRectF(QtCore.QPointF(-span, y0), QtCore.QPointF(0.5, y1))  # the future in view
+        kept = HistoryImage()
+        partial = []
+        for _ in range(12):
+            feed(int(rng.integers(1, 24)))
+            kept.render(h, rect, now, 300, 200, scale, lut, (-100.0, 0.0))
+            partial.append(kept.redrawn)
+            fresh = HistoryImage()
+            fresh.render(h, rect, now, 300, 200, scale, lut, (-100.0, 0.0))
+            assert np.array_equal(kept.pixels(), fresh.pixels()), (scale, partial)
+        if forgets:  # the oldest columns in view leave the ring: the whole picture changes
+            assert h.time_span()[0] > now - span and max(partial) == 300
+        else:  # a redraw costs the new columns, not the picture
+            assert max(partial[1:]) < 300 // 3, partial
+
+
+def test_columns_and_pyramid_equal_a_direct_reference_whatever_the_chunks():
+    """Frames fed a few at a time (as the redraws feed them) or all at once give the same rings,
+    and these equal a direct computation: each stored column the max over its frames and its
+    pooled bins of the quantised dB (NaN the lowest), each pyramid entry the max of its 4
+    children."""
+    from rtdstft_gui.history import db_to_code
+
+    rng = np.random.default_rng(3)
+    frames = 3000
+    db = rng.uniform(-160, 20, size=(frames, 2049)).astype(np.float32)
+    db[rng.random(db.shape) < 0.01] = np.nan
+    theta = np.full((frames, 4), 512.0, np.float32)
+    t = np.arange(frames) * 128 / 48000
+    settings = {"bands": 4, "band_edges": (500.0, 2000.0, 6000.0)}
+    small, whole = History(30.0), History(30.0)
+    for h in (small, whole):
+        h.reset(48000, 4096, 128, 0.0, settings)
+    whole.add_frames(db, theta, t)
+    i = 0
+    while i < frames:
+        k = int(rng.integers(1, 13))
+        small.add_frames(db[i : i + k], theta[i : i + k], t[i : i + k])
+        i += k
+    assert small.group == 2 and small.bin_pool == 2 and small.columns == frames // 2
+    codes = db_to_code(db)
+    codes = np.maximum(codes[:, :2048:2], codes[:, 1:2048:2])  # bins 0-1, 2-3, ...; bin 2048 alone
+    codes = np.concatenate([codes, db_to_code(db[:, 2048:])], axis=1)
+    reference = codes.reshape(-1, 2, small.rows).max(axis=1)
+    for h in (small, whole):
+        assert np.array_equal(h.levels[0][: h.columns], reference)
+        below, n = reference, h.columns
+        for level in h.levels[1:]:
+            pad = np.zeros((-(-n // 4) * 4 - n, h.rows), np.uint8)
+            below = np.concatenate([below, pad]).reshape(-1, 4, h.rows).max(axis=1)
+            n = len(below)
+            assert np.array_equal(level[:n], below)

@@ -104,7 +104,7 @@ def drag_box(qtbot, w: MainWindow, t0: float, t1: float, f0: float, f1: float) -
 def test_shift_drag_selects_and_measures(qtbot, replayed):
     w = replayed
     drag_box(qtbot, w, 1.0, 2.5, 700.0, 1300.0)
-    qtbot.waitUntil(lambda: w.selection.region is not None, timeout=5000)
+    qtbot.waitUntil(lambda: bool(w.selection.measurement), timeout=5000)
     r = w.selection.region
     px_t = w.view.visible().width() / w.view.plot.vb.width()
     px_f = w.view.visible().height() / w.view.plot.vb.height()
@@ -236,6 +236,7 @@ def test_kept_selections_save_and_load_as_label_files(qtbot, replayed, tmp_path)
         (tmp_path / "table.selections.txt").read_text().startswith("Selection\tView\tChannel\tBegin Time (s)")
     )
     sel.list.setCurrentRow(1)  # picking a kept one makes it the selection, measured
+    qtbot.waitUntil(lambda: bool(sel.measurement), timeout=5000)
     assert sel.region == kept[1] and abs(sel.measurement["peak_hz"] - 3000) < 0.5
 
 
@@ -282,3 +283,38 @@ def test_view_export_has_the_layout_of_analyze_npz(qtbot, replayed, tmp_path, to
     first = np.array(rows[1].split(","), float)
     k = int(np.argmin(np.abs(view["freq"] - 1000)))
     assert first[2 + k] == pytest.approx(20 * np.log10(0.3), abs=1.5)  # the 1 kHz tone's bin
+
+
+def test_the_measurement_does_not_block_the_gui_and_the_newest_selection_wins(qtbot, replayed):
+    """The engine thread is held busy (a command that waits): a selection then returns at once
+    saying "measuring…", the GUI's event loop runs meanwhile, a second selection supersedes the
+    first, and once the engine thread is free the panel fills with the second's measurement only."""
+    import threading
+
+    sel = replayed.selection
+    answers: list[dict] = []
+    sel.measured.connect(answers.append)
+    release, holding = threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(30)
+
+    replayed.worker.post(lambda: hold(None))
+    assert holding.wait(10)
+    try:
+        sel.set_region(Region(0.5, 1.5, 700, 1300))
+        assert sel.fields["peak"].text() == "measuring…" and not sel.play_button.isEnabled()
+        ticked: list[bool] = []
+        QtCore.QTimer.singleShot(0, lambda: ticked.append(True))
+        qtbot.waitUntil(lambda: bool(ticked), timeout=2000)  # the event loop runs meanwhile
+        sel.set_region(Region(2.0, 3.0, 2500, 3500))
+        assert not answers and sel.measurement == {}
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: bool(answers), timeout=10000)
+    qtbot.wait(200)  # an answer to the first selection would come by now: none does
+    assert len(answers) == 1 and abs(answers[0]["peak_hz"] - 3000) < 0.5
+    assert sel.measurement is answers[0] and sel.fields["peak"].text().startswith("3000.0")
+    assert sel.play_button.isEnabled()
+    sel.measured.disconnect(answers.append)
