@@ -32,6 +32,7 @@ dicts ``{"name", "ms", "ratio", "note"}`` so that other benchmarks (streaming) c
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -310,9 +311,17 @@ def forward_at(t: DSTFT, x: torch.Tensor, theta: torch.Tensor, positions: torch.
 
 def _peak_mb(fn: Callable[[], object] | None) -> float | None:
     """Peak resident memory in MB that one call of fn adds to the process, from Linux's VmHWM
-    (reset through /proc/self/clear_refs); None where that is unavailable."""
+    (reset through /proc/self/clear_refs); None where that is unavailable.
+
+    Memory that earlier calls freed but the C heap kept would be reused without raising the
+    resident size, hiding what fn allocates; glibc's ``malloc_trim`` returns it to the system first.
+    """
     if fn is None:
         return None
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak may then read low
+        pass
 
     def status(key: str) -> float:
         with open("/proc/self/status") as f:
