@@ -325,7 +325,7 @@ def band_limit(n_bins: int) -> int:
     return max(1, n_bins // 4)
 
 
-def band_edges(theta: torch.Tensor, limit: int) -> tuple[int, ...] | None:
+def find_bands(theta: torch.Tensor, limit: int) -> tuple[int, ...] | None:
     """Edges 0 = e_0 < e_1 < ... < e_K = M of the runs of bins over which θ [Bθ, M, Fθ] is the same
     in every item and frame (bin m is in band k for e_k <= m < e_{k+1}); None if there are more
     than ``limit`` runs. One comparison pass over θ."""
@@ -338,7 +338,7 @@ def band_edges(theta: torch.Tensor, limit: int) -> tuple[int, ...] | None:
 
 class _BandedFunction(torch.autograd.Function):
     """The frequency-dependent modes when θ [1 or B, M, 1 or F] is constant over K bands of bins
-    (:func:`band_edges`), at the default positions: bin m of band k = [e_k, e_{k+1}) is bin m of
+    (:func:`find_bands`), at the default positions: bin m of band k = [e_k, e_{k+1}) is bin m of
     the time-mode transform with θ_{e_k, n}, so each band costs one windowed FFT per frame
     (K FFTs per frame in all, against a per-bin kernel of M·N values). Equal to
     :class:`_BinWindowFunction` up to round-off.
@@ -823,7 +823,7 @@ class DSTFT(torch.nn.Module):
             spec = _DSTFTFunction.apply(xb, theta_b, pos_b, self.n_fft, self.hop_length, self.normalization)
         else:
             theta_b = self._bin_theta(theta, batch_shape)
-            edges = None if pos_b is not None else band_edges(theta_b.detach(), band_limit(self.n_bins))
+            edges = None if pos_b is not None else find_bands(theta_b.detach(), band_limit(self.n_bins))
             if edges is not None:  # θ constant over a few bands of bins: one FFT per band
                 spec = _BandedFunction.apply(
                     xb, theta_b, self.n_fft, self.hop_length, self.normalization, edges

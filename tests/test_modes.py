@@ -115,7 +115,7 @@ def test_banded_theta_takes_one_fft_per_band_and_matches_the_loop_and_the_per_bi
     theta = torch.from_numpy(banded_theta(rng, mode, edges, n_frames, 32.0, n_fft, lead))
     x = torch.from_numpy(rng.standard_normal((batch, length)))
     t = DSTFT(n_fft, hop, window_mode=mode)
-    assert transform.band_edges(t._bin_theta(theta, (batch,)), transform.band_limit(n_bins)) == tuple(edges)
+    assert transform.find_bands(t._bin_theta(theta, (batch,)), transform.band_limit(n_bins)) == tuple(edges)
     general = t(x, theta + 0)
     monkeypatch.setattr(transform._BinWindowFunction, "apply", no_per_bin_path)
     banded = t(x, theta)
