@@ -92,6 +92,74 @@ def test_every_mode_matches_literal_loop(mode, normalization, positioned):
         assert np.abs(spec[b].numpy() - ref).max() <= 1e-10 * np.abs(ref).max()
 
 
+def banded_theta(rng, mode, edges, n_frames, lo, hi, lead=()):
+    """θ of a frequency-dependent mode that is constant over the bands of bins [e_k, e_{k+1})."""
+    values = rng.uniform(lo, hi, lead + (len(edges) - 1,) + ((n_frames,) if mode == "time-frequency" else ()))
+    return np.repeat(values, np.diff(edges), axis=len(lead))
+
+
+def no_per_bin_path(*args):
+    raise AssertionError("the per-bin path ran on a banded θ")
+
+
+@pytest.mark.parametrize("mode", ["frequency", "time-frequency"])
+@pytest.mark.parametrize("per_item", [False, True])
+def test_banded_theta_takes_one_fft_per_band_and_matches_the_loop_and_the_per_bin_path(
+    mode, per_item, monkeypatch
+):
+    n_fft, hop, length, batch = 64, 16, 300, 2
+    rng = np.random.default_rng([per_item, mode == "frequency"])
+    n_frames, n_bins = 1 + length // hop, n_fft // 2 + 1
+    edges = [0, 1, 9, 10, 25, n_bins]  # a one-bin band at DC and one inside
+    lead = (batch,) if per_item else ()
+    theta = torch.from_numpy(banded_theta(rng, mode, edges, n_frames, 32.0, n_fft, lead))
+    x = torch.from_numpy(rng.standard_normal((batch, length)))
+    t = DSTFT(n_fft, hop, window_mode=mode)
+    assert transform.find_bands(t._bin_theta(theta, (batch,)), transform.band_limit(n_bins)) == tuple(edges)
+    general = t(x, theta + 0)
+    monkeypatch.setattr(transform._BinWindowFunction, "apply", no_per_bin_path)
+    banded = t(x, theta)
+    assert torch.allclose(banded, general, rtol=0, atol=1e-10 * float(general.abs().max()))
+    theta_b = theta.expand(batch, *theta.shape[len(lead) :]).numpy()
+    for b in range(batch):
+        ref = literal_dstft(
+            x[b].numpy(),
+            per_bin_frame(mode, theta_b[b], n_bins, n_frames),
+            np.arange(n_frames) * hop * 1.0,
+            n_fft,
+            "l1",
+        )
+        assert np.abs(banded[b].numpy() - ref).max() <= 1e-10 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("mode", ["frequency", "time-frequency"])
+@pytest.mark.parametrize("per_item", [False, True])
+def test_banded_theta_gradients(mode, per_item, monkeypatch):
+    # gradcheck's finite differences move one bin's θ at a time, which splits its band: the
+    # numerical Jacobian comes from the per-bin path, the analytical one from the banded backward.
+    n_fft, hop, length, batch = 32, 8, 50, 2
+    rng = np.random.default_rng([per_item, 7])
+    n_frames, n_bins = 1 + length // hop, n_fft // 2 + 1
+    edges = [0, 3, 4, 12, n_bins]
+    lead = (batch,) if per_item else ()
+    theta = torch.from_numpy(banded_theta(rng, mode, edges, n_frames, 10.0, 30.0, lead)).requires_grad_(True)
+    x = torch.from_numpy(rng.standard_normal((batch, length))).requires_grad_(True)
+    t = DSTFT(n_fft, hop, win_min=8.0, window_mode=mode)
+    calls = []
+    banded_apply = transform._BandedFunction.apply
+    monkeypatch.setattr(transform._BandedFunction, "apply", lambda *a: calls.append(1) or banded_apply(*a))
+    check = dict(eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
+    assert torch.autograd.gradcheck(lambda x, th: t(x, th), (x, theta), **check)
+    assert calls  # the analytical gradient was the banded one
+    # and every bin's own gradient, not its band's sum, equals the per-bin path's
+    loss = t(x, theta).abs().square().sum()
+    grads = torch.autograd.grad(loss, (x, theta))
+    monkeypatch.setattr(transform, "band_limit", lambda n_bins: 0)
+    reference = torch.autograd.grad(t(x, theta).abs().square().sum(), (x, theta))
+    for got, want in zip(grads, reference, strict=True):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-10 * float(want.abs().max()))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_per_item_positions_and_blocks(mode, monkeypatch):
     """Per-signal positions [B, F], a shared θ, and kernels built one or two frames at a time."""
