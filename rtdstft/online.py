@@ -609,7 +609,9 @@ def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.nd
 
 def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
     """|log| of the ratio of the mean frame power Z of a block to that of its context (0 for
-    silence on both sides)."""
+    silence on both sides, and with no context at all: radius 0, where no level is known)."""
+    if z_ctx.size == 0:
+        return 0.0
     return abs(math.log(max(float(np.mean(z_block)), _TINY)) - math.log(max(float(np.mean(z_ctx)), _TINY)))
 
 
