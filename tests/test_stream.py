@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,21 @@ def test_banded_adaptation_turned_on_mid_stream_decides_as_if_the_context_had_be
     spec_a, spec_b = (np.concatenate([o.spec for o in v]) for v in (a, b))
     assert np.any(theta_a != np.float32(400.0)) and np.array_equal(theta_a, theta_b)
     assert np.allclose(spec_a, spec_b, rtol=0, atol=1e-6 * np.abs(spec_b).max())
+
+
+@pytest.mark.parametrize("settings", [dict(steps=1), dict(steps=1, entropy="renyi"), dict(radius=0)])
+def test_silence_and_no_context_raise_no_numpy_warnings(settings):
+    """Silent neighbourhoods (z = 0) in the gradient steps and a radius of 0 (no context to compare
+    the level with) are expected states, not numerical accidents: no RuntimeWarning."""
+    x = np.zeros(16000, np.float32)
+    x[8000:] = np.random.default_rng(0).standard_normal(8000) * 0.1
+    engine = rtdstft.StreamingDSTFT(16000, 512, 64, adapt=True, **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for i in range(0, len(x), 1000):
+            engine.process(x[i : i + 1000])
+        out = engine.flush()
+    assert np.all(np.isfinite(out.win_length))
 
 
 @pytest.mark.parametrize(
