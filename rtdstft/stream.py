@@ -401,16 +401,17 @@ class StreamingDSTFT:
             grown[..., : self._acc.shape[-1]] = self._acc
             self._acc = grown
         _add_frames(self._acc[:, 0, start:end], yw, h)
-        key = (theta.tobytes(), count)
-        den = self._den_cache.get(key)
-        if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
-            w2 = np.square(w.cpu().numpy())
-            den = np.zeros((self.bands, end - start), self._np_dtype)
-            _add_frames(den, np.broadcast_to(w2[:, None], (self.bands, count, n)), h)
-            if len(self._den_cache) >= 8:
-                self._den_cache.pop(next(iter(self._den_cache)))
-            self._den_cache[key] = den
-        self._acc[:, 1, start:end] += den
+        for b in range(self.bands):  # per band: each band's θ rests or moves on its own
+            key = (float(theta[b]), count)
+            den = self._den_cache.get(key)
+            if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
+                w2 = np.square(w[b].cpu().numpy())
+                den = np.zeros(end - start, self._np_dtype)
+                _add_frames(den, np.broadcast_to(w2, (count, n)), h)
+                if len(self._den_cache) >= 8 * self.bands:
+                    self._den_cache.pop(next(iter(self._den_cache)))
+                self._den_cache[key] = den
+            self._acc[b, 1, start:end] += den
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
@@ -533,5 +534,5 @@ def _add_frames(out: np.ndarray, frames: np.ndarray, hop: int) -> None:
     *lead, count, n = frames.shape
     for j in range(0, n, hop):
         width = min(hop, n - j)
-        hops = np.reshape(out[..., j : j + count * hop], (*lead, count, hop), copy=False)
+        hops = out[..., j : j + count * hop].reshape(*lead, count, hop, copy=False)
         hops[..., :width] += frames[..., j : j + width]

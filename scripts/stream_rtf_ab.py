@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=float, default=None, help="the anchor's B = 1 RTF on the budget's machine (0.0084)"
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time (the bench's) or this thread's CPU time (steadier on a shared machine)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--anchor must be one of {labels}, got {anchor!r}")
 
     torch.set_num_threads(1)
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
     x = stream_bench_input(args.seconds)
     with tempfile.TemporaryDirectory(prefix="stream_rtf_ab.") as tmp:
         streams = [importlib.import_module("rtdstft.stream")]
@@ -101,19 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         engines = {(row, j): make_engine(s, *row) for row in ROWS for j, s in enumerate(streams)}
         times: dict = {key: [] for key, engine in engines.items() if engine is not None}
         for key in times:  # warm-up pass
-            stream_rtf(engines[key], x, 48000)
+            stream_rtf(engines[key], x, 48000, clock=clock)
         for r in range(args.rounds):
             for row in ROWS:
                 order = [(j + r) % len(streams) for j in range(len(streams))]
                 for j in order:
                     if (row, j) in times:
-                        times[row, j].append(stream_rtf(engines[row, j], x, 48000))
+                        times[row, j].append(stream_rtf(engines[row, j], x, 48000, clock=clock))
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
 
     median = {key: statistics.median(t) for key, t in times.items()}
     a = labels.index(anchor)
     print(
-        f"stream RTF, 48 kHz, N=2048, H=256, K=8, blocks of 1024, 1 thread; {args.seconds:g} s input; "
+        f"stream RTF ({args.clock} time), 48 kHz, N=2048, H=256, K=8, blocks of 1024, 1 thread; "
+        f"{args.seconds:g} s input; "
         f"median of {args.rounds} interleaved rounds; ratio to {anchor}"
     )
     print("| bands, adaptation | " + " | ".join(labels) + " | budget |")
