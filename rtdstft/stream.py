@@ -393,7 +393,7 @@ class StreamingDSTFT:
         """Adds Σ w·irfft(S) and Σ w² of ``count`` frames of each band (S_b [B, K, M], windows
         w = w(θ_b) [B, N]) starting at frame n0 to that band's accumulators, all bands at once."""
         h, n = self.hop_length, self.n_fft
-        yw = (torch.fft.irfft(spec_b, n=n) * w.unsqueeze(1)).cpu().numpy()
+        yw = torch.fft.irfft(spec_b, n=n).mul_(w.unsqueeze(1)).cpu().numpy()  # in place: a fresh tensor
         start = n0 * h - self._acc_start
         end = start + count * h + n  # one hop of slack for the chunked add below
         if end > self._acc.shape[-1]:
