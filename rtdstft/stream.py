@@ -147,6 +147,8 @@ class StreamingDSTFT:
             dtype=dtype,
         )
         self.bands, self.band_edges = config.bands, config.band_edges
+        # D and the latency follow from the geometry alone; read once, not per call.
+        self._split_delay, self._latency = config.split_delay, config.latency
         self.band_bins = band_bins(self.band_edges, self.sample_rate, self.n_fft)
         self._split = BandSplit(self.band_edges, self.sample_rate) if self.bands > 1 else None
         self._band_adapter = None
@@ -164,6 +166,7 @@ class StreamingDSTFT:
                 dtype=dtype,
             )
         self.nonfinite_count = 0
+        self._empty = None
         self.reset()
 
     # ---- settings -------------------------------------------------------------------------------
@@ -300,7 +303,7 @@ class StreamingDSTFT:
     def _frames_ready(self) -> int:
         """Frames whose samples have all arrived: n·H + N <= padded count (of band samples, which
         lag the input by the split's look-ahead D)."""
-        padded = self.n_fft // 2 + self._samples_in - self.split_delay
+        padded = self.n_fft // 2 + self._samples_in - self._split_delay
         return max(0, (padded - self.n_fft) // self.hop_length + 1)
 
     @torch.inference_mode()
@@ -436,7 +439,7 @@ class StreamingDSTFT:
     def _take_audio(self, count: int) -> np.ndarray:
         """The next ``count`` output samples: input delayed by ``latency``."""
         out = np.zeros(count, self._np_dtype)
-        first = self._samples_out - self.latency  # sample index of out[0]
+        first = self._samples_out - self._latency  # sample index of out[0]
         lead = min(count, max(0, -first))
         take = count - lead
         if take:
@@ -455,9 +458,10 @@ class StreamingDSTFT:
             spec = torch.cat([b[0] for b in blocks]).cpu().numpy()
             theta = np.concatenate([np.tile(b[1].astype(self._np_dtype), (b[3], 1)) for b in blocks])
             index = np.concatenate([np.arange(b[2], b[2] + b[3], dtype=np.int64) for b in blocks])
-        else:
-            spec = np.zeros((0, m), cdtype)
-            theta = np.zeros((0, self.bands), self._np_dtype)
+        else:  # no frames: empty arrays, which nothing can change, so one set serves every call
+            if self._empty is None:
+                self._empty = (np.zeros((0, m), cdtype), np.zeros((0, self.bands), self._np_dtype))
+            spec, theta = self._empty
             index = np.zeros(0, np.int64)
         if self.bands == 1:
             theta = theta[:, 0]
@@ -475,14 +479,16 @@ class StreamingDSTFT:
         x = np.asarray(block)
         if x.ndim != 1:
             raise ValueError(f"block must be 1-D (samples,), got shape {x.shape}")
-        if np.issubdtype(x.dtype, np.integer):
+        if x.dtype.kind in "iu":  # the dtype kinds, not np.issubdtype: this runs per audio callback
             x = _int_to_float(x, self._np_dtype)
-        elif np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating):
+        elif x.dtype.kind != "f":
             raise TypeError(f"block must contain real samples (floats, or integer PCM), got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
-        bad = ~np.isfinite(x)
-        nonfinite = int(bad.sum())
-        if nonfinite:
+        finite = np.isfinite(x)
+        nonfinite = 0
+        if not finite.all():
+            bad = ~finite
+            nonfinite = int(bad.sum())
             x = np.where(bad, 0, x).astype(self._np_dtype)
             self.nonfinite_count += nonfinite
         self._samples_in += x.shape[0]
