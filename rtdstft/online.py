@@ -224,12 +224,15 @@ class OnlineAdapter:
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
         z, q = cand.z[i], cand.q[i]  # 1 where the neighbourhood is silent (see _evaluate)
         dz = _np(dpower.sum(-1)) @ mask.T
-        if self.kind == "shannon":
-            dq = _np(((cand.log_power[i] + 1.0) * dpower).sum(-1)) @ mask.T
-            dh = (dz - dq + q * dz / z) / z
-        else:
-            da = _np((cand.power[i].pow(self.alpha - 1.0) * dpower).sum(-1)) @ mask.T
-            dh = (self.alpha * da / np.maximum(q, _TINY) - self.alpha * dz / z) / (1.0 - self.alpha)
+        # z = 0 where a neighbourhood is silent: 0/0 there makes the gradient NaN, which ends the
+        # steps (``step`` checks it), so the division's warning says nothing new.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.kind == "shannon":
+                dq = _np(((cand.log_power[i] + 1.0) * dpower).sum(-1)) @ mask.T
+                dh = (dz - dq + q * dz / z) / z
+            else:
+                da = _np((cand.power[i].pow(self.alpha - 1.0) * dpower).sum(-1)) @ mask.T
+                dh = (self.alpha * da / np.maximum(q, _TINY) - self.alpha * dz / z) / (1.0 - self.alpha)
         return math.exp(cand.log_theta[i]) * float(
             dh @ self._weights(frames.shape[0])
         ) + 2.0 * self.smoothness * (cand.log_theta[i] - log_prev)
@@ -783,7 +786,9 @@ def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.nd
 
 def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
     """|log| of the ratio of the mean frame power Z of a block to that of its context (0 for
-    silence on both sides)."""
+    silence on both sides, and with no context at all: radius 0, where no level is known)."""
+    if z_ctx.size == 0:
+        return 0.0
     return abs(math.log(max(float(np.mean(z_block)), _TINY)) - math.log(max(float(np.mean(z_ctx)), _TINY)))
 
 

@@ -147,6 +147,8 @@ class StreamingDSTFT:
             dtype=dtype,
         )
         self.bands, self.band_edges = config.bands, config.band_edges
+        # D and the latency follow from the geometry alone; read once, not per call.
+        self._split_delay, self._latency = config.split_delay, config.latency
         self.band_bins = band_bins(self.band_edges, self.sample_rate, self.n_fft)
         self._split = BandSplit(self.band_edges, self.sample_rate) if self.bands > 1 else None
         self._band_adapter = None
@@ -164,6 +166,7 @@ class StreamingDSTFT:
                 dtype=dtype,
             )
         self.nonfinite_count = 0
+        self._empty = None
         self.reset()
 
     # ---- settings -------------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class StreamingDSTFT:
         if new is old:
             return
         self._config = new
+        self._push_deferred_context()  # at the settings it was emitted with, as an eager push would
         a = self._adapter
         if new.radius != a.radius:
             a.radius = new.radius
@@ -253,8 +257,11 @@ class StreamingDSTFT:
         self._buf_start = 0  # padded index of _buf[0]; padded index p = sample index + N/2
         self._buf_len = n // 2  # the N/2 leading zeros of center=True
         # Overlap-add accumulators, row 0: Σ w·irfft(S), row 1: Σ w², in padded sample coordinates.
-        self._acc = np.zeros((nb, 2, 2 * n + 2 * self.block_frames * self.hop_length), self._np_dtype)
-        self._acc_start = 0  # padded index of _acc[:, 0]
+        # Both buffers are compacted only once their consumed head passes half their size: one
+        # move every few blocks instead of one per call.
+        self._acc = np.zeros((nb, 2, 4 * n + 8 * self.block_frames * self.hop_length), self._np_dtype)
+        self._acc_start = 0  # padded index of _acc[..., 0]
+        self._collected = 0  # padded index up to which the accumulators were read out
         self._final = 0  # padded index up to which the resynthesis is final
         self._ready = np.zeros(0, self._np_dtype)  # final samples not yet returned
         self._samples_in = 0
@@ -263,6 +270,10 @@ class StreamingDSTFT:
         self._theta = np.full(nb, self._config.win_length)
         self._den_cache: dict[tuple[float, int], np.ndarray] = {}
         self._raw: list[np.ndarray] = []  # input not yet split into bands (split when frames need it)
+        # Blocks emitted at a fixed θ whose context the adapter has not taken yet: (S [K, M], band
+        # samples [B, (K - 1)·H + N], θ [B]). Nothing reads the context while adaptation is off;
+        # the last 2r frames' worth is pushed when it turns on (or a setting changes).
+        self._deferred: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
         self._adapter.reset()
         if self._split is not None:
             self._split.reset()
@@ -292,7 +303,7 @@ class StreamingDSTFT:
     def _frames_ready(self) -> int:
         """Frames whose samples have all arrived: n·H + N <= padded count (of band samples, which
         lag the input by the split's look-ahead D)."""
-        padded = self.n_fft // 2 + self._samples_in - self.split_delay
+        padded = self.n_fft // 2 + self._samples_in - self._split_delay
         return max(0, (padded - self.n_fft) // self.hop_length + 1)
 
     @torch.inference_mode()
@@ -309,68 +320,91 @@ class StreamingDSTFT:
             n0 = self._next_frame
             lo = n0 * h - self._buf_start
             seg = torch.from_numpy(self._buf[:, lo : lo + (count - 1) * h + n]).to(self.device)
-            frames = seg.unfold(-1, n, h)  # [B, count, N]
-            if self.bands == 1:
-                spec, w = self._one_band(frames[0])
-                spec_b = spec.unsqueeze(0)
+            if self._config.adapt:
+                self._push_deferred_context()
+                spec, spec_b, w = self._adapt_block(seg.unfold(-1, n, h))
             else:
-                spec_b, w = self._banded(frames)
-                spec = spec_b.sum(0)
+                spec, spec_b, w = self._fixed_block(seg)
             self._overlap_add(spec_b, w, self._theta, n0, count)
             out.append((spec, self._theta.copy(), n0, count))
             self._next_frame += count
         # Samples before the next frame's support are final; drop input no frame needs any more.
         self._final = self._next_frame * h
         drop = self._next_frame * h - self._buf_start
-        if drop > 0:
+        if drop > self._buf.shape[-1] // 2:
             keep = self._buf_len - drop
             self._buf[:, :keep] = self._buf[:, drop : self._buf_len]
             self._buf_start += drop
             self._buf_len = keep
         return out
 
-    def _one_band(self, frames: torch.Tensor):
-        """S [K, M] and w [1, N] of one block of frames [K, N], θ chosen (or fixed) for all bins."""
+    def _adapt_block(self, frames: torch.Tensor):
+        """S [K, M], S_b [B, K, M] and w [B, N] of one block of band frames [B, K, N], θ chosen per
+        band (for one band: for all bins) by the adapter, which takes the block as context."""
         cfg = self._config
-        if cfg.adapt:
-            theta, spec, w = self._adapter.step(frames, float(self._theta[0]), cfg.win_min, cfg.win_max)
-        else:
-            theta_t, w = self._adapter.windows(np.log(self._theta))
-            theta = float(theta_t[0])
-            spec = torch.fft.rfft(frames * w)
-            self._adapter.push_context(spec, frames, theta)
-        self._theta[0] = theta
-        return spec, w
-
-    def _banded(self, frames: torch.Tensor):
-        """S_b [B, K, M] and w [B, N] of one block of band frames [B, K, N], a θ per band."""
-        cfg = self._config
+        if self.bands == 1:
+            theta, spec, w = self._adapter.step(frames[0], float(self._theta[0]), cfg.win_min, cfg.win_max)
+            self._theta[0] = theta
+            return spec, spec.unsqueeze(0), w
         whole = frames.sum(0)  # the signal's own frames (the bands telescope), what θ is scored on
-        if cfg.adapt:
-            theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, cfg.win_min, cfg.win_max)
-        else:
-            _, w = self._adapter.windows(np.log(self._theta))
-            spec_b = torch.fft.rfft(frames * w.unsqueeze(1))
-            theta = self._theta
-            self._band_adapter.push_context(spec_b.sum(0), whole, theta)
+        theta, spec_b, w = self._band_adapter.step(whole, frames, self._theta, cfg.win_min, cfg.win_max)
         self._theta = np.asarray(theta, dtype=np.float64)
-        return spec_b, w
+        return spec_b.sum(0), spec_b, w
+
+    def _fixed_block(self, seg: torch.Tensor):
+        """S [K, M], S_b [B, K, M] and w [B, N] of one block at the fixed θ, from the band samples
+        ``seg`` [B, (K - 1)·H + N] (a view of the frame buffer); the block's context is deferred."""
+        n, h = self.n_fft, self.hop_length
+        theta_t, w = self._adapter.windows(np.log(self._theta))
+        if self.bands == 1:
+            self._theta[0] = float(theta_t[0])
+            spec = torch.fft.rfft(seg[0].unfold(-1, n, h) * w)
+            spec_b = spec.unsqueeze(0)
+        else:
+            spec_b = torch.fft.rfft(seg.unfold(-1, n, h) * w.unsqueeze(1))
+            spec = spec_b.sum(0)
+        self._defer_context(spec, seg.clone(), self._theta.copy())
+        return spec, spec_b, w
+
+    def _defer_context(self, spec: torch.Tensor, seg: torch.Tensor, theta: np.ndarray) -> None:
+        """Queues a block for the adapter's context, keeping only the blocks its last 2r frames
+        come from (the context holds 2r frames; older ones would be pushed out unread)."""
+        self._deferred.append((spec, seg, theta))
+        keep, later = 0, 0
+        for i in range(len(self._deferred) - 1, -1, -1):
+            keep = i
+            later += self._deferred[i][0].shape[0]
+            if later >= 2 * self._adapter.radius:
+                break
+        del self._deferred[:keep]
+
+    def _push_deferred_context(self) -> None:
+        """Gives the adapter the context of the blocks emitted at a fixed θ, as each block would
+        have pushed it when emitted (in order, whole blocks: the same sums, bit for bit)."""
+        n, h = self.n_fft, self.hop_length
+        for spec, seg, theta in self._deferred:
+            frames = seg.unfold(-1, n, h)
+            if self.bands == 1:
+                self._adapter.push_context(spec, frames[0], float(theta[0]))
+            else:
+                self._band_adapter.push_context(spec, frames.sum(0), theta)
+        self._deferred = []
 
     def _overlap_add(
         self, spec_b: torch.Tensor, w: torch.Tensor, theta: np.ndarray, n0: int, count: int
     ) -> None:
         """Adds Σ w·irfft(S) and Σ w² of ``count`` frames of each band (S_b [B, K, M], windows
-        w = w(θ_b) [B, N]) starting at frame n0 to that band's accumulators."""
+        w = w(θ_b) [B, N]) starting at frame n0 to that band's accumulators, all bands at once."""
         h, n = self.hop_length, self.n_fft
-        yw = (torch.fft.irfft(spec_b, n=n) * w.unsqueeze(1)).cpu().numpy()
+        yw = torch.fft.irfft(spec_b, n=n).mul_(w.unsqueeze(1)).cpu().numpy()  # in place: a fresh tensor
         start = n0 * h - self._acc_start
         end = start + count * h + n  # one hop of slack for the chunked add below
         if end > self._acc.shape[-1]:
             grown = np.zeros((self.bands, 2, max(end, 2 * self._acc.shape[-1])), self._np_dtype)
             grown[..., : self._acc.shape[-1]] = self._acc
             self._acc = grown
-        for b in range(self.bands):
-            _add_frames(self._acc[b, 0, start:end], yw[b], h)
+        _add_frames(self._acc[:, 0, start:end], yw, h)
+        for b in range(self.bands):  # per band: each band's θ rests or moves on its own
             key = (float(theta[b]), count)
             den = self._den_cache.get(key)
             if den is None:  # Σ w² of a block depends on θ and K alone: θ often rests for many blocks
@@ -384,25 +418,28 @@ class StreamingDSTFT:
 
     def _collect_final(self) -> None:
         """Moves final resynthesised samples from the accumulators to the ready queue."""
-        m = self._final - self._acc_start
-        if m <= 0:
+        lo, hi = self._collected - self._acc_start, self._final - self._acc_start
+        if hi <= lo:
             return
-        x_hat = np.zeros(m, self._np_dtype)
-        for b in range(self.bands):  # each band's weighted overlap-add inverse; the bands sum to x
-            num, den = self._acc[b, 0, :m], self._acc[b, 1, :m]
-            x_hat += np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        num, den = self._acc[:, 0, lo:hi], self._acc[:, 1, lo:hi]
+        inverse = np.divide(num, den, out=np.zeros_like(num), where=den > 0)  # each band's inverse
+        x_hat = np.zeros(hi - lo, self._np_dtype)
+        for band in inverse:  # the bands sum to x
+            x_hat += band
         # Padded indices below N/2 are the zeros before the first sample: not part of the signal.
-        skip = max(0, self.n_fft // 2 - self._acc_start)
+        skip = max(0, self.n_fft // 2 - self._collected)
         self._ready = np.concatenate([self._ready, x_hat[skip:]])
-        rest = self._acc.shape[-1] - m
-        self._acc[..., :rest] = self._acc[..., m:]
-        self._acc[..., rest:] = 0
-        self._acc_start = self._final
+        self._collected = self._final
+        if hi > self._acc.shape[-1] // 2:
+            rest = self._acc.shape[-1] - hi
+            self._acc[..., :rest] = self._acc[..., hi:]
+            self._acc[..., rest:] = 0
+            self._acc_start = self._final
 
     def _take_audio(self, count: int) -> np.ndarray:
         """The next ``count`` output samples: input delayed by ``latency``."""
         out = np.zeros(count, self._np_dtype)
-        first = self._samples_out - self.latency  # sample index of out[0]
+        first = self._samples_out - self._latency  # sample index of out[0]
         lead = min(count, max(0, -first))
         take = count - lead
         if take:
@@ -421,9 +458,10 @@ class StreamingDSTFT:
             spec = torch.cat([b[0] for b in blocks]).cpu().numpy()
             theta = np.concatenate([np.tile(b[1].astype(self._np_dtype), (b[3], 1)) for b in blocks])
             index = np.concatenate([np.arange(b[2], b[2] + b[3], dtype=np.int64) for b in blocks])
-        else:
-            spec = np.zeros((0, m), cdtype)
-            theta = np.zeros((0, self.bands), self._np_dtype)
+        else:  # no frames: empty arrays, which nothing can change, so one set serves every call
+            if self._empty is None:
+                self._empty = (np.zeros((0, m), cdtype), np.zeros((0, self.bands), self._np_dtype))
+            spec, theta = self._empty
             index = np.zeros(0, np.int64)
         if self.bands == 1:
             theta = theta[:, 0]
@@ -441,14 +479,16 @@ class StreamingDSTFT:
         x = np.asarray(block)
         if x.ndim != 1:
             raise ValueError(f"block must be 1-D (samples,), got shape {x.shape}")
-        if np.issubdtype(x.dtype, np.integer):
+        if x.dtype.kind in "iu":  # the dtype kinds, not np.issubdtype: this runs per audio callback
             x = _int_to_float(x, self._np_dtype)
-        elif np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating):
+        elif x.dtype.kind != "f":
             raise TypeError(f"block must contain real samples (floats, or integer PCM), got dtype {x.dtype}")
         x = x.astype(self._np_dtype, copy=False)
-        bad = ~np.isfinite(x)
-        nonfinite = int(bad.sum())
-        if nonfinite:
+        finite = np.isfinite(x)
+        nonfinite = 0
+        if not finite.all():
+            bad = ~finite
+            nonfinite = int(bad.sum())
             x = np.where(bad, 0, x).astype(self._np_dtype)
             self.nonfinite_count += nonfinite
         self._samples_in += x.shape[0]
@@ -493,10 +533,12 @@ def _int_to_float(x: np.ndarray, dtype) -> np.ndarray:
 
 
 def _add_frames(out: np.ndarray, frames: np.ndarray, hop: int) -> None:
-    """out[i·H + j] += frames[i, j] for frames [K, N], in place; out needs K·H + N samples (one hop
-    of slack). Chunk j of every frame lands on consecutive, non-overlapping hops, so this loops over
-    the N/H chunks of a frame, never over frames."""
-    count, n = frames.shape
+    """out[..., i·H + j] += frames[..., i, j] for frames [..., K, N], in place; out [..., L] needs
+    L >= K·H + N (one hop of slack) and a contiguous last axis. Chunk j of every frame lands on
+    consecutive, non-overlapping hops, so this loops over the N/H chunks of a frame, never over
+    frames."""
+    *lead, count, n = frames.shape
     for j in range(0, n, hop):
         width = min(hop, n - j)
-        out[j : j + count * hop].reshape(count, hop)[:, :width] += frames[:, j : j + width]
+        hops = out[..., j : j + count * hop].reshape(*lead, count, hop, copy=False)
+        hops[..., :width] += frames[..., j : j + width]

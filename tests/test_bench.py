@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from rtdstft.bench import FSDD, REFERENCE, format_table, main
+from rtdstft.bench import FSDD, REFERENCE, STREAM_BUDGETS, format_table, main
 
 RTDSTFT_ROWS = [
     "rtdstft forward, θ [F] shared",
@@ -72,6 +72,18 @@ def test_quick_bench_prints_table_and_writes_json(tmp_path, capsys):
         for adapt in ("off", "on"):
             row = stream[f"streaming, bands={bands}, adaptation {adapt}"]
             assert row["ms"] > 0 and row["real-time factor"] > 0
+        rtf, limit = (
+            stream[f"streaming, bands={bands}, adaptation on"]["real-time factor"],
+            STREAM_BUDGETS[bands],
+        )
+        verdict = "met" if rtf <= limit else "NOT met"
+        assert stream[f"streaming, bands={bands}, adaptation on"]["budget"] == f"≤ {limit:g}: {verdict}"
+        assert "budget" not in stream[f"streaming, bands={bands}, adaptation off"]
+    assert STREAM_BUDGETS == {1: 0.01, 4: 0.03}
+    assert "| budget |" in out.split("streaming: ")[1].split("\n\n")[0]
+    for bands in (1, 2, 4, 8):  # the latencies of every number of bands are printed
+        for kind in ("analysis", "resynthesis"):
+            assert f"| {kind} latency, bands={bands} |" in out
     assert stream["analysis latency, bands=1"]["ms"] == 1e3 * (1024 + 7 * 256) / 48000
     assert stream["analysis latency, bands=4"]["ms"] > stream["analysis latency, bands=1"]["ms"]
     (band,) = report["band_quality"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,98 @@ def test_live_configuration_takes_effect_at_the_next_block():
     third = engine.process(x[8000:])
     assert np.all((third.win_length >= 200) & (third.win_length <= 400))
     assert engine.config.entropy == "renyi" and engine.config.radius == 2
+
+
+def _turn_adaptation_on_mid_stream(engine, x: np.ndarray, at: int, seed: int, other=None):
+    """x through ``engine`` (and ``other``, if given, fed alike) in random block sizes, 1 .. 1500
+    samples; adaptation is turned on before the call that holds sample ``at`` (``other``: its
+    range widened to the engine's). Returns each engine's outputs and, for ``engine``, the
+    adapter's context (Z, θ, samples) and the first frame of the block at its first adaptive step."""
+    adapter = engine._adapter if engine.bands == 1 else engine._band_adapter
+    seen = {}
+    step = adapter.step
+
+    def first_step(*args):
+        if not seen:
+            ctx = (adapter._ctx_z.copy(), adapter._ctx_theta.copy(), adapter._ctx_frames.numpy().copy())
+            seen.update(context=ctx, frame=engine._next_frame)
+        return step(*args)
+
+    adapter.step = first_step
+    sizes = np.random.default_rng(seed).choice([1, 3, 64, 700, 1500], size=len(x))
+    outs = ([], [])
+    i = calls = 0
+    while i < len(x):
+        if i <= at < i + sizes[calls]:
+            engine.configure(adapt=True)
+            if other is not None:
+                other.configure(win_min=engine.config.win_min, win_max=engine.config.win_max)
+        for out, e in zip(outs, (engine, other), strict=True):
+            if e is not None:
+                out.append(e.process(x[i : i + sizes[calls]]))
+        i, calls = i + sizes[calls], calls + 1
+    return outs, seen
+
+
+@pytest.mark.parametrize("bands", [1, 4])
+def test_adaptation_turned_on_mid_stream_resumes_on_the_context_emitted_at_the_fixed_theta(bands):
+    """While adaptation is off the engine defers the adapter's context (nothing reads it). When it
+    turns on, the adapter's first step must see the last 2r frames as emitted at the fixed θ: their
+    power sums (per band with bands), their θ and their samples. K = 4 < 2r = 8: the context
+    spans two blocks."""
+    sr, n, h, r = 16000, 512, 64, 4
+    x = scene([("tones", 0.5), ("clicks", 0.3), ("voiced", 0.3)], sr)
+    engine = rtdstft.StreamingDSTFT(
+        sr, n, h, adapt=False, win_length=400.0, block_frames=4, radius=r, bands=bands
+    )
+    (outs, _), seen = _turn_adaptation_on_mid_stream(engine, x, at=6400, seed=bands)
+    ctx_z, ctx_theta, ctx_frames = seen["context"]
+    emitted = np.arange(seen["frame"] - 2 * r, seen["frame"])
+    assert emitted[0] > 2 * r  # well into the stream: the context is not the reset's silence
+    index = np.concatenate([o.frame_index for o in outs])
+    rows = np.searchsorted(index, emitted)
+    assert np.array_equal(index[rows], emitted)
+    power = np.abs(np.concatenate([o.spec for o in outs])[rows].astype(np.complex128)) ** 2
+    theta = np.concatenate([o.win_length for o in outs])[rows]
+    bins = engine.band_bins
+    z = power.sum(-1) if bands == 1 else np.add.reduceat(power, bins[:-1], axis=-1)
+    assert np.allclose(ctx_z, z, rtol=1e-4, atol=0)
+    assert np.allclose(ctx_theta, theta, rtol=1e-6) and np.all(theta == np.float32(400.0))
+    padded = np.concatenate([np.zeros(n // 2), x])
+    frames = np.stack([padded[f * h : f * h + n] for f in emitted])
+    assert np.allclose(ctx_frames, frames, rtol=0, atol=1e-5)
+    assert np.any(np.concatenate([o.win_length for o in outs])[rows[-1] + 1 :] != np.float32(400.0))
+
+
+def test_banded_adaptation_turned_on_mid_stream_decides_as_if_the_context_had_been_kept():
+    """The same switch against an engine that adapts from the start in a range of one θ (so that
+    its adapter takes each block's context as it is emitted) and widens the range at that block:
+    the same θ after the switch, the same spectra."""
+    sr, n, h = 16000, 512, 64
+    x = scene([("tones", 0.5), ("clicks", 0.3), ("voiced", 0.3)], sr)
+    common = dict(win_length=400.0, block_frames=4, bands=4)
+    lazy = rtdstft.StreamingDSTFT(sr, n, h, adapt=False, **common)
+    eager = rtdstft.StreamingDSTFT(sr, n, h, adapt=True, win_min=400.0, win_max=400.0, **common)
+    (a, b), _ = _turn_adaptation_on_mid_stream(lazy, x, at=6400, seed=5, other=eager)
+    theta_a, theta_b = (np.concatenate([o.win_length for o in v]) for v in (a, b))
+    spec_a, spec_b = (np.concatenate([o.spec for o in v]) for v in (a, b))
+    assert np.any(theta_a != np.float32(400.0)) and np.array_equal(theta_a, theta_b)
+    assert np.allclose(spec_a, spec_b, rtol=0, atol=1e-6 * np.abs(spec_b).max())
+
+
+@pytest.mark.parametrize("settings", [dict(steps=1), dict(steps=1, entropy="renyi"), dict(radius=0)])
+def test_silence_and_no_context_raise_no_numpy_warnings(settings):
+    """Silent neighbourhoods (z = 0) in the gradient steps and a radius of 0 (no context to compare
+    the level with) are expected states, not numerical accidents: no RuntimeWarning."""
+    x = np.zeros(16000, np.float32)
+    x[8000:] = np.random.default_rng(0).standard_normal(8000) * 0.1
+    engine = rtdstft.StreamingDSTFT(16000, 512, 64, adapt=True, **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for i in range(0, len(x), 1000):
+            engine.process(x[i : i + 1000])
+        out = engine.flush()
+    assert np.all(np.isfinite(out.win_length))
 
 
 @pytest.mark.parametrize(
