@@ -311,11 +311,13 @@ class History:
         """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""
         return int(np.searchsorted(np.asarray(self.band_edges), freq, side="right"))
 
-    def _theta(self, n: np.ndarray, freq: float | None) -> np.ndarray:
-        """θ (samples) of frames ``n``: of the band holding ``freq`` (Hz), or without it the
-        shortest of the frame's bands."""
+    def _theta(self, n: np.ndarray, freq: float | None, band: int | None = None) -> np.ndarray:
+        """θ (samples) of frames ``n``: of ``band``, else of the band holding ``freq`` (Hz), else
+        the shortest of the frame's bands."""
         th = self.theta[np.asarray(n) % self.frame_cap]
-        return th.min(axis=-1) if freq is None else th[..., min(self.band_of(freq), self.bands - 1)]
+        if band is None and freq is not None:
+            band = self.band_of(freq)
+        return th.min(axis=-1) if band is None else th[..., int(np.clip(band, 0, self.bands - 1))]
 
     def theta_curve(self, t0: float, t1: float, points: int) -> tuple[np.ndarray, np.ndarray]:
         """(time s, θ samples: [k], or [k, bands] with a θ per band) of the frames in t0 .. t1,
@@ -334,12 +336,17 @@ class History:
         return self.time0 + n * per, (th[:, 0] if self.bands == 1 else th)
 
     def readout(
-        self, time: float, freq: float | None, band: tuple[float, float] | None = None, a4: float = 440.0
+        self,
+        time: float,
+        freq: float | None,
+        band: tuple[float, float] | None = None,
+        a4: float = 440.0,
+        theta_band: int | None = None,
     ) -> dict:
         """What the history holds at (stream time s, ``freq`` Hz), {} where it holds nothing:
 
-        ``time`` (of the nearest frame, s), ``theta_ms`` (of the band holding ``freq``, else the
-        frame's shortest); with ``freq``: ``freq``, ``db`` (the
+        ``time`` (of the nearest frame, s), ``theta_ms`` (of band ``theta_band``, else of the band
+        holding ``freq``, else the frame's shortest); with ``freq``: ``freq``, ``db`` (the
         loudest stored level over ``band`` (Hz; default the row of ``freq``), as the picture shows
         it), and the spectral peak near ``freq`` refined by the phase-derivative instantaneous
         frequency from the input samples (:func:`rtdstft.pitch.peak_frequency`): ``peak_hz``,
@@ -349,8 +356,9 @@ class History:
         n = round((time - self.time0) / per)
         if self.frames == 0 or not self.first_frame <= n < self.frames:
             return {}
-        theta = float(self._theta(n, freq))
-        info = {"time": self.time0 + n * per, "theta_ms": 1000.0 * theta / self.sample_rate}
+        info = {"time": self.time0 + n * per}
+        info["theta_ms"] = 1000.0 * float(self._theta(n, freq, theta_band)) / self.sample_rate
+        theta = float(self._theta(n, freq))  # the window of the bins around freq, for the peak
         if freq is None:
             return info
         row_hz = self.bin_pool * self.sample_rate / self.n_fft

@@ -79,3 +79,31 @@ def test_bands_control_reaches_engine_and_theta_image_shows_short_windows_on_top
     assert low["theta_ms"] == pytest.approx(ms[np.nanargmax(t), 0])
     assert high["theta_ms"] == pytest.approx(ms[np.nanargmax(t), 3])
     assert w.view.readout(newest, None, theta_band=3)["theta_ms"] == high["theta_ms"]
+
+
+def test_looking_back_the_readout_gives_the_theta_the_history_holds_for_that_time_and_band(
+    qtbot, window, tmp_path
+):
+    """Looking back beyond what the θ panel last drew live, the readout's θ is the history's θ of the
+    band under the cursor at that time (clicks alone first, then steady tones: the θ differ)."""
+    x = np.concatenate([click_train(8.0, SR, rate=10.0), steady_tones(8.0, SR, (150.0, 3000.0))])
+    x = x + 1e-4 * np.random.default_rng(1).standard_normal(len(x))
+    path = tmp_path / "clicks_then_tones.wav"
+    sf.write(path, x.astype(np.float32), SR, subtype="FLOAT")
+    w = window
+    w.analysis.bands.setValue(4)  # before there is an engine: the file's engine takes it
+    w.speed.setCurrentIndex(w.speed.findData(4.0))
+    w.open_file(str(path))
+    qtbot.waitUntil(lambda: w.view.history is not None and w.view.history.bands == 4, timeout=WAIT_MS)
+    history = lambda: w.view.history  # noqa: E731
+    qtbot.waitUntil(
+        lambda: history() is not None and history().frames * history().hop / SR > 15.0, timeout=WAIT_MS
+    )
+    for t, f in ((2.0, 3000.0), (2.0, 150.0), (12.0, 3000.0)):
+        want = history().readout(t, f)
+        got = w.view.readout(t, f)
+        assert got["theta_band"] == history().band_of(f)
+        assert got["theta_ms"] == pytest.approx(want["theta_ms"]), (t, f)
+    # and the clicks' θ differs from the tones' in the top band, so the check above can tell them apart
+    clicks, tones = history().readout(2.0, 3000.0), history().readout(12.0, 3000.0)
+    assert clicks["theta_ms"] != pytest.approx(tones["theta_ms"])
