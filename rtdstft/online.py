@@ -222,7 +222,7 @@ class OnlineAdapter:
         dspec = torch.fft.rfft(frames * dw)
         dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
-        z, q = cand.z[i], cand.q[i]  # 1 where the neighbourhood is silent (see _evaluate)
+        z, q = cand.z[i], cand.q[i]  # 0 where the neighbourhood is silent
         dz = _np(dpower.sum(-1)) @ mask.T
         # z = 0 where a neighbourhood is silent: 0/0 there makes the gradient NaN, which ends the
         # steps (``step`` checks it), so the division's warning says nothing new.
@@ -727,6 +727,9 @@ class BandedAdapter:
 
     def _homogeneous_context(self, log_theta: np.ndarray):
         """The context's per-band Z, Q [n, 2r, B] recomputed at each θ = exp(log_theta) [n]."""
+        if self._ctx_frames.shape[0] == 0:  # radius 0: no context, and nothing to transform
+            empty = np.zeros((len(log_theta), 0, self.bands))
+            return empty, empty.copy()
         _, w = self._one.windows(log_theta)
         return self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
 
@@ -775,11 +778,11 @@ def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.nd
     c = np.clip(log_prev + deltas, lo, hi)
     c[-2:] = lo, hi
     out = list(dict.fromkeys(c.tolist()))
-    while len(out) < len(c):
+    while 1 < len(out) < len(c):  # lo == hi leaves a single θ, and no gap to split
         ranked = np.sort(out)
         j = int(np.argmax(np.diff(ranked)))
         if not ranked[j + 1] > ranked[j]:
-            break  # lo == hi: a single θ
+            break
         out.append(0.5 * (ranked[j] + ranked[j + 1]))
     return np.array(out)
 
