@@ -113,6 +113,7 @@ class OnlineAdapter:
         self._window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
         self._scratch: dict = {}  # reusable numpy buffers of the bracket's evaluation, by shape
         self._deltas = np.array([0.0] + [s * d for d in offsets for s in (1.0, -1.0)])
+        self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.radius = radius
 
     @property
@@ -123,6 +124,7 @@ class OnlineAdapter:
     def radius(self, r: int) -> None:
         self._radius = int(r)
         self._masks: dict[int, np.ndarray] = {}
+        self._weight_cache: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -133,6 +135,7 @@ class OnlineAdapter:
         self._ctx_q = np.zeros(c)
         self._ctx_frames = torch.zeros(c, self.n_fft, device=self.device, dtype=self.dtype)
         self._ctx_theta = np.full(c, np.nan)
+        self._ctx_sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _mask(self, k: int) -> np.ndarray:
         """A[i, j] = 1 where sequence column j lies in the neighbourhood of scored frame i, [r + K, 2r + K].
@@ -148,13 +151,27 @@ class OnlineAdapter:
             self._masks[k] = (np.abs(j - i) <= r).astype(np.float64)
         return self._masks[k]
 
+    def _bracket(self, log_prev: float, lo: float, hi: float) -> np.ndarray:
+        """:func:`_bracket` of this adapter's deltas, remembered (read-only): θ rests for many
+        blocks, on a bound or elsewhere, and then asks for the same few brackets over and over."""
+        key = (log_prev, lo, hi)
+        c = self._brackets.get(key)
+        if c is None:
+            if len(self._brackets) >= 256:
+                self._brackets.clear()
+            c = self._brackets[key] = _bracket(log_prev, self._deltas, lo, hi)
+            c.flags.writeable = False
+        return c
+
     def _weights(self, k: int) -> np.ndarray:
         """Each scored frame's weight in J [r + K]: the share of its neighbourhood known when the
         block is decided. The block's last r frames see only part of theirs (the frames after the
         block are not known yet), and their entropy then says less about the block's θ."""
-        mask = self._mask(k)
-        w = mask.sum(1)
-        return w / w.sum()
+        w = self._weight_cache.get(k)
+        if w is None:
+            w = self._mask(k).sum(1)
+            w = self._weight_cache[k] = w / w.sum()
+        return w
 
     def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev, ctx=None) -> _Candidates:
         """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT.
@@ -184,9 +201,13 @@ class OnlineAdapter:
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, h, obj)
 
     def _context_sums(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The emitted context's part of the scored frames' neighbourhood sums Z and Q [r + K]."""
-        mask = self._mask(k)[:, : 2 * self._radius]
-        return self._ctx_z @ mask.T, self._ctx_q @ mask.T
+        """The emitted context's part of the scored frames' neighbourhood sums Z and Q [r + K],
+        remembered until the context changes (a block evaluates several candidate sets on it)."""
+        sums = self._ctx_sums.get(k)
+        if sums is None:
+            mask = self._mask(k)[:, : 2 * self._radius]
+            sums = self._ctx_sums[k] = self._ctx_z @ mask.T, self._ctx_q @ mask.T
+        return sums
 
     def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Local entropy from neighbourhood sums Z and Q (any shape)."""
@@ -245,7 +266,7 @@ class OnlineAdapter:
         """
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = min(max(math.log(theta_prev), lo), hi)
-        log_c = _bracket(log_prev, self._deltas, lo, hi)
+        log_c = self._bracket(log_prev, lo, hi)
         bracket = best = self._evaluate(frames, log_c, log_prev)
         i = int(np.argmin(best.obj))
         if self.steps == 0 and self.refine:
@@ -342,6 +363,7 @@ class OnlineAdapter:
         c = 2 * self._radius
         if c == 0:
             return
+        self._ctx_sums = {}
         self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
         self._ctx_theta = np.concatenate([self._ctx_theta, np.full(frames.shape[0], theta)])[-c:]
         self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
@@ -352,6 +374,7 @@ class OnlineAdapter:
         """Recomputes the context sums after the entropy kind or α changed."""
         if self._radius:
             self._ctx_z, self._ctx_q, _ = self._columns(self._ctx_power)
+            self._ctx_sums = {}
 
 
 class LockstepAdapter:
@@ -403,24 +426,12 @@ class LockstepAdapter:
         )
         self._one = OnlineAdapter(n_fft, **settings)  # evaluates the items together
         self.items = [OnlineAdapter(n_fft, **settings) for _ in range(items)]
-        self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.chunk_bytes = 1 << 22
 
     def reset(self) -> None:
         """Forgets every item's context (new streams)."""
         for item in self.items:
             item.reset()
-
-    def _bracket(self, log_prev: float, lo: float, hi: float) -> np.ndarray:
-        """:func:`_bracket` of the items' deltas, remembered: θ rests for many blocks, on a bound
-        or elsewhere, and the items then ask for a few brackets over and over."""
-        key = (log_prev, lo, hi)
-        c = self._brackets.get(key)
-        if c is None:
-            if len(self._brackets) >= 256:
-                self._brackets.clear()
-            c = self._brackets[key] = _bracket(log_prev, self._one._deltas, lo, hi)
-        return c
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor, theta_prev, win_min: float, win_max: float, items=None):
@@ -458,7 +469,7 @@ class LockstepAdapter:
         one = self._one
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = np.array([min(max(math.log(t), lo), hi) for t in theta_prev])
-        log_c = np.stack([self._bracket(p, lo, hi) for p in log_prev.tolist()])
+        log_c = np.stack([one._bracket(p, lo, hi) for p in log_prev.tolist()])
         ctx = [a._context_sums(k) for a in adapters]
         ctx_z = np.stack([c[0] for c in ctx])[:, None]
         ctx_q = np.stack([c[1] for c in ctx])[:, None]
