@@ -364,6 +364,14 @@ class OnlineAdapter:
         if c == 0:
             return
         self._ctx_sums = {}
+        if self.device.type == "cpu" and frames.dtype == power.dtype == self.dtype:
+            # In place, in numpy: torch.cat's per-call overhead would cost more than the copies.
+            _shift_in(self._ctx_frames.numpy(), frames.numpy())
+            _shift_in(self._ctx_power.numpy(), power.numpy())
+            _shift_in(self._ctx_theta, np.full(frames.shape[0], theta))
+            _shift_in(self._ctx_z, z_col)
+            _shift_in(self._ctx_q, q_col)
+            return
         self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
         self._ctx_theta = np.concatenate([self._ctx_theta, np.full(frames.shape[0], theta)])[-c:]
         self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
@@ -796,6 +804,17 @@ def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.nd
             break
         out.append(0.5 * (ranked[j] + ranked[j + 1]))
     return np.array(out)
+
+
+def _shift_in(buf: np.ndarray, new: np.ndarray) -> None:
+    """buf [c, ...] ← the last c rows of (buf, new) [c + k, ...], in place."""
+    c = buf.shape[0]
+    k = new.shape[0]
+    if k >= c:
+        buf[:] = new[k - c :]
+    else:
+        buf[: c - k] = buf[k:]  # numpy copies overlapping rows as if through a temporary
+        buf[c - k :] = new
 
 
 def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
