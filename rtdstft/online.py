@@ -666,6 +666,9 @@ class BandedAdapter:
         self._ctx_q = np.zeros((c, self.bands))
         self._ctx_frames = torch.zeros(c, n, device=self._one.device, dtype=self._one.dtype)
         self._ctx_theta = np.full((c, self.bands), np.nan)
+        # While the context is the last block's last 2r frames: that block's candidates, as
+        # (log θ [C], Z and Q columns [C, K, B]) per scored set (see _homogeneous_context).
+        self._ctx_columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _columns(self, spec: torch.Tensor, scratch: dict | None = None):
         """Per-frame, per-band Z = Σ P and Q = Σ P log P (Shannon) or Σ P^α (Rényi) over each band's
@@ -730,6 +733,10 @@ class BandedAdapter:
             log_theta[keep], z_best[keep], q_best[keep] = prev[keep], z_held[keep], q_held[keep]
         theta, w = one.windows(log_theta)
         self._push(z_best.T, q_best.T, frames, np.exp(log_theta))
+        if frames.shape[0] >= 2 * one.radius:  # the context is now this block's last 2r frames
+            self._ctx_columns = [(log_c, z_col, q_col)]
+            if refine.size:
+                self._ctx_columns.append((vertex[refine], t_z, t_q))
         spec_b = torch.fft.rfft(band_frames * w.unsqueeze(1))
         return np.exp(log_theta), spec_b, w
 
@@ -746,11 +753,27 @@ class BandedAdapter:
 
     def _homogeneous_context(self, log_theta: np.ndarray):
         """The context's per-band Z, Q [n, 2r, B] recomputed at each θ = exp(log_theta) [n]."""
-        if self._ctx_frames.shape[0] == 0:  # radius 0: no context, and nothing to transform
+        c = self._ctx_frames.shape[0]
+        if c == 0:  # radius 0: no context, and nothing to transform
             empty = np.zeros((len(log_theta), 0, self.bands))
             return empty, empty.copy()
-        _, w = self._one.windows(log_theta)
-        return self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
+        # The previous block scored the context's frames at its candidates (the grid, the vertices),
+        # and a move is mostly to one of them: their columns are taken, the rest transformed.
+        z, q, todo = [None] * len(log_theta), [None] * len(log_theta), []
+        for k, s in enumerate(log_theta.tolist()):
+            for log_c, z_col, q_col in self._ctx_columns:
+                j = np.flatnonzero(log_c == s)
+                if j.size:
+                    z[k], q[k] = z_col[j[0], -c:], q_col[j[0], -c:]
+                    break
+            else:
+                todo.append(k)
+        if todo:
+            _, w = self._one.windows(log_theta[todo])
+            z_new, q_new = self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
+            for k, zk, qk in zip(todo, z_new, q_new, strict=True):
+                z[k], q[k] = zk, qk
+        return np.stack(z), np.stack(q)
 
     def _confirmed(self, moving, log_theta, prev, best, held) -> np.ndarray:
         """For each moving band, whether its move stands (as OnlineAdapter._confirmed, on the band's
@@ -780,7 +803,14 @@ class BandedAdapter:
 
     def _push(self, z_col: np.ndarray, q_col: np.ndarray, frames: torch.Tensor, theta: np.ndarray) -> None:
         c = 2 * self._one.radius
+        self._ctx_columns = []
         if c == 0:
+            return
+        if self._one.device.type == "cpu" and frames.dtype == self._one.dtype:
+            _shift_in(self._ctx_z, z_col)
+            _shift_in(self._ctx_q, q_col)
+            _shift_in(self._ctx_frames.numpy(), frames.numpy())
+            _shift_in(self._ctx_theta, np.broadcast_to(theta, (frames.shape[0], self.bands)))
             return
         self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
         self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
@@ -828,11 +858,13 @@ def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
 def _vertex(log_c: np.ndarray, obj: np.ndarray, i: int) -> float:
     """The vertex of the parabola through candidate i and its neighbours in log θ (clipped to them),
     or NaN where there is none (i on an end, collapsed neighbours, no positive curvature)."""
-    order = np.argsort(log_c, kind="stable")
-    j = int(np.flatnonzero(order == i)[0])
+    # In Python floats (the same IEEE arithmetic): numpy's per-call overhead dominates at C ≈ 7.
+    xs, ys = log_c.tolist(), obj.tolist()
+    order = sorted(range(len(xs)), key=xs.__getitem__)  # stable, as argsort(kind="stable")
+    j = order.index(i)
     if not 0 < j < len(order) - 1:
         return math.nan
-    (x0, x1, x2), (y0, y1, y2) = log_c[order[j - 1 : j + 2]], obj[order[j - 1 : j + 2]]
+    (x0, x1, x2), (y0, y1, y2) = ([v[k] for k in order[j - 1 : j + 2]] for v in (xs, ys))
     if not x0 < x1 < x2:
         return math.nan
     d1, d2 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
