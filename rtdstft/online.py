@@ -212,14 +212,15 @@ class OnlineAdapter:
     def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Local entropy from neighbourhood sums Z and Q (any shape)."""
         silent = z <= 0  # no energy in the neighbourhood: entropy 0, as rtdstft.entropy says
-        if silent.any():
+        any_silent = silent.any()
+        if any_silent:
             z, q = np.where(silent, 1.0, z), np.where(silent, 1.0, q)
         if self.kind == "shannon":
             h = np.log(z) - q / z
         else:
             # Σ P^α may underflow to 0 in a quiet (not silent) neighbourhood: keep its log finite.
             h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
-        if silent.any():
+        if any_silent:
             h[silent] = 0.0
         return h
 
@@ -643,6 +644,7 @@ class BandedAdapter:
         self.bins = np.asarray(bins, dtype=np.int64)
         self.bands = len(self.bins) - 1
         self.steadiness, self.grid_step = steadiness, grid_step
+        self._grid_key, self._grid_values = None, None
         self.reset()
 
     # the scalar settings live on the one-band adapter whose window and column helpers this shares
@@ -711,7 +713,7 @@ class BandedAdapter:
         bands = np.arange(nb)
         lo, hi = math.log(win_min), math.log(win_max)
         prev = np.clip(np.log(np.asarray(theta_prev, dtype=np.float64)), lo, hi)
-        grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1))
+        grid = self._grid(lo, hi)
         log_c = np.unique(np.concatenate([grid, prev]))  # sorted; θ often rests on a grid point
         held = np.searchsorted(log_c, prev)  # each band's θ_prev among the candidates
         obj, z_col, q_col = self._score(frames, log_c, prev)
@@ -739,6 +741,16 @@ class BandedAdapter:
                 self._ctx_columns.append((vertex[refine], t_z, t_q))
         spec_b = torch.fft.rfft(band_frames * w.unsqueeze(1))
         return np.exp(log_theta), spec_b, w
+
+    def _grid(self, lo: float, hi: float) -> np.ndarray:
+        """The fixed candidate grid over [lo, hi] in log θ, steps of at most ``grid_step``,
+        remembered for the last bounds (read-only)."""
+        key = (lo, hi, self.grid_step)
+        if self._grid_key != key:
+            grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1))
+            grid.flags.writeable = False
+            self._grid_key, self._grid_values = key, grid
+        return self._grid_values
 
     def _score(self, frames: torch.Tensor, log_c: np.ndarray, prev: np.ndarray):
         """J [C, B], z_col and q_col [C, K, B] of C candidates θ = exp(log_c), in one batched FFT."""
