@@ -365,7 +365,8 @@ class OnlineAdapter:
         if c == 0:
             return
         self._ctx_sums = {}
-        if self.device.type == "cpu" and frames.dtype == power.dtype == self.dtype:
+        in_place = self.device.type == "cpu" and frames.dtype == power.dtype == self.dtype
+        if in_place and not frames.requires_grad:
             # In place, in numpy: torch.cat's per-call overhead would cost more than the copies.
             _shift_in(self._ctx_frames.numpy(), frames.numpy())
             _shift_in(self._ctx_power.numpy(), power.numpy())
@@ -818,7 +819,7 @@ class BandedAdapter:
         self._ctx_columns = []
         if c == 0:
             return
-        if self._one.device.type == "cpu" and frames.dtype == self._one.dtype:
+        if self._one.device.type == "cpu" and frames.dtype == self._one.dtype and not frames.requires_grad:
             _shift_in(self._ctx_z, z_col)
             _shift_in(self._ctx_q, q_col)
             _shift_in(self._ctx_frames.numpy(), frames.numpy())

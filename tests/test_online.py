@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import rtdstft
+from rtdstft.online import OnlineAdapter, _power
 from rtdstft.scenes import click_train
 
 
@@ -53,3 +55,24 @@ def test_banded_radius_zero_adapts_in_bounds(bands):
     assert np.all(np.isfinite(theta))
     assert theta.min() >= np.float32(cfg.win_min) and theta.max() <= np.float32(cfg.win_max)
     assert len(np.unique(theta)) > 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_context_keeps_the_last_2r_emitted_frames(dtype):
+    """Blocks of 1 .. 11 frames (fewer and more than 2r = 8): the context is always the last 2r
+    frames pushed, in order, with their θ, power and per-frame sums."""
+    rng = np.random.default_rng(3)
+    adapter = OnlineAdapter(64, radius=4, dtype=dtype)
+    frames = [(torch.zeros(64, dtype=dtype), np.nan)] * 8  # the start: 2r frames of silence
+    for k in [1, 3, 11, 8, 2, 5, 9, 1]:
+        block = torch.from_numpy(rng.standard_normal((k, 64))).to(dtype)
+        theta, _, _ = adapter.step(block, 40.0, 20.0, 64.0)
+        frames += [(row, theta) for row in block]
+        last = frames[-8:]
+        assert torch.equal(adapter._ctx_frames, torch.stack([f for f, _ in last]))
+        assert np.array_equal(adapter._ctx_theta, [t for _, t in last], equal_nan=True)
+        if np.isnan(adapter._ctx_theta).any():
+            continue
+        power = _power(torch.fft.rfft(adapter._ctx_frames * adapter.windows(np.log(adapter._ctx_theta))[1]))
+        assert torch.allclose(adapter._ctx_power, power, rtol=1e-4, atol=0)
+        assert np.allclose(adapter._ctx_z, power.sum(-1).numpy(), rtol=1e-4)
