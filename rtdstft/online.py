@@ -113,6 +113,7 @@ class OnlineAdapter:
         self._window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
         self._scratch: dict = {}  # reusable numpy buffers of the bracket's evaluation, by shape
         self._deltas = np.array([0.0] + [s * d for d in offsets for s in (1.0, -1.0)])
+        self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.radius = radius
 
     @property
@@ -123,6 +124,7 @@ class OnlineAdapter:
     def radius(self, r: int) -> None:
         self._radius = int(r)
         self._masks: dict[int, np.ndarray] = {}
+        self._weight_cache: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -133,6 +135,7 @@ class OnlineAdapter:
         self._ctx_q = np.zeros(c)
         self._ctx_frames = torch.zeros(c, self.n_fft, device=self.device, dtype=self.dtype)
         self._ctx_theta = np.full(c, np.nan)
+        self._ctx_sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _mask(self, k: int) -> np.ndarray:
         """A[i, j] = 1 where sequence column j lies in the neighbourhood of scored frame i, [r + K, 2r + K].
@@ -148,13 +151,27 @@ class OnlineAdapter:
             self._masks[k] = (np.abs(j - i) <= r).astype(np.float64)
         return self._masks[k]
 
+    def _bracket(self, log_prev: float, lo: float, hi: float) -> np.ndarray:
+        """:func:`_bracket` of this adapter's deltas, remembered (read-only): θ rests for many
+        blocks, on a bound or elsewhere, and then asks for the same few brackets over and over."""
+        key = (log_prev, lo, hi)
+        c = self._brackets.get(key)
+        if c is None:
+            if len(self._brackets) >= 256:
+                self._brackets.clear()
+            c = self._brackets[key] = _bracket(log_prev, self._deltas, lo, hi)
+            c.flags.writeable = False
+        return c
+
     def _weights(self, k: int) -> np.ndarray:
         """Each scored frame's weight in J [r + K]: the share of its neighbourhood known when the
         block is decided. The block's last r frames see only part of theirs (the frames after the
         block are not known yet), and their entropy then says less about the block's θ."""
-        mask = self._mask(k)
-        w = mask.sum(1)
-        return w / w.sum()
+        w = self._weight_cache.get(k)
+        if w is None:
+            w = self._mask(k).sum(1)
+            w = self._weight_cache[k] = w / w.sum()
+        return w
 
     def _evaluate(self, frames: torch.Tensor, log_theta: np.ndarray, log_prev, ctx=None) -> _Candidates:
         """J for every θ = exp(log_theta) [C] over the block's frames [K, N], in one batched FFT.
@@ -184,21 +201,26 @@ class OnlineAdapter:
         return _Candidates(log_theta, theta, w, spec, power, log_power, z_col, q_col, z, q, h, obj)
 
     def _context_sums(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The emitted context's part of the scored frames' neighbourhood sums Z and Q [r + K]."""
-        mask = self._mask(k)[:, : 2 * self._radius]
-        return self._ctx_z @ mask.T, self._ctx_q @ mask.T
+        """The emitted context's part of the scored frames' neighbourhood sums Z and Q [r + K],
+        remembered until the context changes (a block evaluates several candidate sets on it)."""
+        sums = self._ctx_sums.get(k)
+        if sums is None:
+            mask = self._mask(k)[:, : 2 * self._radius]
+            sums = self._ctx_sums[k] = self._ctx_z @ mask.T, self._ctx_q @ mask.T
+        return sums
 
     def _entropy(self, z: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Local entropy from neighbourhood sums Z and Q (any shape)."""
         silent = z <= 0  # no energy in the neighbourhood: entropy 0, as rtdstft.entropy says
-        if silent.any():
+        any_silent = silent.any()
+        if any_silent:
             z, q = np.where(silent, 1.0, z), np.where(silent, 1.0, q)
         if self.kind == "shannon":
             h = np.log(z) - q / z
         else:
             # Σ P^α may underflow to 0 in a quiet (not silent) neighbourhood: keep its log finite.
             h = (np.log(np.maximum(q, _TINY)) - self.alpha * np.log(z)) / (1.0 - self.alpha)
-        if silent.any():
+        if any_silent:
             h[silent] = 0.0
         return h
 
@@ -222,7 +244,7 @@ class OnlineAdapter:
         dspec = torch.fft.rfft(frames * dw)
         dpower = 2.0 * (cand.spec[i] * dspec.conj()).real
         mask = self._mask(frames.shape[0])[:, 2 * self._radius :]  # the context does not move with θ
-        z, q = cand.z[i], cand.q[i]  # 1 where the neighbourhood is silent (see _evaluate)
+        z, q = cand.z[i], cand.q[i]  # 0 where the neighbourhood is silent
         dz = _np(dpower.sum(-1)) @ mask.T
         # z = 0 where a neighbourhood is silent: 0/0 there makes the gradient NaN, which ends the
         # steps (``step`` checks it), so the division's warning says nothing new.
@@ -245,7 +267,7 @@ class OnlineAdapter:
         """
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = min(max(math.log(theta_prev), lo), hi)
-        log_c = _bracket(log_prev, self._deltas, lo, hi)
+        log_c = self._bracket(log_prev, lo, hi)
         bracket = best = self._evaluate(frames, log_c, log_prev)
         i = int(np.argmin(best.obj))
         if self.steps == 0 and self.refine:
@@ -342,6 +364,16 @@ class OnlineAdapter:
         c = 2 * self._radius
         if c == 0:
             return
+        self._ctx_sums = {}
+        in_place = self.device.type == "cpu" and frames.dtype == power.dtype == self.dtype
+        if in_place and not frames.requires_grad:
+            # In place, in numpy: torch.cat's per-call overhead would cost more than the copies.
+            _shift_in(self._ctx_frames.numpy(), frames.numpy())
+            _shift_in(self._ctx_power.numpy(), power.numpy())
+            _shift_in(self._ctx_theta, np.full(frames.shape[0], theta))
+            _shift_in(self._ctx_z, z_col)
+            _shift_in(self._ctx_q, q_col)
+            return
         self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
         self._ctx_theta = np.concatenate([self._ctx_theta, np.full(frames.shape[0], theta)])[-c:]
         self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
@@ -352,6 +384,7 @@ class OnlineAdapter:
         """Recomputes the context sums after the entropy kind or α changed."""
         if self._radius:
             self._ctx_z, self._ctx_q, _ = self._columns(self._ctx_power)
+            self._ctx_sums = {}
 
 
 class LockstepAdapter:
@@ -403,24 +436,12 @@ class LockstepAdapter:
         )
         self._one = OnlineAdapter(n_fft, **settings)  # evaluates the items together
         self.items = [OnlineAdapter(n_fft, **settings) for _ in range(items)]
-        self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.chunk_bytes = 1 << 22
 
     def reset(self) -> None:
         """Forgets every item's context (new streams)."""
         for item in self.items:
             item.reset()
-
-    def _bracket(self, log_prev: float, lo: float, hi: float) -> np.ndarray:
-        """:func:`_bracket` of the items' deltas, remembered: θ rests for many blocks, on a bound
-        or elsewhere, and the items then ask for a few brackets over and over."""
-        key = (log_prev, lo, hi)
-        c = self._brackets.get(key)
-        if c is None:
-            if len(self._brackets) >= 256:
-                self._brackets.clear()
-            c = self._brackets[key] = _bracket(log_prev, self._one._deltas, lo, hi)
-        return c
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor, theta_prev, win_min: float, win_max: float, items=None):
@@ -458,7 +479,7 @@ class LockstepAdapter:
         one = self._one
         lo, hi = math.log(win_min), math.log(win_max)
         log_prev = np.array([min(max(math.log(t), lo), hi) for t in theta_prev])
-        log_c = np.stack([self._bracket(p, lo, hi) for p in log_prev.tolist()])
+        log_c = np.stack([one._bracket(p, lo, hi) for p in log_prev.tolist()])
         ctx = [a._context_sums(k) for a in adapters]
         ctx_z = np.stack([c[0] for c in ctx])[:, None]
         ctx_q = np.stack([c[1] for c in ctx])[:, None]
@@ -624,6 +645,7 @@ class BandedAdapter:
         self.bins = np.asarray(bins, dtype=np.int64)
         self.bands = len(self.bins) - 1
         self.steadiness, self.grid_step = steadiness, grid_step
+        self._grid_key, self._grid_values = None, None
         self.reset()
 
     # the scalar settings live on the one-band adapter whose window and column helpers this shares
@@ -647,6 +669,9 @@ class BandedAdapter:
         self._ctx_q = np.zeros((c, self.bands))
         self._ctx_frames = torch.zeros(c, n, device=self._one.device, dtype=self._one.dtype)
         self._ctx_theta = np.full((c, self.bands), np.nan)
+        # While the context is the last block's last 2r frames: that block's candidates, as
+        # (log θ [C], Z and Q columns [C, K, B]) per scored set (see _homogeneous_context).
+        self._ctx_columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def _columns(self, spec: torch.Tensor, scratch: dict | None = None):
         """Per-frame, per-band Z = Σ P and Q = Σ P log P (Shannon) or Σ P^α (Rényi) over each band's
@@ -689,7 +714,7 @@ class BandedAdapter:
         bands = np.arange(nb)
         lo, hi = math.log(win_min), math.log(win_max)
         prev = np.clip(np.log(np.asarray(theta_prev, dtype=np.float64)), lo, hi)
-        grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1))
+        grid = self._grid(lo, hi)
         log_c = np.unique(np.concatenate([grid, prev]))  # sorted; θ often rests on a grid point
         held = np.searchsorted(log_c, prev)  # each band's θ_prev among the candidates
         obj, z_col, q_col = self._score(frames, log_c, prev)
@@ -711,8 +736,22 @@ class BandedAdapter:
             log_theta[keep], z_best[keep], q_best[keep] = prev[keep], z_held[keep], q_held[keep]
         theta, w = one.windows(log_theta)
         self._push(z_best.T, q_best.T, frames, np.exp(log_theta))
+        if frames.shape[0] >= 2 * one.radius:  # the context is now this block's last 2r frames
+            self._ctx_columns = [(log_c, z_col, q_col)]
+            if refine.size:
+                self._ctx_columns.append((vertex[refine], t_z, t_q))
         spec_b = torch.fft.rfft(band_frames * w.unsqueeze(1))
         return np.exp(log_theta), spec_b, w
+
+    def _grid(self, lo: float, hi: float) -> np.ndarray:
+        """The fixed candidate grid over [lo, hi] in log θ, steps of at most ``grid_step``,
+        remembered for the last bounds (read-only)."""
+        key = (lo, hi, self.grid_step)
+        if self._grid_key != key:
+            grid = np.linspace(lo, hi, max(2, math.ceil((hi - lo) / self.grid_step) + 1))
+            grid.flags.writeable = False
+            self._grid_key, self._grid_values = key, grid
+        return self._grid_values
 
     def _score(self, frames: torch.Tensor, log_c: np.ndarray, prev: np.ndarray):
         """J [C, B], z_col and q_col [C, K, B] of C candidates θ = exp(log_c), in one batched FFT."""
@@ -727,8 +766,27 @@ class BandedAdapter:
 
     def _homogeneous_context(self, log_theta: np.ndarray):
         """The context's per-band Z, Q [n, 2r, B] recomputed at each θ = exp(log_theta) [n]."""
-        _, w = self._one.windows(log_theta)
-        return self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
+        c = self._ctx_frames.shape[0]
+        if c == 0:  # radius 0: no context, and nothing to transform
+            empty = np.zeros((len(log_theta), 0, self.bands))
+            return empty, empty.copy()
+        # The previous block scored the context's frames at its candidates (the grid, the vertices),
+        # and a move is mostly to one of them: their columns are taken, the rest transformed.
+        z, q, todo = [None] * len(log_theta), [None] * len(log_theta), []
+        for k, s in enumerate(log_theta.tolist()):
+            for log_c, z_col, q_col in self._ctx_columns:
+                j = np.flatnonzero(log_c == s)
+                if j.size:
+                    z[k], q[k] = z_col[j[0], -c:], q_col[j[0], -c:]
+                    break
+            else:
+                todo.append(k)
+        if todo:
+            _, w = self._one.windows(log_theta[todo])
+            z_new, q_new = self._columns(torch.fft.rfft(self._ctx_frames.unsqueeze(0) * w.unsqueeze(1)))
+            for k, zk, qk in zip(todo, z_new, q_new, strict=True):
+                z[k], q[k] = zk, qk
+        return np.stack(z), np.stack(q)
 
     def _confirmed(self, moving, log_theta, prev, best, held) -> np.ndarray:
         """For each moving band, whether its move stands (as OnlineAdapter._confirmed, on the band's
@@ -758,7 +816,14 @@ class BandedAdapter:
 
     def _push(self, z_col: np.ndarray, q_col: np.ndarray, frames: torch.Tensor, theta: np.ndarray) -> None:
         c = 2 * self._one.radius
+        self._ctx_columns = []
         if c == 0:
+            return
+        if self._one.device.type == "cpu" and frames.dtype == self._one.dtype and not frames.requires_grad:
+            _shift_in(self._ctx_z, z_col)
+            _shift_in(self._ctx_q, q_col)
+            _shift_in(self._ctx_frames.numpy(), frames.numpy())
+            _shift_in(self._ctx_theta, np.broadcast_to(theta, (frames.shape[0], self.bands)))
             return
         self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
         self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
@@ -775,13 +840,24 @@ def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.nd
     c = np.clip(log_prev + deltas, lo, hi)
     c[-2:] = lo, hi
     out = list(dict.fromkeys(c.tolist()))
-    while len(out) < len(c):
+    while 1 < len(out) < len(c):  # lo == hi leaves a single θ, and no gap to split
         ranked = np.sort(out)
         j = int(np.argmax(np.diff(ranked)))
         if not ranked[j + 1] > ranked[j]:
-            break  # lo == hi: a single θ
+            break
         out.append(0.5 * (ranked[j] + ranked[j + 1]))
     return np.array(out)
+
+
+def _shift_in(buf: np.ndarray, new: np.ndarray) -> None:
+    """buf [c, ...] ← the last c rows of (buf, new) [c + k, ...], in place."""
+    c = buf.shape[0]
+    k = new.shape[0]
+    if k >= c:
+        buf[:] = new[k - c :]
+    else:
+        buf[: c - k] = buf[k:]  # numpy copies overlapping rows as if through a temporary
+        buf[c - k :] = new
 
 
 def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
@@ -795,11 +871,13 @@ def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
 def _vertex(log_c: np.ndarray, obj: np.ndarray, i: int) -> float:
     """The vertex of the parabola through candidate i and its neighbours in log θ (clipped to them),
     or NaN where there is none (i on an end, collapsed neighbours, no positive curvature)."""
-    order = np.argsort(log_c, kind="stable")
-    j = int(np.flatnonzero(order == i)[0])
+    # In Python floats (the same IEEE arithmetic): numpy's per-call overhead dominates at C ≈ 7.
+    xs, ys = log_c.tolist(), obj.tolist()
+    order = sorted(range(len(xs)), key=xs.__getitem__)  # stable, as argsort(kind="stable")
+    j = order.index(i)
     if not 0 < j < len(order) - 1:
         return math.nan
-    (x0, x1, x2), (y0, y1, y2) = log_c[order[j - 1 : j + 2]], obj[order[j - 1 : j + 2]]
+    (x0, x1, x2), (y0, y1, y2) = ([v[k] for k in order[j - 1 : j + 2]] for v in (xs, ys))
     if not x0 < x1 < x2:
         return math.nan
     d1, d2 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
