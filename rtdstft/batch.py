@@ -44,6 +44,7 @@ import stat
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -552,9 +553,17 @@ def _lockstep_rows(
                 else:
                     still.append(j)
             active = still
-    except Exception:  # noqa: BLE001 - a run that fails as a whole: its files are analysed alone
+    except Exception as exc:  # noqa: BLE001 - a run that fails as a whole: its files are analysed alone
         for lane in lanes:
             lane.close()
+        # The rows stay right, but say so: a fault of the side-by-side path would otherwise show
+        # only as a slower run.
+        warnings.warn(
+            f"files side by side failed ({type(exc).__name__}: {exc}); analysing these {len(paths)} "
+            "files one at a time",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return {p: rows[p] if p in rows else analyze_row(p, options, out_dir, device) for p in paths}
     return rows
 
