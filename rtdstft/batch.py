@@ -520,17 +520,7 @@ def _lockstep_rows(
                 lanes.append(lane)
         if not lanes:
             return rows
-        adapter = LockstepAdapter(
-            cfg.n_fft,
-            len(lanes),
-            radius=cfg.radius,
-            kind=cfg.entropy,
-            alpha=cfg.alpha,
-            smoothness=cfg.smoothness,
-            steadiness=cfg.steadiness,
-            normalization=cfg.normalization,
-            device=device,
-        )
+        adapter = LockstepAdapter(cfg.n_fft, len(lanes), device=device, **cfg.adapter_settings())
         theta = np.full(len(lanes), float(np.clip(cfg.win_length, cfg.win_min, cfg.win_max)))
         active = list(range(len(lanes)))
         while active:

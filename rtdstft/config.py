@@ -292,6 +292,18 @@ class StreamConfig:
         """{field: value} of the settings whose value differs from ``other``'s."""
         return {k: v for k, v in self.as_dict().items() if v != getattr(other, k)}
 
+    def adapter_settings(self) -> dict:
+        """The settings every online adapter takes, under the adapters' keyword names (the local
+        entropy's ``kind`` is this config's ``entropy``): one place that maps the one onto the other."""
+        return dict(
+            radius=self.radius,
+            kind=self.entropy,
+            alpha=self.alpha,
+            smoothness=self.smoothness,
+            steadiness=self.steadiness,
+            normalization=self.normalization,
+        )
+
     # ---- derived facts ----------------------------------------------------------------------------
 
     @property

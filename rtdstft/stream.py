@@ -135,16 +135,11 @@ class StreamingDSTFT:
         self.normalization = config.normalization
         self._adapter = OnlineAdapter(
             self.n_fft,
-            radius=config.radius,
-            kind=config.entropy,
-            alpha=config.alpha,
-            smoothness=config.smoothness,
             lr=config.lr,
             steps=config.steps,
-            steadiness=config.steadiness,
-            normalization=config.normalization,
             device=self.device,
             dtype=dtype,
+            **config.adapter_settings(),
         )
         self.bands, self.band_edges = config.bands, config.band_edges
         # D and the latency follow from the geometry alone; read once, not per call.
@@ -154,16 +149,7 @@ class StreamingDSTFT:
         self._band_adapter = None
         if self.bands > 1:
             self._band_adapter = BandedAdapter(
-                self.n_fft,
-                self.band_bins,
-                radius=config.radius,
-                kind=config.entropy,
-                alpha=config.alpha,
-                smoothness=config.smoothness,
-                steadiness=config.steadiness,
-                normalization=config.normalization,
-                device=self.device,
-                dtype=dtype,
+                self.n_fft, self.band_bins, device=self.device, dtype=dtype, **config.adapter_settings()
             )
         self.nonfinite_count = 0
         self._empty = None
