@@ -24,13 +24,16 @@ items. On the CPU both passes take the frames in blocks of about 4 MB of tempora
 an 8-signal batch at N = 1024, vectorised inside; :data:`CPU_BLOCK_BYTES`), which keeps the
 temporaries in cache and off fresh pages: on 8 × 30 s this halves the time of both passes. The
 forward computes each window on offsets u = 0..N/2 only (the window is even in u) and mirrors it
-as it multiplies the frames into one scratch block that every block reuses. The overlap-add loops
+as it multiplies the frames into one scratch block that every block reuses; its result is advised
+onto huge pages (:func:`new_output`), which halves the cost of faulting it in. The overlap-add loops
 over the N/H chunks of a frame.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from numbers import Real
 
 import torch
@@ -81,6 +84,39 @@ def overlap_add(frames: torch.Tensor, hop_length: int, length: int) -> torch.Ten
 #: and their page faults cost more than the FFTs; blocks of a few MB stay in cache and are reused
 #: from the heap. Other devices take the whole signal in one block (their allocators cache).
 CPU_BLOCK_BYTES = 4 << 20
+
+
+#: Linux's madvise(MADV_HUGEPAGE), or None where there is none: see :func:`new_output`.
+_MADVISE_HUGEPAGE = 14
+_HUGE_PAGE = 2 << 20
+_madvise = None
+if sys.platform.startswith("linux"):
+    try:
+        _madvise = ctypes.CDLL(None, use_errno=True).madvise
+        _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        _madvise.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        _madvise = None
+
+
+def new_output(like: torch.Tensor, *shape: int, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor for a whole-signal result, on ``like``'s device.
+
+    A CPU result of tens of MB is fresh mmap'd memory on every call, and faulting it in 4 KB pages
+    costs about as much as the FFTs that fill it (21 ms against 10 ms to zero 61 MB, warm). Advising
+    the kernel to back it with 2 MB pages (Linux transparent huge pages, when set to "madvise" or
+    "always") cuts that cost to about half. The advice only changes how the pages are backed, never
+    the values; where it is unavailable or refused, the memory is used as it is.
+    """
+    out = like.new_empty(*shape, dtype=dtype)
+    if _madvise is None or out.device.type != "cpu":
+        return out
+    address, size = out.data_ptr(), out.numel() * out.element_size()
+    start = -(-address // _HUGE_PAGE) * _HUGE_PAGE  # the whole huge pages inside the tensor
+    stop = (address + size) // _HUGE_PAGE * _HUGE_PAGE
+    if stop - start >= 4 * _HUGE_PAGE:
+        _madvise(start, stop - start, _MADVISE_HUGEPAGE)  # advice: a refusal leaves 4 KB pages
+    return out
 
 
 def frame_blocks(frames: torch.Tensor) -> list[slice]:
@@ -142,7 +178,7 @@ class _DSTFTFunction(torch.autograd.Function):
         if positions is None:
             frames = frame_signal(x, n_fft, hop_length)
             ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
-            spec = frames.new_empty(*frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
+            spec = new_output(frames, *frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
             blocks = frame_blocks(frames)
             scratch = frames.new_empty(frames.shape[0], blocks[0].stop, n_fft)  # reused by every block
             for block in blocks:

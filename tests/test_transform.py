@@ -436,6 +436,15 @@ def test_half_window_mirrored_is_the_whole_window_bit_for_bit(dtype, normalizati
     assert torch.equal(shared, frames * full[:1])
 
 
+def test_new_output_holds_what_is_written_to_it():
+    # 16 MB: large enough for the forward's huge-page advice, which must change nothing visible.
+    out = transform.new_output(torch.zeros(1), 4, 1000, 513, dtype=torch.complex64)
+    assert out.shape == (4, 1000, 513) and out.dtype == torch.complex64 and out.is_contiguous()
+    values = torch.randn(4, 1000, 513, dtype=torch.complex64)
+    out.copy_(values)
+    assert torch.equal(out, values)
+
+
 # ---------------------------------------------------------------- device and dtype
 
 
