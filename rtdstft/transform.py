@@ -190,7 +190,7 @@ class _DSTFTFunction(torch.autograd.Function):
         starts, frac = frame_starts(positions)
         ctx.save_for_backward(xp, theta, starts, frac)
         shape = (x.shape[0], positions.shape[-1], n_fft)
-        spec = xp.new_empty(*shape[:2], n_fft // 2 + 1, dtype=xp.dtype.to_complex())
+        spec = new_output(xp, *shape[:2], n_fft // 2 + 1, dtype=xp.dtype.to_complex())
         for block in frame_blocks(xp.new_empty(()).expand(shape)):
             w = hann_window(theta[:, block], n_fft, normalization, offsets - frac[:, block, None])
             torch.fft.rfft(gather_frames(xp, starts, block, n_fft) * w, out=spec[:, block])
