@@ -526,5 +526,7 @@ def _add_frames(out: np.ndarray, frames: np.ndarray, hop: int) -> None:
     *lead, count, n = frames.shape
     for j in range(0, n, hop):
         width = min(hop, n - j)
-        hops = out[..., j : j + count * hop].reshape(*lead, count, hop, copy=False)
+        # Splitting the contiguous last axis is always a view (reshape(copy=False) would say so,
+        # but needs numpy >= 2.1; the package allows 1.24).
+        hops = out[..., j : j + count * hop].reshape(*lead, count, hop)
         hops[..., :width] += frames[..., j : j + width]
