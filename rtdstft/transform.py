@@ -163,6 +163,24 @@ def scatter_frames(out: torch.Tensor, parts: torch.Tensor, starts: torch.Tensor,
         out.scatter_add_(1, idx.reshape(b, -1), parts.reshape(b, -1))
 
 
+def _alternating(n_fft: int, like: torch.Tensor) -> torch.Tensor:
+    """(-1)^j, j = 0 .. N-1 [N], in ``like``'s dtype and device: for :func:`_twice_rfft_adjoint`."""
+    signs = torch.ones(n_fft, dtype=like.dtype, device=like.device)
+    signs[1::2] = -1
+    return signs
+
+
+def _twice_rfft_adjoint(g: torch.Tensor, n_fft: int, alternating: torch.Tensor) -> torch.Tensor:
+    """Twice the adjoint of the one-sided rfft applied to G [..., N/2 + 1]: real [..., N].
+
+    In PyTorch's conjugate-Wirtinger convention the adjoint is ∂L/∂y_j = Re Σ_{m=0}^{N/2} G_m
+    e^{+2πimj/N}. irfft(·, norm="forward") counts the bins 1..N/2-1 twice and DC and Nyquist once,
+    so adding Re G_0 + Re G_{N/2}·(-1)^j (``alternating``, :func:`_alternating`) in place gives twice
+    the adjoint (cheaper than doubling DC and Nyquist in a copy of G)."""
+    z = torch.fft.irfft(g, n=n_fft, norm="forward")
+    return z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)
+
+
 class _DSTFTFunction(torch.autograd.Function):
     """S = rfft(frames(x) · w(θ)) with a hand-written backward.
 
@@ -209,8 +227,7 @@ class _DSTFTFunction(torch.autograd.Function):
             batch, n_frames = frames.shape[:2]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
-        alternating = torch.ones(n_fft, dtype=frames.dtype, device=frames.device)
-        alternating[1::2] = -1
+        alternating = _alternating(n_fft, frames)
         grad_theta = theta.new_empty(theta.shape) if want_theta else None
         grad_pos = frac.new_empty(frac.shape) if want_pos else None
         # grad_x in padded coordinates (frame n starts at sample n·H), cropped at the end.
@@ -218,12 +235,7 @@ class _DSTFTFunction(torch.autograd.Function):
         grad_xp = frames.new_zeros(batch, padded) if want_x else None
         for block in frame_blocks(frames):
             g = grad_spec[:, block]
-            # Adjoint of the one-sided rfft (PyTorch's conjugate-Wirtinger convention):
-            # ∂L/∂y_j = Re Σ_{m=0}^{N/2} G_m e^{+2πimj/N}. irfft(·, norm="forward") counts the bins
-            # 1..N/2-1 twice and DC and Nyquist once, so adding Re G_0 + Re G_{N/2}·(-1)^j in place
-            # gives twice the adjoint (cheaper than doubling DC and Nyquist in a copy of G).
-            z = torch.fft.irfft(g, n=n_fft, norm="forward")
-            z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)  # 2 ∂L/∂(frames·w)
+            z = _twice_rfft_adjoint(g, n_fft, alternating)  # 2 ∂L/∂(frames·w)
             off = offsets - frac[:, block, None] if positioned else offsets
             if want_x:
                 w = hann_window(theta[:, block], n_fft, normalization, off).mul_(0.5)
@@ -410,8 +422,7 @@ class _BandedFunction(torch.autograd.Function):
         want_x, want_theta = ctx.needs_input_grad[:2]
         batch, n_frames = frames.shape[:2]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
-        alternating = torch.ones(n_fft, dtype=frames.dtype, device=frames.device)
-        alternating[1::2] = -1
+        alternating = _alternating(n_fft, frames)
         grad_theta = torch.zeros_like(theta) if want_theta else None
         grad_xp = frames.new_zeros(batch, (n_frames - 1) * hop_length + n_fft) if want_x else None
         bands = _band_thetas(theta, edges, n_frames)
@@ -420,11 +431,9 @@ class _BandedFunction(torch.autograd.Function):
             grad_frames = None
             for (lo, hi), th in bands:
                 if want_x:
-                    # twice the rfft adjoint of G on this band's bins (see _DSTFTFunction.backward)
-                    gk = torch.zeros_like(g)
+                    gk = torch.zeros_like(g)  # G on this band's bins
                     gk[..., lo:hi] = g[..., lo:hi]
-                    z = torch.fft.irfft(gk, n=n_fft, norm="forward")
-                    z.add_(gk[..., :1].real).addcmul_(gk[..., -1:].real, alternating)
+                    z = _twice_rfft_adjoint(gk, n_fft, alternating)
                     z.mul_(hann_window(th[:, block], n_fft, normalization, offsets))
                     grad_frames = z if grad_frames is None else grad_frames.add_(z)
                 if want_theta:
