@@ -365,20 +365,11 @@ class OnlineAdapter:
         if c == 0:
             return
         self._ctx_sums = {}
-        in_place = self.device.type == "cpu" and frames.dtype == power.dtype == self.dtype
-        if in_place and not frames.requires_grad:
-            # In place, in numpy: torch.cat's per-call overhead would cost more than the copies.
-            _shift_in(self._ctx_frames.numpy(), frames.numpy())
-            _shift_in(self._ctx_power.numpy(), power.numpy())
-            _shift_in(self._ctx_theta, np.full(frames.shape[0], theta))
-            _shift_in(self._ctx_z, z_col)
-            _shift_in(self._ctx_q, q_col)
-            return
-        self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
-        self._ctx_theta = np.concatenate([self._ctx_theta, np.full(frames.shape[0], theta)])[-c:]
-        self._ctx_power = torch.cat([self._ctx_power, power])[-c:]
-        self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
-        self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
+        self._ctx_frames = _shift_in_tensor(self._ctx_frames, frames)
+        self._ctx_power = _shift_in_tensor(self._ctx_power, power)
+        _shift_in(self._ctx_theta, np.full(frames.shape[0], theta))
+        _shift_in(self._ctx_z, z_col)
+        _shift_in(self._ctx_q, q_col)
 
     def refresh_context(self) -> None:
         """Recomputes the context sums after the entropy kind or α changed."""
@@ -819,17 +810,10 @@ class BandedAdapter:
         self._ctx_columns = []
         if c == 0:
             return
-        if self._one.device.type == "cpu" and frames.dtype == self._one.dtype and not frames.requires_grad:
-            _shift_in(self._ctx_z, z_col)
-            _shift_in(self._ctx_q, q_col)
-            _shift_in(self._ctx_frames.numpy(), frames.numpy())
-            _shift_in(self._ctx_theta, np.broadcast_to(theta, (frames.shape[0], self.bands)))
-            return
-        self._ctx_z = np.concatenate([self._ctx_z, z_col])[-c:]
-        self._ctx_q = np.concatenate([self._ctx_q, q_col])[-c:]
-        self._ctx_frames = torch.cat([self._ctx_frames, frames])[-c:]
-        theta = np.broadcast_to(theta, (frames.shape[0], self.bands))
-        self._ctx_theta = np.concatenate([self._ctx_theta, theta])[-c:]
+        _shift_in(self._ctx_z, z_col)
+        _shift_in(self._ctx_q, q_col)
+        self._ctx_frames = _shift_in_tensor(self._ctx_frames, frames)
+        _shift_in(self._ctx_theta, np.broadcast_to(theta, (frames.shape[0], self.bands)))
 
 
 def _bracket(log_prev: float, deltas: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -858,6 +842,17 @@ def _shift_in(buf: np.ndarray, new: np.ndarray) -> None:
     else:
         buf[: c - k] = buf[k:]  # numpy copies overlapping rows as if through a temporary
         buf[c - k :] = new
+
+
+def _shift_in_tensor(buf: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """:func:`_shift_in` for a tensor; returns the buffer to keep. On the CPU, of one dtype and
+    outside autograd, in place through numpy (torch.cat's per-call overhead would cost more than
+    the copies); else the last rows of torch.cat, a new tensor."""
+    cpu = buf.device.type == new.device.type == "cpu"
+    if cpu and buf.dtype == new.dtype and not (buf.requires_grad or new.requires_grad):
+        _shift_in(buf.numpy(), new.numpy())
+        return buf
+    return torch.cat([buf, new])[-buf.shape[0] :]
 
 
 def _level_change(z_block: np.ndarray, z_ctx: np.ndarray) -> float:
