@@ -311,13 +311,18 @@ class History:
         """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""
         return int(np.searchsorted(np.asarray(self.band_edges), freq, side="right"))
 
+    def _band(self, freq: float | None, band: int | None = None) -> int | None:
+        """``band``, else the band holding ``freq`` (Hz), clipped to 0 .. bands-1; None for neither."""
+        if band is None and freq is not None:
+            band = self.band_of(freq)
+        return None if band is None else int(np.clip(band, 0, self.bands - 1))
+
     def _theta(self, n: np.ndarray, freq: float | None, band: int | None = None) -> np.ndarray:
         """θ (samples) of frames ``n``: of ``band``, else of the band holding ``freq`` (Hz), else
         the shortest of the frame's bands."""
         th = self.theta[np.asarray(n) % self.frame_cap]
-        if band is None and freq is not None:
-            band = self.band_of(freq)
-        return th.min(axis=-1) if band is None else th[..., int(np.clip(band, 0, self.bands - 1))]
+        band = self._band(freq, band)
+        return th.min(axis=-1) if band is None else th[..., band]
 
     def theta_curve(self, t0: float, t1: float, points: int) -> tuple[np.ndarray, np.ndarray]:
         """(time s, θ samples: [k], or [k, bands] with a θ per band) of the frames in t0 .. t1,
@@ -346,7 +351,8 @@ class History:
         """What the history holds at (stream time s, ``freq`` Hz), {} where it holds nothing:
 
         ``time`` (of the nearest frame, s), ``theta_ms`` (of band ``theta_band``, else of the band
-        holding ``freq``, else the frame's shortest); with ``freq``: ``freq``, ``db`` (the
+        holding ``freq``, else the frame's shortest) and, with a θ per band, ``theta_band`` (the
+        band it is of, when there is one); with ``freq``: ``freq``, ``db`` (the
         loudest stored level over ``band`` (Hz; default the row of ``freq``), as the picture shows
         it), and the spectral peak near ``freq`` refined by the phase-derivative instantaneous
         frequency from the input samples (:func:`rtdstft.pitch.peak_frequency`): ``peak_hz``,
@@ -358,6 +364,8 @@ class History:
             return {}
         info = {"time": self.time0 + n * per}
         info["theta_ms"] = 1000.0 * float(self._theta(n, freq, theta_band)) / self.sample_rate
+        if self.bands > 1 and (band_index := self._band(freq, theta_band)) is not None:
+            info["theta_band"] = band_index
         theta = float(self._theta(n, freq))  # the window of the bins around freq, for the peak
         if freq is None:
             return info

@@ -671,20 +671,15 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
         ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
         file (through the history's seek marks, modulo :attr:`period`)."""
-        history = self.history
-        info = history.readout(time, freq, band, self.a4, theta_band) if history is not None else {}
-        if info and history.bands > 1 and (freq is not None or theta_band is not None):
-            # The history's θ of that frame and band: the θ panel holds only what it last drew.
-            band_index = history.band_of(freq) if theta_band is None else theta_band
-            info["theta_band"] = int(np.clip(band_index, 0, history.bands - 1))
+        # The history's θ is of that frame and band; the θ panel holds only what it last drew.
+        info = self.history.readout(time, freq, band, self.a4, theta_band) if self.history is not None else {}
         if not info:
             info = self._picture_readout(time, freq)
-            history = None
-        if info and history is None and self.theta.bands > 1 and (freq is not None or theta_band is not None):
-            value = self.theta.value_ms(time, freq, theta_band)
-            if value is not None:
-                info["theta_ms"] = value
-                info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
+            if info and self.theta.bands > 1 and (freq is not None or theta_band is not None):
+                value = self.theta.value_ms(time, freq, theta_band)
+                if value is not None:
+                    info["theta_ms"] = value
+                    info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
         if info and self.history is not None:
             info["time"] = float(self.history.file_time(info["time"]))
         if info and self.period:
