@@ -178,6 +178,7 @@ def test_whole_band_selection_plays_the_original(qtbot, replayed):
     assert snr >= 60, snr
 
 
+@audio_test  # it plays the selection to the output device
 def test_exports_equal_the_engine_and_the_played_audio(qtbot, replayed, tmp_path):
     w = replayed
     w.selection.set_region(Region(1.0, 2.0, 700.0, 1300.0))
