@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .threads import torch_threads
+
 if TYPE_CHECKING:
     from .config import StreamConfig
 
@@ -958,15 +960,11 @@ def _local_results(
     which of the files in flight killed it is not known: each of them is then run alone in a worker
     of its own, and one that kills that worker too becomes an error row; the run goes on."""
     if workers == 1:
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
-            for chunk in _chunks(todo, 4 * batch_files):  # a few runs' worth: grouped longest first
-                yield from analyze_rows(chunk, options, out_dir, device, batch_files)
+            with torch_threads(threads):
+                for chunk in _chunks(todo, 4 * batch_files):  # a few runs' worth: grouped longest first
+                    yield from analyze_rows(chunk, options, out_dir, device, batch_files)
         finally:
-            torch.set_num_threads(before)
             peak[0] = max(peak[0], _peak_rss())
         return
     job = (options, out_dir, device, batch_files)

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .threads import torch_threads
 from .transform import DSTFT
 
 __all__ = [
@@ -152,12 +153,8 @@ def run_offline_bench(
         Rows ``{"name": str, "ms": float | None, "ratio": float | None, "note": str}``, the first
         one torch.stft's forward (ratio 1).
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-    try:
+    with torch_threads(threads or os.cpu_count() or 1):
         return _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_dstft, seed)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run(batch, seconds, sample_rate, n_fft, hop_length, repeats, warmup, with_dstft, seed):
@@ -462,12 +459,8 @@ def run_modes_vs_dstft(
     input (8 × 30 s), so the two are timed on ``batch`` × ``seconds`` (same B, N, H; the cost of
     both is linear in F). Rows carry "× dstft", dstft's time over ours, the peak memory and the
     verdict on the 10× budget (:data:`DSTFT_SPEEDUP`). ``threads`` as in :func:`run_offline_bench`."""
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-    try:
+    with torch_threads(threads or os.cpu_count() or 1):
         return _modes_vs_dstft(batch, seconds, sample_rate, n_fft, hop_length, repeats, seed)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _modes_vs_dstft(batch, seconds, sample_rate, n_fft, hop_length, repeats, seed):
@@ -658,10 +651,8 @@ def run_stream_bench(
     from .stream import StreamingDSTFT
 
     x = stream_bench_input(seconds, sample_rate)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     rows = []
-    try:
+    with torch_threads(1):
         for bands, adapt in ((1, False), (1, True), (4, False), (4, True)):
             engine = StreamingDSTFT(
                 sample_rate, n_fft, hop_length, adapt=adapt, block_frames=block_frames, bands=bands
@@ -698,8 +689,6 @@ def run_stream_bench(
                     "note": f"{engine.latency} samples = N + (K-1)·H - 1{split}",
                 }
             )
-    finally:
-        torch.set_num_threads(previous_threads)
     return rows
 
 
@@ -846,9 +835,7 @@ def run_batch_bench(
 
     import soundfile
 
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         anchors = {"torch.stft": None}
         try:
             import librosa
@@ -873,8 +860,6 @@ def run_batch_bench(
             rows.append(
                 row(f"{name}, fixed window (anchor)", time.perf_counter() - start, audio, None, "1 thread")
             )
-    finally:
-        torch.set_num_threads(previous_threads)
     with tempfile.TemporaryDirectory() as tmp:
         s = run_batch(paths, Path(tmp, "alone"), workers=1, batch_files=1)
         rows.append(
@@ -914,17 +899,13 @@ def _lockstep_speedup(paths: list[str], batch_files: int, rounds: int, analyze_r
 
     audio = sum(soundfile.info(p).duration for p in paths)
     times: dict[int, list[float]] = {1: [], batch_files: []}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         analyze_rows(paths[:batch_files], None, batch_files=batch_files)  # warm-up
         for _ in range(rounds):
             for k in times:
                 start = time.perf_counter()
                 analyze_rows(paths, None, batch_files=k)
                 times[k].append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous_threads)
     alone, together = (statistics.median(times[k]) for k in times)
     return {
         "name": f"side by side / alone, {len(paths)} files",

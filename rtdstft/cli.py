@@ -41,6 +41,7 @@ from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
 from .errors import ParameterError
+from .threads import torch_threads
 
 __all__ = ["main", "build_parser", "CommandError"]
 
@@ -1074,23 +1075,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """torch's intra-op threads set to ``threads`` for the command (None: left as they are), then
-    put back (``main`` may run in a process that goes on)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -1110,7 +1094,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .audio import AudioDeviceError, AudioFileError
 
         try:
-            with _torch_threads(getattr(args, "threads", None)):
+            with torch_threads(getattr(args, "threads", None)):
                 return args.run(args)
         except (AudioFileError, AudioDeviceError, OSError) as exc:
             raise CommandError(_one_line(exc)) from exc
