@@ -680,11 +680,15 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
                 if value is not None:
                     info["theta_ms"] = value
                     info["theta_band"] = self.theta.band_of(freq) if theta_band is None else int(theta_band)
-        if info and self.history is not None:
-            info["time"] = float(self.history.file_time(info["time"]))
-        if info and self.period:
-            info["time"] %= self.period
+        if info:
+            info["time"] = self.file_time(info["time"])
         return info
+
+    def file_time(self, time: float) -> float:
+        """Where in the replayed file (s) stream time ``time`` (s) is: through the history's seek
+        marks (:meth:`.history.History.file_time`), then modulo :attr:`period` when it is set."""
+        t = float(self.history.file_time(time)) if self.history is not None else float(time)
+        return t % self.period if self.period else t
 
     def _picture_readout(self, time: float, freq: float | None) -> dict:
         img = self.image

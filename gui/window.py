@@ -417,10 +417,7 @@ class MainWindow(QtWidgets.QMainWindow):
         r = self.selection.region
         if r is None or self.source_path is None:
             return r
-        start = float(self.history.file_time(r.t0))
-        if self.view.period:
-            start %= self.view.period
-        shift = start - r.t0
+        shift = self.view.file_time(r.t0) - r.t0
         return r if shift == 0 else dataclasses.replace(r, t0=r.t0 + shift, t1=r.t1 + shift)
 
     def view_live(self) -> None:
