@@ -209,3 +209,11 @@ def test_a_run_that_fails_side_by_side_is_redone_alone_and_says_so(odd_files, mo
     with pytest.warns(RuntimeWarning, match="files side by side failed .*a lockstep bug.*one at a time"):
         together = analyze_rows(odd_files, None, batch_files=16)
     _same_rows(alone, together)
+
+
+@pytest.mark.parametrize("threads", [0, 257, True, 1.5])
+def test_threads_must_be_in_range(odd_files, tmp_path, threads):
+    expected = r"threads must be an integer in 1\.\.256 \(torch threads per worker\)"
+    with pytest.raises(ValueError, match=expected):
+        run_batch(odd_files, tmp_path / "out", threads=threads)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
