@@ -74,6 +74,10 @@ DEFAULT_STEADINESS = 0.15
 #: stationary noise at 48 kHz the ratio stays within 0.4 (90 % of blocks); at a click or an onset it
 #: is far above.
 LEVEL_CHANGE = math.log(4.0)
+#: θ sets of single items whose windows :meth:`OnlineAdapter.windows` remembers for an item axis
+#: (the lockstep's items, each resting or moving on its own): 64 sets of C = 7 at N = 1024 hold
+#: 1.8 MB.
+ITEM_WINDOW_SLOTS = 64
 
 
 class OnlineAdapter:
@@ -111,7 +115,8 @@ class OnlineAdapter:
         self.refine = refine
         self._offsets_u = frame_offsets(n_fft, self.device, dtype)
         self._window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._scratch: dict = {}  # reusable numpy buffers of the bracket's evaluation, by shape
+        self._item_window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # by row
+        self._scratch: dict = {}  # reusable buffers of the bracket's evaluation (see _buffer)
         self._deltas = np.array([0.0] + [s * d for d in offsets for s in (1.0, -1.0)])
         self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.radius = radius
@@ -226,7 +231,10 @@ class OnlineAdapter:
 
     def windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """θ [C] and w(θ) [C, N], remembered for the last few θ sets: while θ rests (a steady tone at
-        θ_max, say) every block asks for the same bracket."""
+        θ_max, say) every block asks for the same bracket. With an item axis (θ sets [I, C], the
+        lockstep's), item by item (:meth:`_item_windows`)."""
+        if log_theta.ndim > 1:
+            return self._item_windows(log_theta)
         key = log_theta.tobytes()
         hit = self._window_cache.pop(key, None)
         if hit is None:
@@ -236,6 +244,40 @@ class OnlineAdapter:
                 self._window_cache.pop(next(iter(self._window_cache)))
         self._window_cache[key] = hit
         return hit
+
+    def _item_windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ [I, C] and w(θ) [I, C, N] of I items' θ sets, each item's set remembered alone (the
+        last :data:`ITEM_WINDOW_SLOTS`): side by side, one item's θ rests while another's moves, so
+        the whole [I, C] array seldom repeats, while most of its rows do (often several items' the
+        same: resting on a bound). w is elementwise in θ: a row has the same bits computed alone or
+        beside others; the rows not remembered are computed together, in one call."""
+        cache = self._item_window_cache
+        keys = [row.tobytes() for row in log_theta]
+        new: dict[bytes, int] = {}  # sets not remembered -> their first row
+        for j, key in enumerate(keys):
+            if key not in cache and key not in new:
+                new[key] = j
+        if new:
+            theta = torch.from_numpy(np.exp(log_theta[list(new.values())])).to(self.device, self.dtype)
+            w = hann_window(theta, self.n_fft, self.normalization, self._offsets_u)
+            if len(new) == len(keys):
+                for q, key in enumerate(new):
+                    cache[key] = theta[q].clone(), w[q].clone()  # alone: a view would hold the batch
+                self._forget_item_windows()
+                return theta, w
+            for q, key in enumerate(new):
+                cache[key] = theta[q].clone(), w[q].clone()
+        rows = []
+        for key in keys:
+            row = cache[key] = cache.pop(key)  # to the end: the most recently used
+            rows.append(row)
+        self._forget_item_windows()
+        return torch.stack([row[0] for row in rows]), torch.stack([row[1] for row in rows])
+
+    def _forget_item_windows(self) -> None:
+        cache = self._item_window_cache
+        while len(cache) > ITEM_WINDOW_SLOTS:
+            cache.pop(next(iter(cache)))
 
     def _gradient(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float) -> float:
         """dJ/d log θ at candidate i (see the module docstring for the formulas)."""

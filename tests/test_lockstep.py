@@ -91,6 +91,22 @@ def test_lockstep_items_get_theta_and_spectra_bit_for_bit_as_each_stream_alone(k
         assert torch.equal(torch.cat(specs[j]), spec), f"item {j}"
 
 
+def test_item_windows_remembered_or_new_are_those_of_each_set_alone():
+    """The windows of θ sets with an item axis (the lockstep's), each set remembered alone: a set
+    remembered, a new one, one that comes twice in a call, all give the bits the single stream
+    computes for that set."""
+    rng = np.random.default_rng(5)
+    sets = np.log(rng.uniform(64.0, 256.0, (6, 7)))
+    sets[4, 0] = sets[0, 0]  # a new set that starts like a remembered one (θ_prev shared)
+    adapter = OnlineAdapter(256)
+    adapter.windows(sets[:3])  # all new: computed together
+    for batch in (sets[[2, 3, 0, 3, 4, 1]], sets[[5, 5]], sets[[1, 5, 4]]):
+        theta, w = adapter.windows(batch)
+        for j, row in enumerate(batch):
+            alone_theta, alone_w = OnlineAdapter(256).windows(row)
+            assert torch.equal(theta[j], alone_theta) and torch.equal(w[j], alone_w), j
+
+
 def test_lockstep_refuses_a_bad_item_count():
     with pytest.raises(ValueError, match="items must be an integer >= 1"):
         LockstepAdapter(256, 0)
