@@ -529,25 +529,23 @@ class LockstepAdapter:
                 (ctx_z[refined], ctx_q[refined]),
             )
         theta = np.empty(n_items)
-        taken = np.zeros(n_items, np.int64)  # the candidate each item keeps: bracket's, or C for the trial
         where = dict(zip(refined.tolist(), range(refined.size), strict=True))
         theta_b, theta_t = bracket.theta.cpu().numpy(), None if trial is None else trial.theta.cpu().numpy()
+        spec = []
         for j, adapter in enumerate(adapters):
-            held = _item(bracket, j, theta_b)
-            best, i, c = held, int(choice[j]), int(choice[j])
+            # The best: candidate i of row ``row`` of the evaluation ``cand`` (the bracket, the trial).
+            cand, row, cand_theta, i = bracket, j, theta_b, int(choice[j])
             t = where.get(j)
             if t is not None and trial.obj[t, 0] < bracket.obj[j, i]:
-                best, i, c = _item(trial, t, theta_t), 0, log_c.shape[1]
-            if best.log_theta[i] != log_prev[j] and not adapter._confirmed(best, i, held, log_prev[j]):
-                best, i, c = held, 0, 0  # θ_prev (candidate 0) holds
-            theta[j] = float(best.theta[i])
-            taken[j] = c
-            adapter._push(best.power[i], best.z_col[i], best.q_col[i], frames[j], theta[j])
-        spec = bracket.spec[np.arange(n_items), np.minimum(taken, log_c.shape[1] - 1)]
-        from_trial = np.flatnonzero(taken == log_c.shape[1])
-        if from_trial.size:
-            spec[from_trial] = trial.spec[[where[j] for j in from_trial.tolist()], 0]
-        return theta, spec
+                cand, row, cand_theta, i = trial, t, theta_t, 0
+            if cand.log_theta[row, i] != log_prev[j] and not adapter._confirmed(
+                _item(cand, row, cand_theta), i, _item(bracket, j, theta_b), log_prev[j]
+            ):
+                cand, row, cand_theta, i = bracket, j, theta_b, 0  # θ_prev (candidate 0) holds
+            theta[j] = float(cand_theta[row, i])
+            adapter._push(cand.power[row, i], cand.z_col[row, i], cand.q_col[row, i], frames[j], theta[j])
+            spec.append(cand.spec[row, i])
+        return theta, torch.stack(spec)
 
 
 def _item(cand: _Candidates, j: int, theta: np.ndarray) -> _Candidates:
