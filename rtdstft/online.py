@@ -187,10 +187,22 @@ class OnlineAdapter:
         item axis first. Each item's numbers are those of its own evaluation, bit for bit.
         """
         theta, w = self.windows(log_theta)
-        spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
-        # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
-        # candidate's may still be needed by a later gradient step within the block).
-        scratch = self._scratch if log_theta.shape[-1] > 1 else None
+        if log_theta.ndim > 1 and frames.device.type == "cpu":
+            # Side by side, every evaluation is used up within its step (θ decided, the chosen
+            # spectra copied out), the bracket's and the parabola's each in buffers of its own,
+            # reused at the next step: the windowed frames, S, P and log P, some MB, which fresh
+            # would cost a page fault per 4 KiB at their first touch (more than the arithmetic).
+            scratch = self._scratch.setdefault("bracket" if log_theta.shape[-1] > 1 else "vertex", {})
+            shape = (*log_theta.shape, *frames.shape[-2:])
+            windowed = _buffer(scratch, "windowed", shape, frames.dtype)
+            torch.mul(frames.unsqueeze(-3), w.unsqueeze(-2), out=windowed)
+            out = _buffer(scratch, "spec", (*shape[:-1], shape[-1] // 2 + 1), _complex(frames.dtype))
+            spec = torch.fft.rfft(windowed, out=out)  # [I, C, K, M]
+        else:
+            spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
+            # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
+            # candidate's may still be needed by a later gradient step within the block).
+            scratch = self._scratch if log_theta.shape[-1] > 1 else None
         power = _power(spec, scratch)
         z_col, q_col, log_power = self._columns(power, scratch)
         # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
@@ -491,8 +503,6 @@ class LockstepAdapter:
         if len(idx) != n_items:
             raise ValueError(f"frames has {n_items} items, items names {len(idx)}")
         theta_prev = np.asarray(theta_prev, np.float64)
-        if len(self._one._scratch) > 8:  # buffers by shape: the item count shrinks as streams end
-            self._one._scratch.clear()
         # A few items at a time: the candidates' spectra of many items outgrow the CPU's caches, and
         # the elementwise passes over them then cost more per item than the batching saves.
         per = max(1, self.chunk_bytes // (len(self._one._deltas) * frames.shape[-2] * frames.shape[-1] * 8))
@@ -591,11 +601,30 @@ def _np(t: torch.Tensor) -> np.ndarray:
 _TINY = np.finfo(np.float64).tiny
 
 
+def _buffer(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray | torch.Tensor:
+    """A contiguous array of ``shape`` and ``dtype`` (numpy's, or torch's for a tensor) for the
+    values ``name``, on the first elements of a flat buffer kept in ``scratch`` and made anew only
+    when a larger one is asked for: one buffer per name serves every shape (the item count of a
+    lockstep step, a stream's short last block), each element where it was before."""
+    size = math.prod(shape)
+    tensor = isinstance(dtype, torch.dtype)
+    key = (name, dtype)
+    flat = scratch.get(key)
+    if flat is None or flat.shape[0] < size:
+        flat = scratch[key] = torch.empty(size, dtype=dtype) if tensor else np.empty(size, dtype)
+    return flat[:size].view(shape) if tensor else flat[:size].reshape(shape)
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    """The complex dtype of a real one's spectrum."""
+    return torch.complex64 if dtype == torch.float32 else torch.complex128
+
+
 def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
     """|S|² as a contiguous real tensor.
 
     On the CPU: squares of the interleaved (re, im) floats, then pairwise sums, in numpy into
-    buffers kept in ``scratch`` (per shape) when given; contiguous output keeps the log and the
+    buffers kept in ``scratch`` (:func:`_buffer`) when given; contiguous output keeps the log and the
     sums that follow fast. Elsewhere: one complex multiply.
     """
     if spec.device.type != "cpu":
@@ -604,10 +633,8 @@ def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
     if scratch is None:
         squares, power = np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype)
     else:
-        key = ("power", spec.shape, interleaved.dtype)
-        if key not in scratch:
-            scratch[key] = (np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype))
-        squares, power = scratch[key]
+        squares = _buffer(scratch, "squares", interleaved.shape, interleaved.dtype)
+        power = _buffer(scratch, "power", spec.shape, interleaved.dtype)
     np.square(interleaved, out=squares)
     np.add(squares[..., 0::2], squares[..., 1::2], out=power)
     return torch.from_numpy(power)
@@ -629,7 +656,7 @@ def _shannon_columns(power: torch.Tensor, scratch: dict | None = None):
     if scratch is None:
         log_np = np.empty_like(p)
     else:
-        log_np = scratch.setdefault(("log", p.shape, p.dtype), np.empty_like(p))
+        log_np = _buffer(scratch, "log", p.shape, p.dtype)
     np.add(p, tiny, out=log_np)
     np.log(log_np, out=log_np)
     q = np.matmul(p[..., None, :], log_np[..., :, None])[..., 0, 0]
