@@ -190,14 +190,14 @@ class OnlineAdapter:
         if log_theta.ndim > 1 and frames.device.type == "cpu":
             # Side by side, every evaluation is used up within its step (θ decided, the chosen
             # spectra copied out), the bracket's and the parabola's each in buffers of its own,
-            # reused at the next step: the windowed frames, S, P and log P, some MB, which fresh
+            # reused at the next step: the windowed frames, P and log P, some MB, which fresh
             # would cost a page fault per 4 KiB at their first touch (more than the arithmetic).
+            # Not S: torch's rfft with out= transforms into a new tensor and copies it there.
             scratch = self._scratch.setdefault("bracket" if log_theta.shape[-1] > 1 else "vertex", {})
             shape = (*log_theta.shape, *frames.shape[-2:])
             windowed = _buffer(scratch, "windowed", shape, frames.dtype)
             torch.mul(frames.unsqueeze(-3), w.unsqueeze(-2), out=windowed)
-            out = _buffer(scratch, "spec", (*shape[:-1], shape[-1] // 2 + 1), _complex(frames.dtype))
-            spec = torch.fft.rfft(windowed, out=out)  # [I, C, K, M]
+            spec = torch.fft.rfft(windowed)  # [I, C, K, M]
         else:
             spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
             # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
@@ -613,11 +613,6 @@ def _buffer(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray | torch
     if flat is None or flat.shape[0] < size:
         flat = scratch[key] = torch.empty(size, dtype=dtype) if tensor else np.empty(size, dtype)
     return flat[:size].view(shape) if tensor else flat[:size].reshape(shape)
-
-
-def _complex(dtype: torch.dtype) -> torch.dtype:
-    """The complex dtype of a real one's spectrum."""
-    return torch.complex64 if dtype == torch.float32 else torch.complex128
 
 
 def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
