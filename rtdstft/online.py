@@ -605,7 +605,7 @@ def _buffer(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray | torch
     """A contiguous array of ``shape`` and ``dtype`` (numpy's, or torch's for a tensor) for the
     values ``name``, on the first elements of a flat buffer kept in ``scratch`` and made anew only
     when a larger one is asked for: one buffer per name serves every shape (the item count of a
-    lockstep step, a stream's short last block), each element where it was before."""
+    lockstep step, a stream's short last block). Its contents are those of the last use."""
     size = math.prod(shape)
     tensor = isinstance(dtype, torch.dtype)
     key = (name, dtype)
