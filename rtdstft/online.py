@@ -74,6 +74,10 @@ DEFAULT_STEADINESS = 0.15
 #: stationary noise at 48 kHz the ratio stays within 0.4 (90 % of blocks); at a click or an onset it
 #: is far above.
 LEVEL_CHANGE = math.log(4.0)
+#: θ sets of single items whose windows :meth:`OnlineAdapter.windows` remembers for an item axis
+#: (the lockstep's items, each resting or moving on its own): 64 sets of C = 7 at N = 1024 hold
+#: 1.8 MB.
+ITEM_WINDOW_SLOTS = 64
 
 
 class OnlineAdapter:
@@ -111,7 +115,8 @@ class OnlineAdapter:
         self.refine = refine
         self._offsets_u = frame_offsets(n_fft, self.device, dtype)
         self._window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._scratch: dict = {}  # reusable numpy buffers of the bracket's evaluation, by shape
+        self._item_window_cache: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # by row
+        self._scratch: dict = {}  # reusable buffers of the bracket's evaluation (see _buffer)
         self._deltas = np.array([0.0] + [s * d for d in offsets for s in (1.0, -1.0)])
         self._brackets: dict[tuple[float, float, float], np.ndarray] = {}
         self.radius = radius
@@ -182,10 +187,22 @@ class OnlineAdapter:
         item axis first. Each item's numbers are those of its own evaluation, bit for bit.
         """
         theta, w = self.windows(log_theta)
-        spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
-        # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
-        # candidate's may still be needed by a later gradient step within the block).
-        scratch = self._scratch if log_theta.shape[-1] > 1 else None
+        if log_theta.ndim > 1 and frames.device.type == "cpu":
+            # Side by side, every evaluation is used up within its step (θ decided, the chosen
+            # spectra copied out), the bracket's and the parabola's each in buffers of its own,
+            # reused at the next step: the windowed frames, P and log P, some MB, which fresh
+            # would cost a page fault per 4 KiB at their first touch (more than the arithmetic).
+            # Not S: torch's rfft with out= transforms into a new tensor and copies it there.
+            scratch = self._scratch.setdefault("bracket" if log_theta.shape[-1] > 1 else "vertex", {})
+            shape = (*log_theta.shape, *frames.shape[-2:])
+            windowed = _buffer(scratch, "windowed", shape, frames.dtype)
+            torch.mul(frames.unsqueeze(-3), w.unsqueeze(-2), out=windowed)
+            spec = torch.fft.rfft(windowed)  # [I, C, K, M]
+        else:
+            spec = torch.fft.rfft(frames.unsqueeze(-3) * w.unsqueeze(-2))  # [C, K, M]
+            # The bracket's P and log P go to buffers reused at the next block (C > 1 only: a single
+            # candidate's may still be needed by a later gradient step within the block).
+            scratch = self._scratch if log_theta.shape[-1] > 1 else None
         power = _power(spec, scratch)
         z_col, q_col, log_power = self._columns(power, scratch)
         # The small per-frame math runs in numpy ([C, r + K] arrays), where torch's per-operation
@@ -226,7 +243,10 @@ class OnlineAdapter:
 
     def windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """θ [C] and w(θ) [C, N], remembered for the last few θ sets: while θ rests (a steady tone at
-        θ_max, say) every block asks for the same bracket."""
+        θ_max, say) every block asks for the same bracket. With an item axis (θ sets [I, C], the
+        lockstep's), item by item (:meth:`_item_windows`)."""
+        if log_theta.ndim > 1:
+            return self._item_windows(log_theta)
         key = log_theta.tobytes()
         hit = self._window_cache.pop(key, None)
         if hit is None:
@@ -236,6 +256,40 @@ class OnlineAdapter:
                 self._window_cache.pop(next(iter(self._window_cache)))
         self._window_cache[key] = hit
         return hit
+
+    def _item_windows(self, log_theta: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ [I, C] and w(θ) [I, C, N] of I items' θ sets, each item's set remembered alone (the
+        last :data:`ITEM_WINDOW_SLOTS`): side by side, one item's θ rests while another's moves, so
+        the whole [I, C] array seldom repeats, while most of its rows do (often several items' the
+        same: resting on a bound). w is elementwise in θ: a row has the same bits computed alone or
+        beside others; the rows not remembered are computed together, in one call."""
+        cache = self._item_window_cache
+        keys = [row.tobytes() for row in log_theta]
+        new: dict[bytes, int] = {}  # sets not remembered -> their first row
+        for j, key in enumerate(keys):
+            if key not in cache and key not in new:
+                new[key] = j
+        if new:
+            theta = torch.from_numpy(np.exp(log_theta[list(new.values())])).to(self.device, self.dtype)
+            w = hann_window(theta, self.n_fft, self.normalization, self._offsets_u)
+            if len(new) == len(keys):
+                for q, key in enumerate(new):
+                    cache[key] = theta[q].clone(), w[q].clone()  # alone: a view would hold the batch
+                self._forget_item_windows()
+                return theta, w
+            for q, key in enumerate(new):
+                cache[key] = theta[q].clone(), w[q].clone()
+        rows = []
+        for key in keys:
+            row = cache[key] = cache.pop(key)  # to the end: the most recently used
+            rows.append(row)
+        self._forget_item_windows()
+        return torch.stack([row[0] for row in rows]), torch.stack([row[1] for row in rows])
+
+    def _forget_item_windows(self) -> None:
+        cache = self._item_window_cache
+        while len(cache) > ITEM_WINDOW_SLOTS:
+            cache.pop(next(iter(cache)))
 
     def _gradient(self, frames: torch.Tensor, cand: _Candidates, i: int, log_prev: float) -> float:
         """dJ/d log θ at candidate i (see the module docstring for the formulas)."""
@@ -449,8 +503,6 @@ class LockstepAdapter:
         if len(idx) != n_items:
             raise ValueError(f"frames has {n_items} items, items names {len(idx)}")
         theta_prev = np.asarray(theta_prev, np.float64)
-        if len(self._one._scratch) > 8:  # buffers by shape: the item count shrinks as streams end
-            self._one._scratch.clear()
         # A few items at a time: the candidates' spectra of many items outgrow the CPU's caches, and
         # the elementwise passes over them then cost more per item than the batching saves.
         per = max(1, self.chunk_bytes // (len(self._one._deltas) * frames.shape[-2] * frames.shape[-1] * 8))
@@ -487,25 +539,23 @@ class LockstepAdapter:
                 (ctx_z[refined], ctx_q[refined]),
             )
         theta = np.empty(n_items)
-        taken = np.zeros(n_items, np.int64)  # the candidate each item keeps: bracket's, or C for the trial
         where = dict(zip(refined.tolist(), range(refined.size), strict=True))
         theta_b, theta_t = bracket.theta.cpu().numpy(), None if trial is None else trial.theta.cpu().numpy()
+        spec = []
         for j, adapter in enumerate(adapters):
-            held = _item(bracket, j, theta_b)
-            best, i, c = held, int(choice[j]), int(choice[j])
+            # The best: candidate i of row ``row`` of the evaluation ``cand`` (the bracket, the trial).
+            cand, row, cand_theta, i = bracket, j, theta_b, int(choice[j])
             t = where.get(j)
             if t is not None and trial.obj[t, 0] < bracket.obj[j, i]:
-                best, i, c = _item(trial, t, theta_t), 0, log_c.shape[1]
-            if best.log_theta[i] != log_prev[j] and not adapter._confirmed(best, i, held, log_prev[j]):
-                best, i, c = held, 0, 0  # θ_prev (candidate 0) holds
-            theta[j] = float(best.theta[i])
-            taken[j] = c
-            adapter._push(best.power[i], best.z_col[i], best.q_col[i], frames[j], theta[j])
-        spec = bracket.spec[np.arange(n_items), np.minimum(taken, log_c.shape[1] - 1)]
-        from_trial = np.flatnonzero(taken == log_c.shape[1])
-        if from_trial.size:
-            spec[from_trial] = trial.spec[[where[j] for j in from_trial.tolist()], 0]
-        return theta, spec
+                cand, row, cand_theta, i = trial, t, theta_t, 0
+            if cand.log_theta[row, i] != log_prev[j] and not adapter._confirmed(
+                _item(cand, row, cand_theta), i, _item(bracket, j, theta_b), log_prev[j]
+            ):
+                cand, row, cand_theta, i = bracket, j, theta_b, 0  # θ_prev (candidate 0) holds
+            theta[j] = float(cand_theta[row, i])
+            adapter._push(cand.power[row, i], cand.z_col[row, i], cand.q_col[row, i], frames[j], theta[j])
+            spec.append(cand.spec[row, i])
+        return theta, torch.stack(spec)
 
 
 def _item(cand: _Candidates, j: int, theta: np.ndarray) -> _Candidates:
@@ -551,11 +601,25 @@ def _np(t: torch.Tensor) -> np.ndarray:
 _TINY = np.finfo(np.float64).tiny
 
 
+def _buffer(scratch: dict, name: str, shape: tuple, dtype) -> np.ndarray | torch.Tensor:
+    """A contiguous array of ``shape`` and ``dtype`` (numpy's, or torch's for a tensor) for the
+    values ``name``, on the first elements of a flat buffer kept in ``scratch`` and made anew only
+    when a larger one is asked for: one buffer per name serves every shape (the item count of a
+    lockstep step, a stream's short last block). Its contents are those of the last use."""
+    size = math.prod(shape)
+    tensor = isinstance(dtype, torch.dtype)
+    key = (name, dtype)
+    flat = scratch.get(key)
+    if flat is None or flat.shape[0] < size:
+        flat = scratch[key] = torch.empty(size, dtype=dtype) if tensor else np.empty(size, dtype)
+    return flat[:size].view(shape) if tensor else flat[:size].reshape(shape)
+
+
 def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
     """|S|² as a contiguous real tensor.
 
     On the CPU: squares of the interleaved (re, im) floats, then pairwise sums, in numpy into
-    buffers kept in ``scratch`` (per shape) when given; contiguous output keeps the log and the
+    buffers kept in ``scratch`` (:func:`_buffer`) when given; contiguous output keeps the log and the
     sums that follow fast. Elsewhere: one complex multiply.
     """
     if spec.device.type != "cpu":
@@ -564,10 +628,8 @@ def _power(spec: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
     if scratch is None:
         squares, power = np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype)
     else:
-        key = ("power", spec.shape, interleaved.dtype)
-        if key not in scratch:
-            scratch[key] = (np.empty_like(interleaved), np.empty(spec.shape, interleaved.dtype))
-        squares, power = scratch[key]
+        squares = _buffer(scratch, "squares", interleaved.shape, interleaved.dtype)
+        power = _buffer(scratch, "power", spec.shape, interleaved.dtype)
     np.square(interleaved, out=squares)
     np.add(squares[..., 0::2], squares[..., 1::2], out=power)
     return torch.from_numpy(power)
@@ -589,7 +651,7 @@ def _shannon_columns(power: torch.Tensor, scratch: dict | None = None):
     if scratch is None:
         log_np = np.empty_like(p)
     else:
-        log_np = scratch.setdefault(("log", p.shape, p.dtype), np.empty_like(p))
+        log_np = _buffer(scratch, "log", p.shape, p.dtype)
     np.add(p, tiny, out=log_np)
     np.log(log_np, out=log_np)
     q = np.matmul(p[..., None, :], log_np[..., :, None])[..., 0, 0]

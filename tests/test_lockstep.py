@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from rtdstft.batch import analyze_file, analyze_row, analyze_rows, run_batch
-from rtdstft.online import LockstepAdapter, OnlineAdapter
+from rtdstft.online import LockstepAdapter, OnlineAdapter, _buffer
 from rtdstft.scenes import scene
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd" / "recordings"
@@ -89,6 +89,38 @@ def test_lockstep_items_get_theta_and_spectra_bit_for_bit_as_each_stream_alone(k
     for j, (track, spec) in enumerate(alone):
         np.testing.assert_array_equal(np.array(tracks[j]), track, err_msg=f"item {j}")
         assert torch.equal(torch.cat(specs[j]), spec), f"item {j}"
+
+
+def test_item_windows_remembered_or_new_are_those_of_each_set_alone():
+    """The windows of θ sets with an item axis (the lockstep's), each set remembered alone: a set
+    remembered, a new one, one that comes twice in a call, all give the bits the single stream
+    computes for that set."""
+    rng = np.random.default_rng(5)
+    sets = np.log(rng.uniform(64.0, 256.0, (6, 7)))
+    sets[4, 0] = sets[0, 0]  # a new set that starts like a remembered one (θ_prev shared)
+    adapter = OnlineAdapter(256)
+    adapter.windows(sets[:3])  # all new: computed together
+    for batch in (sets[[2, 3, 0, 3, 4, 1]], sets[[5, 5]], sets[[1, 5, 4]]):
+        theta, w = adapter.windows(batch)
+        for j, row in enumerate(batch):
+            alone_theta, alone_w = OnlineAdapter(256).windows(row)
+            assert torch.equal(theta[j], alone_theta) and torch.equal(w[j], alone_w), j
+
+
+def test_scratch_buffers_serve_every_shape_of_a_name_from_one_flat_buffer():
+    """The lockstep's evaluations reuse their buffers whatever the item count (fresh ones of some MB
+    cost a page fault per 4 KiB): one flat buffer per name and dtype, its first elements viewed in
+    the shape asked for, made anew only when a larger one is asked for."""
+    scratch: dict = {}
+    a = _buffer(scratch, "power", (3, 4, 5), np.float32)
+    b = _buffer(scratch, "power", (2, 4, 5), np.float32)  # fewer items: the same memory
+    assert b.shape == (2, 4, 5) and b.flags.c_contiguous and np.shares_memory(a, b)
+    assert not np.shares_memory(a, _buffer(scratch, "log", (3, 4, 5), np.float32))  # another name
+    c = _buffer(scratch, "power", (4, 4, 5), np.float32)  # more: a larger buffer, kept from now on
+    assert not np.shares_memory(a, c) and np.shares_memory(c, _buffer(scratch, "power", (20,), np.float32))
+    t = _buffer(scratch, "spec", (2, 3), torch.complex64)
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.complex64 and t.is_contiguous()
+    assert _buffer(scratch, "spec", (5,), torch.complex64).data_ptr() == t.data_ptr()
 
 
 def test_lockstep_refuses_a_bad_item_count():
