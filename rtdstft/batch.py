@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ParameterError
 from .threads import torch_threads
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def engine_config(options: Mapping[str, Any] | None, sample_rate: float) -> Stre
     given = dict(options or {})
     unknown = set(given) - (set(StreamConfig.fields()) - {"sample_rate"})
     if unknown:
-        raise ValueError(
+        raise ParameterError(
             f"unknown engine options {sorted(unknown)}; known: {', '.join(StreamConfig.fields()[1:])}"
         )
     return StreamConfig.for_rate(sample_rate, **given)
@@ -449,7 +450,7 @@ def analyze_rows(
     alone by :func:`analyze_row`.
     """
     if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
-        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+        raise ParameterError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
     rows: dict[str, dict[str, Any]] = {}
     groups: dict[str, list[tuple[int, str, StreamConfig]]] = {}
     configs: dict[int, StreamConfig | None] = {}  # by sample rate (None: refused)
@@ -765,7 +766,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     folder, every file under it with an extension of :data:`AUDIO_EXTENSIONS`; a pattern with
     ``*``, ``?`` or ``[`` (``**`` crosses folders); a ``.csv`` manifest, its ``path`` column.
 
-    Raises ValueError naming an input that matches nothing or a manifest without ``path``.
+    Raises ParameterError (a ValueError) naming an input that matches nothing or a manifest
+    without ``path``.
     """
     import csv
 
@@ -782,7 +784,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             with open(p, newline="") as f:
                 reader = csv.DictReader(f)
                 if "path" not in (reader.fieldnames or []):
-                    raise ValueError(
+                    raise ParameterError(
                         f"manifest {p} has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
                     )
                 for rec in reader:
@@ -795,10 +797,10 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
         elif glob.has_magic(text):
             hits = sorted(glob.glob(text, recursive=True))
             if not hits:
-                raise ValueError(f"input pattern {text!r} matches no file")
+                raise ParameterError(f"input pattern {text!r} matches no file")
             found.extend(h for h in hits if not Path(h).is_dir())
         else:
-            raise ValueError(f"input {text!r}: no such file, folder or pattern")
+            raise ParameterError(f"input {text!r}: no such file, folder or pattern")
     seen: set[str] = set()
     out = []
     for f in found:
@@ -1134,17 +1136,17 @@ def run_batch(
     if workers is None:
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1 (processes), got {workers!r}")
+        raise ParameterError(f"workers must be an integer >= 1 (processes), got {workers!r}")
     if isinstance(shard_files, bool) or not isinstance(shard_files, int) or shard_files < 1:
-        raise ValueError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
+        raise ParameterError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
     if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
-        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+        raise ParameterError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise ValueError(
+        raise ParameterError(
             f"threads must be an integer in 1..{MAX_THREADS} (torch threads per worker), got {threads!r}"
         )
     if not (isinstance(shard_seconds, (int, float)) and shard_seconds > 0):
-        raise ValueError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
+        raise ParameterError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
     check_config(lambda rate: engine_config(options, rate))
     if device != "cpu":
         import torch
@@ -1152,11 +1154,11 @@ def run_batch(
         try:
             torch.empty(0, device=device)
         except (RuntimeError, AssertionError) as exc:
-            raise ValueError(f"device {device!r} is not available: {exc}") from None
+            raise ParameterError(f"device {device!r} is not available: {exc}") from None
     paths = expand_inputs(inputs)
     root = Path(output)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
+        raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
     data = _Dataset(root)
     todo = [p for p in paths if overwrite or not data.is_done(p)]
     skipped = len(paths) - len(todo)

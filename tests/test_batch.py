@@ -350,6 +350,33 @@ def test_bad_options_are_one_line_naming_the_option(corpus, tmp_path, capsys, ar
     assert all(w in err for w in words), err
 
 
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing", ["missing.wav", "no such file, folder or pattern"]),
+        ("pattern", ["nothing*.wav", "matches no file"]),
+        ("manifest", ["no 'path' column"]),
+        ("output", ["is a file; it must be a folder"]),
+        ("device", ["device 'nodevice' is not available"]),
+    ],
+)
+def test_bad_inputs_output_or_device_are_one_line_not_a_traceback(corpus, tmp_path, capsys, case, words):
+    (tmp_path / "nopath.csv").write_text("file\na.wav\n")
+    (tmp_path / "a_file").write_text("")
+    inputs, out, more = [str(corpus["good8"])], str(tmp_path / "out"), []
+    if case in ("missing", "pattern", "manifest"):
+        name = {"missing": "missing.wav", "pattern": "nothing*.wav"}.get(case, "nopath.csv")
+        inputs = [str(tmp_path / name)]
+    elif case == "output":
+        out = str(tmp_path / "a_file")
+    else:
+        more = ["--device", "nodevice"]
+    status = main(["batch", *inputs, "-o", out, "--workers", "1", *more])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft: error: "), err
+    assert all(w in err for w in words), err
+
+
 def test_engine_options_are_analyze_options_as_stream_config_fields(corpus, tmp_path):
     out = tmp_path / "out"
     run_batch([corpus["good16"]], out, options={"hop_length": 64, "adapt": False}, workers=1)
