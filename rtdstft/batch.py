@@ -597,12 +597,15 @@ class _Lane:
         self.done = False
 
     def _read(self) -> None:
+        from .stream import zero_nonfinite
+
         cfg = self.cfg
         x = self.src.read(self.read_size)
         if not x.size:
             self.total = self.samples
             return
-        self.buf = np.concatenate([self.buf, x.astype(np.float32, copy=False)])
+        x = zero_nonfinite(x.astype(np.float32, copy=False))[0]  # as the streaming engine does
+        self.buf = np.concatenate([self.buf, x])
         self.samples += x.shape[0]
         # The engine emits, after this read, the whole blocks of the frames whose samples are in.
         ready = max(0, (cfg.n_fft // 2 + self.samples - cfg.n_fft) // cfg.hop_length + 1)
