@@ -35,6 +35,7 @@ far as it decodes; "error": not analysed), error (message or note, or null).
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -323,6 +324,21 @@ def _spectrogram_name(path: str) -> str:
     return f"{SPECTROGRAM_DIR}/{Path(path).stem}-{digest}.npy"
 
 
+def _reserve(path: Path) -> None:
+    """Allocates the disk blocks of the (sparse) file ``path`` now: a memory-mapped page written
+    where the disk is full kills the process with SIGBUS, while this raises OSError (ENOSPC), which
+    becomes the file's error row. Where the system or the file system cannot allocate ahead,
+    nothing is done."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+
+
 def analyze_row(
     path: str,
     options: Mapping[str, Any] | None,
@@ -375,6 +391,7 @@ class _RowMaker:
                 self.image = np.lib.format.open_memmap(
                     self.tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
                 )
+                _reserve(self.tmp)
             idx = out.frame_index
             self.image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
 
