@@ -542,7 +542,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         latency = engines[0].latency
         skip, fed, written = latency, 0, 0
         with atomic_output(out_path) as part:
-            rec = Recorder(part, sr, channels=len(sources), subtype=subtype, format=fmt)
+            rec = Recorder(part, sr, channels=len(sources), subtype=subtype, format=fmt, name=out_path)
             try:
 
                 def emit(y: np.ndarray) -> None:

@@ -337,7 +337,7 @@ def _output(path: Path, sample_rate: int, channels: int, fmt: str, subtype: str)
     from .audio import Recorder
 
     with atomic_output(path) as part:
-        rec = Recorder(part, sample_rate, channels=channels, subtype=subtype, format=fmt)
+        rec = Recorder(part, sample_rate, channels=channels, subtype=subtype, format=fmt, name=path)
         try:
             yield rec.write
             rec.close()

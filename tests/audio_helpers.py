@@ -43,6 +43,21 @@ def pulse_status() -> tuple[bool, str]:
     return True, ""
 
 
+def in_a_small_tmpfs(folder: Path, kib: int, code: str) -> subprocess.CompletedProcess:
+    """Runs ``python -c code`` with a tmpfs of ``kib`` KiB mounted on ``folder`` (a private mount,
+    in a user namespace: no root needed); skips where the system allows no such namespace."""
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    try:
+        if subprocess.run([*unshare, "true"], capture_output=True, timeout=30).returncode != 0:
+            pytest.skip("no user and mount namespaces here (unshare) to mount a small tmpfs")
+    except FileNotFoundError:
+        pytest.skip("no unshare here to mount a small tmpfs")
+    folder.mkdir()
+    script = f'mount -t tmpfs -o size={kib}k tmpfs "$1" && exec "$2" -c "$3"'
+    command = [*unshare, "sh", "-c", script, "sh", str(folder), sys.executable, code]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 def audio_test(test: F) -> F:
     """Mark a test `audio` and skip it, saying why, when PulseAudio is not reachable."""
     ok, reason = pulse_status()

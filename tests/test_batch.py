@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
+from audio_helpers import in_a_small_tmpfs
 
 from rtdstft.batch import _LocalEntropy, analyze_file, expand_inputs, run_batch
 from rtdstft.cli import main
@@ -302,21 +303,6 @@ def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
     np.testing.assert_allclose(image.astype(np.float64), expected, atol=0.07, rtol=2e-3)
 
 
-def _in_a_small_tmpfs(folder: Path, kib: int, code: str) -> subprocess.CompletedProcess:
-    """Runs ``python -c code`` with a tmpfs of ``kib`` KiB mounted on ``folder`` (a private mount,
-    in a user namespace: no root needed); skips where the system allows no such namespace."""
-    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
-    try:
-        if subprocess.run([*unshare, "true"], capture_output=True, timeout=30).returncode != 0:
-            pytest.skip("no user and mount namespaces here (unshare) to mount a small tmpfs")
-    except FileNotFoundError:
-        pytest.skip("no unshare here to mount a small tmpfs")
-    folder.mkdir()
-    script = f'mount -t tmpfs -o size={kib}k tmpfs "$1" && exec "$2" -c "$3"'
-    command = [*unshare, "sh", "-c", script, "sh", str(folder), sys.executable, code]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 def test_spectrograms_on_a_full_disk_are_error_rows_not_a_crash(corpus, tmp_path):
     """A memory-mapped spectrogram on a full disk killed the process with SIGBUS (no message, no
     shard); its disk space is now taken before it is written, and a full disk is the file's error."""
@@ -331,7 +317,7 @@ def test_spectrograms_on_a_full_disk_are_error_rows_not_a_crash(corpus, tmp_path
         left = sorted(f for _, _, fs in os.walk(out) for f in fs if ".tmp" in f)
         print(json.dumps([s.failed, row["status"], row["error"], left]))
     """
-    done = _in_a_small_tmpfs(disk, 128, code)  # the spectrogram takes 514 KB, a shard a few
+    done = in_a_small_tmpfs(disk, 128, code)  # the spectrogram takes 514 KB, a shard a few
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     failed, status, error, left = json.loads(done.stdout.splitlines()[-1])
     assert failed == 1 and status == "error" and "No space left on device" in error, error

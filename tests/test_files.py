@@ -5,6 +5,7 @@ inputs are handled without hanging or tracebacks."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_helpers import RTDSTFT, audio_test, block_peaks, tone
+from audio_helpers import RTDSTFT, audio_test, block_peaks, in_a_small_tmpfs, tone
 
 from rtdstft.audio import (
     PARTIAL_SUFFIX,
@@ -325,6 +326,30 @@ def test_refused_opus_rate_leaves_no_file(tmp_path, capsys):
     assert main(["resynth", str(source), str(out), "--subtype", "OPUS"]) == 2
     assert "out.ogg" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+def test_a_full_disk_ends_resynth_and_edit_with_one_line_and_no_file(tmp_path):
+    """Written block by block, the output meets the full disk after the checks that it can be
+    created: one line naming OUT and the reason, status 2, nothing left on the disk."""
+    source, disk = tmp_path / "in.wav", tmp_path / "disk"
+    sf.write(str(source), tone(440, 1.0, 48000), 48000, "PCM_16")  # 96 KB: more than the disk holds
+    code = f"""if True:
+        import contextlib, io, json, os
+        from rtdstft.cli import main
+        runs = []
+        for command in (["resynth"], ["edit", "--region", "0", "0.5", "100", "2000", "-10"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = main([command[0], {str(source)!r}, {str(disk / "out.wav")!r}, *command[1:]])
+            runs.append([status, err.getvalue(), os.listdir({str(disk)!r})])
+        print(json.dumps(runs))
+    """
+    done = in_a_small_tmpfs(disk, 64, code)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    for status, err, left in json.loads(done.stdout.splitlines()[-1]):
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"{disk / 'out.wav'}: cannot write" in err and "No space left on device" in err, err
+        assert left == []
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> bool:
