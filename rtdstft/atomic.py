@@ -27,12 +27,18 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (created folders included); on a clean exit rename it
     to ``path``, else delete it.
 
-    The temporary name is hidden (``.NAME.part-XXXXXXXX.EXT``) and keeps ``path``'s extension. The
-    caller creates the file at the yielded path; a block that creates nothing leaves nothing.
+    The temporary name is hidden (``.NAME.part-XXXXXXXX.EXT``) and keeps ``path``'s extension; NAME
+    is ``path``'s stem, cut short where the whole would be longer than the folder's longest name
+    (255 bytes on most file systems), so that any name the target may have, its temporary one may
+    too. The caller creates the file at the yielded path; a block that creates nothing leaves nothing.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.part-{secrets.token_hex(4)}{target.suffix}")
+    tail = f".part-{secrets.token_hex(4)}{target.suffix}"
+    stem, longest = target.stem, _longest_name(target.parent)
+    while stem and len(os.fsencode(f".{stem}{tail}")) > longest:
+        stem = stem[:-1]
+    temporary = target.with_name(f".{stem}{tail}")
     try:
         yield temporary
         if temporary.exists():
@@ -40,3 +46,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name ``folder`` takes, in bytes (NAME_MAX; 255 where it cannot be asked)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # AttributeError: no pathconf (Windows)
+        return 255

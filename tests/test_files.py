@@ -328,6 +328,20 @@ def test_refused_opus_rate_leaves_no_file(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 
+@pytest.mark.parametrize("letter", ["a", "é"])  # 1 and 2 bytes in UTF-8
+def test_outputs_may_have_the_longest_name_the_folder_takes(tone_wav, tmp_path, capsys, letter):
+    """A name of 255 bytes is a valid name; its temporary twin (``.NAME.part-XXXXXXXX.EXT``) must
+    fit too, or no command could write it."""
+    stem = letter * ((255 - 4) // len(letter.encode()))
+    outs = {ext: tmp_path / f"{stem}.{ext}" for ext in ("wav", "png", "csv", "npz")}
+    assert all(len(os.fsencode(p.name)) > 240 for p in outs.values())
+    assert main(["resynth", str(tone_wav), str(outs["wav"])]) == 0
+    picture, csv, npz = (str(outs[e]) for e in ("png", "csv", "npz"))
+    assert main(["analyze", str(tone_wav), "-o", picture, "--csv", csv, "--npz", npz]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs.values())
+    assert sf.info(str(outs["wav"])).frames == sf.info(str(tone_wav)).frames
+
+
 def test_a_full_disk_ends_resynth_and_edit_with_one_line_and_no_file(tmp_path):
     """Written block by block, the output meets the full disk after the checks that it can be
     created: one line naming OUT and the reason, status 2, nothing left on the disk."""
