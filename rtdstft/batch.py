@@ -784,7 +784,8 @@ def _peak_rss() -> int:
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """The audio files named by ``inputs``, absolute, in order, each once: a file as it is; a
     folder, every file under it with an extension of :data:`AUDIO_EXTENSIONS`; a pattern with
-    ``*``, ``?`` or ``[`` (``**`` crosses folders); a ``.csv`` manifest, its ``path`` column.
+    ``*``, ``?`` or ``[`` (``**`` crosses folders), each file it matches and every folder it
+    matches as a folder; a ``.csv`` manifest, its ``path`` column.
 
     Raises ParameterError (a ValueError) naming an input that matches nothing or a manifest
     without ``path``.
@@ -796,10 +797,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
         text = str(item)
         p = Path(text)
         if p.is_dir():
-            hits = sorted(
-                str(q) for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()
-            )
-            found.extend(hits)
+            found.extend(_folder_files(p))
         elif p.suffix.lower() == ".csv" and p.is_file():
             with open(p, newline="") as f:
                 reader = csv.DictReader(f)
@@ -818,7 +816,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             hits = sorted(glob.glob(text, recursive=True))
             if not hits:
                 raise ParameterError(f"input pattern {text!r} matches no file")
-            found.extend(h for h in hits if not Path(h).is_dir())
+            for h in hits:  # a folder it matches is searched, as the shell's expansion would name it
+                found.extend(_folder_files(Path(h)) if Path(h).is_dir() else [h])
         else:
             raise ParameterError(f"input {text!r}: no such file, folder or pattern")
     seen: set[str] = set()
@@ -829,6 +828,11 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             seen.add(a)
             out.append(a)
     return out
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` with an extension of :data:`AUDIO_EXTENSIONS`, sorted."""
+    return sorted(str(q) for q in folder.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file())
 
 
 # -- the dataset ---------------------------------------------------------------------------------

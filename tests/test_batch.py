@@ -7,6 +7,7 @@ bad files among good ones, and the same job through Ray Data on a local Ray clus
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -370,6 +371,19 @@ def test_bad_options_are_one_line_naming_the_option(corpus, tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft")
     assert all(w in err for w in words), err
+
+
+def test_a_pattern_searches_the_folders_it_matches_as_the_shell_expansion_does(tmp_path):
+    """`rtdstft batch 'data/*'` (quoted) names what `rtdstft batch data/*` (the shell's expansion)
+    names: the matched folders are searched, not dropped (which left 0 files and no word)."""
+    for folder, names in {"a": ["x.wav", "y.flac"], "b/c": ["z.wav"], "": ["top.wav", "notes.txt"]}.items():
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (tmp_path / folder / name).write_bytes(b"")
+    by_shell = expand_inputs(sorted(glob.glob(str(tmp_path / "*"))))
+    assert expand_inputs([str(tmp_path / "*")]) == by_shell
+    assert sorted(Path(p).name for p in by_shell) == ["notes.txt", "top.wav", "x.wav", "y.flac", "z.wav"]
+    assert sorted(Path(p).name for p in expand_inputs([str(tmp_path / "?")])) == ["x.wav", "y.flac", "z.wav"]
 
 
 @pytest.mark.parametrize(
