@@ -788,10 +788,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     matches as a folder; a ``.csv`` manifest, its ``path`` column.
 
     Raises ParameterError (a ValueError) naming an input that matches nothing or a manifest
-    without ``path``.
+    without ``path`` (or not UTF-8 text).
     """
-    import csv
-
     found: list[str] = []
     for item in inputs:
         text = str(item)
@@ -799,17 +797,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
         if p.is_dir():
             found.extend(_folder_files(p))
         elif p.suffix.lower() == ".csv" and p.is_file():
-            with open(p, newline="") as f:
-                reader = csv.DictReader(f)
-                if "path" not in (reader.fieldnames or []):
-                    raise ParameterError(
-                        f"manifest {p} has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
-                    )
-                for rec in reader:
-                    entry = (rec["path"] or "").strip()
-                    if entry:
-                        q = Path(entry)
-                        found.append(str(q if q.is_absolute() else p.parent / q))
+            found.extend(_manifest_files(p))
         elif p.exists() or p.is_symlink():
             found.append(text)
         elif glob.has_magic(text):
@@ -828,6 +816,34 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             seen.add(a)
             out.append(a)
     return out
+
+
+def _manifest_files(manifest: Path) -> list[str]:
+    """The ``path`` column of the CSV file ``manifest``, UTF-8 with or without the byte-order mark
+    that spreadsheets write; relative paths are taken from the manifest's folder, empty ones skipped."""
+    import csv
+
+    found = []
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if "path" not in (reader.fieldnames or []):
+                columns = ", ".join(reader.fieldnames or [])
+                raise ParameterError(f"manifest {manifest} has no 'path' column (columns: {columns})")
+            for rec in reader:
+                entry = (rec["path"] or "").strip()
+                if "\0" in entry:
+                    raise ParameterError(f"manifest {manifest}, line {reader.line_num}: a path holds a NUL")
+                if entry:
+                    q = Path(entry)
+                    found.append(str(q if q.is_absolute() else manifest.parent / q))
+    except UnicodeDecodeError as exc:
+        raise ParameterError(
+            f"manifest {manifest} is not UTF-8 text ({exc.reason}); save it as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise ParameterError(f"manifest {manifest} is not a CSV file that can be read ({exc})") from None
+    return found
 
 
 def _folder_files(folder: Path) -> list[str]:

@@ -386,6 +386,24 @@ def test_a_pattern_searches_the_folders_it_matches_as_the_shell_expansion_does(t
     assert sorted(Path(p).name for p in expand_inputs([str(tmp_path / "?")])) == ["x.wav", "y.flac", "z.wav"]
 
 
+def test_manifests_as_spreadsheets_save_them_and_bad_ones_are_one_line(corpus, tmp_path, capsys):
+    """A spreadsheet's "CSV UTF-8" starts with a byte-order mark, which was taken as part of the first
+    column's name ("no 'path' column (columns: path)"); text in another encoding or a NUL in a path
+    was a traceback."""
+    folder = corpus["good8"].parent
+    manifest = tmp_path / "list.csv"
+    manifest.write_bytes(b"\xef\xbb\xbfpath,speaker\r\n" + f"{folder / 'good8.wav'},x\r\n".encode())
+    assert expand_inputs([manifest]) == [str(corpus["good8"])]
+    for content, words in (
+        (b"path\n\xe9t\xe9.wav\n", "is not UTF-8 text"),
+        (b"path\na\x00b.wav\n", "line 2: a path holds a NUL"),
+    ):
+        manifest.write_bytes(content)
+        status = main(["batch", str(manifest), "-o", str(tmp_path / "out"), "--workers", "1"])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and words in err, err
+
+
 @pytest.mark.parametrize(
     "case, words",
     [
