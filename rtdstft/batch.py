@@ -11,7 +11,9 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   read it); with ``spectrogram=True`` also ``_spectrograms/<name>.npy``, float16 dB,
   [bins, frames] (Parquet readers skip names that start with ``_``);
 - resumable: a file whose path, size and mtime match a row already in OUT is skipped (unless
-  ``overwrite``); a file analysed again supersedes its older row, which is removed at the end;
+  ``overwrite``) if that row was analysed with the settings the options give now (and, with
+  ``spectrogram``, has its spectrogram; an error row stands while the file is unchanged); a file
+  analysed again supersedes its older row, which is removed at the end;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
 - local processes (``workers``, one torch thread each by default; a worker holds the analyses of
@@ -731,6 +733,11 @@ def _row(path: str, error: str | None = None) -> dict[str, Any]:
     return row
 
 
+def _settings_json(cfg: StreamConfig) -> str:
+    """The row's ``settings``: every field of the engine's StreamConfig as JSON, keys sorted."""
+    return json.dumps(cfg.as_dict(), sort_keys=True)
+
+
 def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
     cfg, theta = result.config, result.theta
     # θ rests exactly on a bound up to the rounding of exp(log θ).
@@ -741,7 +748,7 @@ def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
         channels=result.channels,
         frames=result.frames,
         duration=result.duration,
-        settings=json.dumps(cfg.as_dict(), sort_keys=True),
+        settings=_settings_json(cfg),
         theta=theta.astype(np.float32),
         frame_times=result.times.astype(np.float64),
         theta_median=float(np.median(theta)),
@@ -854,6 +861,10 @@ def _folder_files(folder: Path) -> list[str]:
 # -- the dataset ---------------------------------------------------------------------------------
 
 
+#: The columns of a row that say whether it stands on a re-run (:meth:`_Dataset.is_done`).
+_DONE_COLUMNS = ("path", "size", "mtime_ns", "status", "sample_rate", "settings", "spectrogram")
+
+
 class _Dataset:
     """The shards in OUT: which files they hold, the next shard number, atomic commits."""
 
@@ -866,17 +877,18 @@ class _Dataset:
         if spec_dir.is_dir():
             for leftover in spec_dir.glob("*.tmp-*"):
                 leftover.unlink(missing_ok=True)
-        self.done: dict[str, tuple[int | None, int | None, str, int]] = {}
+        # path: (size, mtime_ns, status, shard number, sample_rate, settings, spectrogram) of its row
+        self.done: dict[str, tuple[Any, ...]] = {}
         self.next_shard = 0
         pq = _extra("pyarrow.parquet", "batch")
         for shard, number in self.shards():
             self.next_shard = max(self.next_shard, number + 1)
-            table = pq.read_table(shard, columns=["path", "size", "mtime_ns", "status"])
-            for path, size, mtime, status in zip(
-                *(table.column(i).to_pylist() for i in range(4)), strict=True
+            table = pq.read_table(shard, columns=list(_DONE_COLUMNS))
+            for path, size, mtime, status, rate, settings, spec in zip(
+                *(table.column(c).to_pylist() for c in _DONE_COLUMNS), strict=True
             ):
                 # A later shard supersedes an earlier one.
-                self.done[path] = (size, mtime, status, number)
+                self.done[path] = (size, mtime, status, number, rate, settings, spec)
 
     def shards(self) -> list[tuple[Path, int]]:
         found = []
@@ -886,9 +898,20 @@ class _Dataset:
                 found.append((p, int(m.group(1))))
         return sorted(found, key=lambda t: t[1])
 
-    def is_done(self, path: str) -> bool:
+    def is_done(self, path: str, settings_at: Callable[[int], str | None], spectrogram: bool) -> bool:
+        """Whether the row of ``path`` stands: the file has its size and mtime, and the row was
+        analysed with the settings ``settings_at(its rate)`` (a JSON string, :func:`_settings_json`)
+        and, when ``spectrogram``, has its spectrogram. A row with an error stands while the file
+        has not changed."""
         entry = self.done.get(path)
-        return entry is not None and entry[:2] == _stat(path) and entry[0] is not None
+        if entry is None or entry[0] is None or entry[:2] != _stat(path):
+            return False
+        status, rate, settings, spec = entry[2], *entry[4:]
+        if status == "error":
+            return True
+        if settings != settings_at(rate):
+            return False
+        return not spectrogram or (spec is not None and (self.root / spec).is_file())
 
     def commit(self, rows: Sequence[Mapping[str, Any]]) -> Path:
         """Writes ``rows`` as the next shard: a temporary file, fsynced, then renamed."""
@@ -902,7 +925,9 @@ class _Dataset:
             os.fsync(f.fileno())
         os.replace(tmp, final)
         for r in rows:
-            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number)
+            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
+                r[c] for c in _DONE_COLUMNS[4:]
+            )
         return final
 
     def prune(self) -> int:
@@ -1200,7 +1225,17 @@ def run_batch(
     if root.exists() and not root.is_dir():
         raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
     data = _Dataset(root)
-    todo = [p for p in paths if overwrite or not data.is_done(p)]
+    settings: dict[int, str | None] = {}
+
+    def settings_at(rate: int) -> str | None:
+        if rate not in settings:
+            try:
+                settings[rate] = _settings_json(engine_config(options, rate))
+            except ValueError:  # options this rate refuses: such rows are errors
+                settings[rate] = None
+        return settings[rate]
+
+    todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
     skipped = len(paths) - len(todo)
     out_dir = str(root) if spectrogram else None
     peak = [0]

@@ -996,7 +996,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse every file named by INPUT... as `analyze` does (same engine options and "
         "defaults) and write a Parquet dataset to the folder OUT, one row per file: path, size, "
         "mtime, rate, channels, duration, settings, the θ track and frame times, summaries, status "
-        "and error. A re-run skips the files OUT already holds (same path, size and mtime); shards "
+        "and error. A re-run skips the files OUT already holds (same path, size and mtime, analysed "
+        "with the same engine settings and, with --spectrogram, with their spectrogram); shards "
         "are written whole or not at all, so a killed run is resumed by running it again. A bad "
         "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
     )

@@ -287,6 +287,30 @@ def test_a_rerun_skips_done_files_a_changed_file_is_redone_and_overwrite_redoes_
     assert sorted(read_rows(out)) == sorted(map(str, [*good, changed]))
 
 
+def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
+    """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
+    every file "done before": the options were silently ignored."""
+    good, out = [corpus["good8"], corpus["good16"], corpus["empty"]], tmp_path / "out"
+    assert run_batch(good, out, workers=1).analysed == 3
+
+    def hops() -> list:
+        rows = read_rows(out)
+        return [json.loads(rows[str(p)]["settings"] or "{}").get("hop_length") for p in good]
+
+    assert hops() == [32, 32, None]
+    again = run_batch(good, out, options={"hop_length": 64}, workers=1)
+    assert (again.analysed, again.skipped, again.failed) == (2, 1, 1)  # the error row stands
+    assert hops() == [64, 64, None]
+    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 0
+    with_images = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
+    assert (with_images.analysed, with_images.skipped) == (2, 1)
+    image = out / read_rows(out)[str(corpus["good8"])]["spectrogram"]
+    image.unlink()
+    redo = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
+    assert (redo.analysed, redo.skipped) == (1, 2) and image.is_file()
+    assert sorted(read_rows(out)) == sorted(map(str, good))  # one row per file
+
+
 def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
     out = tmp_path / "out"
     run_batch([corpus["good16"]], out, workers=1, spectrogram=True)
