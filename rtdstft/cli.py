@@ -535,8 +535,9 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         cfg = _engine_config(args, sr)
         block = _check_memory(cfg, len(sources))
         check_writable(out_path, sr, len(sources), fmt, subtype)
-        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24.
-        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype == "DOUBLE"
+        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24; nor
+        # for A-law, which decodes to the top of a code's interval (1e-7 above it is the next code).
+        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype in ("DOUBLE", "ALAW")
         dtype = torch.float64 if precise else torch.float32
         engines = [StreamingDSTFT(config=cfg, dtype=dtype) for _ in sources]
         latency = engines[0].latency
