@@ -1068,7 +1068,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", "speed benchmarks (arguments: `rtdstft bench --help`)"),
         (
             "reproduce",
-            "reproduce a seed-paper experiment: fsdd | tracking | grid "
+            "reproduce a seed-paper experiment: fsdd | tracking | grid | tf-figure "
             "(arguments: `rtdstft reproduce --help`)",
         ),
     ):
