@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "check_creatable"]
 
 
 @contextlib.contextmanager
@@ -46,6 +46,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def check_creatable(path: str | Path) -> None:
+    """Raise OSError if :func:`atomic_output` could not create ``path`` (a folder that cannot be
+    made or written, a name too long), leaving nothing behind (the folders it makes are removed
+    again). A long job calls it before it starts, so that it fails then and not at its end."""
+    parent = Path(path).parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]  # the deepest first
+    try:
+        with atomic_output(path) as probe:
+            probe.touch()
+            probe.unlink()
+    finally:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _longest_name(folder: Path) -> int:

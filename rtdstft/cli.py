@@ -394,7 +394,7 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
-    from .atomic import atomic_output
+    from .atomic import atomic_output, check_creatable
     from .batch import analyze_file
 
     if args.output is None and args.npz is None:
@@ -402,6 +402,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     picture = None if args.output is None else Path(args.output)
     if picture is not None:
         _check_picture_path(picture)
+    for path in (picture, args.csv, args.npz):  # before the analysis, not after it
+        if path is not None:
+            try:
+                check_creatable(path)
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+                raise CommandError(f"{path}: cannot write it ({exc.strerror or exc}{where})") from None
     if args.channel is not None:
         _open_file(args.file, args.channel).close()  # a bad --channel named as the option
     image: _PooledSpectrogram | None = None

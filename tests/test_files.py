@@ -334,6 +334,35 @@ def test_failed_csv_leaves_no_picture(tone_wav, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theta.csv"]
 
 
+@pytest.mark.parametrize("option", ["-o", "--csv", "--npz"])
+def test_analyze_refuses_an_output_it_cannot_write_before_the_analysis(
+    tone_wav, tmp_path, capsys, monkeypatch, option
+):
+    """resynth and edit check OUT before they start; analyze ran the whole file first (minutes for
+    a long one) and only then failed to write."""
+    import rtdstft.batch
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the file was analysed before its output was found unwritable")
+
+    monkeypatch.setattr(rtdstft.batch, "analyze_file", no_analysis)
+    (tmp_path / "a_file").write_text("")
+    ext = {"-o": "png", "--csv": "csv", "--npz": "npz"}[option]
+    bad = str(tmp_path / "a_file" / f"out.{ext}")  # its folder is a file
+    others = ["--npz", str(tmp_path / "ok.npz")] if option != "--npz" else []
+    assert main(["analyze", str(tone_wav), option, bad, *others]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}: cannot write it" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    capsys.readouterr()
+    monkeypatch.undo()  # a missing folder is no reason to refuse, nor left behind by the check
+    new = tmp_path / "new" / "sub" / f"out.{ext}"
+    more = ["--npz", str(new.with_suffix(".npz"))] if option == "--csv" else []
+    assert main(["analyze", str(tmp_path / "missing.wav"), option, str(new), *more]) == 2
+    assert "missing.wav" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    assert main(["analyze", str(tone_wav), option, str(new), *more]) == 0 and new.is_file()
+
+
 def test_refused_opus_rate_leaves_no_file(tmp_path, capsys):
     source, out = tmp_path / "in.wav", tmp_path / "out.ogg"
     sf.write(str(source), tone(440, 0.2, 44100), 44100)
