@@ -320,10 +320,15 @@ def _stat(path: str) -> tuple[int | None, int | None]:
 
 
 def _spectrogram_name(path: str) -> str:
+    """``_spectrograms/STEM-DIGEST.npy``: the file's stem, cut where the name with its temporary
+    suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits of the path's SHA-1."""
     import hashlib
 
     digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{SPECTROGRAM_DIR}/{Path(path).stem}-{digest}.npy"
+    stem = Path(path).stem
+    while len(f"{stem}-{digest}.npy.tmp-12345678".encode("utf-8", "surrogateescape")) > 255:
+        stem = stem[:-1]
+    return f"{SPECTROGRAM_DIR}/{stem}-{digest}.npy"
 
 
 def _reserve(path: Path) -> None:

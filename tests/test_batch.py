@@ -349,6 +349,22 @@ def test_spectrograms_on_a_full_disk_are_error_rows_not_a_crash(corpus, tmp_path
     assert left == []
 
 
+def test_spectrograms_of_files_with_the_longest_names(corpus, tmp_path):
+    """The .npy's name (stem, 16 hex digits, a temporary suffix while written) passed 255 bytes for
+    a stem of 222 bytes and more: such a file became an error row ("File name too long")."""
+    short = tmp_path / "short name.wav"
+    files = [tmp_path / ("a" * 251 + ".wav"), tmp_path / ("é" * 125 + ".wav"), short]
+    for f in files:
+        f.write_bytes(corpus["good8"].read_bytes())
+    out = tmp_path / "out"
+    assert run_batch(files, out, workers=1, spectrogram=True).failed == 0
+    rows = read_rows(out)
+    for f in files:
+        image = out / rows[str(f)]["spectrogram"]
+        assert len(os.fsencode(image.name + ".tmp-12345678")) <= 255 and image.is_file()
+    assert Path(rows[str(short)]["spectrogram"]).name.startswith("short name-")  # a short stem is whole
+
+
 @pytest.mark.parametrize("radius, run", [(0, 1), (1, 1), (4, 1), (4, 5), (4, 512)])
 def test_mean_local_entropy_in_pieces_equals_the_whole_spectrogram(radius, run):
     rng = np.random.default_rng(radius)
