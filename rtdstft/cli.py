@@ -668,9 +668,17 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """``rtdstft batch``: the adaptive analysis of a corpus into a Parquet dataset; exit status 1
     when any file failed."""
-    from .batch import check_config, run_batch
+    from .batch import CHECK_RATES, check_config, run_batch
 
     check_config(lambda rate: _engine_config(args, rate))  # the options named as on the command line
+    # Each worker holds at least one engine: refuse what no worker could hold, as analyze does.
+    workers = 1 if args.ray is not None else args.workers or os.cpu_count() or 1
+    for rate in CHECK_RATES:
+        try:
+            cfg = _engine_config(args, rate)
+        except CommandError:  # a rate these options refuse: its files' rows will say so
+            continue
+        _check_memory(cfg, workers)
     try:
         summary = run_batch(
             args.inputs,

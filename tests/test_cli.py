@@ -222,6 +222,10 @@ ERROR_CASES = {
         ["batch", "{wav}", "-o", "{tmp}/ds", "--batch-files", "0"],
         ["--batch-files", ">= 1", "0"],
     ),
+    "batch_n_fft_memory": (  # each worker's engine: refused before a worker takes the memory
+        ["batch", "{wav}", "-o", "{tmp}/ds", "--n-fft", "100000000", "--workers", "1"],
+        ["--n-fft 100000000", "GiB of memory available"],
+    ),
 }
 #: The cases also run through the installed entry point, where a traceback would show.
 ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device", "n_fft_memory")
