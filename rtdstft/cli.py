@@ -402,6 +402,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     picture = None if args.output is None else Path(args.output)
     if picture is not None:
         _check_picture_path(picture)
+    given = {opt: Path(p) for opt, p in (("-o", picture), ("--csv", args.csv), ("--npz", args.npz)) if p}
+    source = Path(args.file)
+    for opt, path in given.items():  # an output renamed onto FILE would replace the recording
+        if path.exists() and source.exists() and path.resolve() == source.resolve():
+            raise CommandError(f"{opt} {path} is the audio file FILE: the input would be overwritten")
+    seen: dict[Path, str] = {}
+    for opt, path in given.items():
+        if (first := seen.setdefault(path.resolve(), opt)) != opt:
+            raise CommandError(f"{first} and {opt} name the same file {path}: give each its own")
     for path in (picture, args.csv, args.npz):  # before the analysis, not after it
         if path is not None:
             try:

@@ -363,6 +363,29 @@ def test_analyze_refuses_an_output_it_cannot_write_before_the_analysis(
     assert main(["analyze", str(tone_wav), option, str(new), *more]) == 0 and new.is_file()
 
 
+@pytest.mark.parametrize(
+    ("outputs", "words"),
+    [
+        (["-o", "a.png", "--csv", "{in}"], "--csv {in} is the audio file FILE"),
+        (["--npz", "./{in}"], "--npz {in} is the audio file FILE"),
+        (["-o", "a.png", "--csv", "t.csv", "--npz", "t.csv"], "--csv and --npz name the same file t.csv"),
+    ],
+)
+def test_analyze_refuses_outputs_that_are_its_input_or_each_other(
+    tmp_path, monkeypatch, capsys, outputs, words
+):
+    """`analyze take.wav --csv take.wav` (a typo for take.csv) replaced the recording by the CSV;
+    resynth and edit refuse OUT = IN."""
+    monkeypatch.chdir(tmp_path)
+    sf.write("take.wav", tone(440, 0.3, 16000), 16000, "PCM_16")
+    before = Path("take.wav").read_bytes()
+    argv = [a.format(**{"in": "take.wav"}) for a in outputs]
+    assert main(["analyze", "take.wav", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words.format(**{"in": "take.wav"}) in err, err
+    assert Path("take.wav").read_bytes() == before and sorted(os.listdir()) == ["take.wav"]
+
+
 def test_refused_opus_rate_leaves_no_file(tmp_path, capsys):
     source, out = tmp_path / "in.wav", tmp_path / "out.ogg"
     sf.write(str(source), tone(440, 0.2, 44100), 44100)
