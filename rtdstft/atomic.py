@@ -14,6 +14,7 @@ and an exception in the inner block removes every temporary file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -50,8 +51,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
 def check_creatable(path: str | Path) -> None:
     """Raise OSError if :func:`atomic_output` could not create ``path`` (a folder that cannot be
-    made or written, a name too long), leaving nothing behind (the folders it makes are removed
-    again). A long job calls it before it starts, so that it fails then and not at its end."""
+    made or written, a name too long, a folder of that name), leaving nothing behind (the folders
+    it makes are removed again). A long job calls it before it starts, so that it fails then and
+    not at its end."""
+    if Path(path).is_dir():  # the rename onto it would fail
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     parent = Path(path).parent
     missing = [p for p in (parent, *parent.parents) if not p.exists()]  # the deepest first
     try:

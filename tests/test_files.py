@@ -354,7 +354,11 @@ def test_analyze_refuses_an_output_it_cannot_write_before_the_analysis(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{bad}: cannot write it" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
-    capsys.readouterr()
+    folder = tmp_path / f"a_folder.{ext}"  # a folder where the output would go: the rename would fail
+    folder.mkdir()
+    assert main(["analyze", str(tone_wav), option, str(folder), *others]) == 2
+    assert f"{folder}: cannot write it (Is a directory)" in capsys.readouterr().err
+    folder.rmdir()
     monkeypatch.undo()  # a missing folder is no reason to refuse, nor left behind by the check
     new = tmp_path / "new" / "sub" / f"out.{ext}"
     more = ["--npz", str(new.with_suffix(".npz"))] if option == "--csv" else []
