@@ -1091,6 +1091,8 @@ class Recorder:
         subtype: libsndfile subtype, e.g. ``'PCM_16'``, ``'PCM_24'``, ``'FLOAT'``; ``None``
             (default) takes the format's default (PCM_16; VORBIS for OGG, MPEG_LAYER_III for MP3).
         format: libsndfile major format (``'WAV'``, ``'FLAC'``, ...); default from the extension.
+        name: the file as errors name it (default: the file being written); a caller that writes
+            to a temporary name gives the name the file will have.
 
     Attributes:
         frames: sample frames written so far.
@@ -1105,9 +1107,11 @@ class Recorder:
         channels: int = 1,
         subtype: str | None = None,
         format: str | None = None,
+        name: str | Path | None = None,
     ) -> None:
         sf = _soundfile()
         self.path = Path(path)
+        self._name = name
         rate = _check_rate_value(sample_rate)
         if not isinstance(rate, int):
             raise ParameterError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
@@ -1140,7 +1144,8 @@ class Recorder:
     def write(self, block: np.ndarray) -> None:
         """Append a block: shape ``(n,)`` (mono) or ``(n, channels)``, float (±1 full scale;
         integer subtypes round to nearest and clip) or int16/int32 (full scale of the type). Flushes
-        before returning."""
+        before returning. Raises AudioFileError naming the file where it cannot be written (a full
+        disk); what was written before stays."""
         x = np.asarray(block)
         if x.ndim == 1 and self.channels == 1:
             pass
@@ -1150,9 +1155,22 @@ class Recorder:
             )
         if x.dtype.kind not in "fi":
             x = x.astype(np.float32)
-        self._file.write(to_pcm(x, self._store))
-        self._file.flush()
+        try:
+            self._file.write(to_pcm(x, self._store))
+            self._file.flush()
+        except (RuntimeError, OSError) as exc:  # a full disk, a removed drive, a file size limit
+            what = self.writing if self._name is None else self._name
+            raise AudioFileError(f"{what}: cannot write ({self._reason(exc)})") from exc
         self.frames += x.shape[0]
+
+    def _reason(self, exc: BaseException) -> str:
+        """libsndfile's own account of the file's last error ("System error : No space left on
+        device."), where its exception says only "System error."."""
+        sf = _soundfile()
+        try:
+            return sf._ffi.string(sf._snd.sf_strerror(self._file._file)).decode(errors="replace")
+        except Exception:  # noqa: BLE001 - soundfile's internals moved: its own message then
+            return str(exc)
 
     def close(self) -> None:
         """Finish the file (converting the WAV to ``path`` where one was recorded); idempotent.

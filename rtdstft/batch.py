@@ -11,7 +11,9 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   read it); with ``spectrogram=True`` also ``_spectrograms/<name>.npy``, float16 dB,
   [bins, frames] (Parquet readers skip names that start with ``_``);
 - resumable: a file whose path, size and mtime match a row already in OUT is skipped (unless
-  ``overwrite``); a file analysed again supersedes its older row, which is removed at the end;
+  ``overwrite``) if that row was analysed with the settings the options give now (and, with
+  ``spectrogram``, has its spectrogram; an error row stands while the file is unchanged); a file
+  analysed again supersedes its older row, which is removed at the end;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
 - local processes (``workers``, one torch thread each by default; a worker holds the analyses of
@@ -35,6 +37,7 @@ far as it decodes; "error": not analysed), error (message or note, or null).
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -52,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ParameterError
 from .threads import torch_threads
 
 if TYPE_CHECKING:
@@ -126,7 +130,7 @@ def engine_config(options: Mapping[str, Any] | None, sample_rate: float) -> Stre
     given = dict(options or {})
     unknown = set(given) - (set(StreamConfig.fields()) - {"sample_rate"})
     if unknown:
-        raise ValueError(
+        raise ParameterError(
             f"unknown engine options {sorted(unknown)}; known: {', '.join(StreamConfig.fields()[1:])}"
         )
     return StreamConfig.for_rate(sample_rate, **given)
@@ -316,10 +320,30 @@ def _stat(path: str) -> tuple[int | None, int | None]:
 
 
 def _spectrogram_name(path: str) -> str:
+    """``_spectrograms/STEM-DIGEST.npy``: the file's stem, cut where the name with its temporary
+    suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits of the path's SHA-1."""
     import hashlib
 
     digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{SPECTROGRAM_DIR}/{Path(path).stem}-{digest}.npy"
+    stem = Path(path).stem
+    while len(f"{stem}-{digest}.npy.tmp-12345678".encode("utf-8", "surrogateescape")) > 255:
+        stem = stem[:-1]
+    return f"{SPECTROGRAM_DIR}/{stem}-{digest}.npy"
+
+
+def _reserve(path: Path) -> None:
+    """Allocates the disk blocks of the (sparse) file ``path`` now: a memory-mapped page written
+    where the disk is full kills the process with SIGBUS, while this raises OSError (ENOSPC), which
+    becomes the file's error row. Where the system or the file system cannot allocate ahead,
+    nothing is done."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
 
 
 def analyze_row(
@@ -374,6 +398,7 @@ class _RowMaker:
                 self.image = np.lib.format.open_memmap(
                     self.tmp, mode="w+", dtype=np.float16, shape=(cfg.n_fft // 2 + 1, n_frames)
                 )
+                _reserve(self.tmp)
             idx = out.frame_index
             self.image[:, idx[0] : idx[-1] + 1] = cfg.to_dbfs(out.spec, out.win_length, DB_FLOOR).T
 
@@ -449,7 +474,7 @@ def analyze_rows(
     alone by :func:`analyze_row`.
     """
     if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
-        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+        raise ParameterError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
     rows: dict[str, dict[str, Any]] = {}
     groups: dict[str, list[tuple[int, str, StreamConfig]]] = {}
     configs: dict[int, StreamConfig | None] = {}  # by sample rate (None: refused)
@@ -596,12 +621,15 @@ class _Lane:
         self.done = False
 
     def _read(self) -> None:
+        from .stream import zero_nonfinite
+
         cfg = self.cfg
         x = self.src.read(self.read_size)
         if not x.size:
             self.total = self.samples
             return
-        self.buf = np.concatenate([self.buf, x.astype(np.float32, copy=False)])
+        x = zero_nonfinite(x.astype(np.float32, copy=False))[0]  # as the streaming engine does
+        self.buf = np.concatenate([self.buf, x])
         self.samples += x.shape[0]
         # The engine emits, after this read, the whole blocks of the frames whose samples are in.
         ready = max(0, (cfg.n_fft // 2 + self.samples - cfg.n_fft) // cfg.hop_length + 1)
@@ -711,6 +739,11 @@ def _row(path: str, error: str | None = None) -> dict[str, Any]:
     return row
 
 
+def _settings_json(cfg: StreamConfig) -> str:
+    """The row's ``settings``: every field of the engine's StreamConfig as JSON, keys sorted."""
+    return json.dumps(cfg.as_dict(), sort_keys=True)
+
+
 def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
     cfg, theta = result.config, result.theta
     # θ rests exactly on a bound up to the rounding of exp(log θ).
@@ -721,7 +754,7 @@ def _summary(result: FileAnalysis, entropy_mean: float) -> dict[str, Any]:
         channels=result.channels,
         frames=result.frames,
         duration=result.duration,
-        settings=json.dumps(cfg.as_dict(), sort_keys=True),
+        settings=_settings_json(cfg),
         theta=theta.astype(np.float32),
         frame_times=result.times.astype(np.float64),
         theta_median=float(np.median(theta)),
@@ -764,42 +797,30 @@ def _peak_rss() -> int:
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """The audio files named by ``inputs``, absolute, in order, each once: a file as it is; a
     folder, every file under it with an extension of :data:`AUDIO_EXTENSIONS`; a pattern with
-    ``*``, ``?`` or ``[`` (``**`` crosses folders); a ``.csv`` manifest, its ``path`` column.
+    ``*``, ``?`` or ``[`` (``**`` crosses folders), each file it matches and every folder it
+    matches as a folder; a ``.csv`` manifest, its ``path`` column.
 
-    Raises ValueError naming an input that matches nothing or a manifest without ``path``.
+    Raises ParameterError (a ValueError) naming an input that matches nothing or a manifest
+    without ``path`` (or not UTF-8 text).
     """
-    import csv
-
     found: list[str] = []
     for item in inputs:
         text = str(item)
         p = Path(text)
         if p.is_dir():
-            hits = sorted(
-                str(q) for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()
-            )
-            found.extend(hits)
+            found.extend(_folder_files(p))
         elif p.suffix.lower() == ".csv" and p.is_file():
-            with open(p, newline="") as f:
-                reader = csv.DictReader(f)
-                if "path" not in (reader.fieldnames or []):
-                    raise ValueError(
-                        f"manifest {p} has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
-                    )
-                for rec in reader:
-                    entry = (rec["path"] or "").strip()
-                    if entry:
-                        q = Path(entry)
-                        found.append(str(q if q.is_absolute() else p.parent / q))
+            found.extend(_manifest_files(p))
         elif p.exists() or p.is_symlink():
             found.append(text)
         elif glob.has_magic(text):
             hits = sorted(glob.glob(text, recursive=True))
             if not hits:
-                raise ValueError(f"input pattern {text!r} matches no file")
-            found.extend(h for h in hits if not Path(h).is_dir())
+                raise ParameterError(f"input pattern {text!r} matches no file")
+            for h in hits:  # a folder it matches is searched, as the shell's expansion would name it
+                found.extend(_folder_files(Path(h)) if Path(h).is_dir() else [h])
         else:
-            raise ValueError(f"input {text!r}: no such file, folder or pattern")
+            raise ParameterError(f"input {text!r}: no such file, folder or pattern")
     seen: set[str] = set()
     out = []
     for f in found:
@@ -810,7 +831,44 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     return out
 
 
+def _manifest_files(manifest: Path) -> list[str]:
+    """The ``path`` column of the CSV file ``manifest``, UTF-8 with or without the byte-order mark
+    that spreadsheets write; relative paths are taken from the manifest's folder, empty ones skipped."""
+    import csv
+
+    found = []
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if "path" not in (reader.fieldnames or []):
+                columns = ", ".join(reader.fieldnames or [])
+                raise ParameterError(f"manifest {manifest} has no 'path' column (columns: {columns})")
+            for rec in reader:
+                entry = (rec["path"] or "").strip()
+                if "\0" in entry:
+                    raise ParameterError(f"manifest {manifest}, line {reader.line_num}: a path holds a NUL")
+                if entry:
+                    q = Path(entry)
+                    found.append(str(q if q.is_absolute() else manifest.parent / q))
+    except UnicodeDecodeError as exc:
+        raise ParameterError(
+            f"manifest {manifest} is not UTF-8 text ({exc.reason}); save it as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise ParameterError(f"manifest {manifest} is not a CSV file that can be read ({exc})") from None
+    return found
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` with an extension of :data:`AUDIO_EXTENSIONS`, sorted."""
+    return sorted(str(q) for q in folder.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file())
+
+
 # -- the dataset ---------------------------------------------------------------------------------
+
+
+#: The columns of a row that say whether it stands on a re-run (:meth:`_Dataset.is_done`).
+_DONE_COLUMNS = ("path", "size", "mtime_ns", "status", "sample_rate", "settings", "spectrogram")
 
 
 class _Dataset:
@@ -825,17 +883,18 @@ class _Dataset:
         if spec_dir.is_dir():
             for leftover in spec_dir.glob("*.tmp-*"):
                 leftover.unlink(missing_ok=True)
-        self.done: dict[str, tuple[int | None, int | None, str, int]] = {}
+        # path: (size, mtime_ns, status, shard number, sample_rate, settings, spectrogram) of its row
+        self.done: dict[str, tuple[Any, ...]] = {}
         self.next_shard = 0
         pq = _extra("pyarrow.parquet", "batch")
         for shard, number in self.shards():
             self.next_shard = max(self.next_shard, number + 1)
-            table = pq.read_table(shard, columns=["path", "size", "mtime_ns", "status"])
-            for path, size, mtime, status in zip(
-                *(table.column(i).to_pylist() for i in range(4)), strict=True
+            table = pq.read_table(shard, columns=list(_DONE_COLUMNS))
+            for path, size, mtime, status, rate, settings, spec in zip(
+                *(table.column(c).to_pylist() for c in _DONE_COLUMNS), strict=True
             ):
                 # A later shard supersedes an earlier one.
-                self.done[path] = (size, mtime, status, number)
+                self.done[path] = (size, mtime, status, number, rate, settings, spec)
 
     def shards(self) -> list[tuple[Path, int]]:
         found = []
@@ -845,9 +904,20 @@ class _Dataset:
                 found.append((p, int(m.group(1))))
         return sorted(found, key=lambda t: t[1])
 
-    def is_done(self, path: str) -> bool:
+    def is_done(self, path: str, settings_at: Callable[[int], str | None], spectrogram: bool) -> bool:
+        """Whether the row of ``path`` stands: the file has its size and mtime, and the row was
+        analysed with the settings ``settings_at(its rate)`` (a JSON string, :func:`_settings_json`)
+        and, when ``spectrogram``, has its spectrogram. A row with an error stands while the file
+        has not changed."""
         entry = self.done.get(path)
-        return entry is not None and entry[:2] == _stat(path) and entry[0] is not None
+        if entry is None or entry[0] is None or entry[:2] != _stat(path):
+            return False
+        status, rate, settings, spec = entry[2], *entry[4:]
+        if status == "error":
+            return True
+        if settings != settings_at(rate):
+            return False
+        return not spectrogram or (spec is not None and (self.root / spec).is_file())
 
     def commit(self, rows: Sequence[Mapping[str, Any]]) -> Path:
         """Writes ``rows`` as the next shard: a temporary file, fsynced, then renamed."""
@@ -861,7 +931,9 @@ class _Dataset:
             os.fsync(f.fileno())
         os.replace(tmp, final)
         for r in rows:
-            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number)
+            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
+                r[c] for c in _DONE_COLUMNS[4:]
+            )
         return final
 
     def prune(self) -> int:
@@ -1135,17 +1207,17 @@ def run_batch(
     if workers is None:
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1 (processes), got {workers!r}")
+        raise ParameterError(f"workers must be an integer >= 1 (processes), got {workers!r}")
     if isinstance(shard_files, bool) or not isinstance(shard_files, int) or shard_files < 1:
-        raise ValueError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
+        raise ParameterError(f"shard_files must be an integer >= 1 (rows per shard), got {shard_files!r}")
     if isinstance(batch_files, bool) or not isinstance(batch_files, int) or batch_files < 1:
-        raise ValueError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
+        raise ParameterError(f"batch_files must be an integer >= 1 (files side by side), got {batch_files!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise ValueError(
+        raise ParameterError(
             f"threads must be an integer in 1..{MAX_THREADS} (torch threads per worker), got {threads!r}"
         )
     if not (isinstance(shard_seconds, (int, float)) and shard_seconds > 0):
-        raise ValueError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
+        raise ParameterError(f"shard_seconds must be > 0 (seconds), got {shard_seconds!r}")
     check_config(lambda rate: engine_config(options, rate))
     if device != "cpu":
         import torch
@@ -1153,13 +1225,23 @@ def run_batch(
         try:
             torch.empty(0, device=device)
         except (RuntimeError, AssertionError) as exc:
-            raise ValueError(f"device {device!r} is not available: {exc}") from None
+            raise ParameterError(f"device {device!r} is not available: {exc}") from None
     paths = expand_inputs(inputs)
     root = Path(output)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
+        raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
     data = _Dataset(root)
-    todo = [p for p in paths if overwrite or not data.is_done(p)]
+    settings: dict[int, str | None] = {}
+
+    def settings_at(rate: int) -> str | None:
+        if rate not in settings:
+            try:
+                settings[rate] = _settings_json(engine_config(options, rate))
+            except ValueError:  # options this rate refuses: such rows are errors
+                settings[rate] = None
+        return settings[rate]
+
+    todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
     skipped = len(paths) - len(todo)
     out_dir = str(root) if spectrogram else None
     peak = [0]

@@ -946,7 +946,8 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``rtdstft bench [--quick] [--part all|offline|stream|quality|batch] [--json PATH] [--threads N]
     [--repeats R] [--no-dstft]``."""
-    parser = argparse.ArgumentParser(prog="rtdstft bench", description=__doc__.split("\n")[0])
+    first_paragraph = " ".join(__doc__.split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(prog="rtdstft bench", description=first_paragraph)
     parser.add_argument("--quick", action="store_true", help="small inputs, 2 repeats (smoke test)")
     parser.add_argument(
         "--part",

@@ -394,7 +394,7 @@ def _write_theta_csv(path: Path, times: np.ndarray, theta: np.ndarray, sample_ra
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``rtdstft analyze``: picture, θ CSV and NPZ of the complex frames of a file (any of them)."""
-    from .atomic import atomic_output
+    from .atomic import atomic_output, check_creatable
     from .batch import analyze_file
 
     if args.output is None and args.npz is None:
@@ -402,6 +402,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     picture = None if args.output is None else Path(args.output)
     if picture is not None:
         _check_picture_path(picture)
+    given = {opt: Path(p) for opt, p in (("-o", picture), ("--csv", args.csv), ("--npz", args.npz)) if p}
+    source = Path(args.file)
+    for opt, path in given.items():  # an output renamed onto FILE would replace the recording
+        if path.exists() and source.exists() and path.resolve() == source.resolve():
+            raise CommandError(f"{opt} {path} is the audio file FILE: the input would be overwritten")
+    seen: dict[Path, str] = {}
+    for opt, path in given.items():
+        if (first := seen.setdefault(path.resolve(), opt)) != opt:
+            raise CommandError(f"{first} and {opt} name the same file {path}: give each its own")
+    for path in (picture, args.csv, args.npz):  # before the analysis, not after it
+        if path is not None:
+            try:
+                check_creatable(path)
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+                raise CommandError(f"{path}: cannot write it ({exc.strerror or exc}{where})") from None
     if args.channel is not None:
         _open_file(args.file, args.channel).close()  # a bad --channel named as the option
     image: _PooledSpectrogram | None = None
@@ -535,14 +551,15 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         cfg = _engine_config(args, sr)
         block = _check_memory(cfg, len(sources))
         check_writable(out_path, sr, len(sources), fmt, subtype)
-        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24.
-        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype == "DOUBLE"
+        # float32 resynthesis is exact to ~1e-7 of full scale, finer than 16 bits but not 24; nor
+        # for A-law, which decodes to the top of a code's interval (1e-7 above it is the next code).
+        precise = PCM_BITS.get(first.subtype, 0) > 16 or first.subtype in ("DOUBLE", "ALAW")
         dtype = torch.float64 if precise else torch.float32
         engines = [StreamingDSTFT(config=cfg, dtype=dtype) for _ in sources]
         latency = engines[0].latency
         skip, fed, written = latency, 0, 0
         with atomic_output(out_path) as part:
-            rec = Recorder(part, sr, channels=len(sources), subtype=subtype, format=fmt)
+            rec = Recorder(part, sr, channels=len(sources), subtype=subtype, format=fmt, name=out_path)
             try:
 
                 def emit(y: np.ndarray) -> None:
@@ -660,9 +677,17 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """``rtdstft batch``: the adaptive analysis of a corpus into a Parquet dataset; exit status 1
     when any file failed."""
-    from .batch import check_config, run_batch
+    from .batch import CHECK_RATES, check_config, run_batch
 
     check_config(lambda rate: _engine_config(args, rate))  # the options named as on the command line
+    # Each worker holds at least one engine: refuse what no worker could hold, as analyze does.
+    workers = 1 if args.ray is not None else args.workers or os.cpu_count() or 1
+    for rate in CHECK_RATES:
+        try:
+            cfg = _engine_config(args, rate)
+        except CommandError:  # a rate these options refuse: its files' rows will say so
+            continue
+        _check_memory(cfg, workers)
     try:
         summary = run_batch(
             args.inputs,
@@ -996,7 +1021,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse every file named by INPUT... as `analyze` does (same engine options and "
         "defaults) and write a Parquet dataset to the folder OUT, one row per file: path, size, "
         "mtime, rate, channels, duration, settings, the θ track and frame times, summaries, status "
-        "and error. A re-run skips the files OUT already holds (same path, size and mtime); shards "
+        "and error. A re-run skips the files OUT already holds (same path, size and mtime, analysed "
+        "with the same engine settings and, with --spectrogram, with their spectrogram); shards "
         "are written whole or not at all, so a killed run is resumed by running it again. A bad "
         "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
     )
@@ -1066,7 +1092,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", "speed benchmarks (arguments: `rtdstft bench --help`)"),
         (
             "reproduce",
-            "reproduce a seed-paper experiment: fsdd | tracking | grid "
+            "reproduce a seed-paper experiment: fsdd | tracking | grid | tf-figure "
             "(arguments: `rtdstft reproduce --help`)",
         ),
     ):

@@ -253,6 +253,9 @@ class StreamConfig:
 
         When ``fields`` give N or H (not None), the rate chooses neither the other nor the θ bounds:
         they take their plain defaults (H = N/8, θ from 2H to N) unless given too.
+
+        Below about 750 Hz no such settings exist (85 ms is fewer samples than 2H = 64): unless N, H
+        or a θ bound is given, ValueError says so and suggests an N and H.
         """
         sr = cls(sample_rate=sample_rate).sample_rate  # checked as the constructor checks it
         given = {k: v for k, v in fields.items() if v is not None}
@@ -267,6 +270,14 @@ class StreamConfig:
             "win_min": float(2 * h),
             "win_max": float(min(n, round(longest * sr))),
         }
+        if suited["win_max"] < suited["win_min"] and "win_min" not in given and "win_max" not in given:
+            # Below ~750 Hz, 85 ms is shorter than 2H at the smallest H: no such settings exist.
+            n_low = 2 ** max(3, math.ceil(math.log2(longest * sr)))
+            raise ValueError(
+                f"sample_rate {sr:g} Hz is too low for the settings suited to the rate (θ from "
+                f"2 hops = {2 * h} samples to {1000 * longest:g} ms = {suited['win_max']:g} samples); "
+                f"give n_fft and hop_length, e.g. n_fft {n_low} and hop_length {n_low // 8}"
+            )
         return cls(sample_rate=sr, **{**suited, **given})
 
     def replace(self, **changes) -> StreamConfig:

@@ -19,7 +19,8 @@ Because that inverse gives back S's signal exactly, this is the resynthesis of G
 (G - 1) is 0 on every frame no mask reaches, the change is exactly 0 on every sample that no such
 frame's window covers. So outside the selections and half a window around them the output is the
 input sample for sample (bit-exact, also after writing to the source's integer format), and a 0 dB
-gain returns the input unchanged.
+gain returns the input unchanged. A NaN or ±inf sample is analysed as 0, as the engine takes it,
+and is written back as it is.
 
 Every channel is edited with one θ track: the engine's θ of the signal's mono mix (what a live
 view of the file shows, so that the picture and the edit agree), or the θ the caller gives (a live
@@ -40,6 +41,7 @@ import numpy as np
 from .config import StreamConfig
 from .errors import ParameterError
 from .selection import Excerpt, Region, mask, masked_inverse
+from .stream import zero_nonfinite
 
 __all__ = [
     "Edit",
@@ -220,7 +222,7 @@ def _changes(read, theta, cfg, edits, n_samples, edge_ms, edge_hz):
     settings = cfg.as_dict()
     for n0, n1, a, b in _pieces(theta, cfg, edits, n_samples):
         lo, hi = max((n0 - 2 * c) * h, 0), min((n1 + 2 * c - 1) * h + 1, n_samples)
-        x = read(lo, hi)
+        x = zero_nonfinite(read(lo, hi))[0]  # as the engine takes them (θ came from that view)
         outs = []
         for ch in range(x.shape[1]):
             ex = Excerpt(np.asarray(x[:, ch], np.float32), lo, theta, 0, sr, n, h, settings=settings)
@@ -337,7 +339,7 @@ def _output(path: Path, sample_rate: int, channels: int, fmt: str, subtype: str)
     from .audio import Recorder
 
     with atomic_output(path) as part:
-        rec = Recorder(part, sample_rate, channels=channels, subtype=subtype, format=fmt)
+        rec = Recorder(part, sample_rate, channels=channels, subtype=subtype, format=fmt, name=path)
         try:
             yield rec.write
             rec.close()

@@ -469,14 +469,8 @@ class StreamingDSTFT:
             x = _int_to_float(x, self._np_dtype)
         elif x.dtype.kind != "f":
             raise TypeError(f"block must contain real samples (floats, or integer PCM), got dtype {x.dtype}")
-        x = x.astype(self._np_dtype, copy=False)
-        finite = np.isfinite(x)
-        nonfinite = 0
-        if not finite.all():
-            bad = ~finite
-            nonfinite = int(bad.sum())
-            x = np.where(bad, 0, x).astype(self._np_dtype)
-            self.nonfinite_count += nonfinite
+        x, nonfinite = zero_nonfinite(x.astype(self._np_dtype, copy=False))
+        self.nonfinite_count += nonfinite
         self._samples_in += x.shape[0]
         ready = self._frames_ready()
         if self._split is None:
@@ -506,6 +500,16 @@ class StreamingDSTFT:
         out = self._package(blocks, self._take_audio(remaining), 0)
         self.reset()
         return out
+
+
+def zero_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(x with its NaN and ±inf samples replaced by 0, their count): what the engine analyses of
+    float samples x. x itself (no copy) when every sample is finite; the dtype is x's."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return x, 0
+    bad = ~finite
+    return np.where(bad, 0, x).astype(x.dtype), int(bad.sum())
 
 
 def _int_to_float(x: np.ndarray, dtype) -> np.ndarray:

@@ -43,6 +43,23 @@ def pulse_status() -> tuple[bool, str]:
     return True, ""
 
 
+def in_a_small_tmpfs(folder: Path, kib: int, code: str) -> subprocess.CompletedProcess:
+    """Runs ``python -c code`` with a tmpfs of ``kib`` KiB mounted on ``folder`` (a private mount,
+    in a user namespace: no root needed); skips where the system allows no such namespace."""
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    folder.mkdir()
+    mount = f'mount -t tmpfs -o size={kib}k tmpfs "$1"'
+    try:
+        probe = subprocess.run([*unshare, "sh", "-c", mount, "sh", folder], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no unshare here to mount a small tmpfs")
+    if probe.returncode != 0:
+        pytest.skip(f"no tmpfs in a user and mount namespace here ({probe.stderr.decode().strip()})")
+    script = f'{mount} && exec "$2" -c "$3"'
+    command = [*unshare, "sh", "-c", script, "sh", str(folder), sys.executable, code]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 def audio_test(test: F) -> F:
     """Mark a test `audio` and skip it, saying why, when PulseAudio is not reachable."""
     ok, reason = pulse_status()

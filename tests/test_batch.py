@@ -7,6 +7,7 @@ bad files among good ones, and the same job through Ray Data on a local Ray clus
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import torch
+from audio_helpers import in_a_small_tmpfs
 
 from rtdstft.batch import _LocalEntropy, analyze_file, expand_inputs, run_batch
 from rtdstft.cli import main
@@ -285,6 +287,30 @@ def test_a_rerun_skips_done_files_a_changed_file_is_redone_and_overwrite_redoes_
     assert sorted(read_rows(out)) == sorted(map(str, [*good, changed]))
 
 
+def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
+    """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
+    every file "done before": the options were silently ignored."""
+    good, out = [corpus["good8"], corpus["good16"], corpus["empty"]], tmp_path / "out"
+    assert run_batch(good, out, workers=1).analysed == 3
+
+    def hops() -> list:
+        rows = read_rows(out)
+        return [json.loads(rows[str(p)]["settings"] or "{}").get("hop_length") for p in good]
+
+    assert hops() == [32, 32, None]
+    again = run_batch(good, out, options={"hop_length": 64}, workers=1)
+    assert (again.analysed, again.skipped, again.failed) == (2, 1, 1)  # the error row stands
+    assert hops() == [64, 64, None]
+    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 0
+    with_images = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
+    assert (with_images.analysed, with_images.skipped) == (2, 1)
+    image = out / read_rows(out)[str(corpus["good8"])]["spectrogram"]
+    image.unlink()
+    redo = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
+    assert (redo.analysed, redo.skipped) == (1, 2) and image.is_file()
+    assert sorted(read_rows(out)) == sorted(map(str, good))  # one row per file
+
+
 def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
     out = tmp_path / "out"
     run_batch([corpus["good16"]], out, workers=1, spectrogram=True)
@@ -300,6 +326,43 @@ def test_spectrogram_npy_is_the_engine_output_in_db(corpus, tmp_path):
     spec = np.concatenate([engine.process(x).spec, engine.flush().spec])
     expected = 20 * np.log10(np.maximum(np.abs(spec.T) * 4 / s.n_fft, 1e-12))  # "l1": a sine peaks at N/4
     np.testing.assert_allclose(image.astype(np.float64), expected, atol=0.07, rtol=2e-3)
+
+
+def test_spectrograms_on_a_full_disk_are_error_rows_not_a_crash(corpus, tmp_path):
+    """A memory-mapped spectrogram on a full disk killed the process with SIGBUS (no message, no
+    shard); its disk space is now taken before it is written, and a full disk is the file's error."""
+    disk = tmp_path / "disk"
+    code = f"""if True:
+        import json, os
+        from rtdstft.batch import run_batch
+        out = {str(disk / "out")!r}
+        s = run_batch([{str(corpus["good16"])!r}], out, workers=1, spectrogram=True)
+        import pyarrow.parquet as pq
+        row = pq.read_table(out).to_pylist()[0]
+        left = sorted(f for _, _, fs in os.walk(out) for f in fs if ".tmp" in f)
+        print(json.dumps([s.failed, row["status"], row["error"], left]))
+    """
+    done = in_a_small_tmpfs(disk, 128, code)  # the spectrogram takes 514 KB, a shard a few
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    failed, status, error, left = json.loads(done.stdout.splitlines()[-1])
+    assert failed == 1 and status == "error" and "No space left on device" in error, error
+    assert left == []
+
+
+def test_spectrograms_of_files_with_the_longest_names(corpus, tmp_path):
+    """The .npy's name (stem, 16 hex digits, a temporary suffix while written) passed 255 bytes for
+    a stem of 222 bytes and more: such a file became an error row ("File name too long")."""
+    short = tmp_path / "short name.wav"
+    files = [tmp_path / ("a" * 251 + ".wav"), tmp_path / ("é" * 125 + ".wav"), short]
+    for f in files:
+        f.write_bytes(corpus["good8"].read_bytes())
+    out = tmp_path / "out"
+    assert run_batch(files, out, workers=1, spectrogram=True).failed == 0
+    rows = read_rows(out)
+    for f in files:
+        image = out / rows[str(f)]["spectrogram"]
+        assert len(os.fsencode(image.name + ".tmp-12345678")) <= 255 and image.is_file()
+    assert Path(rows[str(short)]["spectrogram"]).name.startswith("short name-")  # a short stem is whole
 
 
 @pytest.mark.parametrize("radius, run", [(0, 1), (1, 1), (4, 1), (4, 5), (4, 512)])
@@ -347,6 +410,64 @@ def test_bad_options_are_one_line_naming_the_option(corpus, tmp_path, capsys, ar
     status = main(["batch", str(corpus["good8"]), "-o", str(tmp_path / "out"), *args])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft")
+    assert all(w in err for w in words), err
+
+
+def test_a_pattern_searches_the_folders_it_matches_as_the_shell_expansion_does(tmp_path):
+    """`rtdstft batch 'data/*'` (quoted) names what `rtdstft batch data/*` (the shell's expansion)
+    names: the matched folders are searched, not dropped (which left 0 files and no word)."""
+    for folder, names in {"a": ["x.wav", "y.flac"], "b/c": ["z.wav"], "": ["top.wav", "notes.txt"]}.items():
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (tmp_path / folder / name).write_bytes(b"")
+    by_shell = expand_inputs(sorted(glob.glob(str(tmp_path / "*"))))
+    assert expand_inputs([str(tmp_path / "*")]) == by_shell
+    assert sorted(Path(p).name for p in by_shell) == ["notes.txt", "top.wav", "x.wav", "y.flac", "z.wav"]
+    assert sorted(Path(p).name for p in expand_inputs([str(tmp_path / "?")])) == ["x.wav", "y.flac", "z.wav"]
+
+
+def test_manifests_as_spreadsheets_save_them_and_bad_ones_are_one_line(corpus, tmp_path, capsys):
+    """A spreadsheet's "CSV UTF-8" starts with a byte-order mark, which was taken as part of the first
+    column's name ("no 'path' column (columns: path)"); text in another encoding or a NUL in a path
+    was a traceback."""
+    folder = corpus["good8"].parent
+    manifest = tmp_path / "list.csv"
+    manifest.write_bytes(b"\xef\xbb\xbfpath,speaker\r\n" + f"{folder / 'good8.wav'},x\r\n".encode())
+    assert expand_inputs([manifest]) == [str(corpus["good8"])]
+    for content, words in (
+        (b"path\n\xe9t\xe9.wav\n", "is not UTF-8 text"),
+        (b"path\na\x00b.wav\n", "line 2: a path holds a NUL"),
+    ):
+        manifest.write_bytes(content)
+        status = main(["batch", str(manifest), "-o", str(tmp_path / "out"), "--workers", "1"])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and words in err, err
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing", ["missing.wav", "no such file, folder or pattern"]),
+        ("pattern", ["nothing*.wav", "matches no file"]),
+        ("manifest", ["no 'path' column"]),
+        ("output", ["is a file; it must be a folder"]),
+        ("device", ["device 'nodevice' is not available"]),
+    ],
+)
+def test_bad_inputs_output_or_device_are_one_line_not_a_traceback(corpus, tmp_path, capsys, case, words):
+    (tmp_path / "nopath.csv").write_text("file\na.wav\n")
+    (tmp_path / "a_file").write_text("")
+    inputs, out, more = [str(corpus["good8"])], str(tmp_path / "out"), []
+    if case in ("missing", "pattern", "manifest"):
+        name = {"missing": "missing.wav", "pattern": "nothing*.wav"}.get(case, "nopath.csv")
+        inputs = [str(tmp_path / name)]
+    elif case == "output":
+        out = str(tmp_path / "a_file")
+    else:
+        more = ["--device", "nodevice"]
+    status = main(["batch", *inputs, "-o", out, "--workers", "1", *more])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and err.startswith("rtdstft: error: "), err
     assert all(w in err for w in words), err
 
 

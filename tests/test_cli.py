@@ -222,6 +222,10 @@ ERROR_CASES = {
         ["batch", "{wav}", "-o", "{tmp}/ds", "--batch-files", "0"],
         ["--batch-files", ">= 1", "0"],
     ),
+    "batch_n_fft_memory": (  # each worker's engine: refused before a worker takes the memory
+        ["batch", "{wav}", "-o", "{tmp}/ds", "--n-fft", "100000000", "--workers", "1"],
+        ["--n-fft 100000000", "GiB of memory available"],
+    ),
 }
 #: The cases also run through the installed entry point, where a traceback would show.
 ENTRY_POINT_CASES = ("missing_file", "n_fft_odd", "n_fft_not_int", "unknown_device", "n_fft_memory")
@@ -377,6 +381,21 @@ def test_bench_and_reproduce_hand_over_to_their_modules(command, entry_point_run
     assert "usage" in text.lower() and "Traceback" not in text
     if command == "reproduce":
         assert "fsdd" in text and "tracking" in text
+
+
+def test_help_names_every_experiment_and_bench_says_its_whole_first_sentence(entry_point_runs):
+    """tf-figure runs but no help named it; bench's description stopped mid-sentence ("... the
+    streaming engine and")."""
+    from rtdstft.experiments import EXPERIMENTS
+
+    top = " ".join(ok(entry_point_runs["help"]).stdout.split())
+    reproduce = " ".join(ok(entry_point_runs["reproduce"]).stdout.split())
+    for name in EXPERIMENTS:
+        assert f"| {name}" in top or f"{name} |" in top, name
+        assert f"\n  {name} " in ok(entry_point_runs["reproduce"]).stdout, name
+    assert "{" + "|".join(EXPERIMENTS) + "}" in reproduce
+    bench = " ".join(ok(entry_point_runs["bench"]).stdout.split())
+    assert "the streaming engine and how well its online adaptation does." in bench
 
 
 # -- devices and record (a real PortAudio stream through the PulseAudio null sink) ---------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
@@ -108,6 +109,30 @@ def test_rate_suited_settings_span_5_to_85_ms(rate, expected):
     cfg = StreamConfig.for_rate(rate, n_fft=1024)
     assert (cfg.hop_length, cfg.win_min, cfg.win_max) == (128, 256.0, 1024.0)
     assert StreamConfig.for_rate(rate, adapt=False, win_length=None).adapt is False
+
+
+@pytest.mark.parametrize("rate", [1, 100, 256, 700, 747])
+def test_below_750_hz_the_rate_suited_settings_say_what_to_give(rate, tmp_path, capsys):
+    """85 ms is fewer samples than 2H at the smallest H there: no rate-suited settings exist. The
+    error blamed a setting nobody gave ("--win-max must be in (--hop = 32, --n-fft = 256], got 8");
+    it now says why and which to give, and the settings it suggests work."""
+    with pytest.raises(ValueError, match=f"sample_rate {rate} Hz is too low") as refused:
+        StreamConfig.for_rate(rate)
+    n, h = map(int, re.search(r"e\.g\. n_fft (\d+) and hop_length (\d+)$", str(refused.value)).groups())
+    assert StreamConfig.for_rate(rate, n_fft=n, hop_length=h).win_max == n
+    assert StreamConfig.for_rate(rate, win_max=200.0).win_max == 200.0  # bounds given: no suggestion
+    import soundfile as sf
+
+    from rtdstft.cli import main
+
+    path = tmp_path / "slow.wav"
+    sf.write(str(path), np.random.default_rng(0).standard_normal(40 * rate) * 0.1, rate)
+    assert main(["analyze", str(path), "-o", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert "too low" in err and f"--n-fft {n} and --hop {h}" in err and "--win-max" not in err, err
+    given = ["--n-fft", str(n), "--hop", str(h)]
+    assert main(["analyze", str(path), "-o", str(tmp_path / "a.png"), *given]) == 0
+    assert StreamConfig.for_rate(748).win_max == 64.0  # the lowest rate that has them
 
 
 def test_an_unset_starting_theta_follows_new_bounds():

@@ -5,6 +5,7 @@ inputs are handled without hanging or tracebacks."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_helpers import RTDSTFT, audio_test, block_peaks, tone
+from audio_helpers import RTDSTFT, audio_test, block_peaks, in_a_small_tmpfs, tone
 
 from rtdstft.audio import (
     PARTIAL_SUFFIX,
@@ -157,6 +158,20 @@ def test_resynth_of_integer_pcm_writes_back_the_same_integers(tmp_path, capsys, 
     assert sf.info(str(out)).subtype == subtype
     np.testing.assert_array_equal(written, original)
     assert "SNR inf dB" in stdout  # the SNR of the file as written: exact
+
+
+@pytest.mark.parametrize("subtype", sorted(COMPANDED))
+def test_resynth_of_companded_audio_writes_back_the_same_codes(tmp_path, capsys, subtype):
+    """A-law decodes to the top of each code's interval: a float32 resynthesis a part in 10^7 above it
+    is the next code (14 samples in 4000 of a tone were), a float64 one is exact."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(-1, 1, RATE // 4), rng.uniform(-0.01, 0.01, RATE // 4)])
+    source, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(str(source), x, RATE, subtype)  # every level of the code, loud and quiet
+    assert main(["resynth", str(source), str(out)]) == 0
+    assert "SNR inf dB" in capsys.readouterr().out
+    assert sf.info(str(out)).subtype == subtype
+    np.testing.assert_array_equal(sf.read(str(out), dtype="int16")[0], sf.read(str(source), dtype="int16")[0])
 
 
 def test_pcm_rounding_is_to_nearest_and_clips():
@@ -319,12 +334,106 @@ def test_failed_csv_leaves_no_picture(tone_wav, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theta.csv"]
 
 
+@pytest.mark.parametrize("option", ["-o", "--csv", "--npz"])
+def test_analyze_refuses_an_output_it_cannot_write_before_the_analysis(
+    tone_wav, tmp_path, capsys, monkeypatch, option
+):
+    """resynth and edit check OUT before they start; analyze ran the whole file first (minutes for
+    a long one) and only then failed to write."""
+    import rtdstft.batch
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the file was analysed before its output was found unwritable")
+
+    monkeypatch.setattr(rtdstft.batch, "analyze_file", no_analysis)
+    (tmp_path / "a_file").write_text("")
+    ext = {"-o": "png", "--csv": "csv", "--npz": "npz"}[option]
+    bad = str(tmp_path / "a_file" / f"out.{ext}")  # its folder is a file
+    others = ["--npz", str(tmp_path / "ok.npz")] if option != "--npz" else []
+    assert main(["analyze", str(tone_wav), option, bad, *others]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}: cannot write it" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    folder = tmp_path / f"a_folder.{ext}"  # a folder where the output would go: the rename would fail
+    folder.mkdir()
+    assert main(["analyze", str(tone_wav), option, str(folder), *others]) == 2
+    assert f"{folder}: cannot write it (Is a directory)" in capsys.readouterr().err
+    folder.rmdir()
+    monkeypatch.undo()  # a missing folder is no reason to refuse, nor left behind by the check
+    new = tmp_path / "new" / "sub" / f"out.{ext}"
+    more = ["--npz", str(new.with_suffix(".npz"))] if option == "--csv" else []
+    assert main(["analyze", str(tmp_path / "missing.wav"), option, str(new), *more]) == 2
+    assert "missing.wav" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    assert main(["analyze", str(tone_wav), option, str(new), *more]) == 0 and new.is_file()
+
+
+@pytest.mark.parametrize(
+    ("outputs", "words"),
+    [
+        (["-o", "a.png", "--csv", "{in}"], "--csv {in} is the audio file FILE"),
+        (["--npz", "./{in}"], "--npz {in} is the audio file FILE"),
+        (["-o", "a.png", "--csv", "t.csv", "--npz", "t.csv"], "--csv and --npz name the same file t.csv"),
+    ],
+)
+def test_analyze_refuses_outputs_that_are_its_input_or_each_other(
+    tmp_path, monkeypatch, capsys, outputs, words
+):
+    """`analyze take.wav --csv take.wav` (a typo for take.csv) replaced the recording by the CSV;
+    resynth and edit refuse OUT = IN."""
+    monkeypatch.chdir(tmp_path)
+    sf.write("take.wav", tone(440, 0.3, 16000), 16000, "PCM_16")
+    before = Path("take.wav").read_bytes()
+    argv = [a.format(**{"in": "take.wav"}) for a in outputs]
+    assert main(["analyze", "take.wav", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words.format(**{"in": "take.wav"}) in err, err
+    assert Path("take.wav").read_bytes() == before and sorted(os.listdir()) == ["take.wav"]
+
+
 def test_refused_opus_rate_leaves_no_file(tmp_path, capsys):
     source, out = tmp_path / "in.wav", tmp_path / "out.ogg"
     sf.write(str(source), tone(440, 0.2, 44100), 44100)
     assert main(["resynth", str(source), str(out), "--subtype", "OPUS"]) == 2
     assert "out.ogg" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.parametrize("letter", ["a", "é"])  # 1 and 2 bytes in UTF-8
+def test_outputs_may_have_the_longest_name_the_folder_takes(tone_wav, tmp_path, capsys, letter):
+    """A name of 255 bytes is a valid name; its temporary twin (``.NAME.part-XXXXXXXX.EXT``) must
+    fit too, or no command could write it."""
+    stem = letter * ((255 - 4) // len(letter.encode()))
+    outs = {ext: tmp_path / f"{stem}.{ext}" for ext in ("wav", "png", "csv", "npz")}
+    assert all(len(os.fsencode(p.name)) > 240 for p in outs.values())
+    assert main(["resynth", str(tone_wav), str(outs["wav"])]) == 0
+    picture, csv, npz = (str(outs[e]) for e in ("png", "csv", "npz"))
+    assert main(["analyze", str(tone_wav), "-o", picture, "--csv", csv, "--npz", npz]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs.values())
+    assert sf.info(str(outs["wav"])).frames == sf.info(str(tone_wav)).frames
+
+
+def test_a_full_disk_ends_resynth_and_edit_with_one_line_and_no_file(tmp_path):
+    """Written block by block, the output meets the full disk after the checks that it can be
+    created: one line naming OUT and the reason, status 2, nothing left on the disk."""
+    source, disk = tmp_path / "in.wav", tmp_path / "disk"
+    sf.write(str(source), tone(440, 1.0, 48000), 48000, "PCM_16")  # 96 KB: more than the disk holds
+    code = f"""if True:
+        import contextlib, io, json, os
+        from rtdstft.cli import main
+        runs = []
+        for command in (["resynth"], ["edit", "--region", "0", "0.5", "100", "2000", "-10"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = main([command[0], {str(source)!r}, {str(disk / "out.wav")!r}, *command[1:]])
+            runs.append([status, err.getvalue(), os.listdir({str(disk)!r})])
+        print(json.dumps(runs))
+    """
+    done = in_a_small_tmpfs(disk, 64, code)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    for status, err, left in json.loads(done.stdout.splitlines()[-1]):
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"{disk / 'out.wav'}: cannot write" in err and "No space left on device" in err, err
+        assert left == []
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> bool:

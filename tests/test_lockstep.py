@@ -202,6 +202,27 @@ def test_files_side_by_side_get_the_rows_they_get_alone(odd_files, tmp_path):
             np.testing.assert_array_equal(row["theta"], analyze_file(row["path"]).theta)
 
 
+def test_nan_and_inf_samples_side_by_side_are_zeros_as_alone(tmp_path):
+    """The engine analyses a NaN or ±inf sample as 0; side by side too (a float WAV can hold them)."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for name, spots in (("nan", [700, 3001]), ("inf", [1500]), ("clean", [])):
+        x = _piecewise(rng, 6000)
+        x[spots] = {"nan": np.nan, "inf": np.inf, "clean": 0.0}[name]
+        if name == "inf":
+            x[4000] = -np.inf
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], x, 8000, "FLOAT")
+    stereo = np.stack([_piecewise(rng, 5000), _piecewise(rng, 5000)], axis=1)
+    stereo[2222, 1] = np.nan  # the mono mix is NaN there
+    paths.append(str(tmp_path / "stereo.wav"))
+    sf.write(paths[-1], stereo, 8000, "FLOAT")
+    alone = [analyze_row(p, None) for p in paths]
+    together = analyze_rows(paths, None, batch_files=4)
+    assert all(math.isfinite(r["entropy_mean"]) for r in alone)
+    _same_rows(alone, together)
+
+
 def test_runs_of_any_size_give_the_same_dataset(odd_files, tmp_path):
     datasets = []
     for k in (1, 3, 16):

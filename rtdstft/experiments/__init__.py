@@ -32,15 +32,17 @@ Reproduce one of the seed paper's experiments and print its table (Markdown):
             the time-varying fit, tracking error in bins²
   grid      the constant θ of least entropy: gradient descent against a grid over every integer θ,
             evaluations and time to reach the grid's optimum
-Each takes --quick (a cut-down configuration), --json PATH (also write rows and settings) and
---data DIR; `rtdstft reproduce NAME --help` gives its own options."""
+  tf-figure a time-frequency window fit on a low tone under high bursts, drawn as a figure
+            (-o PATH, default docs/tf_fit.png; needs no data)
+Each takes --quick (a cut-down configuration); fsdd, tracking and grid also --json PATH (also write
+rows and settings) and --data DIR; `rtdstft reproduce NAME --help` gives its own options."""
 
 
 def _parser() -> argparse.ArgumentParser:
     """The help of ``rtdstft reproduce`` (each experiment parses its own options)."""
     return argparse.ArgumentParser(
         prog="rtdstft reproduce",
-        usage="rtdstft reproduce {fsdd|tracking|grid} [--quick] [--json PATH] [--data DIR]",
+        usage=f"rtdstft reproduce {{{'|'.join(EXPERIMENTS)}}} [--quick] [options]",
         description=_DESCRIPTION,
         epilog=DATA_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
