@@ -43,6 +43,7 @@ import json
 import math
 import os
 import re
+import socket
 import stat
 import sys
 import time
@@ -1147,6 +1148,38 @@ def _ray_results(
         yield from batch.to_pylist()
 
 
+#: Seconds a Ray cluster's address is given to accept a connection before the run is refused.
+RAY_CONNECT_TIMEOUT = 10.0
+
+
+def check_ray_address(address: str | None) -> None:
+    """Refuses, in one line and within :data:`RAY_CONNECT_TIMEOUT` s, a Ray cluster address that no
+    cluster answers at: ``ray.init`` itself waits minutes on one. ``address`` as :func:`run_batch`
+    takes it: None, "auto" and "local" are Ray's to resolve; "host:port" (the head's GCS port) and
+    "ray://host:port" (a Ray Client server) are tried with a TCP connection first.
+
+    Raises ParameterError (a ValueError) for an address of another form, or one that refuses or
+    does not answer.
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(
+            f"Ray address {address!r} must be 'auto', 'local', HOST:PORT or ray://HOST:PORT "
+            "(PORT in 1..65535)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ParameterError(
+            f"no Ray cluster answers at {address!r} ({reason}); start one there with "
+            "'ray start --head', or give another address"
+        ) from None
+
+
 class _RayAnalysis:
     """The Ray Data stage: a batch of paths -> their rows as an Arrow table."""
 
@@ -1226,6 +1259,8 @@ def run_batch(
             torch.empty(0, device=device)
         except (RuntimeError, AssertionError) as exc:
             raise ParameterError(f"device {device!r} is not available: {exc}") from None
+    if use_ray:
+        check_ray_address(ray_address)
     paths = expand_inputs(inputs)
     root = Path(output)
     if root.exists() and not root.is_dir():

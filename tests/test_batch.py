@@ -486,6 +486,25 @@ def test_engine_options_are_analyze_options_as_stream_config_fields(corpus, tmp_
         run_batch([corpus["good16"]], out, options={"hop_length": 100000})
 
 
+def test_a_ray_address_no_cluster_answers_at_is_refused_in_one_line(corpus, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port that was just free: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address, words in [
+        (f"127.0.0.1:{port}", "no Ray cluster answers at"),
+        (f"ray://127.0.0.1:{port}", "no Ray cluster answers at"),
+        ("headnode", "must be 'auto', 'local', HOST:PORT or ray://HOST:PORT"),
+        ("headnode:70000", "PORT in 1..65535"),
+    ]:
+        # Refused by a connection tried first: ray.init itself retries for minutes.
+        status = main(["batch", str(corpus["good8"]), "-o", str(tmp_path / "out"), f"--ray={address}"])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and words in err and address in err, err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 # -- Ray ------------------------------------------------------------------------------------------------
 
 
