@@ -589,6 +589,25 @@ def check_signal(x, name: str = "x") -> torch.Tensor:
     return x
 
 
+def check_leading_dims(name: str, lead: tuple, batch_shape: tuple) -> None:
+    """Raises unless leading dims ``lead`` broadcast to exactly x's batch dims ``batch_shape``.
+
+    A per-item θ or positions may repeat over x's batch dims (size 1, or fewer dims) but never add
+    or widen one: the result has x's batch shape, as each item is one signal's transform. Leading
+    dims that are all 1 are one value for every item, whatever their number.
+    """
+    try:
+        joint = torch.broadcast_shapes(tuple(lead), tuple(batch_shape))
+    except RuntimeError:
+        joint = None
+    if joint != tuple(batch_shape) and not all(d == 1 for d in lead):
+        owner = "positions'" if name == "positions" else f"{name}'s"
+        raise ValueError(
+            f"{owner} leading dims {tuple(lead)} do not broadcast against x's batch dims "
+            f"{tuple(batch_shape)} (each must be 1 or x's size, with at most x's number of batch dims)"
+        )
+
+
 def positions_from_hop(hop, n_frames: int) -> torch.Tensor:
     """Frame centres n·h, n = 0..F-1, for a real (learnable) constant hop h: a 0-d tensor or float.
 
@@ -768,13 +787,7 @@ class DSTFT(torch.nn.Module):
                 f"{f', F = {n_frames}' if len(event) > 1 else ''}) or be a scalar, got shape "
                 f"{tuple(theta.shape)}"
             )
-        try:
-            torch.broadcast_shapes(theta.shape[: theta.dim() - len(event)], batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"win_length's leading dims {tuple(theta.shape[: theta.dim() - len(event)])} do not "
-                f"broadcast against x's batch dims {tuple(batch_shape)}"
-            ) from None
+        check_leading_dims("win_length", theta.shape[: theta.dim() - len(event)], batch_shape)
         with torch.no_grad():
             lo, hi = float(theta.min()), float(theta.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -799,13 +812,7 @@ class DSTFT(torch.nn.Module):
         pos = positions.to(device=like.device, dtype=like.dtype)
         if pos.dim() < 1 or pos.shape[-1] < 1:
             raise ValueError(f"positions must have shape [..., F] with F >= 1, got {tuple(pos.shape)}")
-        try:
-            torch.broadcast_shapes(pos.shape[:-1], batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"positions' leading dims {tuple(pos.shape[:-1])} do not broadcast against x's batch "
-                f"dims {tuple(batch_shape)}"
-            ) from None
+        check_leading_dims("positions", pos.shape[:-1], batch_shape)
         p = pos.detach().reshape(-1, pos.shape[-1])
         if p.numel() == 0:
             return pos

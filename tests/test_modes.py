@@ -414,6 +414,31 @@ def test_theta_of_the_wrong_shape_for_the_mode(mode, shape, match):
         t(torch.randn(2, 330), torch.full(shape, 40.0))
 
 
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+@pytest.mark.parametrize(
+    "x_shape, lead",
+    [((330,), (3,)), ((1, 330), (3,)), ((2, 330), (2, 1)), ((2, 330), (3, 1)), ((2, 3, 330), (2, 2, 3))],
+)
+def test_theta_that_would_widen_the_batch_is_a_value_error(mode, x_shape, lead):
+    """θ's leading dims must broadcast to x's batch dims, not beyond them (a ValueError naming
+    win_length, not an expand error from inside torch)."""
+    t = DSTFT(64, 16, window_mode=mode)
+    theta = torch.full((*lead, *t.theta_shape(21)), 40.0)
+    with pytest.raises(ValueError, match=r"win_length's leading dims .* do not broadcast against x's batch"):
+        t(torch.randn(x_shape), theta)
+
+
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+def test_theta_and_positions_broadcast_over_the_batch(mode):
+    """θ and positions of leading dims 1 or x's, fewer or all-ones, still give x's batch shape."""
+    t = DSTFT(64, 16, window_mode=mode)
+    x = torch.randn(2, 3, 330, dtype=torch.float64)
+    event = t.theta_shape(21)
+    for lead in [(), (1,), (3,), (1, 3), (2, 1), (2, 3), (1, 1, 1)]:
+        theta = torch.full((*lead, *event), 40.0, dtype=torch.float64)
+        assert t(x, theta, GRID.expand(*lead, 21)).shape == (2, 3, 33, 21)
+
+
 def test_bad_window_mode():
     with pytest.raises(
         ValueError, match=r"window_mode must be one of \('time', 'frequency', 'time-frequency'\), got 'bins'"
@@ -441,6 +466,8 @@ GRID = torch.arange(21, dtype=torch.float64) * 16
         ),
         (torch.arange(18.0) * 16 + 40, r"positions leave samples 0\.\.7 \(8 of 330\) outside every frame"),
         (GRID.reshape(3, 7), r"positions' leading dims \(3,\) do not broadcast"),
+        (GRID.expand(2, 2, 21), r"positions' leading dims \(2, 2\) do not broadcast against x's batch"),
+        (GRID.expand(3, 1, 21), r"positions' leading dims \(3, 1\) do not broadcast against x's batch"),
         ([0.0, 16.0], r"positions must be a real tensor \[\.\.\., F\]"),
     ],
 )
