@@ -181,6 +181,19 @@ def _twice_rfft_adjoint(g: torch.Tensor, n_fft: int, alternating: torch.Tensor) 
     return z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)
 
 
+def _linked_source(x: torch.Tensor, n_fft: int, hop_length: int | None) -> torch.Tensor:
+    """The frames of x [B, F, N] (``hop_length``) or x padded by N/2 each side [B, T + N] (None),
+    rebuilt in a backward that records a graph (``create_graph=True``).
+
+    A forward's own tensors carry no graph, so a backward that used the saved frames (and the
+    saved fractional shifts) would give a gradient that does not depend on x (and positions):
+    its derivative in them, the cross terms of a second derivative, would silently be 0.
+    """
+    if hop_length is None:
+        return F.pad(x, (n_fft // 2, n_fft // 2))
+    return frame_signal(x, n_fft, hop_length)
+
+
 class _DSTFTFunction(torch.autograd.Function):
     """S = rfft(frames(x) · w(θ)) with a hand-written backward.
 
@@ -195,7 +208,7 @@ class _DSTFTFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
         if positions is None:
             frames = frame_signal(x, n_fft, hop_length)
-            ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
+            ctx.save_for_backward(frames, theta, x)  # the padded signal's view; windows are rebuilt
             spec = new_output(frames, *frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
             blocks = frame_blocks(frames)
             scratch = frames.new_empty(frames.shape[0], blocks[0].stop, n_fft)  # reused by every block
@@ -206,7 +219,7 @@ class _DSTFTFunction(torch.autograd.Function):
             return spec
         xp = F.pad(x, (n_fft // 2, n_fft // 2))
         starts, frac = frame_starts(positions)
-        ctx.save_for_backward(xp, theta, starts, frac)
+        ctx.save_for_backward(xp, theta, starts, frac, x, positions)
         shape = (x.shape[0], positions.shape[-1], n_fft)
         spec = new_output(xp, *shape[:2], n_fft // 2 + 1, dtype=xp.dtype.to_complex())
         for block in frame_blocks(xp.new_empty(()).expand(shape)):
@@ -217,13 +230,18 @@ class _DSTFTFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spec):
         n_fft, hop_length, normalization, length = ctx.params
-        positioned = len(ctx.saved_tensors) == 4
+        positioned = len(ctx.saved_tensors) == 6
+        graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
         if positioned:
-            xp, theta, starts, frac = ctx.saved_tensors
+            xp, theta, starts, frac, x, positions = ctx.saved_tensors
+            if graph:
+                xp, frac = _linked_source(x, n_fft, None), positions - starts
             batch, n_frames = xp.shape[0], starts.shape[-1]
             frames = xp.new_empty(()).expand(batch, n_frames, n_fft)  # shape only, for the blocks
         else:
-            frames, theta = ctx.saved_tensors
+            frames, theta, x = ctx.saved_tensors
+            if graph:
+                frames = _linked_source(x, n_fft, hop_length)
             batch, n_frames = frames.shape[:2]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
@@ -247,7 +265,7 @@ class _DSTFTFunction(torch.autograd.Function):
                     grad_xp[:, start : start + part.shape[-1]] += part
             if want_theta or want_pos:
                 x_block = gather_frames(xp, starts, block, n_fft) if positioned else frames[:, block]
-                zx = z.mul_(x_block)  # z is ours: no new tensor
+                zx = z * x_block if graph else z.mul_(x_block)  # z is ours: no new tensor
             if want_pos:
                 slope = hann_window_slope(theta[:, block], n_fft, normalization, off)
                 gp = (zx * slope).sum(-1)  # ∂w/∂c = -∂w/∂u
@@ -256,7 +274,7 @@ class _DSTFTFunction(torch.autograd.Function):
                 dw = hann_window_derivative(theta[:, block], n_fft, normalization, off)
                 if dw.shape[0] == 1 and zx.shape[0] > 1:  # one window for all items: sum them first
                     zx = zx.sum(0, keepdim=True)
-                gt = zx.mul_(dw).sum(-1)
+                gt = (zx * dw if graph else zx.mul_(dw)).sum(-1)
                 grad_theta[:, block] = gt.sum(0, keepdim=True) if theta.shape[0] < gt.shape[0] else gt
         grad_x = grad_xp[:, n_fft // 2 : n_fft // 2 + length] if want_x else None
         if want_theta:
@@ -300,11 +318,11 @@ class _BinWindowFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, length)
         if positions is None:
             source, starts, frac = frame_signal(x, n_fft, hop_length), None, None
-            ctx.save_for_backward(source, theta)
+            ctx.save_for_backward(source, theta, x)
         else:
             source = F.pad(x, (n_fft // 2, n_fft // 2))
             starts, frac = frame_starts(positions)
-            ctx.save_for_backward(source, theta, starts, frac)
+            ctx.save_for_backward(source, theta, starts, frac, x, positions)
         spec = x.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=x.dtype.to_complex())
         out = torch.view_as_real(spec)  # [B, F, M, 2]
         plan = _BinPlan(source, theta, starts, frac, n_fft, normalization, n_frames, ctx.needs_input_grad[2])
@@ -317,11 +335,16 @@ class _BinWindowFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spec):
         n_fft, hop_length, normalization, length = ctx.params
-        if len(ctx.saved_tensors) == 4:
-            source, theta, starts, frac = ctx.saved_tensors
+        graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
+        if len(ctx.saved_tensors) == 6:
+            source, theta, starts, frac, x, positions = ctx.saved_tensors
+            if graph:
+                source, frac = _linked_source(x, n_fft, None), positions - starts
             n_frames = starts.shape[-1]
         else:
-            (source, theta), starts, frac = ctx.saved_tensors, None, None
+            (source, theta, x), starts, frac = ctx.saved_tensors, None, None
+            if graph:
+                source = _linked_source(x, n_fft, hop_length)
             n_frames = source.shape[1]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
         batch = source.shape[0]
@@ -400,7 +423,7 @@ class _BandedFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta, n_fft, hop_length, normalization, edges):
         frames = frame_signal(x, n_fft, hop_length)
-        ctx.save_for_backward(frames, theta)
+        ctx.save_for_backward(frames, theta, x)
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1], edges)
         batch, n_frames = frames.shape[:2]
         spec = frames.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=frames.dtype.to_complex())
@@ -417,9 +440,17 @@ class _BandedFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spec):
-        frames, theta = ctx.saved_tensors
+        frames, theta, x = ctx.saved_tensors
         n_fft, hop_length, normalization, length, edges = ctx.params
         want_x, want_theta = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():
+            # create_graph: the result must be differentiable in turn, and the bands' shared θ
+            # would hand each band's second derivative to its first bin; the per-bin path, whose
+            # backward is differentiable bin by bin, gives the same gradient.
+            wanted = [v for v, want in ((x, want_x), (theta, want_theta)) if want]
+            spec = _BinWindowFunction.apply(x, theta, None, n_fft, hop_length, normalization)
+            grads = iter(torch.autograd.grad(spec, wanted, grad_spec, create_graph=True))
+            return (next(grads) if want_x else None), (next(grads) if want_theta else None), *(None,) * 4
         batch, n_frames = frames.shape[:2]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
         alternating = _alternating(n_fft, frames)
@@ -694,7 +725,9 @@ class DSTFT(torch.nn.Module):
 
     Gradients flow to x, to win_length and to positions (hand-written backwards: one inverse FFT
     and product-sums for "time", matrix products for the other modes; ∂/∂c_n through the window's
-    slope in u, the integer part ⌊c_n⌋ being piecewise constant). Checked by gradcheck.
+    slope in u, the integer part ⌊c_n⌋ being piecewise constant). Checked by gradcheck. The
+    backwards are differentiable in turn (``create_graph=True``, e.g. a gradient penalty): second
+    derivatives in x, θ and positions, cross terms included, checked by gradgradcheck.
     """
 
     def __init__(

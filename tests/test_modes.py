@@ -490,3 +490,30 @@ def test_positions_set_the_frame_count():
         t.inverse(spec, 40.0, positions=pos)
     with pytest.raises(ValueError, match=r"positions must have F = 12 values \(spec's frames\)"):
         t.inverse(spec, 40.0, length=330, positions=torch.arange(11, dtype=torch.float64) * 32.5)
+
+
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+@pytest.mark.parametrize("kind", ["per-bin", "banded", "positions"])
+def test_second_derivatives_in_x_theta_and_positions(mode, kind):
+    """Double backward (a gradient penalty, create_graph=True) is exact in x, θ and positions
+    together, cross terms included: the backward rebuilds the frames from x (and the shifts from
+    the positions) when it records a graph, and the banded path hands over to the per-bin one.
+    θ avoids the window's edges at integer offsets, where w is C¹ but not C²."""
+    torch.manual_seed(3)
+    t = DSTFT(16, 4, window_mode=mode)
+    x = torch.randn(2, 30, dtype=torch.float64, requires_grad=True)
+    event = t.theta_shape(t.num_frames(30))
+    if kind == "banded" and mode != "time":
+        theta = torch.cat([torch.full((3, *event[1:]), 11.3), torch.full((6, *event[1:]), 13.7)])
+    else:
+        theta = 10.3 + 5 * torch.rand(event)
+    theta = theta.double().requires_grad_()
+    if kind == "positions":  # off the integers, where ⌊c⌋ jumps
+        pos = (torch.arange(8, dtype=torch.float64) * 3.7 + 0.45).requires_grad_()
+        assert torch.autograd.gradgradcheck(
+            lambda a, b, c: torch.view_as_real(t(a, b, c)), (x, theta, pos), fast_mode=True
+        )
+    else:
+        assert torch.autograd.gradgradcheck(
+            lambda a, b: torch.view_as_real(t(a, b)), (x, theta), fast_mode=True
+        )
