@@ -181,6 +181,12 @@ def _twice_rfft_adjoint(g: torch.Tensor, n_fft: int, alternating: torch.Tensor) 
     return z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)
 
 
+def _if_wanted(ctx, tensor: torch.Tensor | None, index: int) -> torch.Tensor | None:
+    """``tensor`` (input ``index``) to save for a backward that records a graph, if its gradient
+    is wanted; else None, so that editing it in place after the forward stays allowed."""
+    return tensor if ctx.needs_input_grad[index] else None
+
+
 def _linked_source(x: torch.Tensor, n_fft: int, hop_length: int | None) -> torch.Tensor:
     """The frames of x [B, F, N] (``hop_length``) or x padded by N/2 each side [B, T + N] (None),
     rebuilt in a backward that records a graph (``create_graph=True``).
@@ -208,7 +214,8 @@ class _DSTFTFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
         if positions is None:
             frames = frame_signal(x, n_fft, hop_length)
-            ctx.save_for_backward(frames, theta, x)  # the padded signal's view; windows are rebuilt
+            # The padded signal's view; windows are rebuilt. x only to rebuild it in a graph.
+            ctx.save_for_backward(frames, theta, _if_wanted(ctx, x, 0))
             spec = new_output(frames, *frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
             blocks = frame_blocks(frames)
             scratch = frames.new_empty(frames.shape[0], blocks[0].stop, n_fft)  # reused by every block
@@ -219,7 +226,7 @@ class _DSTFTFunction(torch.autograd.Function):
             return spec
         xp = F.pad(x, (n_fft // 2, n_fft // 2))
         starts, frac = frame_starts(positions)
-        ctx.save_for_backward(xp, theta, starts, frac, x, positions)
+        ctx.save_for_backward(xp, theta, starts, frac, _if_wanted(ctx, x, 0), _if_wanted(ctx, positions, 2))
         shape = (x.shape[0], positions.shape[-1], n_fft)
         spec = new_output(xp, *shape[:2], n_fft // 2 + 1, dtype=xp.dtype.to_complex())
         for block in frame_blocks(xp.new_empty(()).expand(shape)):
@@ -234,13 +241,13 @@ class _DSTFTFunction(torch.autograd.Function):
         graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
         if positioned:
             xp, theta, starts, frac, x, positions = ctx.saved_tensors
-            if graph:
-                xp, frac = _linked_source(x, n_fft, None), positions - starts
+            xp = _linked_source(x, n_fft, None) if graph and x is not None else xp
+            frac = positions - starts if graph and positions is not None else frac
             batch, n_frames = xp.shape[0], starts.shape[-1]
             frames = xp.new_empty(()).expand(batch, n_frames, n_fft)  # shape only, for the blocks
         else:
             frames, theta, x = ctx.saved_tensors
-            if graph:
+            if graph and x is not None:
                 frames = _linked_source(x, n_fft, hop_length)
             batch, n_frames = frames.shape[:2]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
@@ -318,11 +325,13 @@ class _BinWindowFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, length)
         if positions is None:
             source, starts, frac = frame_signal(x, n_fft, hop_length), None, None
-            ctx.save_for_backward(source, theta, x)
+            ctx.save_for_backward(source, theta, _if_wanted(ctx, x, 0))
         else:
             source = F.pad(x, (n_fft // 2, n_fft // 2))
             starts, frac = frame_starts(positions)
-            ctx.save_for_backward(source, theta, starts, frac, x, positions)
+            ctx.save_for_backward(
+                source, theta, starts, frac, _if_wanted(ctx, x, 0), _if_wanted(ctx, positions, 2)
+            )
         spec = x.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=x.dtype.to_complex())
         out = torch.view_as_real(spec)  # [B, F, M, 2]
         plan = _BinPlan(source, theta, starts, frac, n_fft, normalization, n_frames, ctx.needs_input_grad[2])
@@ -338,12 +347,12 @@ class _BinWindowFunction(torch.autograd.Function):
         graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
         if len(ctx.saved_tensors) == 6:
             source, theta, starts, frac, x, positions = ctx.saved_tensors
-            if graph:
-                source, frac = _linked_source(x, n_fft, None), positions - starts
+            source = _linked_source(x, n_fft, None) if graph and x is not None else source
+            frac = positions - starts if graph and positions is not None else frac
             n_frames = starts.shape[-1]
         else:
             (source, theta, x), starts, frac = ctx.saved_tensors, None, None
-            if graph:
+            if graph and x is not None:
                 source = _linked_source(x, n_fft, hop_length)
             n_frames = source.shape[1]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
@@ -422,8 +431,9 @@ class _BandedFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, theta, n_fft, hop_length, normalization, edges):
-        frames = frame_signal(x, n_fft, hop_length)
-        ctx.save_for_backward(frames, theta, x)
+        xp = F.pad(x, (n_fft // 2, n_fft // 2))  # its frames, and x for the per-bin path in a graph
+        frames = xp.unfold(-1, n_fft, hop_length)  # frame_signal(x)
+        ctx.save_for_backward(xp, theta, _if_wanted(ctx, x, 0))
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1], edges)
         batch, n_frames = frames.shape[:2]
         spec = frames.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=frames.dtype.to_complex())
@@ -440,13 +450,15 @@ class _BandedFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spec):
-        frames, theta, x = ctx.saved_tensors
+        xp, theta, x = ctx.saved_tensors
         n_fft, hop_length, normalization, length, edges = ctx.params
+        frames = xp.unfold(-1, n_fft, hop_length)
         want_x, want_theta = ctx.needs_input_grad[:2]
         if torch.is_grad_enabled():
             # create_graph: the result must be differentiable in turn, and the bands' shared θ
             # would hand each band's second derivative to its first bin; the per-bin path, whose
             # backward is differentiable bin by bin, gives the same gradient.
+            x = xp[:, n_fft // 2 : n_fft // 2 + length] if x is None else x
             wanted = [v for v, want in ((x, want_x), (theta, want_theta)) if want]
             spec = _BinWindowFunction.apply(x, theta, None, n_fft, hop_length, normalization)
             grads = iter(torch.autograd.grad(spec, wanted, grad_spec, create_graph=True))
