@@ -971,8 +971,9 @@ class DSTFT(torch.nn.Module):
                 with positions.
             positions: the frame centres the spectrogram was taken at (default n·H).
             max_iter, tol: conjugate-gradient limits (frequency-dependent modes): stop when the
-                normal equations' relative residual is below ``tol`` (default 1e-10 in float64,
-                1e-5 in float32) or after ``max_iter`` iterations.
+                normal equations' relative residual is below ``tol`` (a finite number >= 0;
+                default 1e-10 in float64, 1e-5 in float32) or after ``max_iter`` iterations (an
+                integer >= 0; 0 returns the diagonal start). Checked in every mode.
             return_residual: also return ‖S(x̂) - spec‖ / ‖spec‖ (bin-weighted, worst item), a float.
         Returns:
             x̂: real [..., T], dtype matching spec's real dtype; (x̂, residual) if return_residual.
@@ -983,6 +984,9 @@ class DSTFT(torch.nn.Module):
             raise ValueError(
                 f"spec must have shape [..., n_fft/2 + 1 = {self.n_bins}, F], got {tuple(spec.shape)}"
             )
+        max_iter = _check_int("max_iter", max_iter, 0)
+        if tol is not None and not (isinstance(tol, Real) and math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol must be None (the dtype's default) or a finite number >= 0, got {tol!r}")
         n_frames = spec.shape[-1]
         batch_shape = tuple(spec.shape[:-2])
         real = spec.real

@@ -543,3 +543,25 @@ def test_editing_x_in_place_after_the_forward_keeps_the_theta_gradient(mode, kin
         spec.abs().square().sum().backward()
         grads.append((th.grad, None if p is None else p.grad))
     torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(max_iter=-1), ValueError, r"max_iter must be an integer >= 0, got -1"),
+        (dict(max_iter=2.5), TypeError, r"max_iter must be an integer >= 0, got 2\.5"),
+        (dict(max_iter="10"), TypeError, r"max_iter must be an integer >= 0, got '10'"),
+        (dict(tol=-1.0), ValueError, r"tol must be None \(the dtype's default\) or a finite number >= 0"),
+        (dict(tol=float("nan")), ValueError, r"tol must be None .* got nan"),
+        (dict(tol="1e-6"), ValueError, r"tol must be None .* got '1e-6'"),
+    ],
+)
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+def test_bad_conjugate_gradient_limits(mode, kwargs, exc, match):
+    """A negative max_iter used to return the diagonal start silently (residual 0.25), a NaN or
+    negative tol never stopped early: each is an error naming the argument, in every mode."""
+    t = DSTFT(64, 16, window_mode=mode)
+    spec = t(torch.randn(300, dtype=torch.float64), 40.0)
+    with pytest.raises(exc, match=match):
+        t.inverse(spec, 40.0, length=300, **kwargs)
+    assert t.inverse(spec, 40.0, length=300, max_iter=0, tol=0.0).shape == (300,)
