@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .entropy import ENTROPY_KINDS, band_entropy, entropy, power_spectrogram
+from .entropy import band_entropy, check_entropy_args, entropy, power_spectrogram
 from .transform import DSTFT, check_signal
 
 __all__ = [
@@ -131,18 +131,20 @@ def fit_window(
         raise TypeError(f"transform must be an rtdstft.DSTFT, got {type(transform).__name__}")
     if mode not in FIT_MODES:
         raise ValueError(f"mode must be one of {FIT_MODES}, got {mode!r}")
-    if kind not in ENTROPY_KINDS:
-        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+    # Before the search, whose numpy sums would only warn (α = 1 divides by 0, λ = inf makes NaN).
+    check_entropy_args(kind, alpha, power, None)
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if lr is None:
         lr = 0.1 if init is not None or mode == "constant" else 0.02
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be > 0 and finite, got {lr}")
     if not 0 < final_lr_ratio <= 1:
         raise ValueError(f"final_lr_ratio must be in (0, 1], got {final_lr_ratio}")
-    if not smoothness >= 0:
-        raise ValueError(f"smoothness must be >= 0, got {smoothness}")
+    if not (smoothness >= 0 and math.isfinite(smoothness)):
+        raise ValueError(f"smoothness must be >= 0 and finite, got {smoothness}")
+    if not (tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be >= 0 and finite, got {tol}")
     if int(radius) != radius or radius < 0:
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}")
 

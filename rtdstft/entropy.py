@@ -48,6 +48,19 @@ def _window_sum(col: torch.Tensor, radius: int) -> torch.Tensor:
     return padded.unfold(-1, 2 * radius + 1, 1).sum(-1)
 
 
+def check_entropy_args(kind: str, alpha: float, power: float, radius: int | None) -> None:
+    """Raises ValueError naming the first of ``kind``, ``alpha`` (Rényi only), ``power`` and
+    ``radius`` that :func:`entropy` cannot take, with its valid range."""
+    if kind not in ENTROPY_KINDS:
+        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+    if not power > 0:
+        raise ValueError(f"power must be > 0, got {power}")
+    if kind == "renyi" and not (alpha > 0 and alpha != 1):
+        raise ValueError(f"alpha must be > 0 and != 1 for the Rényi entropy, got {alpha}")
+    if radius is not None and (isinstance(radius, bool) or int(radius) != radius or radius < 0):
+        raise ValueError(f"radius must be None (global) or an integer >= 0, got {radius!r}")
+
+
 def entropy(
     spec: torch.Tensor,
     kind: str = "shannon",
@@ -70,16 +83,9 @@ def entropy(
         Entropy in nats, [...] (global) or [..., F] (local); 0 where the region has no energy, NaN
         where it holds NaN or ±inf. Differentiable.
     """
-    if kind not in ENTROPY_KINDS:
-        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
     if not isinstance(spec, torch.Tensor) or spec.dim() < 2:
         raise ValueError("spec must be a tensor [..., M, F] (bins × frames)")
-    if not power > 0:
-        raise ValueError(f"power must be > 0, got {power}")
-    if kind == "renyi" and not (alpha > 0 and alpha != 1):
-        raise ValueError(f"alpha must be > 0 and != 1 for the Rényi entropy, got {alpha}")
-    if radius is not None and (isinstance(radius, bool) or int(radius) != radius or radius < 0):
-        raise ValueError(f"radius must be None (global) or an integer >= 0, got {radius!r}")
+    check_entropy_args(kind, alpha, power, radius)
     p = power_spectrogram(spec, power)
     z = p.sum(-2)  # [..., F]
     if kind == "shannon":

@@ -190,6 +190,27 @@ def test_bad_fit_arguments(kwargs, exc, match):
         fit_window(torch.randn(1000), DSTFT(128, 16, win_min=32), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kind="renyi", alpha=1.0), r"alpha must be > 0 and != 1 for the Rényi entropy"),
+        (dict(power=0.0), r"power must be > 0, got 0.0"),
+        (dict(lr=float("inf")), r"lr must be > 0 and finite, got inf"),
+        (dict(smoothness=float("inf")), r"smoothness must be >= 0 and finite, got inf"),
+        (dict(tol=-1.0), r"tol must be >= 0 and finite, got -1.0"),
+        (dict(tol=float("nan")), r"tol must be >= 0 and finite, got nan"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["constant", "time", "frequency"])
+def test_bad_fit_arguments_in_every_mode(mode, kwargs, match):
+    """Checked before the search: α = 1 and λ = inf used to reach its numpy sums (divide by zero,
+    NaN); lr = inf, tol < 0 or NaN were taken (a θ on a bound, no early stop)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=match):
+            fit_window(torch.randn(1000), DSTFT(128, 16, win_min=32), mode=mode, **kwargs)
+
+
 def test_fit_needs_a_dstft():
     with pytest.raises(TypeError, match=r"transform must be an rtdstft.DSTFT"):
         fit_window(torch.randn(1000), torch.nn.Identity())
