@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .entropy import ENTROPY_KINDS, band_entropy, entropy, power_spectrogram
+from .entropy import band_entropy, check_entropy_args, entropy, power_spectrogram
 from .transform import DSTFT, check_signal
 
 __all__ = [
@@ -131,18 +131,20 @@ def fit_window(
         raise TypeError(f"transform must be an rtdstft.DSTFT, got {type(transform).__name__}")
     if mode not in FIT_MODES:
         raise ValueError(f"mode must be one of {FIT_MODES}, got {mode!r}")
-    if kind not in ENTROPY_KINDS:
-        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+    # Before the search, whose numpy sums would only warn (α = 1 divides by 0, λ = inf makes NaN).
+    check_entropy_args(kind, alpha, power, None)
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if lr is None:
         lr = 0.1 if init is not None or mode == "constant" else 0.02
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be > 0 and finite, got {lr}")
     if not 0 < final_lr_ratio <= 1:
         raise ValueError(f"final_lr_ratio must be in (0, 1], got {final_lr_ratio}")
-    if not smoothness >= 0:
-        raise ValueError(f"smoothness must be >= 0, got {smoothness}")
+    if not (smoothness >= 0 and math.isfinite(smoothness)):
+        raise ValueError(f"smoothness must be >= 0 and finite, got {smoothness}")
+    if not (tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be >= 0 and finite, got {tol}")
     if int(radius) != radius or radius < 0:
         raise ValueError(f"radius must be an integer >= 0, got {radius!r}")
 
@@ -403,8 +405,8 @@ def _grid_columns(x, transform, thetas, kind, alpha, power, edges):
             p = power_spectrogram(t(xb, theta), power)
             if kind == "shannon":
                 q = p * torch.log(p + torch.finfo(p.dtype).tiny)
-            else:
-                q = p.pow(alpha)
+            else:  # float64: P^α overflows float32 for loud signals (P > 1e12.7), underflows for quiet ones
+                q = p.double().pow(alpha)
             z_all.append(
                 torch.stack([p[:, a:b].sum(-2) for a, b in pairwise(edges)], 1).double().cpu().numpy()
             )
@@ -449,19 +451,27 @@ def _descend(z_cols, q_cols, grid, idx, starts, size, r, kind, alpha, lam) -> bo
     qp = np.pad(q_cols, ((0, 0), (0, 0), (pad, pad)))
     idxp = np.pad(idx, (pad, pad))
     z_cur, q_cur = _pick(zp, idxp), _pick(qp, idxp)  # [B, F + 2 pad], zero outside the signal
-    win = 2 * r + 1
-    z_sum = np.lib.stride_tricks.sliding_window_view(np.pad(z_cur, ((0, 0), (r, r))), win, -1).sum(-1)
-    q_sum = np.lib.stride_tricks.sliding_window_view(np.pad(q_cur, ((0, 0), (r, r))), win, -1).sum(-1)
     block = starts[:, None] + pad + np.arange(size)  # [S, size] padded frame indices
     affected = starts[:, None] + pad - r + np.arange(span)  # [S, span]
     # reach[a, i]: block frame i lies in the neighbourhood of affected frame a.
     reach = (np.abs(np.arange(size)[None, :] - np.arange(span)[:, None] + r) <= r).astype(np.float64)
-    z_old, q_old = z_sum[:, affected], q_sum[:, affected]  # [B, S, span]
-    dz = np.einsum("gbsi,ai->gbsa", zp[:, :, block], reach) - np.einsum("bsi,ai->bsa", z_cur[:, block], reach)
-    dq = np.einsum("gbsi,ai->gbsa", qp[:, :, block], reach) - np.einsum("bsi,ai->bsa", q_cur[:, block], reach)
+
+    def window_sums(cols):  # Σ over each frame's neighbourhood, [B, F + 2 pad]
+        return np.lib.stride_tricks.sliding_window_view(np.pad(cols, ((0, 0), (r, r))), 2 * r + 1, -1).sum(-1)
+
+    def new_sums(cur, grid_cols):  # [G, B, S, span]: the affected frames' sums, block at each grid value
+        rest = cur.copy()
+        rest[:, block.ravel()] = 0.0
+        return window_sums(rest)[:, affected] + np.einsum("gbsi,ai->gbsa", grid_cols[:, :, block], reach)
+
+    # New sums = the neighbourhood without the block + the block at each grid value, never old sum -
+    # old block + new block: Rényi's Σ P^α spans many decades (P³), and the difference of two large
+    # sums would lose a quiet neighbourhood's whole value (even to 0 or below).
+    z_old, q_old = window_sums(z_cur)[:, affected], window_sums(q_cur)[:, affected]  # [B, S, span]
+    z_new, q_new = new_sums(z_cur, zp), new_sums(q_cur, qp)
     inside = ((affected >= pad) & (affected < pad + n_frames)).astype(np.float64)  # [S, span]
     h_old = _entropy_from_sums(z_old, q_old, kind, alpha)
-    h_new = _entropy_from_sums(z_old + dz, q_old + dq, kind, alpha)
+    h_new = _entropy_from_sums(z_new, q_new, kind, alpha)
     delta = ((h_new - h_old) * inside).sum(-1).sum(1) / n_frames  # [G, S]
     if lam > 0:
         log_theta = grid[idx]

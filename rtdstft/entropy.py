@@ -48,6 +48,19 @@ def _window_sum(col: torch.Tensor, radius: int) -> torch.Tensor:
     return padded.unfold(-1, 2 * radius + 1, 1).sum(-1)
 
 
+def check_entropy_args(kind: str, alpha: float, power: float, radius: int | None) -> None:
+    """Raises ValueError naming the first of ``kind``, ``alpha`` (Rényi only), ``power`` and
+    ``radius`` that :func:`entropy` cannot take, with its valid range."""
+    if kind not in ENTROPY_KINDS:
+        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+    if not power > 0:
+        raise ValueError(f"power must be > 0, got {power}")
+    if kind == "renyi" and not (alpha > 0 and alpha != 1):
+        raise ValueError(f"alpha must be > 0 and != 1 for the Rényi entropy, got {alpha}")
+    if radius is not None and (isinstance(radius, bool) or int(radius) != radius or radius < 0):
+        raise ValueError(f"radius must be None (global) or an integer >= 0, got {radius!r}")
+
+
 def entropy(
     spec: torch.Tensor,
     kind: str = "shannon",
@@ -70,16 +83,9 @@ def entropy(
         Entropy in nats, [...] (global) or [..., F] (local); 0 where the region has no energy, NaN
         where it holds NaN or ±inf. Differentiable.
     """
-    if kind not in ENTROPY_KINDS:
-        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
     if not isinstance(spec, torch.Tensor) or spec.dim() < 2:
         raise ValueError("spec must be a tensor [..., M, F] (bins × frames)")
-    if not power > 0:
-        raise ValueError(f"power must be > 0, got {power}")
-    if kind == "renyi" and not (alpha > 0 and alpha != 1):
-        raise ValueError(f"alpha must be > 0 and != 1 for the Rényi entropy, got {alpha}")
-    if radius is not None and (isinstance(radius, bool) or int(radius) != radius or radius < 0):
-        raise ValueError(f"radius must be None (global) or an integer >= 0, got {radius!r}")
+    check_entropy_args(kind, alpha, power, radius)
     p = power_spectrogram(spec, power)
     z = p.sum(-2)  # [..., F]
     if kind == "shannon":
@@ -87,19 +93,44 @@ def entropy(
         # finite (that of P log P is -inf there, which turns silence into NaN gradients).
         q = (p * torch.log(p + torch.finfo(p.dtype).tiny)).sum(-2)
     else:
-        q = p.pow(alpha).sum(-2)
+        q, scale = _renyi_sums(p, alpha, radius)
     if radius is None:
-        z, q = z.sum(-1), q.sum(-1)
+        z = z.sum(-1)
+        q = q if kind == "renyi" else q.sum(-1)
     else:
-        z, q = _window_sum(z, int(radius)), _window_sum(q, int(radius))
+        z = _window_sum(z, int(radius))
+        q = q if kind == "renyi" else _window_sum(q, int(radius))
     nonzero = z != 0  # NaN too: a NaN or inf region stays NaN below, never 0
     z_safe = torch.where(nonzero, z, torch.ones_like(z))
     if kind == "shannon":
         h = torch.log(z_safe) - q / z_safe
     else:
         q_safe = torch.where(nonzero, q, torch.ones_like(q))
-        h = (torch.log(q_safe) - alpha * torch.log(z_safe)) / (1.0 - alpha)
+        h = (torch.log(q_safe) - alpha * torch.log(z_safe / scale)) / (1.0 - alpha)
     return torch.where(nonzero, h, torch.zeros_like(h))
+
+
+def _renyi_sums(p: torch.Tensor, alpha: float, radius: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Q / s^α, s) of every region R (the whole spectrogram, or frames n-r..n+r): Q = Σ_R P^α,
+    s = the largest P in R (1 where R holds none), each [...] or [..., F].
+
+    Σ P^α itself overflows float32 once P > 1e12.7 (|S| of int16-scaled audio with the "l1" gain
+    at N = 2048) and underflows in quiet regions, long before H_α = (log Q - α log Z) / (1 - α)
+    does. Each frame's sum is taken relative to its loudest bin s_n, and the frames of a region
+    relative to the loudest s_n in it, so every term is at most 1 and the loudest is 1; H_α does
+    not depend on the scales, which are therefore constants (detached) for the gradient.
+    """
+    s_col = p.detach().amax(-2)  # [..., F]; 0 for a silent frame, whose sum is then 0 too
+    q_col = (p / torch.where(s_col > 0, s_col, torch.ones_like(s_col)).unsqueeze(-2)).pow(alpha).sum(-2)
+    if radius is None:  # one region: every frame
+        s_nb, q_nb = s_col, q_col
+    else:  # frames beyond the ends: no energy, as _window_sum's zero padding
+        r = int(radius)
+        s_nb = torch.nn.functional.pad(s_col, (r, r)).unfold(-1, 2 * r + 1, 1)  # [..., F, 2r+1]
+        q_nb = torch.nn.functional.pad(q_col, (r, r)).unfold(-1, 2 * r + 1, 1)
+    s_reg = s_nb.amax(-1)
+    s_reg = torch.where(s_reg > 0, s_reg, torch.ones_like(s_reg))
+    return ((s_nb / s_reg.unsqueeze(-1)).pow(alpha) * q_nb).sum(-1), s_reg
 
 
 def band_entropy(

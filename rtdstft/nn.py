@@ -233,8 +233,17 @@ class AdaptiveSpectrogram(torch.nn.Module):
 
     @torch.no_grad()
     def set_win_length(self, win_length: float | torch.Tensor) -> None:
-        """Sets ρ so that θ = ``win_length`` (a float, or a tensor of ρ's shape), within the bounds."""
+        """Sets ρ so that θ = ``win_length`` (a float, or a tensor that expands to ρ's shape), within
+        the bounds; any other shape is a ValueError naming win_length and ρ's shape."""
         value = torch.as_tensor(win_length, dtype=torch.float64)
+        try:
+            value = value.expand_as(self.rho)
+        except RuntimeError:
+            raise ValueError(
+                f"win_length must be a float or a tensor that expands to θ's shape "
+                f"{tuple(self.rho.shape)} (window_mode={self.window_mode!r}, n_frames={self.n_frames}), "
+                f"got shape {tuple(value.shape)}"
+            ) from None
         if not bool(torch.isfinite(value).all()) or bool((value <= 0).any()):
             raise ValueError(f"win_length must be finite and > 0 samples, got {win_length!r}")
         if value.min() < self.win_min * (1 - 1e-6) or value.max() > self.win_max * (1 + 1e-6):
@@ -242,7 +251,7 @@ class AdaptiveSpectrogram(torch.nn.Module):
                 f"win_length must lie in [win_min, win_max] = [{self.win_min:g}, {self.win_max:g}]"
                 f" samples, got {win_length!r}"
             )
-        self.rho.copy_(unbounded(value, self.win_min, self.win_max).expand_as(self.rho).to(self.rho))
+        self.rho.copy_(unbounded(value, self.win_min, self.win_max).to(self.rho))
 
     def spectrogram(self, x: torch.Tensor) -> torch.Tensor:
         """S = DSTFT(x, θ, positions): x real [..., T] -> complex [..., N/2 + 1, F], differentiable in

@@ -181,6 +181,25 @@ def _twice_rfft_adjoint(g: torch.Tensor, n_fft: int, alternating: torch.Tensor) 
     return z.add_(g[..., :1].real).addcmul_(g[..., -1:].real, alternating)
 
 
+def _if_wanted(ctx, tensor: torch.Tensor | None, index: int) -> torch.Tensor | None:
+    """``tensor`` (input ``index``) to save for a backward that records a graph, if its gradient
+    is wanted; else None, so that editing it in place after the forward stays allowed."""
+    return tensor if ctx.needs_input_grad[index] else None
+
+
+def _linked_source(x: torch.Tensor, n_fft: int, hop_length: int | None) -> torch.Tensor:
+    """The frames of x [B, F, N] (``hop_length``) or x padded by N/2 each side [B, T + N] (None),
+    rebuilt in a backward that records a graph (``create_graph=True``).
+
+    A forward's own tensors carry no graph, so a backward that used the saved frames (and the
+    saved fractional shifts) would give a gradient that does not depend on x (and positions):
+    its derivative in them, the cross terms of a second derivative, would silently be 0.
+    """
+    if hop_length is None:
+        return F.pad(x, (n_fft // 2, n_fft // 2))
+    return frame_signal(x, n_fft, hop_length)
+
+
 class _DSTFTFunction(torch.autograd.Function):
     """S = rfft(frames(x) · w(θ)) with a hand-written backward.
 
@@ -195,7 +214,8 @@ class _DSTFTFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1])
         if positions is None:
             frames = frame_signal(x, n_fft, hop_length)
-            ctx.save_for_backward(frames, theta)  # the padded signal's view; windows are rebuilt
+            # The padded signal's view; windows are rebuilt. x only to rebuild it in a graph.
+            ctx.save_for_backward(frames, theta, _if_wanted(ctx, x, 0))
             spec = new_output(frames, *frames.shape[:2], n_fft // 2 + 1, dtype=frames.dtype.to_complex())
             blocks = frame_blocks(frames)
             scratch = frames.new_empty(frames.shape[0], blocks[0].stop, n_fft)  # reused by every block
@@ -206,7 +226,7 @@ class _DSTFTFunction(torch.autograd.Function):
             return spec
         xp = F.pad(x, (n_fft // 2, n_fft // 2))
         starts, frac = frame_starts(positions)
-        ctx.save_for_backward(xp, theta, starts, frac)
+        ctx.save_for_backward(xp, theta, starts, frac, _if_wanted(ctx, x, 0), _if_wanted(ctx, positions, 2))
         shape = (x.shape[0], positions.shape[-1], n_fft)
         spec = new_output(xp, *shape[:2], n_fft // 2 + 1, dtype=xp.dtype.to_complex())
         for block in frame_blocks(xp.new_empty(()).expand(shape)):
@@ -217,13 +237,18 @@ class _DSTFTFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spec):
         n_fft, hop_length, normalization, length = ctx.params
-        positioned = len(ctx.saved_tensors) == 4
+        positioned = len(ctx.saved_tensors) == 6
+        graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
         if positioned:
-            xp, theta, starts, frac = ctx.saved_tensors
+            xp, theta, starts, frac, x, positions = ctx.saved_tensors
+            xp = _linked_source(x, n_fft, None) if graph and x is not None else xp
+            frac = positions - starts if graph and positions is not None else frac
             batch, n_frames = xp.shape[0], starts.shape[-1]
             frames = xp.new_empty(()).expand(batch, n_frames, n_fft)  # shape only, for the blocks
         else:
-            frames, theta = ctx.saved_tensors
+            frames, theta, x = ctx.saved_tensors
+            if graph and x is not None:
+                frames = _linked_source(x, n_fft, hop_length)
             batch, n_frames = frames.shape[:2]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
@@ -247,7 +272,7 @@ class _DSTFTFunction(torch.autograd.Function):
                     grad_xp[:, start : start + part.shape[-1]] += part
             if want_theta or want_pos:
                 x_block = gather_frames(xp, starts, block, n_fft) if positioned else frames[:, block]
-                zx = z.mul_(x_block)  # z is ours: no new tensor
+                zx = z * x_block if graph else z.mul_(x_block)  # z is ours: no new tensor
             if want_pos:
                 slope = hann_window_slope(theta[:, block], n_fft, normalization, off)
                 gp = (zx * slope).sum(-1)  # ∂w/∂c = -∂w/∂u
@@ -256,7 +281,7 @@ class _DSTFTFunction(torch.autograd.Function):
                 dw = hann_window_derivative(theta[:, block], n_fft, normalization, off)
                 if dw.shape[0] == 1 and zx.shape[0] > 1:  # one window for all items: sum them first
                     zx = zx.sum(0, keepdim=True)
-                gt = zx.mul_(dw).sum(-1)
+                gt = (zx * dw if graph else zx.mul_(dw)).sum(-1)
                 grad_theta[:, block] = gt.sum(0, keepdim=True) if theta.shape[0] < gt.shape[0] else gt
         grad_x = grad_xp[:, n_fft // 2 : n_fft // 2 + length] if want_x else None
         if want_theta:
@@ -300,11 +325,13 @@ class _BinWindowFunction(torch.autograd.Function):
         ctx.params = (n_fft, hop_length, normalization, length)
         if positions is None:
             source, starts, frac = frame_signal(x, n_fft, hop_length), None, None
-            ctx.save_for_backward(source, theta)
+            ctx.save_for_backward(source, theta, _if_wanted(ctx, x, 0))
         else:
             source = F.pad(x, (n_fft // 2, n_fft // 2))
             starts, frac = frame_starts(positions)
-            ctx.save_for_backward(source, theta, starts, frac)
+            ctx.save_for_backward(
+                source, theta, starts, frac, _if_wanted(ctx, x, 0), _if_wanted(ctx, positions, 2)
+            )
         spec = x.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=x.dtype.to_complex())
         out = torch.view_as_real(spec)  # [B, F, M, 2]
         plan = _BinPlan(source, theta, starts, frac, n_fft, normalization, n_frames, ctx.needs_input_grad[2])
@@ -317,11 +344,16 @@ class _BinWindowFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spec):
         n_fft, hop_length, normalization, length = ctx.params
-        if len(ctx.saved_tensors) == 4:
-            source, theta, starts, frac = ctx.saved_tensors
+        graph = torch.is_grad_enabled()  # create_graph: the result must be differentiable in turn
+        if len(ctx.saved_tensors) == 6:
+            source, theta, starts, frac, x, positions = ctx.saved_tensors
+            source = _linked_source(x, n_fft, None) if graph and x is not None else source
+            frac = positions - starts if graph and positions is not None else frac
             n_frames = starts.shape[-1]
         else:
-            (source, theta), starts, frac = ctx.saved_tensors, None, None
+            (source, theta, x), starts, frac = ctx.saved_tensors, None, None
+            if graph and x is not None:
+                source = _linked_source(x, n_fft, hop_length)
             n_frames = source.shape[1]
         want_x, want_theta, want_pos = ctx.needs_input_grad[:3]
         batch = source.shape[0]
@@ -399,8 +431,9 @@ class _BandedFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, theta, n_fft, hop_length, normalization, edges):
-        frames = frame_signal(x, n_fft, hop_length)
-        ctx.save_for_backward(frames, theta)
+        xp = F.pad(x, (n_fft // 2, n_fft // 2))  # its frames, and x for the per-bin path in a graph
+        frames = xp.unfold(-1, n_fft, hop_length)  # frame_signal(x)
+        ctx.save_for_backward(xp, theta, _if_wanted(ctx, x, 0))
         ctx.params = (n_fft, hop_length, normalization, x.shape[-1], edges)
         batch, n_frames = frames.shape[:2]
         spec = frames.new_empty(batch, n_frames, n_fft // 2 + 1, dtype=frames.dtype.to_complex())
@@ -417,9 +450,19 @@ class _BandedFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spec):
-        frames, theta = ctx.saved_tensors
+        xp, theta, x = ctx.saved_tensors
         n_fft, hop_length, normalization, length, edges = ctx.params
+        frames = xp.unfold(-1, n_fft, hop_length)
         want_x, want_theta = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():
+            # create_graph: the result must be differentiable in turn, and the bands' shared θ
+            # would hand each band's second derivative to its first bin; the per-bin path, whose
+            # backward is differentiable bin by bin, gives the same gradient.
+            x = xp[:, n_fft // 2 : n_fft // 2 + length] if x is None else x
+            wanted = [v for v, want in ((x, want_x), (theta, want_theta)) if want]
+            spec = _BinWindowFunction.apply(x, theta, None, n_fft, hop_length, normalization)
+            grads = iter(torch.autograd.grad(spec, wanted, grad_spec, create_graph=True))
+            return (next(grads) if want_x else None), (next(grads) if want_theta else None), *(None,) * 4
         batch, n_frames = frames.shape[:2]
         offsets = frame_offsets(n_fft, frames.device, frames.dtype)
         alternating = _alternating(n_fft, frames)
@@ -589,6 +632,25 @@ def check_signal(x, name: str = "x") -> torch.Tensor:
     return x
 
 
+def check_leading_dims(name: str, lead: tuple, batch_shape: tuple) -> None:
+    """Raises unless leading dims ``lead`` broadcast to exactly x's batch dims ``batch_shape``.
+
+    A per-item θ or positions may repeat over x's batch dims (size 1, or fewer dims) but never add
+    or widen one: the result has x's batch shape, as each item is one signal's transform. Leading
+    dims that are all 1 are one value for every item, whatever their number.
+    """
+    try:
+        joint = torch.broadcast_shapes(tuple(lead), tuple(batch_shape))
+    except RuntimeError:
+        joint = None
+    if joint != tuple(batch_shape) and not all(d == 1 for d in lead):
+        owner = "positions'" if name == "positions" else f"{name}'s"
+        raise ValueError(
+            f"{owner} leading dims {tuple(lead)} do not broadcast against x's batch dims "
+            f"{tuple(batch_shape)} (each must be 1 or x's size, with at most x's number of batch dims)"
+        )
+
+
 def positions_from_hop(hop, n_frames: int) -> torch.Tensor:
     """Frame centres n·h, n = 0..F-1, for a real (learnable) constant hop h: a 0-d tensor or float.
 
@@ -675,7 +737,9 @@ class DSTFT(torch.nn.Module):
 
     Gradients flow to x, to win_length and to positions (hand-written backwards: one inverse FFT
     and product-sums for "time", matrix products for the other modes; ∂/∂c_n through the window's
-    slope in u, the integer part ⌊c_n⌋ being piecewise constant). Checked by gradcheck.
+    slope in u, the integer part ⌊c_n⌋ being piecewise constant). Checked by gradcheck. The
+    backwards are differentiable in turn (``create_graph=True``, e.g. a gradient penalty): second
+    derivatives in x, θ and positions, cross terms included, checked by gradgradcheck.
     """
 
     def __init__(
@@ -768,13 +832,7 @@ class DSTFT(torch.nn.Module):
                 f"{f', F = {n_frames}' if len(event) > 1 else ''}) or be a scalar, got shape "
                 f"{tuple(theta.shape)}"
             )
-        try:
-            torch.broadcast_shapes(theta.shape[: theta.dim() - len(event)], batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"win_length's leading dims {tuple(theta.shape[: theta.dim() - len(event)])} do not "
-                f"broadcast against x's batch dims {tuple(batch_shape)}"
-            ) from None
+        check_leading_dims("win_length", theta.shape[: theta.dim() - len(event)], batch_shape)
         with torch.no_grad():
             lo, hi = float(theta.min()), float(theta.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -799,13 +857,7 @@ class DSTFT(torch.nn.Module):
         pos = positions.to(device=like.device, dtype=like.dtype)
         if pos.dim() < 1 or pos.shape[-1] < 1:
             raise ValueError(f"positions must have shape [..., F] with F >= 1, got {tuple(pos.shape)}")
-        try:
-            torch.broadcast_shapes(pos.shape[:-1], batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"positions' leading dims {tuple(pos.shape[:-1])} do not broadcast against x's batch "
-                f"dims {tuple(batch_shape)}"
-            ) from None
+        check_leading_dims("positions", pos.shape[:-1], batch_shape)
         p = pos.detach().reshape(-1, pos.shape[-1])
         if p.numel() == 0:
             return pos
@@ -919,8 +971,9 @@ class DSTFT(torch.nn.Module):
                 with positions.
             positions: the frame centres the spectrogram was taken at (default n·H).
             max_iter, tol: conjugate-gradient limits (frequency-dependent modes): stop when the
-                normal equations' relative residual is below ``tol`` (default 1e-10 in float64,
-                1e-5 in float32) or after ``max_iter`` iterations.
+                normal equations' relative residual is below ``tol`` (a finite number >= 0;
+                default 1e-10 in float64, 1e-5 in float32) or after ``max_iter`` iterations (an
+                integer >= 0; 0 returns the diagonal start). Checked in every mode.
             return_residual: also return ‖S(x̂) - spec‖ / ‖spec‖ (bin-weighted, worst item), a float.
         Returns:
             x̂: real [..., T], dtype matching spec's real dtype; (x̂, residual) if return_residual.
@@ -931,6 +984,9 @@ class DSTFT(torch.nn.Module):
             raise ValueError(
                 f"spec must have shape [..., n_fft/2 + 1 = {self.n_bins}, F], got {tuple(spec.shape)}"
             )
+        max_iter = _check_int("max_iter", max_iter, 0)
+        if tol is not None and not (isinstance(tol, Real) and math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol must be None (the dtype's default) or a finite number >= 0, got {tol!r}")
         n_frames = spec.shape[-1]
         batch_shape = tuple(spec.shape[:-2])
         real = spec.real

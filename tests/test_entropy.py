@@ -168,3 +168,39 @@ def test_band_entropy_matches_a_loop_over_each_band_alone(kind, alpha, radius):
 def test_band_entropy_bad_edges(edges, match):
     with pytest.raises(ValueError, match=match):
         band_entropy(random_spec((17, 4)), edges)
+
+
+@pytest.mark.parametrize("alpha", [3.0, 0.5])
+@pytest.mark.parametrize("radius", [None, 2])
+@pytest.mark.parametrize("gain", [1e-12, 1e-6, 1e6, 1e10])
+def test_renyi_does_not_depend_on_the_level_in_float32(alpha, radius, gain):
+    """H_α(c·P) = H_α(P): Σ P^α overflows float32 for loud spectra (|S| of int16-scaled audio) and
+    underflows for quiet ones, which made H_α inf; the sums are taken relative to the loudest bin."""
+    spec = random_spec((2, 17, 12), seed=5)
+    ref = entropy(spec, "renyi", alpha=alpha, radius=radius)
+    got = entropy((spec * gain).to(torch.complex64), "renyi", alpha=alpha, radius=radius)
+    assert torch.isfinite(got).all()
+    np.testing.assert_allclose(got.double().numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_renyi_of_int16_scaled_audio_is_finite_with_a_gradient():
+    """A sine at int16 full scale (32767), float32, N = 2048, "l1": |S|² ≈ 2.8e14, (|S|²)³ > 3.4e38."""
+    t = DSTFT(2048, 256)
+    x = 32767.0 * torch.sin(2 * torch.pi * 440 / 16000 * torch.arange(8000.0))
+    x = torch.cat([torch.zeros(4000), x])  # and silent frames, where the gradient must stay finite
+    theta = torch.full((t.num_frames(x.shape[-1]),), 1000.0, requires_grad=True)
+    spec = t(x, theta)
+    h = entropy(spec, "renyi", radius=4)
+    assert torch.isfinite(h).all()
+    ref = entropy((spec / 32767.0).detach().to(torch.complex128), "renyi", radius=4)
+    np.testing.assert_allclose(h.detach().double().numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+    h.mean().backward()
+    assert torch.isfinite(theta.grad).all() and theta.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("radius", [None, 1])
+def test_renyi_gradcheck_with_silent_frames(radius):
+    spec = random_spec((9, 6), seed=2)
+    spec[:, 2] = 0  # a silent frame inside, the region around it not silent
+    spec = spec.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda s: entropy(s, "renyi", alpha=3.0, radius=radius), (spec,))

@@ -5,6 +5,7 @@ tones) and against the streaming engine, and the frequency-varying fits."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,27 @@ def test_bad_fit_arguments(kwargs, exc, match):
         fit_window(torch.randn(1000), DSTFT(128, 16, win_min=32), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kind="renyi", alpha=1.0), r"alpha must be > 0 and != 1 for the Rényi entropy"),
+        (dict(power=0.0), r"power must be > 0, got 0.0"),
+        (dict(lr=float("inf")), r"lr must be > 0 and finite, got inf"),
+        (dict(smoothness=float("inf")), r"smoothness must be >= 0 and finite, got inf"),
+        (dict(tol=-1.0), r"tol must be >= 0 and finite, got -1.0"),
+        (dict(tol=float("nan")), r"tol must be >= 0 and finite, got nan"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["constant", "time", "frequency"])
+def test_bad_fit_arguments_in_every_mode(mode, kwargs, match):
+    """Checked before the search: α = 1 and λ = inf used to reach its numpy sums (divide by zero,
+    NaN); lr = inf, tol < 0 or NaN were taken (a θ on a bound, no early stop)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=match):
+            fit_window(torch.randn(1000), DSTFT(128, 16, win_min=32), mode=mode, **kwargs)
+
+
 def test_fit_needs_a_dstft():
     with pytest.raises(TypeError, match=r"transform must be an rtdstft.DSTFT"):
         fit_window(torch.randn(1000), torch.nn.Identity())
@@ -275,3 +297,24 @@ def test_frequency_fit_bad_bands_and_init():
         fit_window(x, t, mode="frequency", bands=[0, 30, 20, 65])
     with pytest.raises(ValueError, match=r"win_length must have shape \[\.\.\., 65\]"):
         fit_window(x, t, mode="frequency", init=torch.full((64,), 64.0))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("mode", ["time", "frequency", "time-frequency"])
+def test_renyi_search_does_not_depend_on_the_level(mode, seed):
+    """The grid search's start is the same for a signal and for it at int16 scale (32767), and its
+    sums stay positive (no NaN, no warning). The Rényi sums Σ P^α are taken in float64 (in float32
+    they overflowed, and the start fell on win_min), and a block's new neighbourhood sums are built
+    without the block, not as old - block + new, whose difference lost quiet neighbourhoods (P³
+    spans many decades), even to 0 or below. One step: the fit returns the search's start.
+    "time-frequency" in float64: in float32 its quiet bands' grid values tie to round-off."""
+    dtype = torch.float64 if mode == "time-frequency" else torch.float32
+    t = DSTFT(512, 64)
+    n = torch.arange(16000, dtype=dtype)
+    clicks = torch.rand(16000, generator=torch.Generator().manual_seed(seed), dtype=dtype) < 0.002
+    x = torch.sin(2 * math.pi * 440 / 8000 * n) * (n < 8000) + clicks * (n >= 8000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # log of a sum <= 0
+        quiet = fit_window(x, t, mode=mode, kind="renyi", steps=1, bands=4).win_length
+        loud = fit_window(32767.0 * x, t, mode=mode, kind="renyi", steps=1, bands=4).win_length
+    assert torch.allclose(loud, quiet, rtol=1e-6)

@@ -414,6 +414,31 @@ def test_theta_of_the_wrong_shape_for_the_mode(mode, shape, match):
         t(torch.randn(2, 330), torch.full(shape, 40.0))
 
 
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+@pytest.mark.parametrize(
+    "x_shape, lead",
+    [((330,), (3,)), ((1, 330), (3,)), ((2, 330), (2, 1)), ((2, 330), (3, 1)), ((2, 3, 330), (2, 2, 3))],
+)
+def test_theta_that_would_widen_the_batch_is_a_value_error(mode, x_shape, lead):
+    """θ's leading dims must broadcast to x's batch dims, not beyond them (a ValueError naming
+    win_length, not an expand error from inside torch)."""
+    t = DSTFT(64, 16, window_mode=mode)
+    theta = torch.full((*lead, *t.theta_shape(21)), 40.0)
+    with pytest.raises(ValueError, match=r"win_length's leading dims .* do not broadcast against x's batch"):
+        t(torch.randn(x_shape), theta)
+
+
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+def test_theta_and_positions_broadcast_over_the_batch(mode):
+    """θ and positions of leading dims 1 or x's, fewer or all-ones, still give x's batch shape."""
+    t = DSTFT(64, 16, window_mode=mode)
+    x = torch.randn(2, 3, 330, dtype=torch.float64)
+    event = t.theta_shape(21)
+    for lead in [(), (1,), (3,), (1, 3), (2, 1), (2, 3), (1, 1, 1)]:
+        theta = torch.full((*lead, *event), 40.0, dtype=torch.float64)
+        assert t(x, theta, GRID.expand(*lead, 21)).shape == (2, 3, 33, 21)
+
+
 def test_bad_window_mode():
     with pytest.raises(
         ValueError, match=r"window_mode must be one of \('time', 'frequency', 'time-frequency'\), got 'bins'"
@@ -441,6 +466,8 @@ GRID = torch.arange(21, dtype=torch.float64) * 16
         ),
         (torch.arange(18.0) * 16 + 40, r"positions leave samples 0\.\.7 \(8 of 330\) outside every frame"),
         (GRID.reshape(3, 7), r"positions' leading dims \(3,\) do not broadcast"),
+        (GRID.expand(2, 2, 21), r"positions' leading dims \(2, 2\) do not broadcast against x's batch"),
+        (GRID.expand(3, 1, 21), r"positions' leading dims \(3, 1\) do not broadcast against x's batch"),
         ([0.0, 16.0], r"positions must be a real tensor \[\.\.\., F\]"),
     ],
 )
@@ -463,3 +490,78 @@ def test_positions_set_the_frame_count():
         t.inverse(spec, 40.0, positions=pos)
     with pytest.raises(ValueError, match=r"positions must have F = 12 values \(spec's frames\)"):
         t.inverse(spec, 40.0, length=330, positions=torch.arange(11, dtype=torch.float64) * 32.5)
+
+
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+@pytest.mark.parametrize("kind", ["per-bin", "banded", "positions"])
+def test_second_derivatives_in_x_theta_and_positions(mode, kind):
+    """Double backward (a gradient penalty, create_graph=True) is exact in x, θ and positions
+    together, cross terms included: the backward rebuilds the frames from x (and the shifts from
+    the positions) when it records a graph, and the banded path hands over to the per-bin one.
+    θ avoids the window's edges at integer offsets, where w is C¹ but not C²."""
+    torch.manual_seed(3)
+    t = DSTFT(16, 4, window_mode=mode)
+    x = torch.randn(2, 30, dtype=torch.float64, requires_grad=True)
+    event = t.theta_shape(t.num_frames(30))
+    if kind == "banded" and mode != "time":
+        theta = torch.cat([torch.full((3, *event[1:]), 11.3), torch.full((6, *event[1:]), 13.7)])
+    else:
+        theta = 10.3 + 5 * torch.rand(event)
+    theta = theta.double().requires_grad_()
+    if kind == "positions":  # off the integers, where ⌊c⌋ jumps
+        pos = (torch.arange(8, dtype=torch.float64) * 3.7 + 0.45).requires_grad_()
+        assert torch.autograd.gradgradcheck(
+            lambda a, b, c: torch.view_as_real(t(a, b, c)), (x, theta, pos), fast_mode=True
+        )
+    else:
+        assert torch.autograd.gradgradcheck(
+            lambda a, b: torch.view_as_real(t(a, b)), (x, theta), fast_mode=True
+        )
+
+
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+@pytest.mark.parametrize("kind", ["per-bin", "banded", "positions"])
+def test_editing_x_in_place_after_the_forward_keeps_the_theta_gradient(mode, kind):
+    """x without a gradient is not saved by the transform (its padded copy is): a buffer refilled
+    after the forward leaves the θ and positions gradients those of the signal transformed."""
+    t = DSTFT(16, 4, window_mode=mode)
+    x = torch.randn(2, 30, dtype=torch.float64)
+    event = t.theta_shape(8)
+    if kind == "banded" and mode != "time":
+        theta = torch.cat([torch.full((3, *event[1:]), 11.3), torch.full((6, *event[1:]), 13.7)])
+    else:
+        theta = 10.3 + 5 * torch.rand(event)
+    pos = torch.arange(8, dtype=torch.float64) * 3.7 + 0.45 if kind == "positions" else None
+    grads = []
+    for edit in (False, True):
+        th = theta.double().requires_grad_()
+        p = None if pos is None else pos.clone().requires_grad_()
+        buf = x.clone()
+        spec = t(buf, th, p)
+        if edit:
+            buf.mul_(-3.0)
+        spec.abs().square().sum().backward()
+        grads.append((th.grad, None if p is None else p.grad))
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(max_iter=-1), ValueError, r"max_iter must be an integer >= 0, got -1"),
+        (dict(max_iter=2.5), TypeError, r"max_iter must be an integer >= 0, got 2\.5"),
+        (dict(max_iter="10"), TypeError, r"max_iter must be an integer >= 0, got '10'"),
+        (dict(tol=-1.0), ValueError, r"tol must be None \(the dtype's default\) or a finite number >= 0"),
+        (dict(tol=float("nan")), ValueError, r"tol must be None .* got nan"),
+        (dict(tol="1e-6"), ValueError, r"tol must be None .* got '1e-6'"),
+    ],
+)
+@pytest.mark.parametrize("mode", transform.WINDOW_MODES)
+def test_bad_conjugate_gradient_limits(mode, kwargs, exc, match):
+    """A negative max_iter used to return the diagonal start silently (residual 0.25), a NaN or
+    negative tol never stopped early: each is an error naming the argument, in every mode."""
+    t = DSTFT(64, 16, window_mode=mode)
+    spec = t(torch.randn(300, dtype=torch.float64), 40.0)
+    with pytest.raises(exc, match=match):
+        t.inverse(spec, 40.0, length=300, **kwargs)
+    assert t.inverse(spec, 40.0, length=300, max_iter=0, tol=0.0).shape == (300,)

@@ -81,6 +81,31 @@ def test_bounded_map_is_monotone_and_inverts():
         fe.set_win_length(600.0)
 
 
+@pytest.mark.parametrize(
+    "kwargs, value, shape",
+    [
+        ({}, torch.full((13,), 40.0), r"\(\)"),  # one θ, given per frame
+        ({"n_frames": 13}, torch.full((12,), 40.0), r"\(13,\)"),
+        ({"window_mode": "frequency"}, torch.full((13,), 40.0), r"\(33,\)"),
+        ({"window_mode": "time-frequency", "n_frames": 13}, torch.full((13, 33), 40.0), r"\(33, 13\)"),
+    ],
+)
+def test_win_length_of_the_wrong_shape_is_a_value_error(kwargs, value, shape):
+    """A θ that does not expand to ρ's shape names win_length and the shape (not an expand error
+    from inside torch), in the constructor and in set_win_length; one that expands is taken."""
+    fe = AdaptiveSpectrogram(64, 16, **kwargs)
+    match = r"win_length must be a float or a tensor that expands to θ's shape " + shape
+    with pytest.raises(ValueError, match=match):
+        fe.set_win_length(value)
+    with pytest.raises(ValueError, match=match):
+        AdaptiveSpectrogram(64, 16, win_length=value, **kwargs)
+    fe.set_win_length(torch.tensor(40.0))
+    assert torch.allclose(fe.win_length, torch.full(fe.rho.shape, 40.0))
+    if fe.rho.dim() == 2:  # one θ per bin, the same in every frame
+        fe.set_win_length(torch.linspace(33.0, 63.0, 33)[:, None])
+        assert torch.allclose(fe.win_length[:, 5], torch.linspace(33.0, 63.0, 33), rtol=1e-5)
+
+
 @pytest.mark.parametrize("output", ["complex", "power", "magnitude", "log", "db"])
 @pytest.mark.parametrize("n_frames", [None, 41])
 def test_eval_mode_equals_dstft(output, n_frames):
