@@ -20,7 +20,9 @@ one column per frequency (header: the frequency in Hz) holding that level in dB.
 Label files (a list of :class:`~rtdstft.selection.Region`):
 
 - Audacity label track (``.txt``): per label a line ``start<TAB>end<TAB>label`` (seconds), followed
-  for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it.
+  for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it; a
+  time-only selection (upper frequency inf, what a label without that line reads as) gets no such
+  line.
 - Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
   Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +154,8 @@ def write_audacity_labels(path: str | Path, regions: list[Region]) -> Path:
     lines = []
     for r in regions:
         lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{r.label}")
-        lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
+        if not math.isinf(r.f1):  # a time-only label, as Audacity writes one
+            lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Path(path)
 

@@ -212,3 +212,16 @@ def test_raven_table_round_trip(tmp_path):
     assert tuple(rows[0]) == RAVEN_HEADER
     assert rows[1][:3] == ["1", "Spectrogram 1", "1"]
     assert read_raven_table(path) == REGIONS
+
+
+def test_audacity_time_only_label_has_no_frequency_line(tmp_path):
+    """A label without a band (what a plain label line reads as: 0 .. inf Hz) is written as Audacity
+    writes one, with no '\\' line (Audacity cannot read 'inf' there), and reads back the same."""
+    regions = [Region(1.0, 2.0, 0.0, float("inf"), "no band"), Region(3.0, 4.0, 100.0, 200.0, "band")]
+    path = write_audacity_labels(tmp_path / "labels.txt", regions)
+    assert path.read_text().splitlines() == [
+        "1.000000\t2.000000\tno band",
+        "3.000000\t4.000000\tband",
+        "\\\t100.000000\t200.000000",
+    ]
+    assert read_audacity_labels(path) == regions
