@@ -25,6 +25,9 @@ Label files (a list of :class:`~rtdstft.selection.Region`):
   line.
 - Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
   Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
+
+Both are line- and tab-delimited with no quoting, so a label's tabs and line breaks are written as
+spaces (:func:`label_text`); any other text (non-ASCII included, UTF-8) is kept as it is.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +53,7 @@ __all__ = [
     "write_raven_table",
     "read_raven_table",
     "RAVEN_HEADER",
+    "label_text",
 ]
 
 RAVEN_HEADER = (
@@ -149,11 +154,17 @@ def write_spectrum_csv(
     return path
 
 
+def label_text(label: str) -> str:
+    """``label`` with each tab and line break (CR, LF, CRLF and the other Unicode line boundaries)
+    replaced by one space: the label files have no quoting, so these would split its row."""
+    return " ".join(re.split(r"\r\n|[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]", label))
+
+
 def write_audacity_labels(path: str | Path, regions: list[Region]) -> Path:
     """An Audacity label track with spectral selections (see the module docstring)."""
     lines = []
     for r in regions:
-        lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{r.label}")
+        lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{label_text(r.label)}")
         if not math.isinf(r.f1):  # a time-only label, as Audacity writes one
             lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -185,7 +196,7 @@ def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
     """A Raven selection table (see the module docstring)."""
     rows = ["\t".join(RAVEN_HEADER)]
     for i, r in enumerate(regions, 1):
-        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{r.label}")
+        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{label_text(r.label)}")
     Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
     return Path(path)
 
@@ -193,7 +204,8 @@ def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
 def read_raven_table(path: str | Path) -> list[Region]:
     """The selections of a Raven selection table (columns found by their header names)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        table = list(csv.DictReader(fh, delimiter="\t"))
+        # Raven does not quote: a field that starts with '"' is text like any other.
+        table = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     regions = []
     for no, row in enumerate(table, 2):
         try:

@@ -225,3 +225,18 @@ def test_audacity_time_only_label_has_no_frequency_line(tmp_path):
         "\\\t100.000000\t200.000000",
     ]
     assert read_audacity_labels(path) == regions
+
+
+@pytest.mark.parametrize("fmt", ["audacity", "raven"])
+def test_label_text_survives_the_label_files(tmp_path, fmt):
+    """Labels with tabs and line breaks keep their rows (the breaks become spaces); quotes and
+    non-ASCII text come back as written."""
+    write, read = {
+        "audacity": (write_audacity_labels, read_audacity_labels),
+        "raven": (write_raven_table, read_raven_table),
+    }[fmt]
+    labels = ["a\tb", "line1\nline2\r\nline3", '"quoted"', 'say "hi"', "héllo ñ 鳥", "x\u2028y"]
+    regions = [Region(i, i + 0.5, 100.0, 200.0 + i, text) for i, text in enumerate(labels)]
+    back = read(write(tmp_path / "labels.txt", regions))
+    expected = ["a b", "line1 line2 line3", '"quoted"', 'say "hi"', "héllo ñ 鳥", "x y"]
+    assert back == [Region(r.t0, r.t1, r.f0, r.f1, text) for r, text in zip(regions, expected, strict=True)]
