@@ -196,7 +196,8 @@ def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
     """A Raven selection table (see the module docstring)."""
     rows = ["\t".join(RAVEN_HEADER)]
     for i, r in enumerate(regions, 1):
-        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{label_text(r.label)}")
+        text = label_text(r.label)
+        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{text}")
     Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
     return Path(path)
 
