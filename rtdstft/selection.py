@@ -84,7 +84,10 @@ class Excerpt:
         return np.arange(self.n_bins) * (self.sample_rate / self.n_fft)
 
     def frame_range(self, t0: float, t1: float) -> tuple[int, int]:
-        """Frames n0 .. n1 (end excluded) whose centres lie in [t0, t1] s, within the excerpt."""
+        """Frames n0 .. n1 (end excluded) whose centres lie in [t0, t1] s, within the excerpt; t0 and
+        t1 must be finite."""
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise ValueError(f"the region's times must be finite seconds, got {t0!r}..{t1!r}")
         per = self.sample_rate / self.hop
         lo = max(math.ceil((t0 - self.time0) * per - 1e-9), self.first_frame)
         hi = min(math.floor((t1 - self.time0) * per + 1e-9) + 1, self.first_frame + len(self.theta))
@@ -222,6 +225,12 @@ def resynthesize(
 
 
 def _band(ex: Excerpt, r: Region) -> tuple[int, int]:
+    """Bins lo .. hi (end excluded) of the band f0 .. f1 of ``r`` (normalized): those whose centre lies
+    in it, or the one at or above f0 when none does. The band must reach into 0 .. Nyquist: a band
+    wholly outside holds nothing to measure (the nearest bin's reading would be its leak)."""
+    nyquist = ex.sample_rate / 2
+    if math.isnan(r.f0) or math.isnan(r.f1) or r.f1 < 0 or r.f0 > nyquist:
+        raise ValueError(f"the region's band {r.f0:g}..{r.f1:g} Hz must overlap 0..{nyquist:g} Hz")
     f = ex.frequencies()
     lo = int(np.searchsorted(f, r.f0, side="left"))
     hi = int(np.searchsorted(f, r.f1, side="right"))

@@ -21,7 +21,7 @@ from rtdstft.export import (
     write_raven_table,
 )
 from rtdstft.pitch import from_axis, hz_to_mel, mel_to_hz, note, peak_frequency, to_axis
-from rtdstft.selection import Excerpt, Region, frames, mask, measure, resynthesize
+from rtdstft.selection import Excerpt, Region, frame_peaks, frames, mask, measure, resynthesize
 
 SR = 16000
 N, H = 1024, 128
@@ -240,3 +240,30 @@ def test_label_text_survives_the_label_files(tmp_path, fmt):
     back = read(write(tmp_path / "labels.txt", regions))
     expected = ["a b", "line1 line2 line3", '"quoted"', 'say "hi"', "héllo ñ 鳥", "x y"]
     assert back == [Region(r.t0, r.t1, r.f0, r.f1, text) for r, text in zip(regions, expected, strict=True)]
+
+
+@pytest.mark.parametrize(
+    "region, match",
+    [
+        (Region(0.2, 0.5, 9000, 12000), "band"),  # above Nyquist (8 kHz)
+        (Region(0.2, 0.5, -500, -100), "band"),  # below 0 Hz
+        (Region(0.2, 0.5, 100, float("nan")), "band"),
+        (Region(0.2, float("nan"), 100, 200), "times"),
+        (Region(0.2, float("inf"), 100, 200), "times"),
+    ],
+)
+def test_measure_refuses_a_region_with_nothing_to_measure(streamed, region, match):
+    """A band wholly outside 0 .. Nyquist or a time that is not a number is a ValueError, not a
+    reading of the nearest bin (a 'peak' above Nyquist at -190 dB)."""
+    ex, _ = streamed
+    with pytest.raises(ValueError, match=match):
+        measure(ex, region)
+    with pytest.raises(ValueError, match=match):
+        frame_peaks(ex, region)
+
+
+def test_measure_at_the_band_limits(streamed):
+    """A band reaching past Nyquist or below 0 Hz measures the part inside."""
+    ex, _ = streamed
+    assert abs(measure(ex, Region(0.2, 0.7, 2800, 20000))["peak_hz"] - 3000) < 0.5
+    assert abs(measure(ex, Region(0.2, 0.7, -100, 1200))["peak_hz"] - 1000) < 0.5
