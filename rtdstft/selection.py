@@ -241,7 +241,13 @@ def frame_peaks(ex: Excerpt, region: Region) -> dict:
     """Per frame of ``region``: ``frame`` index, ``time`` (s), ``theta`` (samples), the loudest bin's
     refined ``peak_hz`` (phase-derivative, see :mod:`rtdstft.pitch`) and ``peak_db`` (dB re a
     full-scale sine, corrected for scalloping), restricted to the region's band. Arrays of equal
-    length."""
+    length.
+
+    ``peak_hz`` of frame n is the mean of the instantaneous frequencies over the hops n-1 → n and
+    n → n+1 (at frame n's loudest bin): each is the frequency half a hop before or after frame n's
+    centre, so their mean is centred on it (exact for a linear chirp); at the excerpt's ends, the
+    one hop there is.
+    """
     return _frame_peaks(ex, region.normalized())[0]
 
 
@@ -250,19 +256,29 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
     n0, n1 = ex.frame_range(r.t0, r.t1)
     if n1 <= n0:
         raise ValueError(f"the region {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
-    last = ex.first_frame + len(ex.theta)
-    spec = frames(ex, n0, min(n1 + 1, last))  # one more frame for the last phase advance
+    first, last = ex.first_frame, ex.first_frame + len(ex.theta)
+    a0 = max(n0 - 1, first)  # one frame either side, for the phase advances into and out of each
+    spec = frames(ex, a0, min(n1 + 1, last))
     k = n1 - n0
+    own = spec[n0 - a0 : n0 - a0 + k]
     lo, hi = _band(ex, r)
-    mag = np.abs(spec[:k, lo:hi])
+    mag = np.abs(own[:, lo:hi])
     bins = lo + np.argmax(mag, axis=1)
-    i = np.arange(k)
-    j = np.where(i + 1 < len(spec), i + 1, i - 1)  # the excerpt's last frame looks back
-    a, b = np.minimum(i, j), np.maximum(i, j)
-    peak_hz = instantaneous_frequency(spec[a, bins], spec[b, bins], bins, ex.hop, ex.n_fft, ex.sample_rate)
-    theta = np.asarray(ex.theta[n0 - ex.first_frame : n1 - ex.first_frame], np.float32)
+    i = np.arange(k) + (n0 - a0)  # the region's frames, as rows of spec
+    total = np.zeros(k)
+    count = np.zeros(k)
+    for a, b in ((i - 1, i), (i, i + 1)):  # the hops into and out of each frame
+        ok = (a >= 0) & (b < len(spec))
+        f = instantaneous_frequency(
+            spec[a[ok], bins[ok]], spec[b[ok], bins[ok]], bins[ok], ex.hop, ex.n_fft, ex.sample_rate
+        )
+        total[ok] += f
+        count[ok] += 1
+    # A one-frame excerpt has no hop: the bin's own frequency.
+    peak_hz = np.where(count > 0, total / np.maximum(count, 1), bins * (ex.sample_rate / ex.n_fft))
+    theta = np.asarray(ex.theta[n0 - first : n1 - first], np.float32)
     gain = scalloping(theta, ex.n_fft, peak_hz / (ex.sample_rate / ex.n_fft) - bins)
-    peak = mag[i, bins - lo] / np.maximum(gain, 1e-6)
+    peak = mag[np.arange(k), bins - lo] / np.maximum(gain, 1e-6)
     columns = {
         "frame": np.arange(n0, n1),
         "time": ex.frame_time(np.arange(n0, n1)),
@@ -270,7 +286,7 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
         "peak_hz": peak_hz,
         "peak_db": 20 * np.log10(np.maximum(peak * db_scale(ex.normalization, ex.n_fft, theta), 1e-12)),
     }
-    return columns, spec[:k]
+    return columns, own
 
 
 def measure(ex: Excerpt, region: Region) -> dict:
