@@ -245,8 +245,9 @@ def frame_peaks(ex: Excerpt, region: Region) -> dict:
 
     ``peak_hz`` of frame n is the mean of the instantaneous frequencies over the hops n-1 → n and
     n → n+1 (at frame n's loudest bin): each is the frequency half a hop before or after frame n's
-    centre, so their mean is centred on it (exact for a linear chirp); at the excerpt's ends, the
-    one hop there is.
+    centre, so their mean is centred on it (exact for a linear chirp); at the excerpt's ends, or
+    next to a silent frame, the one hop there is; with no hop (a one-frame excerpt), the bin's
+    frequency. NaN for a frame of digital silence (its ``peak_db`` is -240).
     """
     return _frame_peaks(ex, region.normalized())[0]
 
@@ -272,12 +273,17 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
         f = instantaneous_frequency(
             spec[a[ok], bins[ok]], spec[b[ok], bins[ok]], bins[ok], ex.hop, ex.n_fft, ex.sample_rate
         )
-        total[ok] += f
-        count[ok] += 1
-    # A one-frame excerpt has no hop: the bin's own frequency.
-    peak_hz = np.where(count > 0, total / np.maximum(count, 1), bins * (ex.sample_rate / ex.n_fft))
+        has = np.isfinite(f)  # NaN: a silent frame at either end of the hop
+        total[np.flatnonzero(ok)[has]] += f[has]
+        count[np.flatnonzero(ok)[has]] += 1
+    # No hop (a one-frame excerpt): the bin's own frequency, unless the frame is silent.
+    loud = mag[np.arange(k), bins - lo] > 0
+    peak_hz = np.where(
+        count > 0, total / np.maximum(count, 1), np.where(loud, bins * ex.frequencies()[1], np.nan)
+    )
     theta = np.asarray(ex.theta[n0 - first : n1 - first], np.float32)
-    gain = scalloping(theta, ex.n_fft, peak_hz / (ex.sample_rate / ex.n_fft) - bins)
+    offset = np.nan_to_num(peak_hz / (ex.sample_rate / ex.n_fft) - bins)  # none: silent, level -240
+    gain = scalloping(theta, ex.n_fft, offset)
     peak = mag[np.arange(k), bins - lo] / np.maximum(gain, 1e-6)
     columns = {
         "frame": np.arange(n0, n1),

@@ -280,3 +280,22 @@ def test_frame_peaks_follow_a_chirp_at_the_frame_centres():
     err = cols["peak_hz"] - (1000 + rate * cols["time"])
     assert np.median(np.abs(err)) < 1.5, np.median(np.abs(err))  # was 7.0 (rate·H / 2sr = 8 Hz)
     assert np.max(np.abs(err)) < 3.0
+
+
+def test_digital_silence_has_no_peak_frequency():
+    """Zeros have no phase, so no refined frequency: NaN (at -240 dB), not a bin's frequency shifted
+    by a meaningless phase advance (which the readout named as a note)."""
+    x = np.zeros(SR, np.float32)
+    hz, db = peak_frequency(x, 8000, 1000.0, SR, N, H, 512.0)
+    assert np.isnan(hz) and db == pytest.approx(-240.0)
+    # Half a second of silence, then a tone: the silent frames read NaN, the tone's its frequency.
+    x[SR // 2 :] = 0.1 * np.sin(2 * np.pi * 1000 * np.arange(SR // 2) / SR)
+    ex = Excerpt(x, 0, np.full(1 + SR // H, 512, np.float32), 0, SR, N, H)
+    cols = frame_peaks(ex, Region(0.0, 1.0, 0, SR / 2))
+    silent = cols["time"] < 0.5 - N / 2 / SR  # windows that reach no tone sample
+    assert silent.sum() > 10 and np.all(np.isnan(cols["peak_hz"][silent]))
+    assert np.all(cols["peak_db"][silent] == pytest.approx(-240.0))
+    assert np.all(np.abs(cols["peak_hz"][cols["time"] > 0.55] - 1000) < 0.5)
+    m = measure(ex, Region(0.0, 0.4, 0, SR / 2))
+    assert np.isnan(m["peak_hz"]) and m["peak_db"] == pytest.approx(-240.0)
+    assert abs(measure(ex, Region(0.2, 0.8, 500, 1500))["peak_hz"] - 1000) < 0.5
