@@ -26,8 +26,11 @@ Label files (a list of :class:`~rtdstft.selection.Region`):
 - Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
   Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
 
-Both are line- and tab-delimited with no quoting, so a label's tabs and line breaks are written as
-spaces (:func:`label_text`); any other text (non-ASCII included, UTF-8) is kept as it is.
+Every writer is whole-or-absent (:func:`rtdstft.atomic.atomic_output`): a write that fails leaves
+the file as it was before, never a partial or empty one.
+
+Both label formats are line- and tab-delimited with no quoting, so a label's tabs and line breaks
+are written as spaces (:func:`label_text`); any other text (non-ASCII included, UTF-8) is kept.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_output
 from .config import db_scale
 from .selection import Region
 
@@ -99,11 +103,9 @@ def write_npz(
     }
     if mask is not None:
         arrays["mask"] = np.asarray(mask, np.float32)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
+    with atomic_output(path) as part, open(part, "wb") as fh:
         np.savez(fh, **arrays)
-    return path
+    return Path(path)
 
 
 def read_settings(npz) -> dict:
@@ -114,9 +116,7 @@ def read_settings(npz) -> dict:
 def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Path:
     """Per-frame CSV: ``frame,time_s,win_length_samples,win_length_ms,peak_hz,peak_db`` from the
     arrays ``frame``, ``time``, ``theta``, ``peak_hz``, ``peak_db`` of ``columns``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
+    with atomic_output(path) as part, open(part, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["frame", "time_s", "win_length_samples", "win_length_ms", "peak_hz", "peak_db"])
         for n, t, w, f, db in zip(
@@ -130,7 +130,7 @@ def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Pat
             out.writerow(
                 [int(n), f"{t:.6f}", f"{w:.3f}", f"{1000 * w / sample_rate:.4f}", f"{f:.4f}", f"{db:.2f}"]
             )
-    return path
+    return Path(path)
 
 
 def write_spectrum_csv(
@@ -143,15 +143,21 @@ def write_spectrum_csv(
     normalization: str = "l1",
 ) -> Path:
     """The levels (dB re a full-scale sine) of frames ``spec`` [F, M] as a CSV (module docstring)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scale = db_scale(normalization, n_fft, theta)[:, None]
     db = 20 * np.log10(np.maximum(np.abs(spec) * scale, 1e-12))
     table = np.column_stack([np.asarray(time, np.float64), np.asarray(theta, np.float64), db])
     header = ",".join(["time_s", "win_length_samples", *(f"{f:.3f}" for f in freq)])
     fmt = ["%.6f", "%.3f"] + ["%.2f"] * db.shape[1]
-    np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
-    return path
+    with atomic_output(path) as part:
+        np.savetxt(part, table, fmt=fmt, delimiter=",", header=header, comments="")
+    return Path(path)
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8 at ``path``, whole or not at all (a label that cannot be encoded, such as
+    a lone surrogate, leaves the old file)."""
+    with atomic_output(path) as part:
+        part.write_text(text, encoding="utf-8")
 
 
 def label_text(label: str) -> str:
@@ -167,7 +173,7 @@ def write_audacity_labels(path: str | Path, regions: list[Region]) -> Path:
         lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{label_text(r.label)}")
         if not math.isinf(r.f1):  # a time-only label, as Audacity writes one
             lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_text(path, "\n".join(lines) + "\n")
     return Path(path)
 
 
@@ -198,7 +204,7 @@ def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
     for i, r in enumerate(regions, 1):
         text = label_text(r.label)
         rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{text}")
-    Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    _write_text(path, "\n".join(rows) + "\n")
     return Path(path)
 
 

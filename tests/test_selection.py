@@ -299,3 +299,28 @@ def test_digital_silence_has_no_peak_frequency():
     m = measure(ex, Region(0.0, 0.4, 0, SR / 2))
     assert np.isnan(m["peak_hz"]) and m["peak_db"] == pytest.approx(-240.0)
     assert abs(measure(ex, Region(0.2, 0.8, 500, 1500))["peak_hz"] - 1000) < 0.5
+
+
+def test_a_failed_export_leaves_the_old_file(tmp_path):
+    """Every writer is whole-or-absent: a write that fails half-way (columns of unequal length, a
+    label UTF-8 cannot encode) leaves the file that was there, and no temporary file."""
+    old = "the previous export\n"
+    bad_columns = {
+        "frame": [0, 1],
+        "time": [0.0, 0.1],
+        "theta": [512.0],
+        "peak_hz": [1.0, 2.0],
+        "peak_db": [0, 0],
+    }
+    writes = {
+        "frames.csv": lambda p: write_frames_csv(p, bad_columns, SR),
+        "labels.txt": lambda p: write_audacity_labels(p, [*REGIONS, Region(0, 1, 0, 100, "bad \ud800")]),
+        "table.txt": lambda p: write_raven_table(p, [*REGIONS, Region(0, 1, 0, 100, "bad \ud800")]),
+    }
+    for name, write in writes.items():
+        path = tmp_path / name
+        path.write_text(old)
+        with pytest.raises((ValueError, UnicodeError)):
+            write(path)
+        assert path.read_text() == old, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(writes)
