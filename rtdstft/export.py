@@ -20,19 +20,30 @@ one column per frequency (header: the frequency in Hz) holding that level in dB.
 Label files (a list of :class:`~rtdstft.selection.Region`):
 
 - Audacity label track (``.txt``): per label a line ``start<TAB>end<TAB>label`` (seconds), followed
-  for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it.
+  for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it; a
+  time-only selection (upper frequency inf, what a label without that line reads as) gets no such
+  line.
 - Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
   Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
+
+Every writer is whole-or-absent (:func:`rtdstft.atomic.atomic_output`): a write that fails leaves
+the file as it was before, never a partial or empty one.
+
+Both label formats are line- and tab-delimited with no quoting, so a label's tabs and line breaks
+are written as spaces (:func:`label_text`); any other text (non-ASCII included, UTF-8) is kept.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_output
 from .config import db_scale
 from .selection import Region
 
@@ -46,6 +57,7 @@ __all__ = [
     "write_raven_table",
     "read_raven_table",
     "RAVEN_HEADER",
+    "label_text",
 ]
 
 RAVEN_HEADER = (
@@ -91,11 +103,9 @@ def write_npz(
     }
     if mask is not None:
         arrays["mask"] = np.asarray(mask, np.float32)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
+    with atomic_output(path) as part, open(part, "wb") as fh:
         np.savez(fh, **arrays)
-    return path
+    return Path(path)
 
 
 def read_settings(npz) -> dict:
@@ -106,9 +116,7 @@ def read_settings(npz) -> dict:
 def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Path:
     """Per-frame CSV: ``frame,time_s,win_length_samples,win_length_ms,peak_hz,peak_db`` from the
     arrays ``frame``, ``time``, ``theta``, ``peak_hz``, ``peak_db`` of ``columns``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
+    with atomic_output(path) as part, open(part, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["frame", "time_s", "win_length_samples", "win_length_ms", "peak_hz", "peak_db"])
         for n, t, w, f, db in zip(
@@ -122,7 +130,7 @@ def write_frames_csv(path: str | Path, columns: dict, sample_rate: float) -> Pat
             out.writerow(
                 [int(n), f"{t:.6f}", f"{w:.3f}", f"{1000 * w / sample_rate:.4f}", f"{f:.4f}", f"{db:.2f}"]
             )
-    return path
+    return Path(path)
 
 
 def write_spectrum_csv(
@@ -135,24 +143,37 @@ def write_spectrum_csv(
     normalization: str = "l1",
 ) -> Path:
     """The levels (dB re a full-scale sine) of frames ``spec`` [F, M] as a CSV (module docstring)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scale = db_scale(normalization, n_fft, theta)[:, None]
     db = 20 * np.log10(np.maximum(np.abs(spec) * scale, 1e-12))
     table = np.column_stack([np.asarray(time, np.float64), np.asarray(theta, np.float64), db])
     header = ",".join(["time_s", "win_length_samples", *(f"{f:.3f}" for f in freq)])
     fmt = ["%.6f", "%.3f"] + ["%.2f"] * db.shape[1]
-    np.savetxt(path, table, fmt=fmt, delimiter=",", header=header, comments="")
-    return path
+    with atomic_output(path) as part:
+        np.savetxt(part, table, fmt=fmt, delimiter=",", header=header, comments="")
+    return Path(path)
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8 at ``path``, whole or not at all (a label that cannot be encoded, such as
+    a lone surrogate, leaves the old file)."""
+    with atomic_output(path) as part:
+        part.write_text(text, encoding="utf-8")
+
+
+def label_text(label: str) -> str:
+    """``label`` with each tab and line break (CR, LF, CRLF and the other Unicode line boundaries)
+    replaced by one space: the label files have no quoting, so these would split its row."""
+    return " ".join(re.split(r"\r\n|[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]", label))
 
 
 def write_audacity_labels(path: str | Path, regions: list[Region]) -> Path:
     """An Audacity label track with spectral selections (see the module docstring)."""
     lines = []
     for r in regions:
-        lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{r.label}")
-        lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines.append(f"{r.t0:.6f}\t{r.t1:.6f}\t{label_text(r.label)}")
+        if not math.isinf(r.f1):  # a time-only label, as Audacity writes one
+            lines.append(f"\\\t{r.f0:.6f}\t{r.f1:.6f}")
+    _write_text(path, "\n".join(lines) + "\n")
     return Path(path)
 
 
@@ -181,15 +202,17 @@ def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
     """A Raven selection table (see the module docstring)."""
     rows = ["\t".join(RAVEN_HEADER)]
     for i, r in enumerate(regions, 1):
-        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{r.label}")
-    Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        text = label_text(r.label)
+        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{text}")
+    _write_text(path, "\n".join(rows) + "\n")
     return Path(path)
 
 
 def read_raven_table(path: str | Path) -> list[Region]:
     """The selections of a Raven selection table (columns found by their header names)."""
     with open(path, newline="", encoding="utf-8") as fh:
-        table = list(csv.DictReader(fh, delimiter="\t"))
+        # Raven does not quote: a field that starts with '"' is text like any other.
+        table = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     regions = []
     for no, row in enumerate(table, 2):
         try:

@@ -94,11 +94,13 @@ def instantaneous_frequency(c0, c1, m, hop: int, n_fft: int, sample_rate: float)
     """Frequency (Hz) at bin(s) ``m`` from the complex values ``c0``, ``c1`` of that bin in two
     frames taken ``hop`` samples apart (phase referenced to the frame start): the phase advance
     beyond the bin's own, wrapped to (-π, π], turned into a frequency offset (module docstring).
-    Scalars or arrays of one shape."""
+    NaN where ``c0`` or ``c1`` is 0 (digital silence: no phase, so no frequency). Scalars or arrays
+    of one shape."""
     m = np.asarray(m, dtype=np.float64)
     advance = np.angle(c1) - np.angle(c0) - 2 * np.pi * m * hop / n_fft
     advance = (advance + np.pi) % (2 * np.pi) - np.pi
-    return (m + advance * n_fft / (2 * np.pi * hop)) * (sample_rate / n_fft)
+    f = (m + advance * n_fft / (2 * np.pi * hop)) * (sample_rate / n_fft)
+    return np.where((np.asarray(c0) == 0) | (np.asarray(c1) == 0), np.nan, f)
 
 
 def cos2_window(theta: float, n_fft: int) -> np.ndarray:
@@ -140,6 +142,7 @@ def peak_frequency(
 ) -> tuple[float, float]:
     """The refined frequency (Hz) and level (dB re a full-scale sine) of the loudest spectral peak
     near ``freq``, from the phase-derivative instantaneous frequency (see the module docstring).
+    Where the frames are digital silence there is no peak: (NaN, -240 dB).
 
     Args:
         x: the signal (1-D, float).
@@ -167,6 +170,6 @@ def peak_frequency(
     hi = int(np.clip(math.ceil((freq + reach) / df), lo, len(s0) - 1))
     m = lo + int(np.argmax(np.abs(s0[lo : hi + 1])))
     refined = float(instantaneous_frequency(s0[m], s1[m], m, hop, n_fft, sample_rate))
-    gain = float(scalloping(theta, n_fft, refined / df - m))
+    gain = float(scalloping(theta, n_fft, refined / df - m)) if math.isfinite(refined) else 1.0
     level = 20 * math.log10(max(abs(s0[m]) * 4.0 / n_fft / max(gain, 1e-6), 1e-12))
     return float(refined), level

@@ -84,7 +84,10 @@ class Excerpt:
         return np.arange(self.n_bins) * (self.sample_rate / self.n_fft)
 
     def frame_range(self, t0: float, t1: float) -> tuple[int, int]:
-        """Frames n0 .. n1 (end excluded) whose centres lie in [t0, t1] s, within the excerpt."""
+        """Frames n0 .. n1 (end excluded) whose centres lie in [t0, t1] s, within the excerpt; t0 and
+        t1 must be finite."""
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise ValueError(f"the region's times must be finite seconds, got {t0!r}..{t1!r}")
         per = self.sample_rate / self.hop
         lo = max(math.ceil((t0 - self.time0) * per - 1e-9), self.first_frame)
         hi = min(math.floor((t1 - self.time0) * per + 1e-9) + 1, self.first_frame + len(self.theta))
@@ -222,6 +225,12 @@ def resynthesize(
 
 
 def _band(ex: Excerpt, r: Region) -> tuple[int, int]:
+    """Bins lo .. hi (end excluded) of the band f0 .. f1 of ``r`` (normalized): those whose centre lies
+    in it, or the one at or above f0 when none does. The band must reach into 0 .. Nyquist: a band
+    wholly outside holds nothing to measure (the nearest bin's reading would be its leak)."""
+    nyquist = ex.sample_rate / 2
+    if math.isnan(r.f0) or math.isnan(r.f1) or r.f1 < 0 or r.f0 > nyquist:
+        raise ValueError(f"the region's band {r.f0:g}..{r.f1:g} Hz must overlap 0..{nyquist:g} Hz")
     f = ex.frequencies()
     lo = int(np.searchsorted(f, r.f0, side="left"))
     hi = int(np.searchsorted(f, r.f1, side="right"))
@@ -232,7 +241,14 @@ def frame_peaks(ex: Excerpt, region: Region) -> dict:
     """Per frame of ``region``: ``frame`` index, ``time`` (s), ``theta`` (samples), the loudest bin's
     refined ``peak_hz`` (phase-derivative, see :mod:`rtdstft.pitch`) and ``peak_db`` (dB re a
     full-scale sine, corrected for scalloping), restricted to the region's band. Arrays of equal
-    length."""
+    length.
+
+    ``peak_hz`` of frame n is the mean of the instantaneous frequencies over the hops n-1 → n and
+    n → n+1 (at frame n's loudest bin): each is the frequency half a hop before or after frame n's
+    centre, so their mean is centred on it (exact for a linear chirp); at the excerpt's ends, or
+    next to a silent frame, the one hop there is; with no hop (a one-frame excerpt), the bin's
+    frequency. NaN for a frame of digital silence (its ``peak_db`` is -240).
+    """
     return _frame_peaks(ex, region.normalized())[0]
 
 
@@ -241,19 +257,34 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
     n0, n1 = ex.frame_range(r.t0, r.t1)
     if n1 <= n0:
         raise ValueError(f"the region {r.t0:.3f}..{r.t1:.3f} s holds no analysed frame")
-    last = ex.first_frame + len(ex.theta)
-    spec = frames(ex, n0, min(n1 + 1, last))  # one more frame for the last phase advance
+    first, last = ex.first_frame, ex.first_frame + len(ex.theta)
+    a0 = max(n0 - 1, first)  # one frame either side, for the phase advances into and out of each
+    spec = frames(ex, a0, min(n1 + 1, last))
     k = n1 - n0
+    own = spec[n0 - a0 : n0 - a0 + k]
     lo, hi = _band(ex, r)
-    mag = np.abs(spec[:k, lo:hi])
+    mag = np.abs(own[:, lo:hi])
     bins = lo + np.argmax(mag, axis=1)
-    i = np.arange(k)
-    j = np.where(i + 1 < len(spec), i + 1, i - 1)  # the excerpt's last frame looks back
-    a, b = np.minimum(i, j), np.maximum(i, j)
-    peak_hz = instantaneous_frequency(spec[a, bins], spec[b, bins], bins, ex.hop, ex.n_fft, ex.sample_rate)
-    theta = np.asarray(ex.theta[n0 - ex.first_frame : n1 - ex.first_frame], np.float32)
-    gain = scalloping(theta, ex.n_fft, peak_hz / (ex.sample_rate / ex.n_fft) - bins)
-    peak = mag[i, bins - lo] / np.maximum(gain, 1e-6)
+    i = np.arange(k) + (n0 - a0)  # the region's frames, as rows of spec
+    total = np.zeros(k)
+    count = np.zeros(k)
+    for a, b in ((i - 1, i), (i, i + 1)):  # the hops into and out of each frame
+        ok = (a >= 0) & (b < len(spec))
+        f = instantaneous_frequency(
+            spec[a[ok], bins[ok]], spec[b[ok], bins[ok]], bins[ok], ex.hop, ex.n_fft, ex.sample_rate
+        )
+        has = np.isfinite(f)  # NaN: a silent frame at either end of the hop
+        total[np.flatnonzero(ok)[has]] += f[has]
+        count[np.flatnonzero(ok)[has]] += 1
+    # No hop (a one-frame excerpt): the bin's own frequency, unless the frame is silent.
+    loud = mag[np.arange(k), bins - lo] > 0
+    peak_hz = np.where(
+        count > 0, total / np.maximum(count, 1), np.where(loud, bins * ex.frequencies()[1], np.nan)
+    )
+    theta = np.asarray(ex.theta[n0 - first : n1 - first], np.float32)
+    offset = np.nan_to_num(peak_hz / (ex.sample_rate / ex.n_fft) - bins)  # none: silent, level -240
+    gain = scalloping(theta, ex.n_fft, offset)
+    peak = mag[np.arange(k), bins - lo] / np.maximum(gain, 1e-6)
     columns = {
         "frame": np.arange(n0, n1),
         "time": ex.frame_time(np.arange(n0, n1)),
@@ -261,7 +292,7 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
         "peak_hz": peak_hz,
         "peak_db": 20 * np.log10(np.maximum(peak * db_scale(ex.normalization, ex.n_fft, theta), 1e-12)),
     }
-    return columns, spec[:k]
+    return columns, own
 
 
 def measure(ex: Excerpt, region: Region) -> dict:

@@ -21,7 +21,7 @@ from rtdstft.export import (
     write_raven_table,
 )
 from rtdstft.pitch import from_axis, hz_to_mel, mel_to_hz, note, peak_frequency, to_axis
-from rtdstft.selection import Excerpt, Region, frames, mask, measure, resynthesize
+from rtdstft.selection import Excerpt, Region, frame_peaks, frames, mask, measure, resynthesize
 
 SR = 16000
 N, H = 1024, 128
@@ -212,3 +212,115 @@ def test_raven_table_round_trip(tmp_path):
     assert tuple(rows[0]) == RAVEN_HEADER
     assert rows[1][:3] == ["1", "Spectrogram 1", "1"]
     assert read_raven_table(path) == REGIONS
+
+
+def test_audacity_time_only_label_has_no_frequency_line(tmp_path):
+    """A label without a band (what a plain label line reads as: 0 .. inf Hz) is written as Audacity
+    writes one, with no '\\' line (Audacity cannot read 'inf' there), and reads back the same."""
+    regions = [Region(1.0, 2.0, 0.0, float("inf"), "no band"), Region(3.0, 4.0, 100.0, 200.0, "band")]
+    path = write_audacity_labels(tmp_path / "labels.txt", regions)
+    assert path.read_text().splitlines() == [
+        "1.000000\t2.000000\tno band",
+        "3.000000\t4.000000\tband",
+        "\\\t100.000000\t200.000000",
+    ]
+    assert read_audacity_labels(path) == regions
+
+
+@pytest.mark.parametrize("fmt", ["audacity", "raven"])
+def test_label_text_survives_the_label_files(tmp_path, fmt):
+    """Labels with tabs and line breaks keep their rows (the breaks become spaces); quotes and
+    non-ASCII text come back as written."""
+    write, read = {
+        "audacity": (write_audacity_labels, read_audacity_labels),
+        "raven": (write_raven_table, read_raven_table),
+    }[fmt]
+    labels = ["a\tb", "line1\nline2\r\nline3", '"quoted"', 'say "hi"', "héllo ñ 鳥", "x\u2028y"]
+    regions = [Region(i, i + 0.5, 100.0, 200.0 + i, text) for i, text in enumerate(labels)]
+    back = read(write(tmp_path / "labels.txt", regions))
+    expected = ["a b", "line1 line2 line3", '"quoted"', 'say "hi"', "héllo ñ 鳥", "x y"]
+    assert back == [Region(r.t0, r.t1, r.f0, r.f1, text) for r, text in zip(regions, expected, strict=True)]
+
+
+@pytest.mark.parametrize(
+    "region, match",
+    [
+        (Region(0.2, 0.5, 9000, 12000), "band"),  # above Nyquist (8 kHz)
+        (Region(0.2, 0.5, -500, -100), "band"),  # below 0 Hz
+        (Region(0.2, 0.5, 100, float("nan")), "band"),
+        (Region(0.2, float("nan"), 100, 200), "times"),
+        (Region(0.2, float("inf"), 100, 200), "times"),
+    ],
+)
+def test_measure_refuses_a_region_with_nothing_to_measure(streamed, region, match):
+    """A band wholly outside 0 .. Nyquist or a time that is not a number is a ValueError, not a
+    reading of the nearest bin (a 'peak' above Nyquist at -190 dB)."""
+    ex, _ = streamed
+    with pytest.raises(ValueError, match=match):
+        measure(ex, region)
+    with pytest.raises(ValueError, match=match):
+        frame_peaks(ex, region)
+
+
+def test_measure_at_the_band_limits(streamed):
+    """A band reaching past Nyquist or below 0 Hz measures the part inside."""
+    ex, _ = streamed
+    assert abs(measure(ex, Region(0.2, 0.7, 2800, 20000))["peak_hz"] - 3000) < 0.5
+    assert abs(measure(ex, Region(0.2, 0.7, -100, 1200))["peak_hz"] - 1000) < 0.5
+
+
+def test_frame_peaks_follow_a_chirp_at_the_frame_centres():
+    """The refined peak of each frame is the chirp's frequency at that frame's centre, not half a
+    hop later (one phase advance n -> n+1 reads the frequency at (n + 1/2)·H: 8 Hz off here)."""
+    rate = 2000.0  # Hz/s: 1 kHz -> 3 kHz over the second
+    t = np.arange(SR) / SR
+    x = (0.1 * np.sin(2 * np.pi * (1000 * t + rate / 2 * t**2))).astype(np.float32)
+    ex = Excerpt(x, 0, np.full(1 + SR // H, 512, np.float32), 0, SR, N, H)
+    cols = frame_peaks(ex, Region(0.1, 0.9, 0, SR / 2))
+    err = cols["peak_hz"] - (1000 + rate * cols["time"])
+    assert np.median(np.abs(err)) < 1.5, np.median(np.abs(err))  # was 7.0 (rate·H / 2sr = 8 Hz)
+    assert np.max(np.abs(err)) < 3.0
+
+
+def test_digital_silence_has_no_peak_frequency():
+    """Zeros have no phase, so no refined frequency: NaN (at -240 dB), not a bin's frequency shifted
+    by a meaningless phase advance (which the readout named as a note)."""
+    x = np.zeros(SR, np.float32)
+    hz, db = peak_frequency(x, 8000, 1000.0, SR, N, H, 512.0)
+    assert np.isnan(hz) and db == pytest.approx(-240.0)
+    # Half a second of silence, then a tone: the silent frames read NaN, the tone's its frequency.
+    x[SR // 2 :] = 0.1 * np.sin(2 * np.pi * 1000 * np.arange(SR // 2) / SR)
+    ex = Excerpt(x, 0, np.full(1 + SR // H, 512, np.float32), 0, SR, N, H)
+    cols = frame_peaks(ex, Region(0.0, 1.0, 0, SR / 2))
+    silent = cols["time"] < 0.5 - N / 2 / SR  # windows that reach no tone sample
+    assert silent.sum() > 10 and np.all(np.isnan(cols["peak_hz"][silent]))
+    assert np.all(cols["peak_db"][silent] == pytest.approx(-240.0))
+    assert np.all(np.abs(cols["peak_hz"][cols["time"] > 0.55] - 1000) < 0.5)
+    m = measure(ex, Region(0.0, 0.4, 0, SR / 2))
+    assert np.isnan(m["peak_hz"]) and m["peak_db"] == pytest.approx(-240.0)
+    assert abs(measure(ex, Region(0.2, 0.8, 500, 1500))["peak_hz"] - 1000) < 0.5
+
+
+def test_a_failed_export_leaves_the_old_file(tmp_path):
+    """Every writer is whole-or-absent: a write that fails half-way (columns of unequal length, a
+    label UTF-8 cannot encode) leaves the file that was there, and no temporary file."""
+    old = "the previous export\n"
+    bad_columns = {
+        "frame": [0, 1],
+        "time": [0.0, 0.1],
+        "theta": [512.0],
+        "peak_hz": [1.0, 2.0],
+        "peak_db": [0, 0],
+    }
+    writes = {
+        "frames.csv": lambda p: write_frames_csv(p, bad_columns, SR),
+        "labels.txt": lambda p: write_audacity_labels(p, [*REGIONS, Region(0, 1, 0, 100, "bad \ud800")]),
+        "table.txt": lambda p: write_raven_table(p, [*REGIONS, Region(0, 1, 0, 100, "bad \ud800")]),
+    }
+    for name, write in writes.items():
+        path = tmp_path / name
+        path.write_text(old)
+        with pytest.raises((ValueError, UnicodeError)):
+            write(path)
+        assert path.read_text() == old, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(writes)
