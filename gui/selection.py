@@ -250,9 +250,11 @@ class SelectionPanel(QtWidgets.QGroupBox):
             self.set_region(self.regions[row])
 
     def save_labels(self, path: str | Path, raven: bool = False) -> Path:
-        """The list as an Audacity label track, or a Raven selection table (``raven``)."""
-        write = export.write_raven_table if raven else export.write_audacity_labels
-        return write(path, self.regions)
+        """The list as an Audacity label track, or a Raven selection table (``raven``; a time-only
+        label, loaded from an Audacity track, reaches up to the recording's Nyquist frequency)."""
+        if raven:
+            return export.write_raven_table(path, self.regions, nyquist=self._history().sample_rate / 2)
+        return export.write_audacity_labels(path, self.regions)
 
     def load_labels(self, path: str | Path) -> list[Region]:
         """Replace the list by the labels of an Audacity label track or a Raven selection table

@@ -24,7 +24,8 @@ Label files (a list of :class:`~rtdstft.selection.Region`):
   time-only selection (upper frequency inf, what a label without that line reads as) gets no such
   line.
 - Raven selection table (``.txt``, tab-separated, one header line): ``Selection, View, Channel,
-  Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``.
+  Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Annotation``; a time-only selection
+  reaches up to the Nyquist frequency the writer is given (Raven reads numbers only).
 
 Every writer is whole-or-absent (:func:`rtdstft.atomic.atomic_output`): a write that fails leaves
 the file as it was before, never a partial or empty one.
@@ -198,12 +199,28 @@ def read_audacity_labels(path: str | Path) -> list[Region]:
     return regions
 
 
-def write_raven_table(path: str | Path, regions: list[Region]) -> Path:
-    """A Raven selection table (see the module docstring)."""
+def write_raven_table(path: str | Path, regions: list[Region], nyquist: float | None = None) -> Path:
+    """A Raven selection table (see the module docstring).
+
+    Raven's High Freq (Hz) is a number, so a selection without an upper frequency (inf: a time-only
+    label, as read from an Audacity label line without a band) is written up to ``nyquist`` (Hz,
+    the recording's sample rate / 2): the whole band, as Raven draws a time-only selection. Raises
+    ValueError naming ``nyquist`` when such a selection comes without it (nothing is written).
+    """
+    if nyquist is not None and not (math.isfinite(nyquist) and nyquist > 0):
+        raise ValueError(f"nyquist must be a finite frequency > 0 (Hz, sample rate / 2), got {nyquist!r}")
     rows = ["\t".join(RAVEN_HEADER)]
     for i, r in enumerate(regions, 1):
         text = label_text(r.label)
-        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{r.f1:.3f}\t{text}")
+        f1 = r.f1
+        if math.isinf(f1):
+            if nyquist is None:
+                raise ValueError(
+                    f"selection {i} ({text!r}) has no upper frequency (inf), which Raven cannot read: "
+                    "give nyquist (Hz, the recording's sample rate / 2)"
+                )
+            f1 = nyquist
+        rows.append(f"{i}\tSpectrogram 1\t1\t{r.t0:.6f}\t{r.t1:.6f}\t{r.f0:.3f}\t{f1:.3f}\t{text}")
     _write_text(path, "\n".join(rows) + "\n")
     return Path(path)
 

@@ -239,6 +239,13 @@ def test_kept_selections_save_and_load_as_label_files(qtbot, replayed, tmp_path)
     sel.list.setCurrentRow(1)  # picking a kept one makes it the selection, measured
     qtbot.waitUntil(lambda: bool(sel.measurement), timeout=5000)
     assert sel.region == kept[1] and abs(sel.measurement["peak_hz"] - 3000) < 0.5
+    # An Audacity label without a band saved as a Raven table reaches the recording's Nyquist
+    # frequency: Raven's High Freq column takes numbers, not 'inf'.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("1.0\t2.0\tno band\n")
+    sel.load_labels(plain)
+    row = sel.save_labels(tmp_path / "plain.selections.txt", raven=True).read_text().splitlines()[1]
+    assert float(row.split("\t")[6]) == sel._history().sample_rate / 2
 
 
 def test_view_export_has_the_layout_of_analyze_npz(qtbot, replayed, tmp_path, tones_wav, monkeypatch):

@@ -214,6 +214,23 @@ def test_raven_table_round_trip(tmp_path):
     assert read_raven_table(path) == REGIONS
 
 
+def test_raven_time_only_selection_reaches_nyquist_never_inf(tmp_path):
+    """Raven's High Freq column is a number: a time-only selection (inf, from an Audacity label
+    without a band) is written up to the Nyquist frequency given, and refused without one."""
+    regions = [Region(1.0, 2.0, 0.0, float("inf"), "no band"), Region(3.0, 4.0, 100.0, 200.0, "band")]
+    path = write_raven_table(tmp_path / "table.txt", regions, nyquist=8000.0)
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    assert [r[6] for r in rows[1:]] == ["8000.000", "200.000"]
+    assert "inf" not in path.read_text()
+    assert read_raven_table(path) == [Region(1.0, 2.0, 0.0, 8000.0, "no band"), regions[1]]
+    with pytest.raises(ValueError, match="nyquist"):
+        write_raven_table(tmp_path / "none.txt", regions)
+    assert not (tmp_path / "none.txt").exists()
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="nyquist must be a finite frequency > 0"):
+            write_raven_table(tmp_path / "bad.txt", regions, nyquist=bad)
+
+
 def test_audacity_time_only_label_has_no_frequency_line(tmp_path):
     """A label without a band (what a plain label line reads as: 0 .. inf Hz) is written as Audacity
     writes one, with no '\\' line (Audacity cannot read 'inf' there), and reads back the same."""
