@@ -331,9 +331,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def toggle_record(self) -> None:
         recording = not bool(self.stats.recording)
-        self.worker.set_recording(str(self.recordings_dir) if recording else None)
+        self.worker.set_recording(str(self.recordings_dir) if recording else None, self._on_recording)
         self.stats.recording = "…" if recording else ""
         self.record_action.setChecked(recording)
+
+    def _on_recording(self, path, error: Exception | None) -> None:
+        """The worker has started (``path``) or ended (None) the recording, or could not start it
+        (``error``): the button shows what it did, not what was asked."""
+        self.stats.recording = str(path) if path is not None else ""
+        self.record_action.setChecked(path is not None)
+        if error is not None:
+            self._say(f"record: {error}")
 
     # -- export -----------------------------------------------------------------------------------
 

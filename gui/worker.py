@@ -226,9 +226,17 @@ class EngineWorker(QtCore.QThread):
         """Play ``what`` ("resynthesis" | "raw") to output ``device``; ``what=None`` stops."""
         self.post(lambda: self._set_monitor(device, what))
 
-    def set_recording(self, folder: str | None) -> None:
-        """Record the raw input to a timestamped WAV in ``folder``; None stops."""
-        self.post(lambda: self._set_recording(folder))
+    def set_recording(
+        self, folder: str | None, done: Callable[[object, Exception | None], None] | None = None
+    ) -> None:
+        """Record the raw input to a timestamped WAV in ``folder``; None stops. ``done(path,
+        error)``, if given, is then called in the GUI thread with the file now being written
+        (None when not recording) or with why it could not start (no source, an unwritable
+        folder); without ``done`` that reason comes as a :attr:`message`."""
+        if done is None:
+            self.post(lambda: self._set_recording(folder))
+        else:
+            self.submit(lambda wk: wk._set_recording(folder), done)
 
     def play(self, make: Callable[[], np.ndarray], sample_rate: float, device: int | str | None) -> None:
         """Compute ``make()`` (mono float32 samples, e.g. a selection's resynthesis) in the engine
@@ -627,14 +635,17 @@ class EngineWorker(QtCore.QThread):
         timestamped WAV there, at the source's rate. Returns the file being written (or None).
 
         Raises:
+            ValueError: a ``folder`` but no source to record.
             AudioFileError: the file cannot be created.
         """
         if self.recorder is not None:
             self.recorder.close()
             self.message.emit("info", f"recorded {self.recorder.duration:.1f} s to {self.recorder.path}")
             self.recorder = None
-        if folder is None or self.source is None:
+        if folder is None:
             return None
+        if self.source is None:
+            raise ValueError("nothing to record: open a file or an input first")
         path = audio.timestamped_path(Path(folder))
         self.recorder = audio.Recorder(path, int(round(self.source.sample_rate)))
         self._record_folder = folder

@@ -72,3 +72,26 @@ def test_a_recording_never_mixes_two_sources_rates(qtbot, window, tmp_path):
     assert sorted(recordings) == [8000, 16000]
     assert 0.45 < np.max(np.abs(recordings[16000])) < 0.55  # the 16 kHz tone alone
     assert 0.05 < np.max(np.abs(recordings[8000])) < 0.15  # the 8 kHz tone alone
+
+
+def test_record_without_a_source_says_so_and_unchecks(qtbot, window):
+    """Ctrl+R when nothing is playing (the input was lost, no file opened): nothing can be
+    recorded, and the button must not claim otherwise."""
+    w = window
+    assert worker_state(w, "source") is None
+    w.toggle_record()
+    qtbot.waitUntil(lambda: "record" in w.banner.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not w.record_action.isChecked(), timeout=WAIT_MS)
+    assert not w.stats.recording
+
+
+def test_record_to_an_unwritable_folder_says_so_and_unchecks(qtbot, window, tmp_path):
+    w = window
+    w.open_file(tone(tmp_path / "a.wav", 16000, 30.0, 0.5))
+    qtbot.waitUntil(lambda: worker_state(w, "kind") == "file", timeout=WAIT_MS)
+    (tmp_path / "a-file").write_text("not a folder")
+    w.recordings_dir = tmp_path / "a-file" / "recordings"
+    w.toggle_record()
+    qtbot.waitUntil(lambda: "cannot create" in w.banner.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not w.record_action.isChecked(), timeout=WAIT_MS)
+    assert worker_state(w, "recorder") is None and not w.stats.recording
