@@ -169,7 +169,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.seek.setRange(0, 1000)
         self.seek.setMinimumWidth(220)
         self.seek.setToolTip("Position in the file")
-        self.seek.sliderReleased.connect(self._on_seek)
+        self.seek.sliderReleased.connect(self._on_seek)  # a drag seeks once, where it ends
+        # A click on the groove or a key moves the slider without a drag: that seeks too.
+        self.seek.valueChanged.connect(lambda: None if self.seek.isSliderDown() else self._on_seek())
         bar.addWidget(self.seek)
         self.position = QtWidgets.QLabel("0:00.0 / 0:00.0")
         self.position.setMinimumWidth(110)

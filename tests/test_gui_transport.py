@@ -14,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
+from PyQt6 import QtCore  # noqa: E402
 from rtdstft_gui.window import MainWindow  # noqa: E402
 
 WAIT_MS = 20000
@@ -95,3 +96,32 @@ def test_record_to_an_unwritable_folder_says_so_and_unchecks(qtbot, window, tmp_
     qtbot.waitUntil(lambda: "cannot create" in w.banner.text(), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not w.record_action.isChecked(), timeout=WAIT_MS)
     assert worker_state(w, "recorder") is None and not w.stats.recording
+
+
+def test_the_seek_bar_seeks_by_click_and_keys_not_only_by_drag(qtbot, window, tmp_path):
+    """A click on the seek bar's groove (a page step) and its keys (End, Home, arrows) move the
+    slider; the replay must go where the slider says, as after a drag."""
+    w = window
+    w.open_file(tone(tmp_path / "long.wav", 16000, 30.0, 0.5))
+    qtbot.waitUntil(lambda: worker_state(w, "kind") == "file" and w.stats.duration > 0, timeout=WAIT_MS)
+    w.worker.set_playing(False)  # paused: the position moves only by seeking
+    qtbot.waitUntil(lambda: not worker_state(w, "playing") and not w.stats.playing, timeout=WAIT_MS)
+    frames = worker_state(w, "source").frames
+
+    def position() -> int:
+        return w.worker.call(lambda wk: wk.source.tell())
+
+    w.seek.setFocus()
+    qtbot.keyClick(w.seek, QtCore.Qt.Key.Key_End)
+    assert w.seek.value() == w.seek.maximum()
+    qtbot.waitUntil(lambda: position() == frames, timeout=WAIT_MS)
+    qtbot.keyClick(w.seek, QtCore.Qt.Key.Key_Home)
+    qtbot.waitUntil(lambda: position() == 0, timeout=WAIT_MS)
+    # A click on the groove right of the handle: a page step forward.
+    groove = w.seek.rect()
+    qtbot.mouseClick(
+        w.seek, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(groove.right() - 5, groove.center().y())
+    )
+    value = w.seek.value()
+    assert value > 0
+    qtbot.waitUntil(lambda: abs(position() - value / 1000 * frames) <= 1, timeout=WAIT_MS)
