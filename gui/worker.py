@@ -333,6 +333,8 @@ class EngineWorker(QtCore.QThread):
                 self.message.emit("error", str(exc))
             except EngineProcessError as exc:
                 self._restart_engine(exc)
+            except Exception as exc:  # noqa: BLE001 - a failing command must not end this thread
+                self.message.emit("error", f"{type(exc).__name__}: {exc}")
 
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
