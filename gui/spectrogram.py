@@ -381,6 +381,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.colorbar.setLevels(self.levels)
         if self.image is not None:
             self.image.set_levels(*self.levels)
+            self.refresh_history(force=True)  # looking back: that picture is drawn at these levels too
 
     def set_colormap(self, name: str) -> None:
         lookup_table(name)  # validates the name
@@ -391,6 +392,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.colorbar.setColorMap(pg.colormap.get(name))
         if self.image is not None:
             self.image.set_colormap(name)
+            self.refresh_history(force=True)  # looking back: that picture takes the image's colours
 
     @property
     def log(self) -> bool:
