@@ -327,7 +327,7 @@ def test_a_selection_export_or_play_that_fails_says_why_and_the_app_goes_on(qtbo
     hint. An exception out of a button's slot aborts a PyQt6 application (pytest-qt fails the
     test on it)."""
     first, second = tmp_path / "first.wav", tmp_path / "second.wav"
-    sf.write(first, tones(1.0), RATE, subtype="FLOAT")
+    sf.write(first, tones(3.0), RATE, subtype="FLOAT")
     sf.write(second, tones(30.0)[: 30 * RATE], RATE, subtype="FLOAT")
     w = MainWindow(
         settings_path=str(tmp_path / "settings.ini"),
@@ -336,10 +336,11 @@ def test_a_selection_export_or_play_that_fails_says_why_and_the_app_goes_on(qtbo
     )
     qtbot.addWidget(w)
     w.show()
+    w.speed.setCurrentIndex(w.speed.findData(4.0))
     w.open_file(first)
-    qtbot.waitUntil(lambda: w.history.frames > 1 + RATE // 2 // 256, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.history.frames > 1 + int(2.6 * RATE) // 256, timeout=WAIT_MS)
     sel = w.selection
-    sel.set_region(Region(0.1, 0.4, 500.0, 1500.0))
+    sel.set_region(Region(2.0, 2.3, 500.0, 1500.0))
     qtbot.waitUntil(lambda: sel.wav_button.isEnabled(), timeout=WAIT_MS)
     # An export into a "folder" that is a file.
     missing = tmp_path / "not-a-folder"
@@ -361,10 +362,15 @@ def test_a_selection_export_or_play_that_fails_says_why_and_the_app_goes_on(qtbo
     qtbot.mouseClick(sel.save_button, QtCore.Qt.MouseButton.LeftButton)
     assert len(warnings) == 1 and "not-a-folder" in warnings[0]
     # Another file: the history starts again and no longer holds the selection's frames.
+    # (At a quarter of real time, paused at once: it is seconds of the wall clock from 2.0 s.)
     resets = w.history._resets
+    w.speed.setCurrentIndex(w.speed.findData(0.25))
     w.open_file(second)
     qtbot.waitUntil(lambda: w.history._resets > resets and w.history.frames > 0, timeout=WAIT_MS)
     w.worker.set_playing(False)
+    qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing), timeout=WAIT_MS)
+    w.redraw()
+    assert w.history.time_span()[1] < 2.0
     target = str(tmp_path / "sel.wav")
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (target, "")))
     for button in (sel.wav_button, sel.play_button):
