@@ -301,5 +301,5 @@ class EditPanel(QtWidgets.QGroupBox):
         if path:
             try:
                 self.export(path, subtype)
-            except (OSError, ValueError) as exc:
+            except (OSError, RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
                 QtWidgets.QMessageBox.warning(self, "Cannot export", str(exc))

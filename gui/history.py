@@ -307,6 +307,23 @@ class History:
         out[has] = pool_max(data, lo[has] - a)
         return p, out
 
+    def last_frames(self, until: float, count: int, chunk: int = 2048):
+        """The held frames at stream times up to ``until`` (s), the newest ``count`` of them, as
+        the engine gave them to the view but from what is stored, oldest first, in parts of at
+        most ``chunk`` frames (bounded temporaries): each part (dB [k, n_fft/2+1] float32, each bin
+        the level of its stored row and column, i.e. quantised to DB_RANGE's 256 steps and the max
+        over the row's bins and the column's frames; θ [k] or [k, bands] (samples); stream time
+        [k] (s)). For a view that redraws its picture of the same stream."""
+        per = self.hop / self.sample_rate
+        b = min(self.frames, math.floor((until - self.time0) / per + 1e-6) + 1)
+        a = max(self.first_frame, b - max(int(count), 0))
+        for start in range(a, b, chunk):
+            n = np.arange(start, min(start + chunk, b))
+            codes = self.levels[0][(n // self.group) % self.col_cap]  # [k, rows]
+            db = code_to_db(np.repeat(codes, self.bin_pool, axis=1)[:, : self.n_fft // 2 + 1])
+            theta = self.theta[n % self.frame_cap]
+            yield db, (theta[:, 0] if self.bands == 1 else theta), self.time0 + n * per
+
     def band_of(self, freq: float) -> int:
         """The band (0 .. bands-1) holding frequency ``freq`` (Hz)."""
         return int(np.searchsorted(np.asarray(self.band_edges), freq, side="right"))

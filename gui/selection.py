@@ -172,7 +172,11 @@ class SelectionPanel(QtWidgets.QGroupBox):
         """Play the selection's resynthesis to the output device chosen in the device panel."""
         if self.region is None:
             return
-        ex, r = self._excerpt(), self.region
+        try:
+            ex, r = self._excerpt(), self.region
+        except ValueError as exc:  # its frames have left the history
+            self.hint.setText(str(exc))
+            return
         self._play(lambda: selection.resynthesize(ex, r), ex.sample_rate, self._device())
 
     # -- exports ----------------------------------------------------------------------------------
@@ -227,7 +231,10 @@ class SelectionPanel(QtWidgets.QGroupBox):
     def _dialog(self, filt: str, suffix: str, write: Callable) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection", f"selection{suffix}", filt)
         if path:
-            write(path)
+            try:
+                write(path)
+            except (OSError, RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
+                self.hint.setText(f"could not write {path}: {exc}")
 
     # -- the list ---------------------------------------------------------------------------------
 
@@ -269,7 +276,10 @@ class SelectionPanel(QtWidgets.QGroupBox):
     def _save_dialog(self) -> None:
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Save labels", "labels.txt", LABEL_FILTERS)
         if path:
-            self.save_labels(path, raven=chosen.startswith("Raven"))
+            try:
+                self.save_labels(path, raven=chosen.startswith("Raven"))
+            except OSError as exc:
+                QtWidgets.QMessageBox.warning(self, "Cannot save labels", str(exc))
 
     def _load_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load labels", "", LABEL_FILTERS)

@@ -336,7 +336,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     ) -> None:
         """Start an empty picture for a stream geometry (sample rate Hz, FFT size, hop samples, the
         engine's band edges in Hz when it has a θ per band) whose first frame will be at ``time0``
-        (s; default: where the last picture ended)."""
+        (s). Without ``time0`` the same stream is drawn again (a new span or size): the picture
+        is refilled from the attached history up to the newest column it showed, so that a
+        paused or finished replay does not go blank."""
+        keep = self._latest if time0 is None and self.image is not None and self.image.count else None
         if band_edges is not None:
             self.band_edges = tuple(band_edges)
         if time0 is not None:
@@ -355,6 +358,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self._set_yaxis()
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
+        h = self.history
+        same = h is not None and (h.sample_rate, h.n_fft, h.hop) == (self.sample_rate, self.n_fft, self.hop)
+        if keep is not None and same:
+            for part in h.last_frames(keep, frames):
+                self.append(*part)
         self.scroll_to(self.now)
         self.go_live()
 
@@ -381,6 +389,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.colorbar.setLevels(self.levels)
         if self.image is not None:
             self.image.set_levels(*self.levels)
+            self.refresh_history(force=True)  # looking back: that picture is drawn at these levels too
 
     def set_colormap(self, name: str) -> None:
         lookup_table(name)  # validates the name
@@ -391,6 +400,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.colorbar.setColorMap(pg.colormap.get(name))
         if self.image is not None:
             self.image.set_colormap(name)
+            self.refresh_history(force=True)  # looking back: that picture takes the image's colours
 
     @property
     def log(self) -> bool:

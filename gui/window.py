@@ -169,7 +169,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.seek.setRange(0, 1000)
         self.seek.setMinimumWidth(220)
         self.seek.setToolTip("Position in the file")
-        self.seek.sliderReleased.connect(self._on_seek)
+        self.seek.sliderReleased.connect(self._on_seek)  # a drag seeks once, where it ends
+        # A click on the groove or a key moves the slider without a drag: that seeks too.
+        self.seek.valueChanged.connect(lambda: None if self.seek.isSliderDown() else self._on_seek())
         bar.addWidget(self.seek)
         self.position = QtWidgets.QLabel("0:00.0 / 0:00.0")
         self.position.setMinimumWidth(110)
@@ -331,9 +333,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def toggle_record(self) -> None:
         recording = not bool(self.stats.recording)
-        self.worker.set_recording(str(self.recordings_dir) if recording else None)
+        self.worker.set_recording(str(self.recordings_dir) if recording else None, self._on_recording)
         self.stats.recording = "…" if recording else ""
         self.record_action.setChecked(recording)
+
+    def _on_recording(self, path, error: Exception | None) -> None:
+        """The worker has started (``path``) or ended (None) the recording, or could not start it
+        (``error``): the button shows what it did, not what was asked."""
+        self.stats.recording = str(path) if path is not None else ""
+        self.record_action.setChecked(path is not None)
+        if error is not None:
+            self._say(f"record: {error}")
 
     # -- export -----------------------------------------------------------------------------------
 

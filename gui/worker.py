@@ -162,6 +162,7 @@ class EngineWorker(QtCore.QThread):
         self.monitor_what = "resynthesis"
         self._monitor_to: tuple | None = None  # (device, what) asked for; reopened per source
         self.recorder = None
+        self._record_folder: str | None = None  # where the recording goes on after a change of source
         self.player = None  # the output stream of :meth:`play`, closed once it has played
         self._player_until = 0.0
         self._held: list[np.ndarray] = []  # microphone input waiting for the engine's next block
@@ -225,9 +226,17 @@ class EngineWorker(QtCore.QThread):
         """Play ``what`` ("resynthesis" | "raw") to output ``device``; ``what=None`` stops."""
         self.post(lambda: self._set_monitor(device, what))
 
-    def set_recording(self, folder: str | None) -> None:
-        """Record the raw input to a timestamped WAV in ``folder``; None stops."""
-        self.post(lambda: self._set_recording(folder))
+    def set_recording(
+        self, folder: str | None, done: Callable[[object, Exception | None], None] | None = None
+    ) -> None:
+        """Record the raw input to a timestamped WAV in ``folder``; None stops. ``done(path,
+        error)``, if given, is then called in the GUI thread with the file now being written
+        (None when not recording) or with why it could not start (no source, an unwritable
+        folder); without ``done`` that reason comes as a :attr:`message`."""
+        if done is None:
+            self.post(lambda: self._set_recording(folder))
+        else:
+            self.submit(lambda wk: wk._set_recording(folder), done)
 
     def play(self, make: Callable[[], np.ndarray], sample_rate: float, device: int | str | None) -> None:
         """Compute ``make()`` (mono float32 samples, e.g. a selection's resynthesis) in the engine
@@ -308,7 +317,6 @@ class EngineWorker(QtCore.QThread):
         finally:
             self._close_source()
             self._set_monitor(None, None)
-            self._set_recording(None)
             self._stop_player()
             if self._process is not None:
                 self._process.close()
@@ -325,6 +333,8 @@ class EngineWorker(QtCore.QThread):
                 self.message.emit("error", str(exc))
             except EngineProcessError as exc:
                 self._restart_engine(exc)
+            except Exception as exc:  # noqa: BLE001 - a failing command must not end this thread
+                self.message.emit("error", f"{type(exc).__name__}: {exc}")
 
     def _step(self) -> bool:
         """Take what is due from the source, transform it, hand the frames over. True if any."""
@@ -465,6 +475,8 @@ class EngineWorker(QtCore.QThread):
     # -- sources ----------------------------------------------------------------------------------
 
     def _close_source(self) -> None:
+        """Close the source; a recording of it ends with it (a recording holds one source)."""
+        self._set_recording(None)
         if self.source is not None:
             self.source.close()
         self.source, self.kind, self.playing = None, "", False
@@ -490,12 +502,19 @@ class EngineWorker(QtCore.QThread):
 
     def _use_source(self, source, kind: str, name: str) -> None:
         """Make an opened ``source`` the input: the old one closed, a new engine at the source's
-        rate (its settings suited to the rate if asked), the monitor reopened at that rate."""
+        rate (its settings suited to the rate if asked), the monitor reopened at that rate, and a
+        recording going on in a new file at that rate."""
+        recording = self._record_folder if self.recorder is not None else None
         self._close_source()
         self.source, self.kind = source, kind
         self._suit_rate(source.sample_rate)
         self._new_engine(source.sample_rate, 0.0)
         self._open_sink()
+        if recording is not None:
+            try:
+                self._set_recording(recording)
+            except (ValueError, audio.AudioFileError) as exc:  # the new source still plays
+                self.message.emit("error", f"record: {exc}")
         self.playing = True
         self.opened.emit(kind, name)
 
@@ -613,15 +632,26 @@ class EngineWorker(QtCore.QThread):
             self.player.close()
             self.player = None
 
-    def _set_recording(self, folder: str | None) -> None:
+    def _set_recording(self, folder: str | None) -> Path | None:
+        """End the recording, if any; then, with a ``folder``, record the source to a new
+        timestamped WAV there, at the source's rate. Returns the file being written (or None).
+
+        Raises:
+            ValueError: a ``folder`` but no source to record.
+            AudioFileError: the file cannot be created.
+        """
         if self.recorder is not None:
             self.recorder.close()
             self.message.emit("info", f"recorded {self.recorder.duration:.1f} s to {self.recorder.path}")
             self.recorder = None
-        if folder is None or self.source is None:
-            return
+        if folder is None:
+            return None
+        if self.source is None:
+            raise ValueError("nothing to record: open a file or an input first")
         path = audio.timestamped_path(Path(folder))
         self.recorder = audio.Recorder(path, int(round(self.source.sample_rate)))
+        self._record_folder = folder
+        return path
 
     # -- status -----------------------------------------------------------------------------------
 

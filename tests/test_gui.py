@@ -336,8 +336,9 @@ def test_transport_pause_seek_speed_loop(qtbot, make_window, scene_wav):
     qtbot.waitUntil(lambda: w.stats.playing and w.stats.position > paused_at + 0.05, timeout=WAIT_MS)
     # The seek slider: release at 2/3 of the file; the analysis goes on from there, after what
     # came before (kept, with a mark where the file jumped).
+    w.seek.setSliderDown(True)  # a drag: the value follows the held handle, no seek yet
     w.seek.setValue(667)
-    w.seek.sliderReleased.emit()
+    w.seek.setSliderDown(False)  # released (sliderReleased): one seek
     qtbot.waitUntil(lambda: len(w.history.marks) == 2, timeout=WAIT_MS)
     jump, to = w.history.marks[1]
     assert to == pytest.approx(0.667 * w.stats.duration, abs=0.01) and w.history.first_frame == 0

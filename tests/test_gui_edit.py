@@ -186,3 +186,39 @@ def test_the_picture_and_the_edit_share_their_frames(window):
     np.testing.assert_array_equal(h.theta[: h.frames, 0], theta)
     # The stereo file's edit takes that θ, of the mix on screen, for both channels.
     np.testing.assert_array_equal(w.edit._analysed()[4], theta)
+
+
+def test_edits_of_a_deleted_file_say_why_and_the_engine_goes_on(qtbot, tmp_path, monkeypatch):
+    """The replayed file is deleted (its replay goes on from the open handle); the edit panel
+    then reads it again for a preview or an export. Both must fail with a message, not take the
+    engine thread down (a preview's samples are made there: an exception other than the ones it
+    expected ended the thread, and the picture froze for good) nor abort the application."""
+    from PyQt6 import QtWidgets
+
+    path = tmp_path / "gone.wav"
+    sf.write(path, np.tile(signal(), 10), RATE, subtype="PCM_16")
+    w = MainWindow(
+        settings_path=str(tmp_path / "s.ini"),
+        recordings_dir=str(tmp_path / "rec"),
+        overrides={"n_fft": 1024, "hop_length": 128, "bands": 1},
+    )
+    qtbot.addWidget(w)
+    w.show()
+    w.open_file(path)
+    qtbot.waitUntil(lambda: w.history.frames > 1 + RATE // 128, timeout=WAIT_MS)
+    w.selection.set_region(Region(0.2, 0.6, 500.0, 2000.0))
+    path.unlink()
+    warnings = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", staticmethod(lambda *a: warnings.append(a[-1])))
+    click(w.edit.preview_button)
+    qtbot.waitUntil(lambda: "gone.wav" in w.banner.text(), timeout=WAIT_MS)
+    assert w.worker.isRunning() and w.worker.call(lambda wk: wk.kind) == "file"
+    frames = w.history.frames
+    qtbot.waitUntil(lambda: w.history.frames > frames, timeout=WAIT_MS)  # the analysis goes on
+    click(w.edit.apply_button)
+    out = str(tmp_path / "edited.wav")
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (out, "")))
+    click(w.edit.export_button)
+    assert len(warnings) == 1 and "gone.wav" in warnings[0]
+    assert w.worker.call(lambda wk: wk.kind) == "file"
+    w.close()

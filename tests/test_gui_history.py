@@ -279,3 +279,64 @@ def test_columns_and_pyramid_equal_a_direct_reference_whatever_the_chunks():
             below = np.concatenate([below, pad]).reshape(-1, 4, h.rows).max(axis=1)
             n = len(below)
             assert np.array_equal(level[:n], below)
+
+
+def test_levels_and_colour_map_reach_the_looked_back_picture(qtbot, window, tmp_path):
+    """Looking back at a finished replay (no new frames come), the display panel's colour map
+    and dB floor must redraw the picture, as they do the live one."""
+    w = window
+    t = np.arange(SR) / SR
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
+    w.open_file(path)
+    finished = lambda: w.history.frames > 0 and not w.worker.call(lambda wk: wk.playing)  # noqa: E731
+    qtbot.waitUntil(finished, timeout=WAIT_MS)
+    w.redraw()
+    a, b = w.history.time_span()
+    w.view.plot.setXRange(a - w.view.now, b - w.view.now, padding=0)  # the whole file, looked back at
+    w.view._looked()
+    assert not w.view.live
+    w.display.colormap.setCurrentIndex(w.display.colormap.findData("gray"))
+    w.redraw()
+    pix = w.view.picture()
+    red, green, blue = (pix >> 16) & 0xFF, (pix >> 8) & 0xFF, pix & 0xFF
+    assert np.any(red > 0) and np.all(red == green) and np.all(green == blue)  # gray: r = g = b
+    before = w.view.picture().copy()
+    w.display.floor.setValue(-60)
+    w.redraw()
+    assert np.mean(w.view.picture() & 0xFF) < np.mean(before & 0xFF)  # a higher floor: darker
+
+
+def tone_columns(w: MainWindow, hz: float) -> int:
+    """Columns of the live picture whose row at ``hz`` is bright (colour-table index > 200)."""
+    lut = lookup_table(w.view.cmap)
+    order = np.argsort(lut)
+    pix = w.view.image.image()
+    lv = order[np.clip(np.searchsorted(lut[order], pix), 0, 255)]
+    return int(np.sum(lv[int(round(w.view.row_of(hz)))] > 200))
+
+
+def test_a_new_span_or_size_keeps_the_picture_of_a_finished_replay(qtbot, window, tmp_path):
+    """The time span and the window's size rebuild the live picture (a column per pixel): with the
+    replay finished or paused no new frame comes to fill it, so it is redrawn from the history,
+    not left blank."""
+    w = window
+    t = np.arange(SR) / SR
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
+    w.open_file(path)
+    finished = lambda: w.history.frames > 0 and not w.worker.call(lambda wk: wk.playing)  # noqa: E731
+    qtbot.waitUntil(finished, timeout=WAIT_MS)
+    w.redraw()
+    assert tone_columns(w, 1000.0) > 20
+    newest, old = w.view._latest, w.view.image
+    w.display.span.setValue(4.0)
+    w.redraw()
+    assert w.view.image is not old  # rebuilt
+    assert tone_columns(w, 1000.0) > 20
+    assert abs(w.view._latest - newest) <= 2 * w.view.image.group * 128 / SR  # up to where it was
+    assert np.nanmax(w.view.theta.shown()[1]) > 0  # the θ track too
+    w.resize(500, 820)  # fewer pixels: coarser columns
+    qtbot.waitUntil(lambda: w.view.image.group > 1, timeout=WAIT_MS)
+    w.redraw()
+    assert tone_columns(w, 1000.0) > 10

@@ -326,3 +326,63 @@ def test_the_measurement_does_not_block_the_gui_and_the_newest_selection_wins(qt
     assert sel.measurement is answers[0] and sel.fields["peak"].text().startswith("3000.0")
     assert sel.play_button.isEnabled()
     sel.measured.disconnect(answers.append)
+
+
+def test_a_selection_export_or_play_that_fails_says_why_and_the_app_goes_on(qtbot, tmp_path, monkeypatch):
+    """The selection's buttons after its frames have left the history (another file opened: a
+    new stream), and an export into a folder that cannot be made: each says why in the panel's
+    hint. An exception out of a button's slot aborts a PyQt6 application (pytest-qt fails the
+    test on it)."""
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    sf.write(first, tones(3.0), RATE, subtype="FLOAT")
+    sf.write(second, tones(30.0)[: 30 * RATE], RATE, subtype="FLOAT")
+    w = MainWindow(
+        settings_path=str(tmp_path / "settings.ini"),
+        recordings_dir=str(tmp_path / "rec"),
+        overrides={"n_fft": 1024, "hop_length": 256, "bands": 1},
+    )
+    qtbot.addWidget(w)
+    w.show()
+    w.speed.setCurrentIndex(w.speed.findData(4.0))
+    w.open_file(first)
+    qtbot.waitUntil(lambda: w.history.frames > 1 + int(2.6 * RATE) // 256, timeout=WAIT_MS)
+    sel = w.selection
+    sel.set_region(Region(2.0, 2.3, 500.0, 1500.0))
+    qtbot.waitUntil(lambda: sel.wav_button.isEnabled(), timeout=WAIT_MS)
+    # An export into a "folder" that is a file.
+    missing = tmp_path / "not-a-folder"
+    missing.write_text("a file")
+    for button, suffix in ((sel.wav_button, ".wav"), (sel.npz_button, ".npz"), (sel.csv_button, ".csv")):
+        target = str(missing / f"sel{suffix}")
+        monkeypatch.setattr(
+            QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, t=target, **k: (t, ""))
+        )
+        sel.hint.setText("")
+        qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+        assert "could not" in sel.hint.text() and "not-a-folder" in sel.hint.text()
+    sel.keep("a")
+    warnings = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", staticmethod(lambda *a: warnings.append(a[-1])))
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(missing / "l.txt"), ""))
+    )
+    qtbot.mouseClick(sel.save_button, QtCore.Qt.MouseButton.LeftButton)
+    assert len(warnings) == 1 and "not-a-folder" in warnings[0]
+    # Another file: the history starts again and no longer holds the selection's frames.
+    # (At a quarter of real time, paused at once: it is seconds of the wall clock from 2.0 s.)
+    resets = w.history._resets
+    w.speed.setCurrentIndex(w.speed.findData(0.25))
+    w.open_file(second)
+    qtbot.waitUntil(lambda: w.history._resets > resets and w.history.frames > 0, timeout=WAIT_MS)
+    w.worker.set_playing(False)
+    qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing), timeout=WAIT_MS)
+    w.redraw()
+    assert w.history.time_span()[1] < 2.0
+    target = str(tmp_path / "sel.wav")
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (target, "")))
+    for button in (sel.wav_button, sel.play_button):
+        sel.hint.setText("")
+        qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+        assert "holds nothing" in sel.hint.text()
+    assert w.isVisible()
+    w.close()
