@@ -281,10 +281,8 @@ def test_columns_and_pyramid_equal_a_direct_reference_whatever_the_chunks():
             assert np.array_equal(level[:n], below)
 
 
-def test_levels_and_colour_map_reach_the_looked_back_picture(qtbot, window, tmp_path):
-    """Looking back at a finished replay (no new frames come), the display panel's colour map
-    and dB floor must redraw the picture, as they do the live one."""
-    w = window
+def replay_to_the_end(qtbot, w: MainWindow, tmp_path) -> None:
+    """Replays a 1 s, 1 kHz tone at -6 dBFS to its end (no new frames come after it) and draws."""
     t = np.arange(SR) / SR
     path = tmp_path / "tone.wav"
     sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
@@ -292,6 +290,13 @@ def test_levels_and_colour_map_reach_the_looked_back_picture(qtbot, window, tmp_
     finished = lambda: w.history.frames > 0 and not w.worker.call(lambda wk: wk.playing)  # noqa: E731
     qtbot.waitUntil(finished, timeout=WAIT_MS)
     w.redraw()
+
+
+def test_levels_and_colour_map_reach_the_looked_back_picture(qtbot, window, tmp_path):
+    """Looking back at a finished replay (no new frames come), the display panel's colour map
+    and dB floor must redraw the picture, as they do the live one."""
+    w = window
+    replay_to_the_end(qtbot, w, tmp_path)
     a, b = w.history.time_span()
     w.view.plot.setXRange(a - w.view.now, b - w.view.now, padding=0)  # the whole file, looked back at
     w.view._looked()
@@ -321,13 +326,7 @@ def test_a_new_span_or_size_keeps_the_picture_of_a_finished_replay(qtbot, window
     replay finished or paused no new frame comes to fill it, so it is redrawn from the history,
     not left blank."""
     w = window
-    t = np.arange(SR) / SR
-    path = tmp_path / "tone.wav"
-    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
-    w.open_file(path)
-    finished = lambda: w.history.frames > 0 and not w.worker.call(lambda wk: wk.playing)  # noqa: E731
-    qtbot.waitUntil(finished, timeout=WAIT_MS)
-    w.redraw()
+    replay_to_the_end(qtbot, w, tmp_path)
     assert tone_columns(w, 1000.0) > 20
     newest, old = w.view._latest, w.view.image
     w.display.span.setValue(4.0)
