@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "check_creatable"]
+__all__ = ["atomic_output", "check_creatable", "fit_name"]
 
 
 @contextlib.contextmanager
@@ -36,10 +36,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tail = f".part-{secrets.token_hex(4)}{target.suffix}"
-    stem, longest = target.stem, _longest_name(target.parent)
-    while stem and len(os.fsencode(f".{stem}{tail}")) > longest:
-        stem = stem[:-1]
-    temporary = target.with_name(f".{stem}{tail}")
+    temporary = target.with_name(fit_name(target.stem, tail, _longest_name(target.parent), head="."))
     try:
         yield temporary
         if temporary.exists():
@@ -66,6 +63,15 @@ def check_creatable(path: str | Path) -> None:
         for folder in missing:
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def fit_name(stem: str, tail: str, longest: int = 255, head: str = "") -> str:
+    """``head + stem + tail``, ``stem`` cut short from its end until the name takes at most
+    ``longest`` bytes in the file system's encoding: a name made from another (a temporary name, a
+    derived file) stays one the file system takes, however long the original was."""
+    while stem and len(os.fsencode(f"{head}{stem}{tail}")) > longest:
+        stem = stem[:-1]
+    return f"{head}{stem}{tail}"
 
 
 def _longest_name(folder: Path) -> int:

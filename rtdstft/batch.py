@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import fit_name
 from .errors import ParameterError
 from .threads import torch_threads
 
@@ -326,10 +327,8 @@ def _spectrogram_name(path: str) -> str:
     import hashlib
 
     digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    stem = Path(path).stem
-    while len(f"{stem}-{digest}.npy.tmp-12345678".encode("utf-8", "surrogateescape")) > 255:
-        stem = stem[:-1]
-    return f"{SPECTROGRAM_DIR}/{stem}-{digest}.npy"
+    name = fit_name(Path(path).stem, f"-{digest}.npy", 255 - len(".tmp-12345678"))
+    return f"{SPECTROGRAM_DIR}/{name}"
 
 
 def _reserve(path: Path) -> None:
