@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob
 import json
 import math
@@ -1265,15 +1266,12 @@ def run_batch(
     if root.exists() and not root.is_dir():
         raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
     data = _Dataset(root)
-    settings: dict[int, str | None] = {}
+    configs: dict[int, StreamConfig | None] = {}
 
-    def settings_at(rate: int) -> str | None:
-        if rate not in settings:
-            try:
-                settings[rate] = _settings_json(engine_config(options, rate))
-            except ValueError:  # options this rate refuses: such rows are errors
-                settings[rate] = None
-        return settings[rate]
+    @functools.cache
+    def settings_at(rate: int) -> str | None:  # None: options this rate refuses (such rows are errors)
+        cfg = _rate_config(options, rate, configs)
+        return None if cfg is None else _settings_json(cfg)
 
     todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
     skipped = len(paths) - len(todo)
