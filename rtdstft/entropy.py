@@ -44,8 +44,12 @@ def _window_sum(col: torch.Tensor, radius: int) -> torch.Tensor:
     Summed directly over the 2r + 1 neighbours (O(F·r), small beside the O(F·M) column sums): a
     running sum's differences would lose the digits of a quiet passage after a loud one.
     """
-    padded = torch.nn.functional.pad(col, (radius, radius))
-    return padded.unfold(-1, 2 * radius + 1, 1).sum(-1)
+    return _neighbours(col, radius).sum(-1)
+
+
+def _neighbours(col: torch.Tensor, radius: int) -> torch.Tensor:
+    """col[..., k] for k = n-r..n+r of every frame n, 0 beyond the ends: [..., F] -> [..., F, 2r+1]."""
+    return torch.nn.functional.pad(col, (radius, radius)).unfold(-1, 2 * radius + 1, 1)
 
 
 def check_entropy_args(kind: str, alpha: float, power: float, radius: int | None) -> None:
@@ -87,19 +91,16 @@ def entropy(
         raise ValueError("spec must be a tensor [..., M, F] (bins × frames)")
     check_entropy_args(kind, alpha, power, radius)
     p = power_spectrogram(spec, power)
-    z = p.sum(-2)  # [..., F]
+    def region_sum(col: torch.Tensor) -> torch.Tensor:  # [..., F] -> each region's sum
+        return col.sum(-1) if radius is None else _window_sum(col, int(radius))
+
+    z = region_sum(p.sum(-2))
     if kind == "shannon":
         # P log(P + tiny) is P log P to float precision and 0 at P = 0, where its derivative stays
         # finite (that of P log P is -inf there, which turns silence into NaN gradients).
-        q = (p * torch.log(p + torch.finfo(p.dtype).tiny)).sum(-2)
+        q = region_sum((p * torch.log(p + torch.finfo(p.dtype).tiny)).sum(-2))
     else:
         q, scale = _renyi_sums(p, alpha, radius)
-    if radius is None:
-        z = z.sum(-1)
-        q = q if kind == "renyi" else q.sum(-1)
-    else:
-        z = _window_sum(z, int(radius))
-        q = q if kind == "renyi" else _window_sum(q, int(radius))
     nonzero = z != 0  # NaN too: a NaN or inf region stays NaN below, never 0
     z_safe = torch.where(nonzero, z, torch.ones_like(z))
     if kind == "shannon":
@@ -124,10 +125,8 @@ def _renyi_sums(p: torch.Tensor, alpha: float, radius: int | None) -> tuple[torc
     q_col = (p / torch.where(s_col > 0, s_col, torch.ones_like(s_col)).unsqueeze(-2)).pow(alpha).sum(-2)
     if radius is None:  # one region: every frame
         s_nb, q_nb = s_col, q_col
-    else:  # frames beyond the ends: no energy, as _window_sum's zero padding
-        r = int(radius)
-        s_nb = torch.nn.functional.pad(s_col, (r, r)).unfold(-1, 2 * r + 1, 1)  # [..., F, 2r+1]
-        q_nb = torch.nn.functional.pad(q_col, (r, r)).unfold(-1, 2 * r + 1, 1)
+    else:  # [..., F, 2r+1]; frames beyond the ends: no energy, as _window_sum's
+        s_nb, q_nb = _neighbours(s_col, int(radius)), _neighbours(q_col, int(radius))
     s_reg = s_nb.amax(-1)
     s_reg = torch.where(s_reg > 0, s_reg, torch.ones_like(s_reg))
     return ((s_nb / s_reg.unsqueeze(-1)).pow(alpha) * q_nb).sum(-1), s_reg
