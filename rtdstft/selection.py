@@ -274,15 +274,15 @@ def _frame_peaks(ex: Excerpt, r: Region) -> tuple[dict, np.ndarray]:
             spec[a[ok], bins[ok]], spec[b[ok], bins[ok]], bins[ok], ex.hop, ex.n_fft, ex.sample_rate
         )
         has = np.isfinite(f)  # NaN: a silent frame at either end of the hop
-        total[np.flatnonzero(ok)[has]] += f[has]
-        count[np.flatnonzero(ok)[has]] += 1
+        rows = np.flatnonzero(ok)[has]
+        total[rows] += f[has]
+        count[rows] += 1
     # No hop (a one-frame excerpt): the bin's own frequency, unless the frame is silent.
+    df = ex.sample_rate / ex.n_fft
     loud = mag[np.arange(k), bins - lo] > 0
-    peak_hz = np.where(
-        count > 0, total / np.maximum(count, 1), np.where(loud, bins * ex.frequencies()[1], np.nan)
-    )
+    peak_hz = np.where(count > 0, total / np.maximum(count, 1), np.where(loud, bins * df, np.nan))
     theta = np.asarray(ex.theta[n0 - first : n1 - first], np.float32)
-    offset = np.nan_to_num(peak_hz / (ex.sample_rate / ex.n_fft) - bins)  # none: silent, level -240
+    offset = np.nan_to_num(peak_hz / df - bins)  # none: silent, level -240
     gain = scalloping(theta, ex.n_fft, offset)
     peak = mag[np.arange(k), bins - lo] / np.maximum(gain, 1e-6)
     columns = {
