@@ -162,6 +162,72 @@ def test_band_selection_plays_only_its_band_through_the_sink(qtbot, replayed):
     assert 0.25 < np.percentile(np.abs(part), 99.5) < 0.35  # the 1 kHz tone, amplitude 0.3
 
 
+def _without_silences(x: np.ndarray, shortest: int = 32) -> np.ndarray:
+    """``x`` less every run of at least ``shortest`` silent samples (|x| < 1e-4): what an output
+    underrun inserts. The tones here cross zero far too steeply to have such runs."""
+    quiet = np.concatenate([[False], np.abs(x) < 1e-4, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    keep = np.ones(len(x), bool)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start >= shortest:
+            keep[start:stop] = False
+    return x[keep]
+
+
+def _where(heard: np.ndarray, probe: np.ndarray, lo: int, hi: int, near: int) -> int | None:
+    """The start in ``heard[lo:hi]`` where ``probe`` fits (squared error 60 dB below its energy;
+    the largest correlation would go to a louder stretch) nearest to ``near``, since a periodic
+    stretch fits every period. None where it fits nowhere."""
+    lo = max(lo, 0)
+    window = heard[lo : hi + len(probe)].astype(np.float64)
+    if len(window) < len(probe):
+        return None
+    p = probe.astype(np.float64)
+    energy = np.concatenate([[0.0], np.cumsum(window**2)])
+    error = energy[len(p) :] - energy[: -len(p)] - 2 * np.correlate(window, p, mode="valid") + p @ p
+    fits = lo + np.flatnonzero(error <= 1e-6 * (p @ p))
+    return int(fits[np.argmin(np.abs(fits - near))]) if len(fits) else None
+
+
+def _follow(heard: np.ndarray, inner: np.ndarray, original: np.ndarray) -> tuple[float, int]:
+    """Follow ``inner`` (what was played) through ``heard`` (what the sink's monitor captured)
+    10 ms at a time; a block is heard when it equals ``original`` there within 60 dB.
+
+    A busy machine can starve the output callback, which inserts silence (an underrun; removed
+    here first) and can make PulseAudio drop what then arrives behind its read index, or starve
+    the capture, which loses samples. The rest then resumes elsewhere in ``heard``: found again
+    from the next 50 ms, within 0.5 s. The block across such a gap is not heard.
+
+    Returns (the fraction of ``inner`` heard, blocks not heard).
+    """
+    heard = _without_silences(heard)
+    block, probe_len = RATE // 100, RATE // 20
+    # The first delay from the chirp (``inner`` from 0.1 s), which fits only once: its first
+    # 50 ms that fits somewhere whole.
+    for start in range(RATE // 10, RATE // 2, probe_len):
+        found = _where(heard, inner[start : start + probe_len], 0, len(heard), 0)
+        if found is not None:
+            delay = found - start
+            break
+    else:
+        return 0.0, 0
+    heard_samples = missed = 0
+    for i in range(0, len(inner) - block + 1, block):
+        got, want = heard[i + delay : i + delay + block], original[i : i + block]
+        if len(got) < block:
+            break  # the capture ended before the replay: what is left counts as not heard
+        if np.sum((got - want) ** 2) <= 1e-6 * np.sum(want**2):
+            heard_samples += block
+            continue
+        missed += 1
+        here = i + block + delay
+        probe = inner[i + block : i + block + probe_len]
+        found = _where(heard, probe, here - RATE // 2, here + RATE // 2, here)
+        if found is not None:
+            delay = found - (i + block)
+    return heard_samples / len(inner), missed
+
+
 @audio_test
 def test_whole_band_selection_plays_the_original(qtbot, replayed):
     played, heard = _capture_play(qtbot, replayed, Region(1.0, 2.5, 0.0, RATE / 2))
@@ -169,13 +235,11 @@ def test_whole_band_selection_plays_the_original(qtbot, replayed):
     inner = played[RATE // 10 : -RATE // 10]  # inside the 20 ms fades and the windows over them
     original = x[int(1.1 * RATE) : int(1.1 * RATE) + len(inner)]
     assert 10 * np.log10(np.sum(original**2) / np.sum((inner - original) ** 2)) > 60
-    # What the sink heard is that, delayed: find the delay, then compare sample by sample.
-    corr = np.correlate(heard, inner[: RATE // 5], mode="valid")
-    lag = int(np.argmax(corr))
-    got = heard[lag : lag + len(inner)]
-    assert len(got) == len(inner), "the capture ended before the replay"
-    snr = 10 * np.log10(np.sum(original**2) / np.sum((got - original) ** 2))
-    assert snr >= 60, snr
+    # What the sink heard is that, delayed, sample for sample. Where a busy machine cut gaps, what
+    # it lost was not heard: three quarters of the selection must be. A wrong rate, gain or band
+    # gets none of it through, a cut tail half.
+    fraction, missed = _follow(heard, inner, original)
+    assert fraction >= 0.75, (fraction, missed)
 
 
 @audio_test  # it plays the selection to the output device
