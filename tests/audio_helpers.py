@@ -98,3 +98,13 @@ def block_peaks(
         freqs.append((k + shift) * sample_rate / block)
         levels.append(np.max(np.abs(seg)))
     return starts / sample_rate, np.array(freqs), np.array(levels)
+
+
+def tone_reading(x: np.ndarray, sample_rate: int, level: float = 0.2) -> tuple[float, float]:
+    """(share of the :func:`block_peaks` blocks whose peak sample exceeds ``level``, median peak
+    frequency of those blocks in Hz). The median, because a block across a gap that a busy machine
+    cut (a starved player or recorder) peaks elsewhere, while a take at the wrong rate or of noise
+    moves every block."""
+    _, freqs, levels = block_peaks(x, sample_rate)
+    loud = levels > level
+    return float(loud.mean()), float(np.median(freqs[loud])) if loud.any() else float("nan")

@@ -136,8 +136,9 @@ def test_a_microphone_history_is_edited_and_exported(window, qtbot, tmp_path):
     sd.play(two_tones(2.5), RATE, device=pulse_out)
     qtbot.wait(2800)
     sd.stop()
-    w.toggle_play()  # pause: the history stops growing
-    qtbot.wait(500)
+    w.toggle_play()  # pause: the history stops growing once the engine thread has paused
+    qtbot.waitUntil(lambda: not w.worker.playing, timeout=10000)
+    qtbot.wait(500)  # the frames it sent before pausing reach the history
     held = w.history.samples
     qtbot.wait(300)
     assert w.history.samples == held and held > 2 * RATE, (held, w.history.samples)
