@@ -212,8 +212,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     Times: frames carry their stream time (s since the stream started, monotonic; a looping
     or seeking file counts on). The axis shows x = stream time - :attr:`now` (:meth:`scroll_to`
     sets ``now``), so it reads "seconds ago" and never changes. The cursor readout gives the time
-    in the file (through the history's seek marks, :meth:`.history.History.file_time`, then
-    modulo :attr:`period`, the file's length, when it is set); :meth:`set_marks` draws the seeks.
+    in the file (through the history's marks of seeks and loops,
+    :meth:`.history.History.file_time`); :meth:`set_marks` draws them.
 
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
@@ -320,7 +320,6 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.band_edges: tuple = ()
         self._latest = 0.0  # stream time of the newest column (s)
         self.now = 0.0  # stream time at the right edge, x = 0 (s)
-        self.period: float | None = None  # length of the replayed file (s), for the readout
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # -- configuration ----------------------------------------------------------------------------
@@ -622,7 +621,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         )
 
     def set_marks(self, times) -> None:
-        """Draw a line at each of the stream times ``times`` (s): where a file replay seeked."""
+        """Draw a line at each of the stream times ``times`` (s): where a file replay seeked or
+        looped."""
         self._mark_times = [float(t) for t in times]
         lo, hi = self.axis_range()
         self.marks.setData(np.repeat(self._mark_times, 2), np.tile([lo, hi], len(self._mark_times)))
@@ -680,7 +680,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         :meth:`.history.History.readout`), else from the live picture (the nearest column and
         bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
         ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
-        file (through the history's seek marks, modulo :attr:`period`)."""
+        file (through the history's marks of seeks and loops)."""
         # The history's θ is of that frame and band; the θ panel holds only what it last drew.
         info = self.history.readout(time, freq, band, self.a4, theta_band) if self.history is not None else {}
         if not info:
@@ -695,10 +695,9 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         return info
 
     def file_time(self, time: float) -> float:
-        """Where in the replayed file (s) stream time ``time`` (s) is: through the history's seek
-        marks (:meth:`.history.History.file_time`), then modulo :attr:`period` when it is set."""
-        t = float(self.history.file_time(time)) if self.history is not None else float(time)
-        return t % self.period if self.period else t
+        """Where in the replayed file (s) stream time ``time`` (s) is: through the history's marks
+        (seeks and loops, :meth:`.history.History.file_time`)."""
+        return float(self.history.file_time(time)) if self.history is not None else float(time)
 
     def _picture_readout(self, time: float, freq: float | None) -> dict:
         img = self.image

@@ -1,0 +1,138 @@
+"""Label files and exports of a replayed file are on the FILE's clock: the history's stream time
+goes on across seeks and loops, its marks (:meth:`History.file_time`) map it back. Unit tests of
+the mapping, and the real application replaying a short file in a loop (offscreen, pytest-qt)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+from rtdstft_gui.history import History  # noqa: E402
+from rtdstft_gui.window import MainWindow  # noqa: E402
+
+from rtdstft.selection import Region  # noqa: E402
+
+SR = 16000
+WAIT_MS = 30000
+
+
+def filled(seconds: float, history_seconds: float = 60.0) -> History:
+    """A history of ``seconds`` of silent frames at 16 kHz, N = 256, H = 64, from stream time 0."""
+    h = History(history_seconds)
+    h.reset(SR, 256, 64)
+    n = int(seconds * SR / 64)
+    for a in range(0, n, 500):
+        k = np.arange(a, min(a + 500, n))
+        h.add_frames(np.full((len(k), 129), -80.0), np.full(len(k), 128.0), k * 64 / SR)
+    return h
+
+
+def test_file_span_maps_through_seeks_and_loops_and_refuses_a_jump_inside():
+    h = filled(6.0)
+    h.jump(1.0, 0.0)  # a 1 s file looped at stream time 1 s
+    h.mark(2.5, 0.25)  # then seeked to 0.25 s at stream time 2.5 s
+    assert h.file_span(0.2, 0.7) == pytest.approx((0.2, 0.7))
+    assert h.file_span(1.2, 1.5) == pytest.approx((0.2, 0.5))
+    assert h.file_span(2.5, 3.0) == pytest.approx((0.25, 0.75))  # starting at the mark is one stretch
+    for t0, t1, at in ((0.8, 1.2, "1.000"), (2.4, 2.6, "2.500")):
+        with pytest.raises(ValueError, match=f"spans a jump in the file at {at} s"):
+            h.file_span(t0, t1)
+    # The inverse: the newest stretch that analysed the file's times whole.
+    assert h.stream_span(0.3, 0.5) == pytest.approx((2.55, 2.75))  # after the seek (0.25 at 2.5)
+    assert h.stream_span(0.2, 0.5) == pytest.approx((1.2, 1.5))  # the seek went past 0.2 s
+    h.reset(SR, 256, 64, file_time=0.5)  # opened at 0.5 s into the file,
+    h.mark(1.0, 3.0)  # seeked to 3 s at stream time 1 s: 1.4 .. 1.6 s of the file only across it
+    with pytest.raises(ValueError, match="not analysed in one stretch"):
+        h.stream_span(1.4, 1.6)
+    assert h.stream_span(1.2, 1.4) == pytest.approx((0.7, 0.9))
+
+
+def test_a_live_input_keeps_stream_time():
+    h = filled(3.0)
+    h.reset(SR, 256, 64, time0=5.0)  # a microphone: no file time, the clock is the stream's
+    assert h.file_span(5.5, 6.0) == (5.5, 6.0) and h.stream_span(5.5, 6.0) == (5.5, 6.0)
+
+
+def test_marks_outlive_the_stretches_the_history_forgets():
+    """A kept selection's label maps to the file after the history has wrapped past its stretch
+    and past the seek that ended it."""
+    h = filled(1.0, history_seconds=1.0)
+    h.mark(1.0, 10.0)  # seek to 10 s at stream time 1 s
+    for a in range(250, 250 * 4, 250):  # 3 more seconds: the history holds the last one only
+        k = np.arange(a, a + 250)
+        h.add_frames(np.full((250, 129), -80.0), np.full(250, 128.0), k * 64 / SR)
+    assert h.time_span()[0] > 2.5
+    h.jump(4.0, 0.0)  # a later mark (a loop) must not drop the earlier ones
+    assert h.file_span(0.2, 0.4) == pytest.approx((0.2, 0.4))
+    assert h.file_span(3.2, 3.4) == pytest.approx((12.2, 12.4))
+
+
+@pytest.fixture
+def looped(qtbot, tmp_path):
+    """A window that replayed a 1 s file (a 1 kHz tone, 16 kHz) in a loop at 4 × real time until
+    its history held 2.6 s, then paused."""
+    path = tmp_path / "second.wav"
+    t = np.arange(SR) / SR
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
+    w = MainWindow(
+        settings_path=str(tmp_path / "settings.ini"),
+        recordings_dir=str(tmp_path / "rec"),
+        overrides={"n_fft": 512, "hop_length": 128, "bands": 1},
+    )
+    qtbot.addWidget(w)
+    w.show()
+    w.loop.setChecked(True)
+    w.speed.setCurrentIndex(w.speed.findData(4.0))
+    w.open_file(str(path))
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > 2.6, timeout=WAIT_MS)
+    w.worker.set_playing(False)
+    qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing), timeout=WAIT_MS)
+    w.redraw()
+    yield w
+    w.close()
+
+
+def test_labels_and_exports_of_a_looped_replay_are_on_the_files_clock(qtbot, looped, tmp_path):
+    w, sel, h = looped, looped.selection, looped.history
+    # Each loop is marked where the file starts again (file time 0), right after its last sample.
+    loops = [s for s, a in h.marks[1:] if a == 0.0]
+    assert len(loops) >= 2
+    for s in loops:
+        assert h.file_time(s - 1e-4) == pytest.approx(1.0 - 1e-4, abs=1e-6)
+    # A loop followed by 0.6 s of the file (a busy machine may have skipped samples: a mark too).
+    ends = [m[0] for m in h.marks[1:]] + [h.time_span()[1]]
+    s = next(s for s in loops if min(e for e in ends if e > s) >= s + 0.6)
+    assert w.view.file_time(s + 0.3) == pytest.approx(0.3)
+    sel.set_region(Region(s - 0.2, s + 0.2, 500.0, 1500.0))
+    sel.keep("across the loop")
+    assert not sel.regions and "spans a jump in the file" in sel.hint.text()
+    sel.set_region(Region(s + 0.2, s + 0.5, 500.0, 1500.0))
+    sel.keep("after the loop")
+    assert len(sel.regions) == 1 and "0.20–0.50 s" in sel.list.item(0).text()
+    kept = list(sel.regions)
+    for raven, name in ((False, "labels.txt"), (True, "table.selections.txt")):
+        path = sel.save_labels(tmp_path / name, raven=raven)
+        rows = path.read_text().splitlines()
+        begin = rows[0].split("\t")[:2] if not raven else rows[1].split("\t")[3:5]
+        assert [float(x) for x in begin] == pytest.approx([0.2, 0.5])
+        # Loaded back: where the history analysed those file times (the newest pass), and saved
+        # again the same file.
+        (loaded,) = sel.load_labels(path)
+        assert loaded.t0 >= kept[0].t0 - 1e-9 and h.file_span(loaded.t0, loaded.t1) == pytest.approx(
+            (0.2, 0.5)
+        )
+        assert sel.save_labels(tmp_path / f"again-{name}", raven=raven).read_text() == path.read_text()
+        sel.regions = kept
+    # The per-frame exports: time on the file's clock too; frame_index stays the stream's.
+    sel.set_region(kept[0])
+    qtbot.waitUntil(lambda: bool(sel.measurement), timeout=WAIT_MS)
+    rows = sel.export_csv(tmp_path / "s.csv").read_text().splitlines()[1:]
+    times = np.array([float(r.split(",")[1]) for r in rows])
+    assert len(times) > 10 and times.min() >= 0.2 - 1e-6 and times.max() <= 0.5 + 1e-6
+    npz = np.load(sel.export_npz(tmp_path / "s.npz"))
+    assert np.allclose(npz["time"], times, atol=1e-6)
+    assert npz["frame_index"][0] * 128 / SR == pytest.approx(times[0] + s)
