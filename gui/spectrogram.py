@@ -27,6 +27,8 @@ from rtdstft.pitch import from_axis, to_axis
 
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
 LOG_F_MIN = 20.0
+#: The narrowest zoom: this many hops in time, this many bins (N / sr Hz each) in frequency.
+MIN_HOPS, MIN_BINS = 8, 4
 
 
 def note_label(freq: float) -> str:
@@ -218,6 +220,11 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
 
+    Zoom limits: time from ``MIN_HOPS`` hops to the history's length (or the span, if longer),
+    frequency within the axis' range (0 or its log/mel bottom .. Nyquist) and at least
+    ``MIN_BINS`` bins wide in Hz, wherever on the axis (:meth:`_keep_bins`), however it is asked
+    (wheel, drag, keys, :meth:`zoom`, ``setRange``).
+
     Looking back (:mod:`.lookback`): once the user scrolls or zooms, the view leaves the live
     picture and shows the :class:`~.history.History` (given by :meth:`attach`) over whatever range
     is visible, while the analysis goes on; :meth:`go_live` (End) returns.
@@ -243,6 +250,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.plot = self.addPlot(row=0, col=0, viewBox=LookViewBox())
         self.plot.setLabel("left", "frequency", units="Hz")
         self.plot.vb.user_range.connect(self._looked)
+        self.plot.vb.sigYRangeChanged.connect(self._keep_bins)
         self.plot.vb.selecting.connect(self.selecting)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.plot.hideButtons()
@@ -354,6 +362,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.set_colormap(self.cmap)
         self.plot.addItem(self.image)
         self.theta.reset(frames, sample_rate, self.band_edges)
+        self._set_time_limits()
         self._set_yaxis()
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
@@ -380,6 +389,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
     def set_span(self, seconds: float) -> None:
         self.span = float(seconds)
+        self._set_time_limits()
         if self.image is not None:
             self.reset(self.sample_rate, self.n_fft, self.hop)
 
@@ -487,6 +497,31 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     def attach(self, history) -> None:
         """Draw ``history`` (a :class:`~.history.History`) when looking back."""
         self.history = history
+        self._set_time_limits()
+
+    def _set_time_limits(self) -> None:
+        """The visible time span: from ``MIN_HOPS`` hops (finer shows nothing new: a column per
+        hop) to the history's length, or the live span if that is longer."""
+        longest = max(self.span, self.history.seconds if self.history is not None else 0.0)
+        self.plot.vb.setLimits(minXRange=MIN_HOPS * self.hop / self.sample_rate, maxXRange=longest)
+
+    def _keep_bins(self, _vb=None, yrange=None) -> None:
+        """Widen the visible band, about its centre, to ``MIN_BINS`` bins (Hz) when it is narrower
+        (called on every change of the y range). A ViewBox limit cannot say this on a log or mel
+        axis, where a bin's height in axis units depends on where it is."""
+        y0, y1 = sorted(yrange if yrange is not None else self.plot.vb.viewRange()[1])
+        f0, f1 = (float(f) for f in from_axis(np.array([y0, y1]), self.scale))
+        need = MIN_BINS * self.sample_rate / self.n_fft
+        if f1 - f0 >= need * (1 - 1e-6):
+            return
+        # Within the axis: not below its bottom (no log of a negative frequency), and not past
+        # Nyquist (the ViewBox would shift the band down in axis units, narrowing it in Hz on a
+        # log or mel axis).
+        bottom = float(from_axis(self.axis_range()[0], self.scale))
+        a = max(min(0.5 * (f0 + f1 - need), self.sample_rate / 2 - need), bottom)
+        # A hair wider than needed: the round trip through the axis must not fall short again.
+        ya, yb = (float(y) for y in to_axis(np.array([a, a + need * (1 + 1e-5)]), self.scale))
+        self.plot.vb.setYRange(ya, min(yb, self.axis_range()[1]), padding=0)
 
     def go_live(self) -> None:
         """Back to the live picture: the last ``span`` seconds, the whole band."""
