@@ -426,12 +426,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _selected_in_file(self):
         """The selection for an edit: on the file's clock when a file is replayed (stream time
-        goes on across seeks and loops; its start decides), else as drawn."""
+        goes on across seeks and loops; :meth:`.history.History.file_span`, a ValueError when it
+        spans one), else as drawn."""
         r = self.selection.region
         if r is None or self.source_path is None:
             return r
-        shift = self.view.file_time(r.t0) - r.t0
-        return r if shift == 0 else dataclasses.replace(r, t0=r.t0 + shift, t1=r.t1 + shift)
+        t0, t1 = self.history.file_span(r.t0, r.t1)
+        return dataclasses.replace(r, t0=t0, t1=t1)
 
     def view_live(self) -> None:
         """Back to the live picture after looking back (the End key)."""

@@ -136,3 +136,25 @@ def test_labels_and_exports_of_a_looped_replay_are_on_the_files_clock(qtbot, loo
     npz = np.load(sel.export_npz(tmp_path / "s.npz"))
     assert np.allclose(npz["time"], times, atol=1e-6)
     assert npz["frame_index"][0] * 128 / SR == pytest.approx(times[0] + s)
+
+
+def test_an_edit_of_a_looped_replay_applies_to_the_files_stretch_and_refuses_a_loop_inside(
+    qtbot, looped, monkeypatch
+):
+    """An edit applies to the replayed file: a selection after a loop is that stretch of the file;
+    one across the loop is two stretches, so the Apply and Preview buttons say why and add nothing
+    (an exception out of a slot would abort the application)."""
+    from PyQt6 import QtCore, QtWidgets
+
+    w, h = looped, looped.history
+    warnings = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", staticmethod(lambda *a: warnings.append(a[-1])))
+    s = next(s for s, a in h.marks[1:] if a == 0.0)
+    w.selection.set_region(Region(s - 0.2, s + 0.2, 500.0, 1500.0))
+    for button in (w.edit.apply_button, w.edit.preview_button):
+        qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    assert w.edit.edits == [] and len(warnings) == 2 and all("spans a jump" in m for m in warnings)
+    w.selection.set_region(Region(s + 0.2, s + 0.5, 500.0, 1500.0))
+    qtbot.mouseClick(w.edit.apply_button, QtCore.Qt.MouseButton.LeftButton)
+    (edit,) = w.edit.edits
+    assert (edit.region.t0, edit.region.t1) == pytest.approx((0.2, 0.5))
