@@ -452,7 +452,7 @@ class EngineWorker(QtCore.QThread):
             self.engine = engine_class()(config=self.config)
         self._time0 = self._next_time = time0
         self._fed = 0
-        self._file_next = None
+        self._file_next = self.source.tell() if self.kind == "file" else None
         self._busy.clear()
         self._push(Geometry(self.config, time0, self.source.position if self.kind == "file" else None))
 
@@ -586,7 +586,7 @@ class EngineWorker(QtCore.QThread):
             self._emit(self.engine.flush(), None)  # also resets the engine for a new stream
             self._fed = 0
         self.source.seek(seconds)
-        self._file_next = None
+        self._file_next = self.source.tell()
         self._time0 = self._next_time
         self._busy.clear()
         self._push(Geometry(self.config, self._time0, seconds, continues=True))

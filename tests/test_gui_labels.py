@@ -71,10 +71,26 @@ def test_marks_outlive_the_stretches_the_history_forgets():
     assert h.file_span(3.2, 3.4) == pytest.approx((12.2, 12.4))
 
 
+def loop_with_room(h: History, before: float, after: float) -> float:
+    """The stream time (s) of a loop of the replayed file with no other mark (a busy machine's
+    replay may skip samples at its start: a mark too) and the history's ends at least ``before``
+    s before it and ``after`` s after it."""
+    times = [m[0] for m in h.marks]
+    oldest, newest = h.time_span()
+    return next(
+        s
+        for s, a in h.marks[1:]
+        if a == 0.0
+        and oldest <= s - before
+        and s + after <= newest
+        and not any(s - before < t < s + after for t in times if t != s)
+    )
+
+
 @pytest.fixture
 def looped(qtbot, tmp_path):
     """A window that replayed a 1 s file (a 1 kHz tone, 16 kHz) in a loop at 4 × real time until
-    its history held 2.6 s, then paused."""
+    its history held 3.6 s, then paused."""
     path = tmp_path / "second.wav"
     t = np.arange(SR) / SR
     sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
@@ -88,7 +104,7 @@ def looped(qtbot, tmp_path):
     w.loop.setChecked(True)
     w.speed.setCurrentIndex(w.speed.findData(4.0))
     w.open_file(str(path))
-    qtbot.waitUntil(lambda: w.history.time_span()[1] > 2.6, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.history.time_span()[1] > 3.6, timeout=WAIT_MS)
     w.worker.set_playing(False)
     qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing), timeout=WAIT_MS)
     w.redraw()
@@ -103,9 +119,7 @@ def test_labels_and_exports_of_a_looped_replay_are_on_the_files_clock(qtbot, loo
     assert len(loops) >= 2
     for s in loops:
         assert h.file_time(s - 1e-4) == pytest.approx(1.0 - 1e-4, abs=1e-6)
-    # A loop followed by 0.6 s of the file (a busy machine may have skipped samples: a mark too).
-    ends = [m[0] for m in h.marks[1:]] + [h.time_span()[1]]
-    s = next(s for s in loops if min(e for e in ends if e > s) >= s + 0.6)
+    s = loop_with_room(h, 0.2, 0.6)
     assert w.view.file_time(s + 0.3) == pytest.approx(0.3)
     sel.set_region(Region(s - 0.2, s + 0.2, 500.0, 1500.0))
     sel.keep("across the loop")
@@ -149,7 +163,7 @@ def test_an_edit_of_a_looped_replay_applies_to_the_files_stretch_and_refuses_a_l
     w, h = looped, looped.history
     warnings = []
     monkeypatch.setattr(QtWidgets.QMessageBox, "warning", staticmethod(lambda *a: warnings.append(a[-1])))
-    s = next(s for s, a in h.marks[1:] if a == 0.0)
+    s = loop_with_room(h, 0.2, 0.5)
     w.selection.set_region(Region(s - 0.2, s + 0.2, 500.0, 1500.0))
     for button in (w.edit.apply_button, w.edit.preview_button):
         qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
@@ -158,3 +172,56 @@ def test_an_edit_of_a_looped_replay_applies_to_the_files_stretch_and_refuses_a_l
     qtbot.mouseClick(w.edit.apply_button, QtCore.Qt.MouseButton.LeftButton)
     (edit,) = w.edit.edits
     assert (edit.region.t0, edit.region.t1) == pytest.approx((0.2, 0.5))
+
+
+def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_path):
+    """The engine thread's file replay, driven step by step on a fake clock: a loop, and a backlog
+    it skips (the engine fell behind by more than MAX_BACKLOG_S) at the very start and later, each
+    give a mark, so that the history maps every frame to the file sample it was centred on."""
+    from rtdstft_gui.worker import MAX_BACKLOG_S, EngineWorker, Frames, Geometry, Jump, Samples
+
+    from rtdstft import audio
+    from rtdstft.config import StreamConfig
+
+    path = tmp_path / "ramp.wav"
+    sf.write(path, np.zeros(SR, np.float32), SR, subtype="FLOAT")  # 1 s
+    now = [0.0]
+    worker = EngineWorker(config=StreamConfig(sample_rate=SR, n_fft=256, hop_length=64))
+    source = audio.FileSource(str(path), realtime=True, loop=True, clock=lambda: now[0])
+    worker._use_source(source, "file", str(path))
+    source.start()
+    worker.playing = True
+    h = History(60.0)
+    expected = []  # (stream time of a block's first sample, file sample it read from)
+
+    def step(dt: float) -> None:
+        now[0] += dt
+        fed, t0 = worker._fed, worker._time0
+        if worker._step():  # a block of worker._fed - fed samples, ending at the file's tell()
+            expected.append((t0 + fed / SR, (source.tell() - (worker._fed - fed)) % SR))
+        items, _ = worker.take()
+        for item in items:
+            if isinstance(item, Geometry):
+                h.reset(item.sample_rate, item.n_fft, item.hop, item.time0, {}, item.file_time)
+            elif isinstance(item, Jump):
+                h.jump(item.time, item.file_time)
+            elif isinstance(item, Samples):
+                h.add_audio(item.audio)
+            elif isinstance(item, Frames):
+                h.add_frames(item.db, item.theta, item.time)
+
+    step(2 * MAX_BACKLOG_S)  # a backlog before the first block: skipped
+    for _ in range(40):
+        step(0.05)  # 2 s: two loops
+    step(3 * MAX_BACKLOG_S)  # behind again
+    for _ in range(10):
+        step(0.05)
+    skips = [m for m in h.marks[1:] if m[1] != 0.0]
+    loops = [m for m in h.marks[1:] if m[1] == 0.0]
+    assert len(skips) == 2 and len(loops) >= 2
+    # Each block's first sample maps to the file sample it was read from, whatever was skipped or
+    # looped before it.
+    assert len(expected) > 40
+    for t, pos in expected:
+        assert float(h.file_time(t)) == pytest.approx(pos / SR, abs=1e-9)
+    worker._close_source()
