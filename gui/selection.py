@@ -129,9 +129,10 @@ class SelectionPanel(QtWidgets.QGroupBox):
     # -- the current selection --------------------------------------------------------------------
 
     def set_region(self, region: Region | None) -> None:
-        """Make ``region`` (stream time s × Hz) the current selection and ask the engine thread to
-        measure it; the fields say "measuring…" until it answers (:attr:`measured`)."""
-        self.region = None if region is None else region.normalized()
+        """Make ``region`` (stream time s × Hz), cut to the frames the history holds, the current
+        selection and ask the engine thread to measure it; the fields say "measuring…" until it
+        answers (:attr:`measured`)."""
+        self.region = None if region is None else self._held(region.normalized())
         self.measurement = {}
         ask = self._asked = object()
         self._show("measuring…" if self.region is not None else "—")
@@ -149,9 +150,26 @@ class SelectionPanel(QtWidgets.QGroupBox):
                 self._submit(measure, lambda result, error: self._measured(ask, result, error))
         self.changed.emit(self.region)
 
+    def _held(self, r: Region) -> Region:
+        """``r`` cut to the times of the frames the history holds (a box drawn past the newest
+        frame or before the oldest measures, labels and exports what was analysed); as it is when
+        the history holds none of it (its actions then say so)."""
+        h = self._history()
+        a, b = h.time_span()
+        if h.frames == 0 or r.t1 < a or r.t0 > b:
+            return r
+        return Region(max(r.t0, a), min(r.t1, b), r.f0, r.f1, r.label)
+
     def _measured(self, ask: object, result: dict | None, error: Exception | None) -> None:
         if ask is not self._asked:
             return  # a newer selection was made meanwhile
+        if result:  # start and end on the file's clock, as the readout and the list show them
+            h, t = self._history(), (result["start"], result["end"])
+            try:
+                start, end = h.file_span(*t)
+            except ValueError:  # across a jump: each end where it is in the file
+                start, end = (float(h.file_time(x)) for x in t)
+            result = {**result, "start": start, "end": end}
         self.measurement = result or {}
         if error is not None:
             self.hint.setText(str(error))

@@ -174,6 +174,26 @@ def test_an_edit_of_a_looped_replay_applies_to_the_files_stretch_and_refuses_a_l
     assert (edit.region.t0, edit.region.t1) == pytest.approx((0.2, 0.5))
 
 
+def test_a_selection_is_held_frames_only_and_measured_on_the_files_clock(qtbot, looped):
+    """A box drawn past the newest frame (or before the oldest) is cut to the frames the history
+    holds: its measurement, label and exports cover what was analysed, not the empty rest. The
+    measured start and end are on the file's clock, as the readout and the label list are."""
+    sel, h = looped.selection, looped.history
+    oldest, newest = h.time_span()
+    sel.set_region(Region(newest - 0.3, newest + 5.0, 500.0, 1500.0))
+    assert sel.region.t0 == newest - 0.3 and sel.region.t1 == pytest.approx(newest)
+    sel.set_region(Region(oldest - 5.0, oldest + 0.3, 500.0, 1500.0))
+    assert sel.region.t0 == pytest.approx(oldest) and sel.region.t1 == oldest + 0.3
+    s = loop_with_room(h, 0.3, 0.5)
+    sel.set_region(Region(s + 0.2, s + 0.5, 500.0, 1500.0))
+    qtbot.waitUntil(lambda: bool(sel.measurement), timeout=WAIT_MS)
+    assert sel.fields["start"].text() == "0.200 s" and sel.fields["end"].text() == "0.500 s"
+    assert sel.fields["duration"].text() == "0.300 s"
+    sel.set_region(Region(s - 0.3, s, 500.0, 1500.0))  # up to the loop: the file's end, not its start
+    qtbot.waitUntil(lambda: bool(sel.measurement), timeout=WAIT_MS)
+    assert sel.fields["start"].text() == "0.700 s" and sel.fields["end"].text() == "1.000 s"
+
+
 def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_path):
     """The engine thread's file replay, driven step by step on a fake clock: a loop, and a backlog
     it skips (the engine fell behind by more than MAX_BACKLOG_S) at the very start and later, each
