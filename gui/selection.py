@@ -7,11 +7,12 @@ thread (the GUI thread never runs a transform). The measurement does not wait fo
 says "measuring…" and fills in when the engine thread answers, a newer selection superseding an
 older one still pending (which is then not computed at all if it has not started).
 
-Clocks: the selections (drawn, kept, measured) are in stream time (s of analysis since the source
-started, going on across a replay's seeks and loops). What is written for a user to line up with
-the recording is on the FILE's clock (:meth:`~.history.History.file_time`): label files (a label
-that spans a seek or a loop is refused, when kept and when saved: it is two places of the file),
-and the ``time`` of the NPZ and CSV exports (per frame, so it jumps back at a seek or a loop).
+Clocks: the selections (drawn and kept) are in stream time (s of analysis since the source
+started, going on across a replay's seeks and loops). What a user reads or lines up with the
+recording is on the FILE's clock (:meth:`~.history.History.file_time`): the measured start and
+end, the kept list, label files (a label that spans a seek or a loop is refused, when kept and
+when saved: it is two places of the file), and the ``time`` of the NPZ and CSV exports (per
+frame, so it jumps back at a seek or a loop).
 Loading a label file maps the file's times back to where the history analysed them
 (:meth:`~.history.History.stream_span`). A live input (microphone) has no file: its clock is
 stream time, seconds since the input started.
@@ -285,7 +286,10 @@ class SelectionPanel(QtWidgets.QGroupBox):
         with QtCore.QSignalBlocker(self.list):
             self.list.clear()
             for r in self.regions:  # the times a label file gets (the file's clock)
-                t0, t1 = h.file_span(r.t0, r.t1)
+                try:
+                    t0, t1 = h.file_span(r.t0, r.t1)
+                except ValueError:  # kept from an earlier source, across a jump of this one
+                    t0, t1 = r.t0, r.t1
                 self.list.addItem(f"{r.label or '—'}  {t0:.2f}–{t1:.2f} s  {r.f0:.0f}–{r.f1:.0f} Hz")
 
     def _picked(self, row: int) -> None:

@@ -245,3 +245,14 @@ def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_
     for t, pos in expected:
         assert float(h.file_time(t)) == pytest.approx(pos / SR, abs=1e-9)
     worker._close_source()
+
+
+def test_the_list_shows_a_region_across_a_jump_of_this_source_as_drawn(looped):
+    """A kept list outlives its source (another file opened): a region that spans a jump of the
+    new history is listed in stream time instead of failing the list's refill (an exception in a
+    slot would abort the application)."""
+    sel, h = looped.selection, looped.history
+    s = loop_with_room(h, 0.2, 0.2)
+    sel.regions = [Region(s - 0.2, s + 0.2, 500.0, 1500.0, "old")]
+    sel._refill()
+    assert f"{s - 0.2:.2f}–{s + 0.2:.2f} s" in sel.list.item(0).text()
