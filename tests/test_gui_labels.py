@@ -17,7 +17,7 @@ from rtdstft_gui.window import MainWindow  # noqa: E402
 from rtdstft.selection import Region  # noqa: E402
 
 SR = 16000
-WAIT_MS = 30000
+WAIT_MS = 120000
 
 
 def filled(seconds: float, history_seconds: float = 60.0) -> History:
@@ -71,26 +71,31 @@ def test_marks_outlive_the_stretches_the_history_forgets():
     assert h.file_span(3.2, 3.4) == pytest.approx((12.2, 12.4))
 
 
-def loop_with_room(h: History, before: float, after: float) -> float:
+def loop_with_room(h: History, before: float, after: float) -> float | None:
     """The stream time (s) of a loop of the replayed file with no other mark (a busy machine's
-    replay may skip samples at its start: a mark too) and the history's ends at least ``before``
-    s before it and ``after`` s after it."""
+    replay skips samples when the engine falls behind: a mark too) and the history's ends at least
+    ``before`` s before it and ``after`` s after it; None while there is none."""
     times = [m[0] for m in h.marks]
     oldest, newest = h.time_span()
     return next(
-        s
-        for s, a in h.marks[1:]
-        if a == 0.0
-        and oldest <= s - before
-        and s + after <= newest
-        and not any(s - before < t < s + after for t in times if t != s)
+        (
+            s
+            for s, a in h.marks[1:]
+            if a == 0.0
+            and oldest <= s - before
+            and s + after <= newest
+            and not any(s - before < t < s + after for t in times if t != s)
+        ),
+        None,
     )
 
 
 @pytest.fixture
 def looped(qtbot, tmp_path):
     """A window that replayed a 1 s file (a 1 kHz tone, 16 kHz) in a loop at 4 × real time until
-    its history held 3.6 s, then paused."""
+    its history held a loop with 0.3 s before it and 0.6 s after it free of other marks, then
+    paused. (The waits are on state, generous: on a busy machine the engine falls behind, and
+    the replay skips samples and takes longer.)"""
     path = tmp_path / "second.wav"
     t = np.arange(SR) / SR
     sf.write(path, (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR, subtype="FLOAT")
@@ -104,9 +109,9 @@ def looped(qtbot, tmp_path):
     w.loop.setChecked(True)
     w.speed.setCurrentIndex(w.speed.findData(4.0))
     w.open_file(str(path))
-    qtbot.waitUntil(lambda: w.history.time_span()[1] > 3.6, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: loop_with_room(w.history, 0.3, 0.6) is not None, timeout=WAIT_MS)
     w.worker.set_playing(False)
-    qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not w.worker.call(lambda wk: wk.playing, timeout=60.0), timeout=WAIT_MS)
     w.redraw()
     yield w
     w.close()
@@ -116,7 +121,7 @@ def test_labels_and_exports_of_a_looped_replay_are_on_the_files_clock(qtbot, loo
     w, sel, h = looped, looped.selection, looped.history
     # Each loop is marked where the file starts again (file time 0), right after its last sample.
     loops = [s for s, a in h.marks[1:] if a == 0.0]
-    assert len(loops) >= 2
+    assert loops
     for s in loops:
         assert h.file_time(s - 1e-4) == pytest.approx(1.0 - 1e-4, abs=1e-6)
     s = loop_with_room(h, 0.2, 0.6)
