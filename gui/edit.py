@@ -69,7 +69,8 @@ class EditPanel(QtWidgets.QGroupBox):
     """Gains on selections of the replayed file or of the history, undoable, previewed and exported.
 
     Args:
-        region: returns the current selection (stream time s × Hz) or None.
+        region: returns the current selection (s × Hz: on the replayed file's clock, else the
+            stream's) or None; raises ValueError for one that spans a seek or a loop.
         source: returns the path of the file being replayed, or None (a live input: the history
             is edited).
         history: returns the window's :class:`~.history.History`.
@@ -164,9 +165,18 @@ class EditPanel(QtWidgets.QGroupBox):
         gain = -math.inf if g <= GAIN_FLOOR_DB else g
         return Edit(r.normalized(), gain, self.edge_ms.value(), self.edge_hz.value())
 
+    def _pending_or_say(self, title: str) -> Edit | None:
+        """:meth:`pending`, or None after a warning saying why there is none (a selection that
+        spans a seek or a loop of the replayed file: two stretches of it)."""
+        try:
+            return self.pending()
+        except ValueError as exc:
+            QtWidgets.QMessageBox.warning(self, title, str(exc))
+            return None
+
     def apply(self) -> None:
         """Add the pending edit to the stack (undoable)."""
-        e = self.pending()
+        e = self._pending_or_say("Cannot apply")
         if e is not None:
             self.stack.push(_Apply(self, e))
 
@@ -257,7 +267,7 @@ class EditPanel(QtWidgets.QGroupBox):
 
     def preview(self) -> None:
         """Play :meth:`preview_samples` to the output device (computed in the engine thread)."""
-        if self.pending() is None:
+        if self._pending_or_say("Cannot preview") is None:
             return
         try:
             sr, make = self._preview_job()

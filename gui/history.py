@@ -13,8 +13,10 @@ It keeps three rings, filled from the engine thread's output at each redraw:
 
 Stream time is the time of the analysis: it goes on when a file replay seeks (or loops), so that
 the history keeps what was analysed before, in the order it was analysed. The :attr:`History.marks`
-say where in the file each stretch came from (:meth:`History.file_time`); a seek adds one
-(:meth:`History.mark`), and the view draws a line there.
+say where in the file each stretch came from (:meth:`History.file_time`, :meth:`History.file_span`
+and its inverse :meth:`History.stream_span`); a seek adds one (:meth:`History.mark`), so do a loop
+and samples the replay skipped (:meth:`History.jump`), and the view draws a line there. A live
+input has one mark, (time0, time0): its file time is its stream time (s since it started).
 
 Memory (:attr:`History.nbytes`) at 48 kHz, N = 2048, H = 256, 10 minutes: 115 MB of columns +
 38 MB of pyramid + 115 MB of audio + 0.5 MB of θ per band ≈ 270 MB; at N = 4096, H = 128 the same
@@ -158,11 +160,51 @@ class History:
 
     def file_time(self, time):
         """Where in the file (s) stream time(s) ``time`` (s) came from, by the last mark at or
-        before it (a looping replay's time is not folded here: see the view's ``period``)."""
+        before it: ``file time = a_k + (time - s_k)`` for the last mark (s_k, a_k) with s_k <= time.
+        Without a seek or a loop (a live input: one mark, (time0, time0)) this is ``time`` itself."""
         starts = np.array([m[0] for m in self.marks])
         at = np.array([m[1] for m in self.marks])
         i = np.clip(np.searchsorted(starts, np.asarray(time) + 1e-9, side="right") - 1, 0, len(starts) - 1)
         return at[i] + (time - starts[i])
+
+    def file_span(self, t0: float, t1: float) -> tuple[float, float]:
+        """The file times (s) of stream times t0 .. t1 (s) when they are one stretch of the file.
+
+        Raises ValueError when a mark (a seek, a loop, samples skipped) lies strictly inside: the
+        stretch is then two places of the file, which no one interval (a label) can say."""
+        t0, t1 = sorted((float(t0), float(t1)))
+        inside = [m for m in self.marks[1:] if t0 + 1e-6 < m[0] < t1 - 1e-6]
+        if inside:
+            s, a = inside[0]
+            was = float(self.file_time(s - 1e-6))
+            raise ValueError(
+                f"the selection {t0:.3f}..{t1:.3f} s spans a jump in the file at {s:.3f} s (from "
+                f"{was:.3f} s to {a:.3f} s in the file: a seek or a loop), so it is no one stretch "
+                "of the file: select each side on its own"
+            )
+        a0 = float(self.file_time(t0))
+        return a0, a0 + (t1 - t0)
+
+    def stream_span(self, f0: float, f1: float) -> tuple[float, float]:
+        """The inverse of :meth:`file_span`: the stream times (s) at which file times f0 .. f1 (s)
+        were analysed in one stretch, the latest such stretch that has begun (a file played more
+        than once: the newest); ValueError when none holds them whole (never analysed, or only
+        across a jump)."""
+        f0, f1 = sorted((float(f0), float(f1)))
+        starts = [m[0] for m in self.marks]
+        ends = starts[1:] + [math.inf]
+        newest = self.time_span()[1]
+        found = None
+        for (s, a), end in zip(self.marks, ends, strict=True):
+            t = s + (f0 - a)
+            if t >= s - 1e-6 and t + (f1 - f0) <= end + 1e-6 and (found is None or t <= newest):
+                found = t
+        if found is None:
+            raise ValueError(
+                f"the file's {f0:.3f}..{f1:.3f} s were not analysed in one stretch since the history "
+                "started (not played, or only across a seek or a loop)"
+            )
+        return found, found + (f1 - f0)
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -175,11 +217,14 @@ class History:
         if s0 > self.samples:
             self.add_audio(np.zeros(s0 - self.samples, np.float32))
         self.samples = s0
-        oldest = self.time_span()[0]
-        # Only the marks of stretches the history still holds.
-        ends = [m[0] for m in self.marks[1:]] + [math.inf]
-        keep = [m for m, end in zip(self.marks, ends, strict=True) if end > oldest]
-        self.marks = [*keep, (float(time), float(file_time))]
+        self.jump(time, file_time)
+
+    def jump(self, time: float, file_time: float) -> None:
+        """The file goes on from ``file_time`` (s) at stream time ``time`` (s) with no break in
+        the stream (a loop, or samples the replay skipped). Every mark since the reset is kept (two
+        floats each), so that stretches the history has forgotten still map to the file (a kept
+        selection's label)."""
+        self.marks.append((float(time), float(file_time)))
 
     def add_audio(self, samples: np.ndarray) -> None:
         """The next input samples of the stream (the engine's input, in order)."""

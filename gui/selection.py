@@ -5,9 +5,17 @@ The panel holds no samples: every action takes an :class:`~rtdstft.selection.Exc
 window's :class:`~.history.History` and runs the math of :mod:`rtdstft.selection` in the engine
 thread (the GUI thread never runs a transform). The measurement does not wait for it: the panel
 says "measuring…" and fills in when the engine thread answers, a newer selection superseding an
-older one still pending (which is then not computed at all if it has not started). Times are
-stream times (s of analysis since the source started: the file's clock for a file replayed once
-without a seek; :meth:`~.history.History.file_time` maps them to the file).
+older one still pending (which is then not computed at all if it has not started).
+
+Clocks: the selections (drawn and kept) are in stream time (s of analysis since the source
+started, going on across a replay's seeks and loops). What a user reads or lines up with the
+recording is on the FILE's clock (:meth:`~.history.History.file_time`): the measured start and
+end, the kept list, label files (a label that spans a seek or a loop is refused, when kept and
+when saved: it is two places of the file), and the ``time`` of the NPZ and CSV exports (per
+frame, so it jumps back at a seek or a loop).
+Loading a label file maps the file's times back to where the history analysed them
+(:meth:`~.history.History.stream_span`). A live input (microphone) has no file: its clock is
+stream time, seconds since the input started.
 """
 
 from __future__ import annotations
@@ -122,9 +130,10 @@ class SelectionPanel(QtWidgets.QGroupBox):
     # -- the current selection --------------------------------------------------------------------
 
     def set_region(self, region: Region | None) -> None:
-        """Make ``region`` (stream time s × Hz) the current selection and ask the engine thread to
-        measure it; the fields say "measuring…" until it answers (:attr:`measured`)."""
-        self.region = None if region is None else region.normalized()
+        """Make ``region`` (stream time s × Hz), cut to the frames the history holds, the current
+        selection and ask the engine thread to measure it; the fields say "measuring…" until it
+        answers (:attr:`measured`)."""
+        self.region = None if region is None else self._held(region.normalized())
         self.measurement = {}
         ask = self._asked = object()
         self._show("measuring…" if self.region is not None else "—")
@@ -142,9 +151,26 @@ class SelectionPanel(QtWidgets.QGroupBox):
                 self._submit(measure, lambda result, error: self._measured(ask, result, error))
         self.changed.emit(self.region)
 
+    def _held(self, r: Region) -> Region:
+        """``r`` cut to the times of the frames the history holds (a box drawn past the newest
+        frame or before the oldest measures, labels and exports what was analysed); as it is when
+        the history holds none of it (its actions then say so)."""
+        h = self._history()
+        a, b = h.time_span()
+        if h.frames == 0 or r.t1 < a or r.t0 > b:
+            return r
+        return Region(max(r.t0, a), min(r.t1, b), r.f0, r.f1, r.label)
+
     def _measured(self, ask: object, result: dict | None, error: Exception | None) -> None:
         if ask is not self._asked:
             return  # a newer selection was made meanwhile
+        if result:  # start and end on the file's clock, as the readout and the list show them
+            h, t = self._history(), (result["start"], result["end"])
+            try:
+                start, end = h.file_span(*t)
+            except ValueError:  # across a jump: each end where it is in the file
+                start, end = (float(h.file_time(x)) for x in t)
+            result = {**result, "start": start, "end": end}
         self.measurement = result or {}
         if error is not None:
             self.hint.setText(str(error))
@@ -199,17 +225,21 @@ class SelectionPanel(QtWidgets.QGroupBox):
         times, freqs = ex.frame_time(n), ex.frequencies()
         m = selection.mask(times, freqs, r, ex.sample_rate / 2)
         theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
-        return export.write_npz(path, spec, theta, times, n, freqs, ex.settings_json(), mask=m)
+        at = self._history().file_time(times)  # the file's clock; frame_index stays the stream's
+        return export.write_npz(path, spec, theta, at, n, freqs, ex.settings_json(), mask=m)
 
     def export_csv(self, path: str | Path) -> Path:
-        """θ and the refined peak frequency of every frame of the selection."""
+        """θ and the refined peak frequency of every frame of the selection (``time_s`` on the
+        file's clock; ``frame`` the stream's frame index)."""
         ex, r = self._excerpt(), self.region
         cols = self._run(lambda _: selection.frame_peaks(ex, r))
+        cols = {**cols, "time": self._history().file_time(np.asarray(cols["time"]))}
         return export.write_frames_csv(path, cols, ex.sample_rate)
 
     def export_view(self, path: str | Path, region: Region) -> Path:
         """The complex frames of ``region`` (the visible view), its band's bins only, as the NPZ
-        layout of :mod:`rtdstft.export` (``.npz``) or as a CSV of levels in dB (``.csv``)."""
+        layout of :mod:`rtdstft.export` (``.npz``) or as a CSV of levels in dB (``.csv``); times
+        on the file's clock."""
         r = region.normalized()
         ex = self._history().excerpt(r.t0, r.t1, 0.5 * (r.f0 + r.f1))
         n0, n1 = ex.frame_range(r.t0, r.t1)
@@ -220,13 +250,12 @@ class SelectionPanel(QtWidgets.QGroupBox):
         band = (freqs >= r.f0) & (freqs <= r.f1)
         n = np.arange(n0, n1)
         theta = ex.theta[n0 - ex.first_frame : n1 - ex.first_frame]
+        at = self._history().file_time(ex.frame_time(n))
         if Path(path).suffix.lower() == ".csv":
             return export.write_spectrum_csv(
-                path, spec[:, band], theta, ex.frame_time(n), freqs[band], ex.n_fft, ex.normalization
+                path, spec[:, band], theta, at, freqs[band], ex.n_fft, ex.normalization
             )
-        return export.write_npz(
-            path, spec[:, band], theta, ex.frame_time(n), n, freqs[band], ex.settings_json()
-        )
+        return export.write_npz(path, spec[:, band], theta, at, n, freqs[band], ex.settings_json())
 
     def _dialog(self, filt: str, suffix: str, write: Callable) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection", f"selection{suffix}", filt)
@@ -239,37 +268,66 @@ class SelectionPanel(QtWidgets.QGroupBox):
     # -- the list ---------------------------------------------------------------------------------
 
     def keep(self, label: str = "") -> None:
-        """Add the current selection, with ``label``, to the list."""
+        """Add the current selection, with ``label``, to the list; refused (the hint says why)
+        when it spans a seek or a loop of the replayed file, which no label can say."""
         if self.region is None:
             return
         r = self.region
+        try:
+            self._history().file_span(r.t0, r.t1)
+        except ValueError as exc:
+            self.hint.setText(f"not kept: {exc}")
+            return
         self.regions.append(Region(r.t0, r.t1, r.f0, r.f1, label))
         self._refill()
 
     def _refill(self) -> None:
+        h = self._history()
         with QtCore.QSignalBlocker(self.list):
             self.list.clear()
-            for r in self.regions:
-                self.list.addItem(f"{r.label or '—'}  {r.t0:.2f}–{r.t1:.2f} s  {r.f0:.0f}–{r.f1:.0f} Hz")
+            for r in self.regions:  # the times a label file gets (the file's clock)
+                try:
+                    t0, t1 = h.file_span(r.t0, r.t1)
+                except ValueError:  # kept from an earlier source, across a jump of this one
+                    t0, t1 = r.t0, r.t1
+                self.list.addItem(f"{r.label or '—'}  {t0:.2f}–{t1:.2f} s  {r.f0:.0f}–{r.f1:.0f} Hz")
 
     def _picked(self, row: int) -> None:
         if 0 <= row < len(self.regions):
             self.set_region(self.regions[row])
 
+    def _mapped(self, regions: list[Region], to: Callable) -> list[Region]:
+        """``regions`` with their times mapped by ``to`` (t0, t1) -> (t0, t1); a ValueError names
+        the label it fails on."""
+        out = []
+        for i, r in enumerate(regions, 1):
+            try:
+                t0, t1 = to(r.t0, r.t1)
+            except ValueError as exc:
+                raise ValueError(f"label {i} ({r.label!r}): {exc}") from None
+            out.append(Region(t0, t1, r.f0, r.f1, r.label))
+        return out
+
     def save_labels(self, path: str | Path, raven: bool = False) -> Path:
         """The list as an Audacity label track, or a Raven selection table (``raven``; a time-only
-        label, loaded from an Audacity track, reaches up to the recording's Nyquist frequency)."""
+        label, loaded from an Audacity track, reaches up to the recording's Nyquist frequency).
+        Times on the file's clock (:meth:`~.history.History.file_span`; a live input's: s since it
+        started); ValueError, nothing written, if a label spans a seek or a loop."""
+        h = self._history()
+        regions = self._mapped(self.regions, h.file_span)
         if raven:
-            return export.write_raven_table(path, self.regions, nyquist=self._history().sample_rate / 2)
-        return export.write_audacity_labels(path, self.regions)
+            return export.write_raven_table(path, regions, nyquist=h.sample_rate / 2)
+        return export.write_audacity_labels(path, regions)
 
     def load_labels(self, path: str | Path) -> list[Region]:
         """Replace the list by the labels of an Audacity label track or a Raven selection table
-        (told apart by the Raven header)."""
+        (told apart by the Raven header), their file times mapped to where the history analysed
+        them (:meth:`~.history.History.stream_span`, the inverse of :meth:`save_labels`);
+        ValueError, the list unchanged, if one was not analysed in one stretch."""
         with open(path, encoding="utf-8") as fh:
             raven = fh.readline().startswith("Selection\t")
         read = export.read_raven_table if raven else export.read_audacity_labels
-        self.regions = read(path)
+        self.regions = self._mapped(read(path), self._history().stream_span)
         self._refill()
         return self.regions
 
@@ -278,7 +336,7 @@ class SelectionPanel(QtWidgets.QGroupBox):
         if path:
             try:
                 self.save_labels(path, raven=chosen.startswith("Raven"))
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 QtWidgets.QMessageBox.warning(self, "Cannot save labels", str(exc))
 
     def _load_dialog(self) -> None:

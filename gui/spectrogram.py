@@ -27,6 +27,8 @@ from rtdstft.pitch import from_axis, to_axis
 
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
 LOG_F_MIN = 20.0
+#: The narrowest zoom: this many hops in time, this many bins (N / sr Hz each) in frequency.
+MIN_HOPS, MIN_BINS = 8, 4
 
 
 def note_label(freq: float) -> str:
@@ -212,11 +214,16 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     Times: frames carry their stream time (s since the stream started, monotonic; a looping
     or seeking file counts on). The axis shows x = stream time - :attr:`now` (:meth:`scroll_to`
     sets ``now``), so it reads "seconds ago" and never changes. The cursor readout gives the time
-    in the file (through the history's seek marks, :meth:`.history.History.file_time`, then
-    modulo :attr:`period`, the file's length, when it is set); :meth:`set_marks` draws the seeks.
+    in the file (through the history's marks of seeks and loops,
+    :meth:`.history.History.file_time`); :meth:`set_marks` draws them.
 
     The picture has about one column per screen pixel and one row per screen pixel (frames and
     bins beyond that are max-pooled); a resize that changes that rebuilds the picture.
+
+    Zoom limits: time from ``MIN_HOPS`` hops to the history's length (or the span, if longer),
+    frequency within the axis' range (0 or its log/mel bottom .. Nyquist) and at least
+    ``MIN_BINS`` bins wide in Hz, wherever on the axis (:meth:`_keep_bins`), however it is asked
+    (wheel, drag, keys, :meth:`zoom`, ``setRange``).
 
     Looking back (:mod:`.lookback`): once the user scrolls or zooms, the view leaves the live
     picture and shows the :class:`~.history.History` (given by :meth:`attach`) over whatever range
@@ -243,6 +250,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.plot = self.addPlot(row=0, col=0, viewBox=LookViewBox())
         self.plot.setLabel("left", "frequency", units="Hz")
         self.plot.vb.user_range.connect(self._looked)
+        self.plot.vb.sigYRangeChanged.connect(self._keep_bins)
         self.plot.vb.selecting.connect(self.selecting)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.plot.hideButtons()
@@ -320,7 +328,6 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.band_edges: tuple = ()
         self._latest = 0.0  # stream time of the newest column (s)
         self.now = 0.0  # stream time at the right edge, x = 0 (s)
-        self.period: float | None = None  # length of the replayed file (s), for the readout
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # -- configuration ----------------------------------------------------------------------------
@@ -355,6 +362,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image.set_colormap(self.cmap)
         self.plot.addItem(self.image)
         self.theta.reset(frames, sample_rate, self.band_edges)
+        self._set_time_limits()
         self._set_yaxis()
         self.plot.setXRange(-self.span, 0, padding=0)
         self._place()
@@ -381,6 +389,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
     def set_span(self, seconds: float) -> None:
         self.span = float(seconds)
+        self._set_time_limits()
         if self.image is not None:
             self.reset(self.sample_rate, self.n_fft, self.hop)
 
@@ -488,6 +497,31 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     def attach(self, history) -> None:
         """Draw ``history`` (a :class:`~.history.History`) when looking back."""
         self.history = history
+        self._set_time_limits()
+
+    def _set_time_limits(self) -> None:
+        """The visible time span: from ``MIN_HOPS`` hops (finer shows nothing new: a column per
+        hop) to the history's length, or the live span if that is longer."""
+        longest = max(self.span, self.history.seconds if self.history is not None else 0.0)
+        self.plot.vb.setLimits(minXRange=MIN_HOPS * self.hop / self.sample_rate, maxXRange=longest)
+
+    def _keep_bins(self, _vb=None, yrange=None) -> None:
+        """Widen the visible band, about its centre, to ``MIN_BINS`` bins (Hz) when it is narrower
+        (called on every change of the y range). A ViewBox limit cannot say this on a log or mel
+        axis, where a bin's height in axis units depends on where it is."""
+        y0, y1 = sorted(yrange if yrange is not None else self.plot.vb.viewRange()[1])
+        f0, f1 = (float(f) for f in from_axis(np.array([y0, y1]), self.scale))
+        need = MIN_BINS * self.sample_rate / self.n_fft
+        if f1 - f0 >= need * (1 - 1e-6):
+            return
+        # Within the axis: not below its bottom (no log of a negative frequency), and not past
+        # Nyquist (the ViewBox would shift the band down in axis units, narrowing it in Hz on a
+        # log or mel axis).
+        bottom = float(from_axis(self.axis_range()[0], self.scale))
+        a = max(min(0.5 * (f0 + f1 - need), self.sample_rate / 2 - need), bottom)
+        # A hair wider than needed: the round trip through the axis must not fall short again.
+        ya, yb = (float(y) for y in to_axis(np.array([a, a + need * (1 + 1e-5)]), self.scale))
+        self.plot.vb.setYRange(ya, min(yb, self.axis_range()[1]), padding=0)
 
     def go_live(self) -> None:
         """Back to the live picture: the last ``span`` seconds, the whole band."""
@@ -622,7 +656,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         )
 
     def set_marks(self, times) -> None:
-        """Draw a line at each of the stream times ``times`` (s): where a file replay seeked."""
+        """Draw a line at each of the stream times ``times`` (s): where a file replay seeked or
+        looped."""
         self._mark_times = [float(t) for t in times]
         lo, hi = self.axis_range()
         self.marks.setData(np.repeat(self._mark_times, 2), np.tile([lo, hi], len(self._mark_times)))
@@ -680,7 +715,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         :meth:`.history.History.readout`), else from the live picture (the nearest column and
         bin). With a θ per band, ``theta_ms`` is that of the band holding ``freq`` (or of band
         ``theta_band``), named by ``theta_band`` in the answer. ``time`` in the answer is in the
-        file (through the history's seek marks, modulo :attr:`period`)."""
+        file (through the history's marks of seeks and loops)."""
         # The history's θ is of that frame and band; the θ panel holds only what it last drew.
         info = self.history.readout(time, freq, band, self.a4, theta_band) if self.history is not None else {}
         if not info:
@@ -695,10 +730,9 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         return info
 
     def file_time(self, time: float) -> float:
-        """Where in the replayed file (s) stream time ``time`` (s) is: through the history's seek
-        marks (:meth:`.history.History.file_time`), then modulo :attr:`period` when it is set."""
-        t = float(self.history.file_time(time)) if self.history is not None else float(time)
-        return t % self.period if self.period else t
+        """Where in the replayed file (s) stream time ``time`` (s) is: through the history's marks
+        (seeks and loops, :meth:`.history.History.file_time`)."""
+        return float(self.history.file_time(time)) if self.history is not None else float(time)
 
     def _picture_readout(self, time: float, freq: float | None) -> dict:
         img = self.image

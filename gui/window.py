@@ -26,7 +26,7 @@ from .meter import LevelMeter
 from .selection import SelectionPanel
 from .settings import open_settings, read
 from .spectrogram import SpectrogramView
-from .worker import EngineWorker, Frames, Geometry, Samples, Stats
+from .worker import EngineWorker, Frames, Geometry, Jump, Samples, Stats
 
 REDRAW_HZ = 60
 #: Engine threads that did not end when their window closed (never destroyed while running).
@@ -390,6 +390,9 @@ class MainWindow(QtWidgets.QMainWindow):
                     self._arrival = (float(item.time[-1]), time.monotonic())
             elif isinstance(item, Geometry):
                 self._new_geometry(item)
+            elif isinstance(item, Jump):  # a loop (or skipped samples): the file's clock jumps
+                self.history.jump(item.time, item.file_time)
+                self.view.set_marks([t for t, _ in self.history.marks[1:]])
         self.meter.set_level(peak, rms)
         if not self.view.live:
             self.view.refresh_history()
@@ -423,12 +426,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _selected_in_file(self):
         """The selection for an edit: on the file's clock when a file is replayed (stream time
-        goes on across seeks and loops; its start decides), else as drawn."""
+        goes on across seeks and loops; :meth:`.history.History.file_span`, a ValueError when it
+        spans one), else as drawn."""
         r = self.selection.region
         if r is None or self.source_path is None:
             return r
-        shift = self.view.file_time(r.t0) - r.t0
-        return r if shift == 0 else dataclasses.replace(r, t0=r.t0 + shift, t1=r.t1 + shift)
+        t0, t1 = self.history.file_span(r.t0, r.t1)
+        return dataclasses.replace(r, t0=t0, t1=t1)
 
     def view_live(self) -> None:
         """Back to the live picture after looking back (the End key)."""
@@ -478,7 +482,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if s.nonfinite:
             st["dropped"].setText(f"dropped {s.dropped_blocks} · NaN/inf {s.nonfinite}")
         is_file = s.kind == "file"
-        self.view.period = s.duration if is_file and s.duration > 0 else None
         for w in (self.seek, self.speed, self.loop):
             w.setEnabled(is_file)
         if is_file and not self.seek.isSliderDown() and s.duration > 0:

@@ -92,6 +92,16 @@ class Samples:
 
 
 @dataclass
+class Jump:
+    """The replayed file goes on from ``file_time`` (s) at stream time ``time`` (s) with no break
+    in the stream: it looped (``file_time`` 0), or samples were skipped because the engine fell
+    behind. A seek is a :class:`Geometry` (``continues``) instead: there the engine is flushed."""
+
+    time: float
+    file_time: float
+
+
+@dataclass
 class Stats:
     """What the status bar and transport show; sent about 8 times a second."""
 
@@ -171,6 +181,7 @@ class EngineWorker(QtCore.QThread):
         self.nonfinite = 0
         self._time0 = self._next_time = 0.0
         self._fed = 0  # samples fed to the engine since it started or was flushed
+        self._file_next: int | None = None  # file sample the next block should start at
         self._busy = collections.deque(maxlen=64)  # (seconds of work, seconds of audio)
         self.work_total = np.zeros(3)  # seconds inside the engine's process(), samples, calls: all so far
         self._last_stats = 0.0
@@ -369,7 +380,9 @@ class EngineWorker(QtCore.QThread):
             if backlog > limit:  # the engine fell behind: skip ahead rather than lag for ever
                 source.read(backlog - limit // 4)
                 self.dropped_blocks += 1
+            start, loops = source.tell(), source.loops
             block = source.pull()
+            self._jumps(start, source.loops - loops, block.size)
         if block.size == 0:
             if self.kind == "file" and source.finished:
                 self._finish_file()
@@ -387,6 +400,20 @@ class EngineWorker(QtCore.QThread):
         if self.recorder is not None:
             self.recorder.write(block)
         return True
+
+    def _jumps(self, start: int, loops: int, size: int) -> None:
+        """Mark where the file's clock leaves the stream's in a block of ``size`` samples read
+        from file sample ``start`` with ``loops`` wraps to the file's start (:class:`Jump`), so that
+        the history maps stream time to file time exactly (labels, readout, edits)."""
+        sr = self.source.sample_rate
+        at = self._time0 + self._fed / sr  # stream time of the block's first sample
+        if self._file_next is not None and start != self._file_next:  # samples were skipped
+            self._push(Jump(at, start / sr))
+        first = self.source.frames - start  # samples before the first wrap
+        for i in range(loops):
+            self._push(Jump(at + (first + i * self.source.frames) / sr, 0.0))
+        if size:
+            self._file_next = self.source.tell()
 
     def _emit(self, out, block: np.ndarray | None) -> None:
         frames = None
@@ -425,6 +452,7 @@ class EngineWorker(QtCore.QThread):
             self.engine = engine_class()(config=self.config)
         self._time0 = self._next_time = time0
         self._fed = 0
+        self._file_next = self.source.tell() if self.kind == "file" else None
         self._busy.clear()
         self._push(Geometry(self.config, time0, self.source.position if self.kind == "file" else None))
 
@@ -529,6 +557,7 @@ class EngineWorker(QtCore.QThread):
     def _finish_file(self) -> None:
         self._emit(self.engine.flush(), None)
         self._fed = 0
+        self._file_next = None
         self.playing = False
 
     def _set_playing(self, playing: bool) -> None:
@@ -557,6 +586,7 @@ class EngineWorker(QtCore.QThread):
             self._emit(self.engine.flush(), None)  # also resets the engine for a new stream
             self._fed = 0
         self.source.seek(seconds)
+        self._file_next = self.source.tell()
         self._time0 = self._next_time
         self._busy.clear()
         self._push(Geometry(self.config, self._time0, seconds, continues=True))

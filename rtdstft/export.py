@@ -4,7 +4,9 @@ NPZ layout (``numpy.load(path)`` reads it, no pickle, no rtdstft needed):
 
     spec         complex64 [F, M]   the complex frames, one row per frame (as the engine emits them)
     theta        float32   [F]      window length θ of each frame, samples
-    time         float64   [F]      frame centre, s
+    time         float64   [F]      frame centre, s (of the file; the GUI's replay of a file: on the
+                                    file's clock, so it jumps back at a seek or a loop; a live
+                                    input: s since it started)
     frame_index  int64     [F]      n of each frame (its centre is sample n·H of the stream)
     freq         float64   [M]      frequency of each column, Hz (bins m·sr/N, possibly a sub-band)
     settings     str (0-d)          every analysis setting as JSON: sample_rate, n_fft, hop_length,
@@ -17,7 +19,8 @@ and 4 / θ for "peak" (:func:`rtdstft.config.db_scale`).
 Spectrum CSV (:func:`write_spectrum_csv`): one row per frame, ``time_s,win_length_samples`` then
 one column per frequency (header: the frequency in Hz) holding that level in dB.
 
-Label files (a list of :class:`~rtdstft.selection.Region`):
+Label files (a list of :class:`~rtdstft.selection.Region`; times as given: the GUI gives them on
+the replayed file's clock, a live input's in s since it started):
 
 - Audacity label track (``.txt``): per label a line ``start<TAB>end<TAB>label`` (seconds), followed
   for spectral selections by ``\\<TAB>low<TAB>high`` (Hz), as Audacity's Export Labels writes it; a
