@@ -10,10 +10,13 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   run leaves whole shards or none (``pyarrow.dataset.dataset(OUT)`` or ``pandas.read_parquet(OUT)``
   read it); with ``spectrogram=True`` also ``_spectrograms/<name>.npy``, float16 dB,
   [bins, frames] (Parquet readers skip names that start with ``_``);
-- resumable: a file whose path, size and mtime match a row already in OUT is skipped (unless
+- resumable: a file whose path, size and mtime match a good row already in OUT is skipped (unless
   ``overwrite``) if that row was analysed with the settings the options give now (and, with
-  ``spectrogram``, has its spectrogram; an error row stands while the file is unchanged); a file
-  analysed again supersedes its older row, which is removed at the end;
+  ``spectrogram``, has its spectrogram); a file whose row is an error is tried again on every run
+  (it may have been restored with its old size and mtime, or its failure was transient: a full
+  disk, a network file system, a killed worker), as make or rsync would; a file analysed again
+  gets its new row in place of the old one in the old row's shard, one atomic rename, so that a
+  reader, or a run killed at any moment, sees each file's old row or its new one, never both;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
 - local processes (``workers``, one torch thread each by default; a worker holds the analyses of
@@ -906,40 +909,69 @@ class _Dataset:
         return sorted(found, key=lambda t: t[1])
 
     def is_done(self, path: str, settings_at: Callable[[int], str | None], spectrogram: bool) -> bool:
-        """Whether the row of ``path`` stands: the file has its size and mtime, and the row was
-        analysed with the settings ``settings_at(its rate)`` (a JSON string, :func:`_settings_json`)
-        and, when ``spectrogram``, has its spectrogram. A row with an error stands while the file
-        has not changed."""
+        """Whether the row of ``path`` stands: it is no error row, the file has its size and mtime,
+        and the row was analysed with the settings ``settings_at(its rate)`` (a JSON string,
+        :func:`_settings_json`) and, when ``spectrogram``, has its spectrogram. An error row never
+        stands: the same size and mtime do not say that the failure will recur (a file restored
+        from a backup keeps them; a full disk or a network file system fails once)."""
         entry = self.done.get(path)
-        if entry is None or entry[0] is None or entry[:2] != _stat(path):
+        if entry is None or entry[0] is None or entry[2] == "error" or entry[:2] != _stat(path):
             return False
-        status, rate, settings, spec = entry[2], *entry[4:]
-        if status == "error":
-            return True
+        rate, settings, spec = entry[4:]
         if settings != settings_at(rate):
             return False
         return not spectrogram or (spec is not None and (self.root / spec).is_file())
 
-    def commit(self, rows: Sequence[Mapping[str, Any]]) -> Path:
-        """Writes ``rows`` as the next shard: a temporary file, fsynced, then renamed."""
+    def commit(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Path, int]]:
+        """Writes ``rows``: the row of a file that has one already replaces it in that row's shard
+        (the shard rewritten, then renamed onto itself: the file has its old row or its new one at
+        every moment, never both nor none); the others go to the next shard. Returns (shard, rows
+        written to it) for each shard written."""
+        pa = _extra("pyarrow", "batch")
         pq = _extra("pyarrow.parquet", "batch")
-        number = self.next_shard
-        self.next_shard += 1
-        final = self.root / f"part-{number:06d}.parquet"
-        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        pq.write_table(_table(rows), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        pc = _extra("pyarrow.compute", "batch")
+        by_shard: dict[int, list[Mapping[str, Any]]] = {}
         for r in rows:
-            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
-                r[c] for c in _DONE_COLUMNS[4:]
-            )
-        return final
+            entry = self.done.get(r["path"])
+            by_shard.setdefault(self.next_shard if entry is None else entry[3], []).append(r)
+        written = []
+        for number, new in sorted(by_shard.items()):
+            final = self.root / f"part-{number:06d}.parquet"
+            table = _table(new)
+            if number != self.next_shard:
+                try:
+                    old = pq.read_table(final)
+                except FileNotFoundError:  # gone since the run started: the rows start it again
+                    old = table.slice(0, 0)
+                keep = pc.invert(pc.is_in(old.column("path"), value_set=table.column("path")))
+                kept = old.filter(keep).select(table.schema.names).cast(table.schema)
+                table = pa.concat_tables([kept, table])
+            self._write(table, final)
+            written.append((final, len(new)))
+            for r in new:
+                self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
+                    r[c] for c in _DONE_COLUMNS[4:]
+                )
+        if self.next_shard in by_shard:
+            self.next_shard += 1
+        return written
+
+    def _write(self, table: Any, final: Path) -> None:
+        """Writes ``table`` to ``final`` whole or not at all: a temporary file, fsynced, renamed."""
+        pq = _extra("pyarrow.parquet", "batch")
+        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def prune(self) -> int:
-        """Removes rows superseded by a later shard's row for the same path; shards rewritten
-        atomically (a shard left empty is deleted). Returns the rows removed."""
+        """Removes rows superseded by a later shard's row for the same path (a dataset from a
+        version that added a file's new row to a new shard, killed before it removed the old one);
+        shards rewritten atomically (a shard left empty is deleted). Returns the rows removed."""
         pq = _extra("pyarrow.parquet", "batch")
         pc = _extra("pyarrow.compute", "batch")
         removed = 0
@@ -955,9 +987,7 @@ class _Dataset:
             table = pq.read_table(shard).filter(
                 pc.field("path").isin([p for p, k in zip(paths, keep, strict=True) if k])
             )
-            tmp = self.root / f".tmp-{shard.name}-{uuid.uuid4().hex[:8]}"
-            pq.write_table(table, tmp)
-            os.replace(tmp, shard)
+            self._write(table, shard)
         return removed
 
 
@@ -982,6 +1012,8 @@ class BatchSummary:
     output: Path
     worker_peak_bytes: int | None = None
     cut_short: int = 0
+    #: Of ``analysed``: files whose row was an error, tried again.
+    retried: int = 0
 
     @property
     def speed(self) -> float:
@@ -990,8 +1022,9 @@ class BatchSummary:
 
     def line(self) -> str:
         return (
-            f"batch: {self.files} files: {self.analysed} analysed, {self.skipped} skipped (done before), "
-            f"{self.failed} failed"
+            f"batch: {self.files} files: {self.analysed} analysed"
+            + (f" ({self.retried} retried after an error)" if self.retried else "")
+            + f", {self.skipped} skipped (done before), {self.failed} failed"
             + (f", {self.cut_short} cut short" if self.cut_short else "")
             + f"; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
             f"({self.speed:.0f}x real time); {self.shards} shard(s) written to {self.output}"
@@ -1224,7 +1257,8 @@ def run_batch(
         use_ray, ray_address: run on a Ray cluster instead: ``ray_address`` as ``ray.init`` takes it
             (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``), None for ``RAY_ADDRESS`` or else a
             new local cluster.
-        overwrite: analyse again files that ``output`` already holds.
+        overwrite: analyse again files that ``output`` already holds (without it: files new or
+            changed since, rows of other settings, and every row with an error).
         spectrogram: also write each file's dB spectrogram, float16 [bins, frames], under
             ``output/_spectrograms``.
         shard_files, shard_seconds: a shard is committed every ``shard_files`` rows (>= 1) or
@@ -1275,6 +1309,7 @@ def run_batch(
 
     todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
     skipped = len(paths) - len(todo)
+    retried = sum(1 for p in todo if data.done.get(p, (None,) * 3)[2] == "error")
     out_dir = str(root) if spectrogram else None
     peak = [0]
     t0 = time.perf_counter()
@@ -1295,10 +1330,10 @@ def run_batch(
     def commit() -> None:
         nonlocal held, shards, last_commit
         if held:
-            shard = data.commit(held)
-            shards += 1
-            if log is not None:
-                log(f"committed {shard.name}: {len(held)} rows")
+            for shard, count in data.commit(held):
+                shards += 1
+                if log is not None:
+                    log(f"committed {shard.name}: {count} rows")
         held = []
         last_commit = time.monotonic()
 
@@ -1317,6 +1352,6 @@ def run_batch(
     seconds = time.perf_counter() - t0
     status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
     failed, cut = status.count("error"), status.count("cut short")
-    return BatchSummary(
-        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None, cut
-    )
+    summary = BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
+    summary.worker_peak_bytes, summary.cut_short, summary.retried = peak[0] or None, cut, retried
+    return summary

@@ -1024,7 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and error. A re-run skips the files OUT already holds (same path, size and mtime, analysed "
         "with the same engine settings and, with --spectrogram, with their spectrogram); shards "
         "are written whole or not at all, so a killed run is resumed by running it again. A bad "
-        "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
+        "file becomes a row with its error, and a re-run tries it again (a file fixed or restored, "
+        "a failure that passed), keeping every good row; its new row replaces the old one in one "
+        "atomic rename. Exit status 1 when any file failed, 2 on a bad option.",
     )
     p.add_argument(
         "inputs",
@@ -1051,7 +1053,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale]); write "
         "--ray=ADDRESS, or --ray after the inputs",
     )
-    p.add_argument("--overwrite", action="store_true", help="analyse again the files OUT already holds")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="analyse again every file OUT already holds (without it: only new or changed files, rows "
+        "of other engine settings, and error rows)",
+    )
     p.add_argument(
         "--spectrogram",
         action="store_true",

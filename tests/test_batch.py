@@ -287,6 +287,117 @@ def test_a_rerun_skips_done_files_a_changed_file_is_redone_and_overwrite_redoes_
     assert sorted(read_rows(out)) == sorted(map(str, [*good, changed]))
 
 
+def _bit_rot(path: Path) -> bytes:
+    """Spoils ``path``'s header in place, size and mtime kept (as a disk's bit rot or a bad copy
+    does); returns its good bytes."""
+    good, st = path.read_bytes(), path.stat()
+    path.write_bytes(b"JUNK" + good[4:])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return good
+
+
+def _restore(path: Path, good: bytes) -> None:
+    """Puts the good bytes back with the same mtime, as ``rsync -a`` or ``cp -p`` from a backup do."""
+    st = path.stat()
+    path.write_bytes(good)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _retry_corpus(corpus, folder: Path) -> tuple[list[Path], Path, bytes]:
+    """Two good files and one whose header rotted, in ``folder``: (files, the rotted one, its good bytes)."""
+    folder.mkdir()
+    files = [folder / "a.wav", folder / "b.wav", folder / "rotted.wav"]
+    for f, src in zip(files, [corpus["good8"], corpus["good16"], corpus["good8"]], strict=True):
+        f.write_bytes(src.read_bytes())
+    return files, files[2], _bit_rot(files[2])
+
+
+def _retry_then_check(files, victim, good, out, run) -> None:
+    """``run()`` makes the dataset with ``victim`` rotted; it is restored (same size and mtime) and
+    ``run()`` again must analyse it alone: its row good, the other rows and spectrograms untouched."""
+    first = run()
+    assert (first.analysed, first.failed) == (3, 1)
+    before = read_rows(out)
+    assert before[str(victim)]["status"] == "error"
+    images = {p: os.stat(out / before[str(p)]["spectrogram"]) for p in files[:2]}
+    _restore(victim, good)  # the fix keeps what the error row recorded: only its status says redo
+    again = run()
+    assert (again.analysed, again.retried, again.skipped, again.failed) == (1, 1, 2, 0)
+    after = read_rows(out)
+    assert sorted(after) == sorted(map(str, files))
+    assert after[str(victim)]["status"] == "ok" and after[str(victim)]["error"] is None
+    for p in files[:2]:  # bit for bit, and not recomputed: the spectrogram files were not rewritten
+        same_rows(before[str(p)], after[str(p)])
+        now = os.stat(out / after[str(p)]["spectrogram"])
+        assert (now.st_ino, now.st_mtime_ns) == (images[p].st_ino, images[p].st_mtime_ns)
+    assert (out / after[str(victim)]["spectrogram"]).is_file()
+    assert run().analysed == 0  # its good row stands
+
+
+def test_a_plain_rerun_retries_error_rows_only(corpus, tmp_path, capsys):
+    """A re-run skipped a file whose row was an error while its size and mtime stood: a file restored
+    from a backup, or a transient failure (a full disk, a network file system), needed --overwrite,
+    which redid the whole corpus."""
+    files, victim, good = _retry_corpus(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    _retry_then_check(files, victim, good, out, lambda: run_batch(files, out, workers=1, spectrogram=True))
+    _bit_rot(victim)  # the command line says what it retried (a new dataset: the good row would stand)
+    command = ["batch", str(tmp_path / "corpus"), "-o", str(tmp_path / "out2"), "--workers", "1"]
+    assert main(command) == 1
+    _restore(victim, good)
+    capsys.readouterr()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "3 files: 1 analysed (1 retried after an error), 2 skipped (done before), 0 failed;" in printed
+
+
+def test_a_retry_killed_at_any_moment_leaves_each_file_one_row(corpus, tmp_path):
+    """A file analysed again got its new row in a new shard, and its old row was removed only when
+    the run ended: a run killed in between (or a reader meanwhile) saw both its error row and its
+    good row. The new row now replaces the old one in its shard, one rename."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    files = [folder / f"f{i:03d}.wav" for i in range(200)]
+    for f in files:
+        f.write_bytes(corpus["good8"].read_bytes())
+    good = corpus["good8"].read_bytes()
+    for f in files[3:]:
+        _bit_rot(f)
+    out = tmp_path / "out"
+    assert run_batch(files, out, workers=1).failed == 197
+    for f in files[3:]:
+        _restore(f, good)
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "1", "--batch-files", "1", "--shard-files", "2"
+    )
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def good_rows() -> int:
+        statuses = pads.dataset(out, format="parquet").to_table(columns=["status"]).column("status")
+        return statuses.to_pylist().count("ok")
+
+    deadline = time.monotonic() + 120
+    while good_rows() < 3 + 4:  # two commits of the retry
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no retried row committed in 120 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows = read_rows(out)  # one row per file, whatever the moment of the kill
+    assert sorted(rows) == sorted(map(str, files))
+    done = sum(r["status"] == "ok" for r in rows.values())
+    assert 3 + 4 <= done < len(files), "the kill came after the run had finished"
+    assert [p.name for p in out.glob("part-*")] == ["part-000000.parquet"]  # where the old rows were
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    left = len(files) - done
+    assert f"{left} analysed ({left} retried after an error), {done} skipped" in again.stdout
+    rows = read_rows(out)
+    assert sorted(rows) == sorted(map(str, files)) and {r["status"] for r in rows.values()} == {"ok"}
+    assert not list(out.glob(".tmp-*"))
+
+
 def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
     """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
     every file "done before": the options were silently ignored."""
@@ -299,15 +410,15 @@ def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(
 
     assert hops() == [32, 32, None]
     again = run_batch(good, out, options={"hop_length": 64}, workers=1)
-    assert (again.analysed, again.skipped, again.failed) == (2, 1, 1)  # the error row stands
+    assert (again.analysed, again.skipped, again.failed) == (3, 0, 1)  # the error row is tried again
     assert hops() == [64, 64, None]
-    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 0
+    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 1  # the error row
     with_images = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
-    assert (with_images.analysed, with_images.skipped) == (2, 1)
+    assert (with_images.analysed, with_images.skipped) == (3, 0)
     image = out / read_rows(out)[str(corpus["good8"])]["spectrogram"]
     image.unlink()
     redo = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
-    assert (redo.analysed, redo.skipped) == (1, 2) and image.is_file()
+    assert (redo.analysed, redo.skipped) == (2, 1) and image.is_file()
     assert sorted(read_rows(out)) == sorted(map(str, good))  # one row per file
 
 
@@ -534,6 +645,12 @@ def test_ray_gives_the_same_rows_as_the_local_path(ray_cluster, corpus, tmp_path
     assert sorted(a) == sorted(b) == sorted(files)
     for path in files:
         same_rows(a[path], b[path])
+
+
+def test_ray_reruns_retry_error_rows_only(ray_cluster, corpus, tmp_path):
+    files, victim, good = _retry_corpus(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    _retry_then_check(files, victim, good, out, lambda: run_batch(files, out, use_ray=True, spectrogram=True))
 
 
 # -- GPU --------------------------------------------------------------------------------------------------
