@@ -17,6 +17,8 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   disk, a network file system, a killed worker), as make or rsync would; a file analysed again
   gets its new row in place of the old one in the old row's shard, one atomic rename, so that a
   reader, or a run killed at any moment, sees each file's old row or its new one, never both;
+- one run at a time: a run holds OUT (a lock file, :data:`LOCK_NAME`, let go when the run ends,
+  however it ends) and a second run on it is refused while the first runs;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
 - local processes (``workers``, one torch thread each by default; a worker holds the analyses of
@@ -1227,6 +1229,47 @@ class _RayAnalysis:
         return _table(analyze_rows(paths, self.options, self.out_dir, self.device, self.batch_files))
 
 
+#: The file in OUT that a run holds locked while it writes there (hidden: no Parquet reader takes it).
+LOCK_NAME = ".rtdstft-batch.lock"
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Holds the dataset folder ``root`` for one run: an exclusive ``flock`` on ``root/LOCK_NAME``,
+    which holds the process id. Two runs on one folder took the same shard numbers and removed each
+    other's shards in the making; the kernel lets go of the lock when its process ends, however
+    it ends (SIGKILL included), so no stale lock is left. Where there is no ``flock`` (Windows), or
+    the folder cannot be written (nothing can be committed there either), runs are not guarded.
+
+    Raises ParameterError (a ValueError) while another process holds ``root``.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise ParameterError(
+                f"output {root} is in use by another run of rtdstft batch"
+                + (f" (process {holder})" if holder.isdigit() else "")
+                + "; run again when it has ended"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_batch(
     inputs: Iterable[str | Path],
     output: str | Path,
@@ -1299,59 +1342,61 @@ def run_batch(
     root = Path(output)
     if root.exists() and not root.is_dir():
         raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
-    data = _Dataset(root)
-    configs: dict[int, StreamConfig | None] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root):
+        data = _Dataset(root)
+        configs: dict[int, StreamConfig | None] = {}
 
-    @functools.cache
-    def settings_at(rate: int) -> str | None:  # None: options this rate refuses (such rows are errors)
-        cfg = _rate_config(options, rate, configs)
-        return None if cfg is None else _settings_json(cfg)
+        @functools.cache
+        def settings_at(rate: int) -> str | None:  # None: options this rate refuses (such rows are errors)
+            cfg = _rate_config(options, rate, configs)
+            return None if cfg is None else _settings_json(cfg)
 
-    todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
-    skipped = len(paths) - len(todo)
-    retried = sum(1 for p in todo if data.done.get(p, (None,) * 3)[2] == "error")
-    out_dir = str(root) if spectrogram else None
-    peak = [0]
-    t0 = time.perf_counter()
-    rows = (
-        _ray_results(todo, options, out_dir, ray_address, device, batch_files, threads)
-        if use_ray
-        else _local_results(
-            todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log, batch_files, threads
+        todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
+        skipped = len(paths) - len(todo)
+        retried = sum(1 for p in todo if data.done.get(p, (None,) * 3)[2] == "error")
+        out_dir = str(root) if spectrogram else None
+        peak = [0]
+        t0 = time.perf_counter()
+        rows = (
+            _ray_results(todo, options, out_dir, ray_address, device, batch_files, threads)
+            if use_ray
+            else _local_results(
+                todo, options, out_dir, min(workers, len(todo) or 1), device, peak, log, batch_files, threads
+            )
         )
-    )
-    tqdm = _extra("tqdm", "batch").tqdm
-    bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
-    audio_seconds = 0.0
-    shards = 0
-    held: list[dict[str, Any]] = []
-    last_commit = time.monotonic()
-
-    def commit() -> None:
-        nonlocal held, shards, last_commit
-        if held:
-            for shard, count in data.commit(held):
-                shards += 1
-                if log is not None:
-                    log(f"committed {shard.name}: {count} rows")
-        held = []
+        tqdm = _extra("tqdm", "batch").tqdm
+        bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
+        audio_seconds = 0.0
+        shards = 0
+        held: list[dict[str, Any]] = []
         last_commit = time.monotonic()
 
-    with bar:
-        for row in rows:
-            held.append(row)
-            if row["status"] != "error":
-                audio_seconds += row["duration"]
-            bar.update(1)
-            hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
-            if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
-                commit()
-        commit()
-    data.prune()
-    seconds = time.perf_counter() - t0
-    status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
-    failed, cut = status.count("error"), status.count("cut short")
-    summary = BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
-    summary.worker_peak_bytes, summary.cut_short, summary.retried = peak[0] or None, cut, retried
-    return summary
+        def commit() -> None:
+            nonlocal held, shards, last_commit
+            if held:
+                for shard, count in data.commit(held):
+                    shards += 1
+                    if log is not None:
+                        log(f"committed {shard.name}: {count} rows")
+            held = []
+            last_commit = time.monotonic()
+
+        with bar:
+            for row in rows:
+                held.append(row)
+                if row["status"] != "error":
+                    audio_seconds += row["duration"]
+                bar.update(1)
+                hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
+                if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
+                    commit()
+            commit()
+        data.prune()
+        seconds = time.perf_counter() - t0
+        status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
+        failed, cut = status.count("error"), status.count("cut short")
+        summary = BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
+        summary.worker_peak_bytes, summary.cut_short, summary.retried = peak[0] or None, cut, retried
+        return summary

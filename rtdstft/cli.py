@@ -1026,7 +1026,8 @@ def build_parser() -> argparse.ArgumentParser:
         "are written whole or not at all, so a killed run is resumed by running it again. A bad "
         "file becomes a row with its error, and a re-run tries it again (a file fixed or restored, "
         "a failure that passed), keeping every good row; its new row replaces the old one in one "
-        "atomic rename. Exit status 1 when any file failed, 2 on a bad option.",
+        "atomic rename. One run at a time per OUT: a second is refused while one runs. Exit status 1 "
+        "when any file failed, 2 on a bad option or an OUT in use.",
     )
     p.add_argument(
         "inputs",

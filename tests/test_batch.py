@@ -398,6 +398,41 @@ def test_a_retry_killed_at_any_moment_leaves_each_file_one_row(corpus, tmp_path)
     assert not list(out.glob(".tmp-*"))
 
 
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(corpus, tmp_path, capsys):
+    """Two runs on one OUT (a cron job that overlaps the last one, the command typed in a second
+    terminal) took the same shard numbers and removed each other's shards in the making: rows were
+    lost or doubled. The second run is now refused while the first holds OUT."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(100):
+        (folder / f"f{i:03d}.wav").write_bytes(corpus["good8"].read_bytes())
+    out = tmp_path / "out"
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "1", "--batch-files", "1", "--shard-files", "2"
+    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("part-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)  # the first run, mid-way, holds still
+    try:
+        assert proc.poll() is None, "the first run had finished"
+        status = main(["batch", str(folder), "-o", str(out), "--workers", "1"])
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and f"output {out} is in use by another run" in err, err
+    assert f"(process {proc.pid})" in err
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "100 files: 100 analysed, 0 skipped" in stdout
+    rows = read_rows(out)
+    assert len(rows) == 100 and {r["status"] for r in rows.values()} == {"ok"}
+    assert run_batch([folder], out, workers=1).skipped == 100  # OUT is free again when a run ends
+
+
 def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
     """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
     every file "done before": the options were silently ignored."""
