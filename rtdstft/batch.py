@@ -1270,6 +1270,20 @@ def _exclusive(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _check_writable(root: Path, shard: int, spectrogram: bool) -> None:
+    """Raises ParameterError (a ValueError) naming ``root`` when the shard numbered ``shard`` (or,
+    with ``spectrogram``, a spectrogram) could not be created there: a read-only file system, a
+    folder of another user. Leaves nothing behind."""
+    from .atomic import check_creatable
+
+    try:
+        check_creatable(root / f"part-{shard:06d}.parquet")
+        if spectrogram:
+            check_creatable(root / SPECTROGRAM_DIR / "check.npy")
+    except OSError as exc:
+        raise ParameterError(f"output {root} cannot be written: {exc.strerror or exc}") from None
+
+
 def run_batch(
     inputs: Iterable[str | Path],
     output: str | Path,
@@ -1355,6 +1369,8 @@ def run_batch(
         todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
         skipped = len(paths) - len(todo)
         retried = sum(1 for p in todo if data.done.get(p, (None,) * 3)[2] == "error")
+        if todo:  # refused now rather than at the first commit, a shard's work later
+            _check_writable(root, data.next_shard, spectrogram)
         out_dir = str(root) if spectrogram else None
         peak = [0]
         t0 = time.perf_counter()

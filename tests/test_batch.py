@@ -433,6 +433,49 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(corpus,
     assert run_batch([folder], out, workers=1).skipped == 100  # OUT is free again when a run ends
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_any_file_is_analysed(corpus, tmp_path):
+    """A dataset on a read-only file system (a mirror, a snapshot, a full quota) with files to do:
+    every file was analysed, then the first commit failed, a shard's work (up to 1000 files or 60 s)
+    later, and with --spectrogram each file became an error row first. Now it is refused before any
+    file is analysed; a dataset there with nothing to do still runs (it only reads)."""
+    out = tmp_path / "out"
+    new = tmp_path / "new.wav"
+    new.write_bytes(corpus["good8"].read_bytes())
+    assert run_batch([corpus["good8"]], out, workers=1).analysed == 1
+    code = f"""if True:
+        import sys
+        import rtdstft.batch as batch
+        from rtdstft.cli import main
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a file was analysed")
+
+        batch.analyze_rows = batch.analyze_row = refuse
+        done = main(["batch", {str(corpus["good8"])!r}, "-o", {str(out)!r}, "--workers", "1"])
+        more = main(["batch", {str(corpus["good8"])!r}, {str(new)!r}, "-o", {str(out)!r}, "--workers", "1",
+                     "--spectrogram"])
+        print(done, more)
+    """
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" -c "$3"'
+    try:
+        probe = subprocess.run([*unshare, "sh", "-c", script, "sh", out, "true", ""], capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("no unshare here to mount a folder read-only")
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only bind mount in a user namespace here ({probe.stderr.decode().strip()})")
+    done = subprocess.run(
+        [*unshare, "sh", "-c", script, "sh", out, sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 2", (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr  # the refusal, one line
+    assert f"output {out} cannot be written" in done.stderr and "Read-only file system" in done.stderr
+
+
 def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
     """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
     every file "done before": the options were silently ignored."""
