@@ -29,7 +29,8 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   lockstep engine (:func:`analyze_rows`), each file's θ and row exactly those it gets alone, at a
   fraction of the per-block overhead (short files, thousands of them, are the case it is for).
 
-Row (one per file): path (absolute), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
+Row (one per file): path (absolute; a byte of a name that is not UTF-8 written as ``\\xNN``, see
+:func:`path_text`), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
 file; several are mixed down to mono as ``rtdstft analyze`` does), frames (samples per channel),
 duration (s), settings (JSON of the engine's StreamConfig), theta (θ per frame, samples, float32),
 frame_times (frame centres, s), theta_median (samples), share_min and share_max (share of frames at
@@ -328,13 +329,21 @@ def _stat(path: str) -> tuple[int | None, int | None]:
 
 
 def _spectrogram_name(path: str) -> str:
-    """``_spectrograms/STEM-DIGEST.npy``: the file's stem, cut where the name with its temporary
-    suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits of the path's SHA-1."""
+    """``_spectrograms/STEM-DIGEST.npy``: the file's stem (as :func:`path_text` writes it), cut where
+    the name with its temporary suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits
+    of the path's SHA-1."""
     import hashlib
 
     digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    name = fit_name(Path(path).stem, f"-{digest}.npy", 255 - len(".tmp-12345678"))
+    name = fit_name(path_text(Path(path).stem), f"-{digest}.npy", 255 - len(".tmp-12345678"))
     return f"{SPECTROGRAM_DIR}/{name}"
+
+
+def path_text(path: str) -> str:
+    """``path`` as the dataset's ``path`` column holds it: UTF-8 text, each byte of the name that
+    is not UTF-8 (a name in Latin-1 from an old archive, which Python holds as a lone surrogate)
+    written as ``\\xNN``, since Arrow strings are UTF-8. Other paths are as they are."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _reserve(path: Path) -> None:
@@ -510,7 +519,9 @@ def _probe(
     try:
         import soundfile as sf
 
-        info = sf.info(path)
+        from .audio import sf_path
+
+        info = sf.info(sf_path(path))
     except Exception:  # noqa: BLE001 - analysed alone, which reports the error in its row
         return None
     cfg = _rate_config(options, info.samplerate, configs)
@@ -741,7 +752,8 @@ def _row(path: str, error: str | None = None) -> dict[str, Any]:
     ``error``."""
     size, mtime = _stat(path)
     row: dict[str, Any] = dict.fromkeys(_schema().names)
-    row.update(path=path, size=size, mtime_ns=mtime, status="ok" if error is None else "error", error=error)
+    status = "ok" if error is None else "error"
+    row.update(path=path_text(path), size=size, mtime_ns=mtime, status=status, error=error)
     return row
 
 
@@ -916,7 +928,7 @@ class _Dataset:
         :func:`_settings_json`) and, when ``spectrogram``, has its spectrogram. An error row never
         stands: the same size and mtime do not say that the failure will recur (a file restored
         from a backup keeps them; a full disk or a network file system fails once)."""
-        entry = self.done.get(path)
+        entry = self.done.get(path_text(path))
         if entry is None or entry[0] is None or entry[2] == "error" or entry[:2] != _stat(path):
             return False
         rate, settings, spec = entry[4:]
@@ -1163,7 +1175,9 @@ def _ray_results(
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 200)))
+    # As bytes: Arrow strings are UTF-8, and a file's name need not be.
+    items = [{"path": os.fsencode(p)} for p in todo]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(todo), 200)))
     ds = ds.map_batches(
         _RayAnalysis,
         fn_constructor_kwargs=dict(
@@ -1225,7 +1239,7 @@ class _RayAnalysis:
         self.options, self.out_dir, self.device, self.batch_files = options, out_dir, device, batch_files
 
     def __call__(self, batch: Any) -> Any:
-        paths = batch.column("path").to_pylist()
+        paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
         return _table(analyze_rows(paths, self.options, self.out_dir, self.device, self.batch_files))
 
 
@@ -1368,7 +1382,7 @@ def run_batch(
 
         todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
         skipped = len(paths) - len(todo)
-        retried = sum(1 for p in todo if data.done.get(p, (None,) * 3)[2] == "error")
+        retried = sum(1 for p in todo if data.done.get(path_text(p), (None,) * 3)[2] == "error")
         if todo:  # refused now rather than at the first commit, a shard's work later
             _check_writable(root, data.next_shard, spectrogram)
         out_dir = str(root) if spectrogram else None
@@ -1411,7 +1425,7 @@ def run_batch(
             commit()
         data.prune()
         seconds = time.perf_counter() - t0
-        status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
+        status = [data.done.get(path_text(p), (0, 0, "error"))[2] for p in paths]
         failed, cut = status.count("error"), status.count("cut short")
         summary = BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
         summary.worker_peak_bytes, summary.cut_short, summary.retried = peak[0] or None, cut, retried

@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS
+from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS, path_text
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
 from .errors import ParameterError
@@ -463,7 +463,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
-    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
+    title = f"{path_text(Path(args.file).name)}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
     # All files or none: each is written to a part file, renamed into place once all are written.
     written = [p for p in (picture, args.csv, args.npz) if p is not None]
     with contextlib.ExitStack() as stack:

@@ -477,6 +477,39 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_file_is_analysed
     assert f"output {out} cannot be written" in done.stderr and "Read-only file system" in done.stderr
 
 
+def _latin1_named(corpus, folder: Path) -> tuple[Path, Path]:
+    """``folder`` with a copy of good8 named in Latin-1 (``caf\\xe9.wav``: the byte 0xE9, no UTF-8)
+    and one named in UTF-8: (the Latin-1 one, the other)."""
+    folder.mkdir()
+    odd = folder / os.fsdecode(b"caf\xe9.wav")
+    try:
+        odd.write_bytes(corpus["good8"].read_bytes())
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system takes no name that is not UTF-8 ({exc})")
+    plain = folder / "caf\u00e9.wav"
+    plain.write_bytes(corpus["good8"].read_bytes())
+    return odd, plain
+
+
+def test_file_names_that_are_not_utf8_are_rows_not_a_crash(corpus, tmp_path):
+    """A file named in another encoding (an old archive's Latin-1 names) made the whole run end in a
+    traceback at its shard's commit (Arrow strings are UTF-8), every time it was run again. Its row
+    now names it with the bytes that are not UTF-8 written as \\xNN, and a re-run finds it done."""
+    odd, plain = _latin1_named(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    summary = run_batch([tmp_path / "corpus"], out, workers=1, spectrogram=True)
+    assert (summary.analysed, summary.failed) == (2, 0)
+    rows = read_rows(out)
+    name = str(odd.parent / "caf\\xe9.wav")
+    assert sorted(rows) == sorted([name, str(plain)])
+    assert rows[name]["status"] == "ok" and rows[name]["theta"] == rows[str(plain)]["theta"]
+    assert (out / rows[name]["spectrogram"]).is_file()
+    again = run_batch([tmp_path / "corpus"], out, workers=1, spectrogram=True)
+    assert (again.analysed, again.skipped) == (0, 2)
+    # analyze reads it too, and names it in its picture's title as the row does
+    assert main(["analyze", str(odd), "-o", str(tmp_path / "odd.png")]) == 0
+
+
 def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
     """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
     every file "done before": the options were silently ignored."""
@@ -737,6 +770,14 @@ def test_ray_reruns_retry_error_rows_only(ray_cluster, corpus, tmp_path):
         lambda: run_batch(files, out, workers=1, spectrogram=True),
         lambda: run_batch(files, out, use_ray=True, spectrogram=True),
     )
+
+
+def test_ray_takes_file_names_that_are_not_utf8(ray_cluster, corpus, tmp_path):
+    odd, plain = _latin1_named(corpus, tmp_path / "corpus")
+    summary = run_batch([tmp_path / "corpus"], tmp_path / "out", use_ray=True)
+    assert (summary.analysed, summary.failed) == (2, 0)
+    rows = read_rows(tmp_path / "out")
+    assert rows[str(odd.parent / "caf\\xe9.wav")]["theta"] == rows[str(plain)]["theta"]
 
 
 # -- GPU --------------------------------------------------------------------------------------------------
