@@ -20,6 +20,7 @@ that needs them is first used, so ``import rtdstft`` works without PortAudio or 
 from __future__ import annotations
 
 import math
+import os
 import stat
 import time
 from collections.abc import Callable
@@ -686,6 +687,18 @@ class OutputSink(_Stream):
         return True
 
 
+def sf_path(path: str | Path) -> str | bytes:
+    """``path`` as libsndfile is to open it: the text, or its bytes where it holds a name that is
+    not UTF-8 (a Latin-1 name from an old archive, held as lone surrogates), which soundfile
+    cannot encode; text elsewhere, as Windows opens wide-character names only from text."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
 class FileSource:
     """Mono float32 samples from an audio file (WAV, FLAC, OGG, ... whatever libsndfile reads),
     replayed either at the pace of the wall clock or as fast as asked.
@@ -783,7 +796,7 @@ class FileSource:
 
     def _open(self) -> Any:
         try:
-            return _soundfile().SoundFile(str(self.path))
+            return _soundfile().SoundFile(sf_path(self.path))
         except self._error_types as exc:
             raise AudioFileError(f"{self.path}: not a readable audio file ({exc})") from exc
 

@@ -10,10 +10,15 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   run leaves whole shards or none (``pyarrow.dataset.dataset(OUT)`` or ``pandas.read_parquet(OUT)``
   read it); with ``spectrogram=True`` also ``_spectrograms/<name>.npy``, float16 dB,
   [bins, frames] (Parquet readers skip names that start with ``_``);
-- resumable: a file whose path, size and mtime match a row already in OUT is skipped (unless
+- resumable: a file whose path, size and mtime match a good row already in OUT is skipped (unless
   ``overwrite``) if that row was analysed with the settings the options give now (and, with
-  ``spectrogram``, has its spectrogram; an error row stands while the file is unchanged); a file
-  analysed again supersedes its older row, which is removed at the end;
+  ``spectrogram``, has its spectrogram); a file whose row is an error is tried again on every run
+  (it may have been restored with its old size and mtime, or its failure was transient: a full
+  disk, a network file system, a killed worker), as make or rsync would; a file analysed again
+  gets its new row in place of the old one in the old row's shard, one atomic rename, so that a
+  reader, or a run killed at any moment, sees each file's old row or its new one, never both;
+- one run at a time: a run holds OUT (a lock file, :data:`LOCK_NAME`, let go when the run ends,
+  however it ends) and a second run on it is refused while the first runs;
 - a file that cannot be analysed (empty, truncated, not audio, unreadable) becomes a row with
   ``status = "error"`` and its message; the run goes on;
 - local processes (``workers``, one torch thread each by default; a worker holds the analyses of
@@ -24,7 +29,8 @@ a file gets the same θ track either way). :func:`run_batch` does it for a corpu
   lockstep engine (:func:`analyze_rows`), each file's θ and row exactly those it gets alone, at a
   fraction of the per-block overhead (short files, thousands of them, are the case it is for).
 
-Row (one per file): path (absolute), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
+Row (one per file): path (absolute; a byte of a name that is not UTF-8 written as ``\\xNN``, see
+:func:`path_text`), size (bytes), mtime_ns, sample_rate (Hz), channels (of the
 file; several are mixed down to mono as ``rtdstft analyze`` does), frames (samples per channel),
 duration (s), settings (JSON of the engine's StreamConfig), theta (θ per frame, samples, float32),
 frame_times (frame centres, s), theta_median (samples), share_min and share_max (share of frames at
@@ -323,13 +329,21 @@ def _stat(path: str) -> tuple[int | None, int | None]:
 
 
 def _spectrogram_name(path: str) -> str:
-    """``_spectrograms/STEM-DIGEST.npy``: the file's stem, cut where the name with its temporary
-    suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits of the path's SHA-1."""
+    """``_spectrograms/STEM-DIGEST.npy``: the file's stem (as :func:`path_text` writes it), cut where
+    the name with its temporary suffix (``.tmp-XXXXXXXX``) would pass 255 bytes, and 16 hex digits
+    of the path's SHA-1."""
     import hashlib
 
     digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    name = fit_name(Path(path).stem, f"-{digest}.npy", 255 - len(".tmp-12345678"))
+    name = fit_name(path_text(Path(path).stem), f"-{digest}.npy", 255 - len(".tmp-12345678"))
     return f"{SPECTROGRAM_DIR}/{name}"
+
+
+def path_text(path: str) -> str:
+    """``path`` as the dataset's ``path`` column holds it: UTF-8 text, each byte of the name that
+    is not UTF-8 (a name in Latin-1 from an old archive, which Python holds as a lone surrogate)
+    written as ``\\xNN``, since Arrow strings are UTF-8. Other paths are as they are."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _reserve(path: Path) -> None:
@@ -505,7 +519,9 @@ def _probe(
     try:
         import soundfile as sf
 
-        info = sf.info(path)
+        from .audio import sf_path
+
+        info = sf.info(sf_path(path))
     except Exception:  # noqa: BLE001 - analysed alone, which reports the error in its row
         return None
     cfg = _rate_config(options, info.samplerate, configs)
@@ -736,7 +752,8 @@ def _row(path: str, error: str | None = None) -> dict[str, Any]:
     ``error``."""
     size, mtime = _stat(path)
     row: dict[str, Any] = dict.fromkeys(_schema().names)
-    row.update(path=path, size=size, mtime_ns=mtime, status="ok" if error is None else "error", error=error)
+    status = "ok" if error is None else "error"
+    row.update(path=path_text(path), size=size, mtime_ns=mtime, status=status, error=error)
     return row
 
 
@@ -906,40 +923,69 @@ class _Dataset:
         return sorted(found, key=lambda t: t[1])
 
     def is_done(self, path: str, settings_at: Callable[[int], str | None], spectrogram: bool) -> bool:
-        """Whether the row of ``path`` stands: the file has its size and mtime, and the row was
-        analysed with the settings ``settings_at(its rate)`` (a JSON string, :func:`_settings_json`)
-        and, when ``spectrogram``, has its spectrogram. A row with an error stands while the file
-        has not changed."""
-        entry = self.done.get(path)
-        if entry is None or entry[0] is None or entry[:2] != _stat(path):
+        """Whether the row of ``path`` stands: it is no error row, the file has its size and mtime,
+        and the row was analysed with the settings ``settings_at(its rate)`` (a JSON string,
+        :func:`_settings_json`) and, when ``spectrogram``, has its spectrogram. An error row never
+        stands: the same size and mtime do not say that the failure will recur (a file restored
+        from a backup keeps them; a full disk or a network file system fails once)."""
+        entry = self.done.get(path_text(path))
+        if entry is None or entry[0] is None or entry[2] == "error" or entry[:2] != _stat(path):
             return False
-        status, rate, settings, spec = entry[2], *entry[4:]
-        if status == "error":
-            return True
+        rate, settings, spec = entry[4:]
         if settings != settings_at(rate):
             return False
         return not spectrogram or (spec is not None and (self.root / spec).is_file())
 
-    def commit(self, rows: Sequence[Mapping[str, Any]]) -> Path:
-        """Writes ``rows`` as the next shard: a temporary file, fsynced, then renamed."""
+    def commit(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Path, int]]:
+        """Writes ``rows``: the row of a file that has one already replaces it in that row's shard
+        (the shard rewritten, then renamed onto itself: the file has its old row or its new one at
+        every moment, never both nor none); the others go to the next shard. Returns (shard, rows
+        written to it) for each shard written."""
+        pa = _extra("pyarrow", "batch")
         pq = _extra("pyarrow.parquet", "batch")
-        number = self.next_shard
-        self.next_shard += 1
-        final = self.root / f"part-{number:06d}.parquet"
-        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        pq.write_table(_table(rows), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        pc = _extra("pyarrow.compute", "batch")
+        by_shard: dict[int, list[Mapping[str, Any]]] = {}
         for r in rows:
-            self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
-                r[c] for c in _DONE_COLUMNS[4:]
-            )
-        return final
+            entry = self.done.get(r["path"])
+            by_shard.setdefault(self.next_shard if entry is None else entry[3], []).append(r)
+        written = []
+        for number, new in sorted(by_shard.items()):
+            final = self.root / f"part-{number:06d}.parquet"
+            table = _table(new)
+            if number != self.next_shard:
+                try:
+                    old = pq.read_table(final)
+                except FileNotFoundError:  # gone since the run started: the rows start it again
+                    old = table.slice(0, 0)
+                keep = pc.invert(pc.is_in(old.column("path"), value_set=table.column("path")))
+                kept = old.filter(keep).select(table.schema.names).cast(table.schema)
+                table = pa.concat_tables([kept, table])
+            self._write(table, final)
+            written.append((final, len(new)))
+            for r in new:
+                self.done[r["path"]] = (r["size"], r["mtime_ns"], r["status"], number) + tuple(
+                    r[c] for c in _DONE_COLUMNS[4:]
+                )
+        if self.next_shard in by_shard:
+            self.next_shard += 1
+        return written
+
+    def _write(self, table: Any, final: Path) -> None:
+        """Writes ``table`` to ``final`` whole or not at all: a temporary file, fsynced, renamed."""
+        pq = _extra("pyarrow.parquet", "batch")
+        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def prune(self) -> int:
-        """Removes rows superseded by a later shard's row for the same path; shards rewritten
-        atomically (a shard left empty is deleted). Returns the rows removed."""
+        """Removes rows superseded by a later shard's row for the same path (a dataset from a
+        version that added a file's new row to a new shard, killed before it removed the old one);
+        shards rewritten atomically (a shard left empty is deleted). Returns the rows removed."""
         pq = _extra("pyarrow.parquet", "batch")
         pc = _extra("pyarrow.compute", "batch")
         removed = 0
@@ -955,9 +1001,7 @@ class _Dataset:
             table = pq.read_table(shard).filter(
                 pc.field("path").isin([p for p, k in zip(paths, keep, strict=True) if k])
             )
-            tmp = self.root / f".tmp-{shard.name}-{uuid.uuid4().hex[:8]}"
-            pq.write_table(table, tmp)
-            os.replace(tmp, shard)
+            self._write(table, shard)
         return removed
 
 
@@ -982,6 +1026,8 @@ class BatchSummary:
     output: Path
     worker_peak_bytes: int | None = None
     cut_short: int = 0
+    #: Of ``analysed``: files whose row was an error, tried again.
+    retried: int = 0
 
     @property
     def speed(self) -> float:
@@ -990,8 +1036,9 @@ class BatchSummary:
 
     def line(self) -> str:
         return (
-            f"batch: {self.files} files: {self.analysed} analysed, {self.skipped} skipped (done before), "
-            f"{self.failed} failed"
+            f"batch: {self.files} files: {self.analysed} analysed"
+            + (f" ({self.retried} retried after an error)" if self.retried else "")
+            + f", {self.skipped} skipped (done before), {self.failed} failed"
             + (f", {self.cut_short} cut short" if self.cut_short else "")
             + f"; {self.audio_seconds / 3600:.3f} h of audio in {self.seconds:.1f} s "
             f"({self.speed:.0f}x real time); {self.shards} shard(s) written to {self.output}"
@@ -1128,7 +1175,9 @@ def _ray_results(
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 200)))
+    # As bytes: Arrow strings are UTF-8, and a file's name need not be.
+    items = [{"path": os.fsencode(p)} for p in todo]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(todo), 200)))
     ds = ds.map_batches(
         _RayAnalysis,
         fn_constructor_kwargs=dict(
@@ -1190,8 +1239,63 @@ class _RayAnalysis:
         self.options, self.out_dir, self.device, self.batch_files = options, out_dir, device, batch_files
 
     def __call__(self, batch: Any) -> Any:
-        paths = batch.column("path").to_pylist()
+        paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
         return _table(analyze_rows(paths, self.options, self.out_dir, self.device, self.batch_files))
+
+
+#: The file in OUT that a run holds locked while it writes there (hidden: no Parquet reader takes it).
+LOCK_NAME = ".rtdstft-batch.lock"
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Holds the dataset folder ``root`` for one run: an exclusive ``flock`` on ``root/LOCK_NAME``,
+    which holds the process id. Two runs on one folder took the same shard numbers and removed each
+    other's shards in the making; the kernel lets go of the lock when its process ends, however
+    it ends (SIGKILL included), so no stale lock is left. Where there is no ``flock`` (Windows), or
+    the folder cannot be written (nothing can be committed there either), runs are not guarded.
+
+    Raises ParameterError (a ValueError) while another process holds ``root``.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise ParameterError(
+                f"output {root} is in use by another run of rtdstft batch"
+                + (f" (process {holder})" if holder.isdigit() else "")
+                + "; run again when it has ended"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_writable(root: Path, shard: int, spectrogram: bool) -> None:
+    """Raises ParameterError (a ValueError) naming ``root`` when the shard numbered ``shard`` (or,
+    with ``spectrogram``, a spectrogram) could not be created there: a read-only file system, a
+    folder of another user. Leaves nothing behind."""
+    from .atomic import check_creatable
+
+    try:
+        check_creatable(root / f"part-{shard:06d}.parquet")
+        if spectrogram:
+            check_creatable(root / SPECTROGRAM_DIR / "check.npy")
+    except OSError as exc:
+        raise ParameterError(f"output {root} cannot be written: {exc.strerror or exc}") from None
 
 
 def run_batch(
@@ -1224,7 +1328,8 @@ def run_batch(
         use_ray, ray_address: run on a Ray cluster instead: ``ray_address`` as ``ray.init`` takes it
             (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``), None for ``RAY_ADDRESS`` or else a
             new local cluster.
-        overwrite: analyse again files that ``output`` already holds.
+        overwrite: analyse again files that ``output`` already holds (without it: files new or
+            changed since, rows of other settings, and every row with an error).
         spectrogram: also write each file's dB spectrogram, float16 [bins, frames], under
             ``output/_spectrograms``.
         shard_files, shard_seconds: a shard is committed every ``shard_files`` rows (>= 1) or
@@ -1265,58 +1370,63 @@ def run_batch(
     root = Path(output)
     if root.exists() and not root.is_dir():
         raise ParameterError(f"output {root} is a file; it must be a folder (the Parquet dataset)")
-    data = _Dataset(root)
-    configs: dict[int, StreamConfig | None] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root):
+        data = _Dataset(root)
+        configs: dict[int, StreamConfig | None] = {}
 
-    @functools.cache
-    def settings_at(rate: int) -> str | None:  # None: options this rate refuses (such rows are errors)
-        cfg = _rate_config(options, rate, configs)
-        return None if cfg is None else _settings_json(cfg)
+        @functools.cache
+        def settings_at(rate: int) -> str | None:  # None: options this rate refuses (such rows are errors)
+            cfg = _rate_config(options, rate, configs)
+            return None if cfg is None else _settings_json(cfg)
 
-    todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
-    skipped = len(paths) - len(todo)
-    out_dir = str(root) if spectrogram else None
-    peak = [0]
-    t0 = time.perf_counter()
-    rows = (
-        _ray_results(todo, options, out_dir, ray_address, device, batch_files, threads)
-        if use_ray
-        else _local_results(
-            todo, options, out_dir, min(workers, max(1, len(todo))), device, peak, log, batch_files, threads
+        todo = [p for p in paths if overwrite or not data.is_done(p, settings_at, spectrogram)]
+        skipped = len(paths) - len(todo)
+        retried = sum(1 for p in todo if data.done.get(path_text(p), (None,) * 3)[2] == "error")
+        if todo:  # refused now rather than at the first commit, a shard's work later
+            _check_writable(root, data.next_shard, spectrogram)
+        out_dir = str(root) if spectrogram else None
+        peak = [0]
+        t0 = time.perf_counter()
+        rows = (
+            _ray_results(todo, options, out_dir, ray_address, device, batch_files, threads)
+            if use_ray
+            else _local_results(
+                todo, options, out_dir, min(workers, len(todo) or 1), device, peak, log, batch_files, threads
+            )
         )
-    )
-    tqdm = _extra("tqdm", "batch").tqdm
-    bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
-    audio_seconds = 0.0
-    shards = 0
-    held: list[dict[str, Any]] = []
-    last_commit = time.monotonic()
-
-    def commit() -> None:
-        nonlocal held, shards, last_commit
-        if held:
-            shard = data.commit(held)
-            shards += 1
-            if log is not None:
-                log(f"committed {shard.name}: {len(held)} rows")
-        held = []
+        tqdm = _extra("tqdm", "batch").tqdm
+        bar = tqdm(total=len(todo), unit="file", disable=not progress, file=sys.stderr, smoothing=0.1)
+        audio_seconds = 0.0
+        shards = 0
+        held: list[dict[str, Any]] = []
         last_commit = time.monotonic()
 
-    with bar:
-        for row in rows:
-            held.append(row)
-            if row["status"] != "error":
-                audio_seconds += row["duration"]
-            bar.update(1)
-            hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
-            if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
-                commit()
-        commit()
-    data.prune()
-    seconds = time.perf_counter() - t0
-    status = [data.done.get(p, (0, 0, "error"))[2] for p in paths]
-    failed, cut = status.count("error"), status.count("cut short")
-    return BatchSummary(
-        len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root, peak[0] or None, cut
-    )
+        def commit() -> None:
+            nonlocal held, shards, last_commit
+            if held:
+                for shard, count in data.commit(held):
+                    shards += 1
+                    if log is not None:
+                        log(f"committed {shard.name}: {count} rows")
+            held = []
+            last_commit = time.monotonic()
+
+        with bar:
+            for row in rows:
+                held.append(row)
+                if row["status"] != "error":
+                    audio_seconds += row["duration"]
+                bar.update(1)
+                hours_per_s = audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix_str(f"{hours_per_s:.3g} h audio/s", refresh=False)
+                if len(held) >= shard_files or time.monotonic() - last_commit >= shard_seconds:
+                    commit()
+            commit()
+        data.prune()
+        seconds = time.perf_counter() - t0
+        status = [data.done.get(path_text(p), (0, 0, "error"))[2] for p in paths]
+        failed, cut = status.count("error"), status.count("cut short")
+        summary = BatchSummary(len(paths), len(todo), skipped, failed, audio_seconds, seconds, shards, root)
+        summary.worker_peak_bytes, summary.cut_short, summary.retried = peak[0] or None, cut, retried
+        return summary

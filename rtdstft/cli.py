@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS
+from .batch import BATCH_FILES, MAX_THREADS, READ_BLOCKS, path_text
 from .config import StreamConfig
 from .entropy import ENTROPY_KINDS
 from .errors import ParameterError
@@ -463,7 +463,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     which = (
         "mono" if channels == 1 else "mono mix-down" if args.channel is None else f"channel {args.channel}"
     )
-    title = f"{Path(args.file).name}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
+    title = f"{path_text(Path(args.file).name)}: {frames / sr:.2f} s at {sr} Hz, {which}; {_describe(cfg)}"
     # All files or none: each is written to a part file, renamed into place once all are written.
     written = [p for p in (picture, args.csv, args.npz) if p is not None]
     with contextlib.ExitStack() as stack:
@@ -1024,7 +1024,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and error. A re-run skips the files OUT already holds (same path, size and mtime, analysed "
         "with the same engine settings and, with --spectrogram, with their spectrogram); shards "
         "are written whole or not at all, so a killed run is resumed by running it again. A bad "
-        "file becomes a row with its error. Exit status 1 when any file failed, 2 on a bad option.",
+        "file becomes a row with its error, and a re-run tries it again (a file fixed or restored, "
+        "a failure that passed), keeping every good row; its new row replaces the old one in one "
+        "atomic rename. One run at a time per OUT: a second is refused while one runs. Exit status 1 "
+        "when any file failed, 2 on a bad option or an OUT in use.",
     )
     p.add_argument(
         "inputs",
@@ -1051,7 +1054,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ray://host:10001), else RAY_ADDRESS's, else a new local one (needs rtdstft[scale]); write "
         "--ray=ADDRESS, or --ray after the inputs",
     )
-    p.add_argument("--overwrite", action="store_true", help="analyse again the files OUT already holds")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="analyse again every file OUT already holds (without it: only new or changed files, rows "
+        "of other engine settings, and error rows)",
+    )
     p.add_argument(
         "--spectrogram",
         action="store_true",

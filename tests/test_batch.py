@@ -287,6 +287,229 @@ def test_a_rerun_skips_done_files_a_changed_file_is_redone_and_overwrite_redoes_
     assert sorted(read_rows(out)) == sorted(map(str, [*good, changed]))
 
 
+def _bit_rot(path: Path) -> bytes:
+    """Spoils ``path``'s header in place, size and mtime kept (as a disk's bit rot or a bad copy
+    does); returns its good bytes."""
+    good, st = path.read_bytes(), path.stat()
+    path.write_bytes(b"JUNK" + good[4:])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return good
+
+
+def _restore(path: Path, good: bytes) -> None:
+    """Puts the good bytes back with the same mtime, as ``rsync -a`` or ``cp -p`` from a backup do."""
+    st = path.stat()
+    path.write_bytes(good)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _retry_corpus(corpus, folder: Path) -> tuple[list[Path], Path, bytes]:
+    """Two good files and one whose header rotted, in ``folder``: (files, the rotted one, its good bytes)."""
+    folder.mkdir()
+    files = [folder / "a.wav", folder / "b.wav", folder / "rotted.wav"]
+    for f, src in zip(files, [corpus["good8"], corpus["good16"], corpus["good8"]], strict=True):
+        f.write_bytes(src.read_bytes())
+    return files, files[2], _bit_rot(files[2])
+
+
+def _retry_then_check(files, victim, good, out, run, retry=None) -> None:
+    """``run()`` makes the dataset with ``victim`` rotted; it is restored (same size and mtime) and
+    ``retry()`` (default ``run``) must analyse it alone: its row good, the other rows and
+    spectrograms untouched; ``run()`` then finds everything done."""
+    first = run()
+    assert (first.analysed, first.failed) == (3, 1)
+    before = read_rows(out)
+    assert before[str(victim)]["status"] == "error"
+    images = {p: os.stat(out / before[str(p)]["spectrogram"]) for p in files[:2]}
+    _restore(victim, good)  # the fix keeps what the error row recorded: only its status says redo
+    again = (retry or run)()
+    assert (again.analysed, again.retried, again.skipped, again.failed) == (1, 1, 2, 0)
+    after = read_rows(out)
+    assert sorted(after) == sorted(map(str, files))
+    assert after[str(victim)]["status"] == "ok" and after[str(victim)]["error"] is None
+    for p in files[:2]:  # bit for bit, and not recomputed: the spectrogram files were not rewritten
+        same_rows(before[str(p)], after[str(p)])
+        now = os.stat(out / after[str(p)]["spectrogram"])
+        assert (now.st_ino, now.st_mtime_ns) == (images[p].st_ino, images[p].st_mtime_ns)
+    assert (out / after[str(victim)]["spectrogram"]).is_file()
+    assert run().analysed == 0  # its good row stands
+
+
+def test_a_plain_rerun_retries_error_rows_only(corpus, tmp_path, capsys):
+    """A re-run skipped a file whose row was an error while its size and mtime stood: a file restored
+    from a backup, or a transient failure (a full disk, a network file system), needed --overwrite,
+    which redid the whole corpus."""
+    files, victim, good = _retry_corpus(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    _retry_then_check(files, victim, good, out, lambda: run_batch(files, out, workers=1, spectrogram=True))
+    _bit_rot(victim)  # the command line says what it retried (a new dataset: the good row would stand)
+    command = ["batch", str(tmp_path / "corpus"), "-o", str(tmp_path / "out2"), "--workers", "1"]
+    assert main(command) == 1
+    _restore(victim, good)
+    capsys.readouterr()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "3 files: 1 analysed (1 retried after an error), 2 skipped (done before), 0 failed;" in printed
+
+
+def test_a_retry_killed_at_any_moment_leaves_each_file_one_row(corpus, tmp_path):
+    """A file analysed again got its new row in a new shard, and its old row was removed only when
+    the run ended: a run killed in between (or a reader meanwhile) saw both its error row and its
+    good row. The new row now replaces the old one in its shard, one rename."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    files = [folder / f"f{i:03d}.wav" for i in range(200)]
+    for f in files:
+        f.write_bytes(corpus["good8"].read_bytes())
+    good = corpus["good8"].read_bytes()
+    for f in files[3:]:
+        _bit_rot(f)
+    out = tmp_path / "out"
+    assert run_batch(files, out, workers=1).failed == 197
+    for f in files[3:]:
+        _restore(f, good)
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "1", "--batch-files", "1", "--shard-files", "2"
+    )
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def good_rows() -> int:
+        statuses = pads.dataset(out, format="parquet").to_table(columns=["status"]).column("status")
+        return statuses.to_pylist().count("ok")
+
+    deadline = time.monotonic() + 120
+    while good_rows() < 3 + 4:  # two commits of the retry
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no retried row committed in 120 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows = read_rows(out)  # one row per file, whatever the moment of the kill
+    assert sorted(rows) == sorted(map(str, files))
+    done = sum(r["status"] == "ok" for r in rows.values())
+    assert 3 + 4 <= done < len(files), "the kill came after the run had finished"
+    assert [p.name for p in out.glob("part-*")] == ["part-000000.parquet"]  # where the old rows were
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    left = len(files) - done
+    assert f"{left} analysed ({left} retried after an error), {done} skipped" in again.stdout
+    rows = read_rows(out)
+    assert sorted(rows) == sorted(map(str, files)) and {r["status"] for r in rows.values()} == {"ok"}
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(corpus, tmp_path, capsys):
+    """Two runs on one OUT (a cron job that overlaps the last one, the command typed in a second
+    terminal) took the same shard numbers and removed each other's shards in the making: rows were
+    lost or doubled. The second run is now refused while the first holds OUT."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(100):
+        (folder / f"f{i:03d}.wav").write_bytes(corpus["good8"].read_bytes())
+    out = tmp_path / "out"
+    command = rtdstft_command(
+        "batch", folder, "-o", out, "--workers", "1", "--batch-files", "1", "--shard-files", "2"
+    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("part-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)  # the first run, mid-way, holds still
+    try:
+        assert proc.poll() is None, "the first run had finished"
+        status = main(["batch", str(folder), "-o", str(out), "--workers", "1"])
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and f"output {out} is in use by another run" in err, err
+    assert f"(process {proc.pid})" in err
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "100 files: 100 analysed, 0 skipped" in stdout
+    rows = read_rows(out)
+    assert len(rows) == 100 and {r["status"] for r in rows.values()} == {"ok"}
+    assert run_batch([folder], out, workers=1).skipped == 100  # OUT is free again when a run ends
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_file_is_analysed(corpus, tmp_path):
+    """A dataset on a read-only file system (a mirror, a snapshot, a full quota) with files to do:
+    every file was analysed, then the first commit failed, a shard's work (up to 1000 files or 60 s)
+    later, and with --spectrogram each file became an error row first. Now it is refused before any
+    file is analysed; a dataset there with nothing to do still runs (it only reads)."""
+    out = tmp_path / "out"
+    new = tmp_path / "new.wav"
+    new.write_bytes(corpus["good8"].read_bytes())
+    assert run_batch([corpus["good8"]], out, workers=1).analysed == 1
+    code = f"""if True:
+        import sys
+        import rtdstft.batch as batch
+        from rtdstft.cli import main
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a file was analysed")
+
+        batch.analyze_rows = batch.analyze_row = refuse
+        done = main(["batch", {str(corpus["good8"])!r}, "-o", {str(out)!r}, "--workers", "1"])
+        more = main(["batch", {str(corpus["good8"])!r}, {str(new)!r}, "-o", {str(out)!r}, "--workers", "1",
+                     "--spectrogram"])
+        print(done, more)
+    """
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" -c "$3"'
+    try:
+        probe = subprocess.run([*unshare, "sh", "-c", script, "sh", out, "true", ""], capture_output=True)
+    except FileNotFoundError:
+        pytest.skip("no unshare here to mount a folder read-only")
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only bind mount in a user namespace here ({probe.stderr.decode().strip()})")
+    done = subprocess.run(
+        [*unshare, "sh", "-c", script, "sh", out, sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 2", (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr  # the refusal, one line
+    assert f"output {out} cannot be written" in done.stderr and "Read-only file system" in done.stderr
+
+
+def _latin1_named(corpus, folder: Path) -> tuple[Path, Path]:
+    """``folder`` with a copy of good8 named in Latin-1 (``caf\\xe9.wav``: the byte 0xE9, no UTF-8)
+    and one named in UTF-8: (the Latin-1 one, the other)."""
+    folder.mkdir()
+    odd = folder / os.fsdecode(b"caf\xe9.wav")
+    try:
+        odd.write_bytes(corpus["good8"].read_bytes())
+    except (OSError, UnicodeError) as exc:
+        pytest.skip(f"this file system takes no name that is not UTF-8 ({exc})")
+    plain = folder / "caf\u00e9.wav"
+    plain.write_bytes(corpus["good8"].read_bytes())
+    return odd, plain
+
+
+def test_file_names_that_are_not_utf8_are_rows_not_a_crash(corpus, tmp_path):
+    """A file named in another encoding (an old archive's Latin-1 names) made the whole run end in a
+    traceback at its shard's commit (Arrow strings are UTF-8), every time it was run again. Its row
+    now names it with the bytes that are not UTF-8 written as \\xNN, and a re-run finds it done."""
+    odd, plain = _latin1_named(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    summary = run_batch([tmp_path / "corpus"], out, workers=1, spectrogram=True)
+    assert (summary.analysed, summary.failed) == (2, 0)
+    rows = read_rows(out)
+    name = str(odd.parent / "caf\\xe9.wav")
+    assert sorted(rows) == sorted([name, str(plain)])
+    assert rows[name]["status"] == "ok" and rows[name]["theta"] == rows[str(plain)]["theta"]
+    assert (out / rows[name]["spectrogram"]).is_file()
+    again = run_batch([tmp_path / "corpus"], out, workers=1, spectrogram=True)
+    assert (again.analysed, again.skipped) == (0, 2)
+    # analyze reads it too, and names it in its picture's title as the row does
+    assert main(["analyze", str(odd), "-o", str(tmp_path / "odd.png")]) == 0
+
+
 def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(corpus, tmp_path):
     """A re-run with other engine options, or that asks for spectrograms the rows lack, skipped
     every file "done before": the options were silently ignored."""
@@ -299,15 +522,15 @@ def test_a_rerun_with_other_options_or_spectrograms_redoes_the_rows_they_change(
 
     assert hops() == [32, 32, None]
     again = run_batch(good, out, options={"hop_length": 64}, workers=1)
-    assert (again.analysed, again.skipped, again.failed) == (2, 1, 1)  # the error row stands
+    assert (again.analysed, again.skipped, again.failed) == (3, 0, 1)  # the error row is tried again
     assert hops() == [64, 64, None]
-    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 0
+    assert run_batch(good, out, options={"hop_length": 64}, workers=1).analysed == 1  # the error row
     with_images = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
-    assert (with_images.analysed, with_images.skipped) == (2, 1)
+    assert (with_images.analysed, with_images.skipped) == (3, 0)
     image = out / read_rows(out)[str(corpus["good8"])]["spectrogram"]
     image.unlink()
     redo = run_batch(good, out, options={"hop_length": 64}, workers=1, spectrogram=True)
-    assert (redo.analysed, redo.skipped) == (1, 2) and image.is_file()
+    assert (redo.analysed, redo.skipped) == (2, 1) and image.is_file()
     assert sorted(read_rows(out)) == sorted(map(str, good))  # one row per file
 
 
@@ -534,6 +757,27 @@ def test_ray_gives_the_same_rows_as_the_local_path(ray_cluster, corpus, tmp_path
     assert sorted(a) == sorted(b) == sorted(files)
     for path in files:
         same_rows(a[path], b[path])
+
+
+def test_ray_reruns_retry_error_rows_only(ray_cluster, corpus, tmp_path):
+    files, victim, good = _retry_corpus(corpus, tmp_path / "corpus")
+    out = tmp_path / "out"
+    _retry_then_check(  # the first and last runs on the local path: one Ray run keeps it short
+        files,
+        victim,
+        good,
+        out,
+        lambda: run_batch(files, out, workers=1, spectrogram=True),
+        lambda: run_batch(files, out, use_ray=True, spectrogram=True),
+    )
+
+
+def test_ray_takes_file_names_that_are_not_utf8(ray_cluster, corpus, tmp_path):
+    odd, plain = _latin1_named(corpus, tmp_path / "corpus")
+    summary = run_batch([tmp_path / "corpus"], tmp_path / "out", use_ray=True)
+    assert (summary.analysed, summary.failed) == (2, 0)
+    rows = read_rows(tmp_path / "out")
+    assert rows[str(odd.parent / "caf\\xe9.wav")]["theta"] == rows[str(plain)]["theta"]
 
 
 # -- GPU --------------------------------------------------------------------------------------------------
