@@ -91,6 +91,7 @@ def entropy(
         raise ValueError("spec must be a tensor [..., M, F] (bins × frames)")
     check_entropy_args(kind, alpha, power, radius)
     p = power_spectrogram(spec, power)
+
     def region_sum(col: torch.Tensor) -> torch.Tensor:  # [..., F] -> each region's sum
         return col.sum(-1) if radius is None else _window_sum(col, int(radius))
 
