@@ -145,6 +145,17 @@ def test_sigkill_then_the_same_command_resumes_and_equals_an_uninterrupted_run(f
         same_rows(reference[path], rows[path])
 
 
+def _started_until_a_shard(command: list[str], out: Path) -> subprocess.Popen:
+    """``command`` (a batch run into ``out``) started, once it has committed its first shard."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("part-*.parquet")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no shard committed in 120 s"
+        time.sleep(0.01)
+    return proc
+
+
 def _grandchildren(pid: int) -> list[int]:
     """Processes whose parent's parent is ``pid`` (the pool's workers under its forkserver)."""
     parents = {}
@@ -169,12 +180,7 @@ def test_a_worker_killed_mid_run_costs_no_file(tmp_path):
     command = rtdstft_command(
         "batch", folder, "-o", out, "--workers", "2", "--shard-files", "20", "--verbose"
     )
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(out.glob("part-*.parquet")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no shard committed in 120 s"
-        time.sleep(0.01)
+    proc = _started_until_a_shard(command, out)
     workers = _grandchildren(proc.pid)
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer would
@@ -411,12 +417,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(corpus,
     command = rtdstft_command(
         "batch", folder, "-o", out, "--workers", "1", "--batch-files", "1", "--shard-files", "2"
     )
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(out.glob("part-*.parquet")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no shard committed in 120 s"
-        time.sleep(0.01)
+    proc = _started_until_a_shard(command, out)
     os.kill(proc.pid, signal.SIGSTOP)  # the first run, mid-way, holds still
     try:
         assert proc.poll() is None, "the first run had finished"
