@@ -377,6 +377,11 @@ class EngineWorker(QtCore.QThread):
             if 0 < backlog < min(quantum, remaining):
                 return False
             limit = int(MAX_BACKLOG_S * source.sample_rate)
+            if backlog > limit and not self._fed:
+                # Not behind: starting (the engine built, a child process spawned). At 4x that
+                # backlog skipped the first 0.5-0.9 s of every file; the clock starts here instead.
+                source.start()
+                return False
             if backlog > limit:  # the engine fell behind: skip ahead rather than lag for ever
                 source.read(backlog - limit // 4)
                 self.dropped_blocks += 1
@@ -389,6 +394,8 @@ class EngineWorker(QtCore.QThread):
             return False
         t0 = time.perf_counter()
         out = self.engine.process(block)
+        if self.kind == "file" and not self._fed:
+            source.start()  # the first call warms the engine up: that is not falling behind either
         # In a child process, the time the transform took there (the pipe's round trip is not the engine's).
         work = self.engine.seconds if self._process is not None else time.perf_counter() - t0
         self._busy.append((work, block.size / source.sample_rate))

@@ -201,8 +201,10 @@ def test_a_selection_is_held_frames_only_and_measured_on_the_files_clock(qtbot, 
 
 def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_path):
     """The engine thread's file replay, driven step by step on a fake clock: a loop, and a backlog
-    it skips (the engine fell behind by more than MAX_BACKLOG_S) at the very start and later, each
-    give a mark, so that the history maps every frame to the file sample it was centred on."""
+    it skips (the engine fell behind by more than MAX_BACKLOG_S), each give a mark, so that the
+    history maps every frame to the file sample it was centred on. Its start is not falling
+    behind: a backlog before the first block (the engine built) and the first call's time (its
+    warm-up) skip nothing, and the file is analysed from its first sample."""
     from rtdstft_gui.worker import MAX_BACKLOG_S, EngineWorker, Frames, Geometry, Jump, Samples
 
     from rtdstft import audio
@@ -218,6 +220,14 @@ def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_
     worker.playing = True
     h = History(60.0)
     expected = []  # (stream time of a block's first sample, file sample it read from)
+    process = worker.engine.process
+
+    def slow_first_call(block):  # a cold engine's first call: as long as MAX_BACKLOG_S and more
+        if not worker._fed:
+            now[0] += 2 * MAX_BACKLOG_S
+        return process(block)
+
+    worker.engine.process = slow_first_call
 
     def step(dt: float) -> None:
         now[0] += dt
@@ -235,15 +245,16 @@ def test_the_worker_marks_loops_and_skipped_samples_where_they_happen(qapp, tmp_
             elif isinstance(item, Frames):
                 h.add_frames(item.db, item.theta, item.time)
 
-    step(2 * MAX_BACKLOG_S)  # a backlog before the first block: skipped
-    for _ in range(40):
-        step(0.05)  # 2 s: two loops
+    step(2 * MAX_BACKLOG_S)  # a backlog before the first block: not skipped
+    for _ in range(50):
+        step(0.05)  # 2.5 s: two loops
     step(3 * MAX_BACKLOG_S)  # behind again
     for _ in range(10):
         step(0.05)
     skips = [m for m in h.marks[1:] if m[1] != 0.0]
     loops = [m for m in h.marks[1:] if m[1] == 0.0]
-    assert len(skips) == 2 and len(loops) >= 2
+    assert len(skips) == 1 and len(loops) >= 2 and worker.dropped_blocks == 1
+    assert expected[0][1] == 0 and expected[1][1] > 0  # from the file's start, on from there
     # Each block's first sample maps to the file sample it was read from, whatever was skipped or
     # looped before it.
     assert len(expected) > 40
